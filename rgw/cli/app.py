@@ -1,0 +1,231 @@
+"""The application object on the click context: options, the config store, and target resolution.
+
+Resolution rules (PROTOCOL.md): rack = ``--rack`` > ``RACK_GATEWAY_RACK`` > ``current``; credential =
+``--api-token`` > ``RACK_GATEWAY_API_TOKEN`` > the rack's stored session.  ``RACK_GATEWAY_URL``
+gives the URL only when there is no stored rack, and a stored session is never sent to a URL other
+than its own rack's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from rgw import __version__
+from rgw.config import ConfigStore, default_config_dir
+from rgw.errors import AuthenticationError, MfaError, MfaRequired, NoRackError, NotLoggedIn, RgwError
+from rgw.models import DeviceInfo, RackConfig
+from rgw.urls import normalize_url
+
+if TYPE_CHECKING:
+    from rgw.client import GatewayClient, StepUpProvider
+    from rgw.login.browser import BrowserLauncher
+    from rgw.login.flow import PasteSource
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a command goes and with which credential."""
+
+    url: str
+    token: str
+    rack_name: str | None
+    rack: RackConfig | None
+    api_token: bool
+
+    def login_hint(self) -> str:
+        if self.api_token:
+            return "Check the API token (--api-token or RACK_GATEWAY_API_TOKEN)."
+        return f"Please run: rack-gateway login {self.rack_name or '<rack>'} {self.url}"
+
+
+@dataclass
+class App:
+    config_dir: Path
+    rack_option: str | None = None
+    api_token_option: str | None = None
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+    step_up: StepUpProvider | None = None
+    #: Browser launcher override (tests, the demo); None = the system browser.
+    browser: BrowserLauncher | None = None
+    #: Whether stdin is an interactive terminal we may read pasted URLs and MFA codes from.
+    interactive: bool | None = None
+    _store: ConfigStore | None = None
+
+    @classmethod
+    def create(
+        cls, *, config: str | None, rack: str | None, api_token: str | None, environ: Mapping[str, str] | None = None
+    ) -> App:
+        env = os.environ if environ is None else environ
+        directory = Path(config).expanduser() if config else default_config_dir(env)
+        return cls(config_dir=directory, rack_option=rack, api_token_option=api_token, environ=env)
+
+    @property
+    def store(self) -> ConfigStore:
+        if self._store is None:
+            self._store = ConfigStore(self.config_dir)
+        return self._store
+
+    def is_interactive(self) -> bool:
+        if self.interactive is None:
+            self.interactive = bool(sys.stdin and sys.stdin.isatty() and sys.stderr.isatty())
+        return self.interactive
+
+    def paste_source(self) -> PasteSource | None:
+        """On a terminal, lines the user pastes (the URL the browser ended on); else None."""
+        if not self.is_interactive():
+            return None
+        from rgw.cli.terminal import TerminalLines
+
+        return TerminalLines(sys.stdin)
+
+    # -- output -----------------------------------------------------------------------------
+
+    def echo(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+    def note(self, text: str) -> None:
+        print(text, file=self.err, flush=True)
+
+    def echo_json(self, value: Any) -> None:
+        print(json.dumps(value, indent=2, sort_keys=True), file=self.out, flush=True)
+
+    # -- resolution ---------------------------------------------------------------------------
+
+    def env(self, name: str) -> str | None:
+        value = self.environ.get(name)
+        return value.strip() if value and value.strip() else None
+
+    def selected_rack_name(self, current: str | None) -> str | None:
+        return self.rack_option or self.env("RACK_GATEWAY_RACK") or current
+
+    def api_token(self) -> str | None:
+        return self.api_token_option or self.env("RACK_GATEWAY_API_TOKEN")
+
+    async def target(self) -> Target:
+        data = await self.store.read()
+        name = self.selected_rack_name(data.current)
+        rack = data.rack(name) if name else None
+        api_token = self.api_token()
+        env_url = self.env("RACK_GATEWAY_URL")
+        if rack is not None and rack.url:
+            url = normalize_url(rack.url)
+        elif env_url:
+            url = normalize_url(env_url)
+            rack = None
+        elif name:
+            raise NoRackError(
+                f"unknown rack {name!r}",
+                hint=f"Please run: rack-gateway login {name} <gateway-url>",
+            )
+        else:
+            raise NoRackError(
+                "no rack selected",
+                hint="Please run: rack-gateway login <rack> <gateway-url>   (or set RACK_GATEWAY_RACK)",
+            )
+        if api_token:
+            return Target(url=url, token=api_token, rack_name=name, rack=rack, api_token=True)
+        if rack is None or not rack.token:
+            raise NotLoggedIn(
+                f"not logged in to {name or url}",
+                hint=f"Please run: rack-gateway login {name or '<rack>'} {url}",
+            )
+        return Target(url=url, token=rack.token, rack_name=name, rack=rack, api_token=False)
+
+    def client(self, target: Target) -> GatewayClient:
+        from rgw.client import GatewayClient
+
+        return GatewayClient(target.url, token=target.token, step_up=None if target.api_token else self.step_up)
+
+    @contextlib.asynccontextmanager
+    async def connect(self) -> AsyncIterator[tuple[Target, GatewayClient]]:
+        """Resolve the target and open a client; a 401 becomes the seed's session error."""
+        target = await self.target()
+        client = self.client(target)
+        try:
+            async with client:
+                yield target, client
+        except MfaRequired as exc:
+            raise step_up_error(exc, target) from None
+        except AuthenticationError as exc:
+            raise session_error(exc, target) from None
+        await self.remember_expiry(target, client)
+
+    async def remember_expiry(self, target: Target, client: GatewayClient) -> None:
+        """Store the sliding expiry the gateway echoed (``X-Session-Expires-At``) for this session."""
+        expires = client.session_expires_at
+        if target.api_token or target.rack is None or not expires or expires == target.rack.expires_at:
+            return
+        name, token = target.rack.name, target.token
+
+        def change(data: Any) -> None:
+            current = data.rack(name)
+            if current is not None and current.token == token:
+                data.raw["gateways"][name]["expires_at"] = expires
+
+        await self.store.update(change)
+
+    async def device(self) -> DeviceInfo:
+        from rgw.client import default_device_os
+
+        machine_id = await self.store.ensure_machine_id()
+        return DeviceInfo(
+            device_id=machine_id,
+            device_name=(socket.gethostname() or "unknown")[:150],
+            device_os=default_device_os(),
+            client_version=f"rgw-python/{__version__}",
+        )
+
+
+def session_error(exc: AuthenticationError, target: Target) -> RgwError:
+    """Rewrite a 401 into the seed's form, naming the cause and the exact login command."""
+    reason = (exc.reason or "").removeprefix("authentication failed: ")
+    explanation = explain_reason(reason, exc.hint)
+    hint = target.login_hint()
+    if explanation:
+        hint = f"{hint}\n({explanation})"
+    error = AuthenticationError("session expired or invalid", reason=reason, hint=hint)
+    return error
+
+
+def explain_reason(reason: str, message: str | None) -> str:
+    text = (message or "").lower()
+    if "mfa" in text or "multi-factor" in text:
+        return "MFA enforcement changed for your account; you may need to enroll in MFA"
+    if "secret" in text:
+        return "the gateway restarted with a new secret: all sessions were invalidated"
+    if reason == "session revoked":
+        return "an administrator revoked your session"
+    if reason == "session expired":
+        return "the session expired" + (" after a period of inactivity" if "inactiv" in text else "")
+    if reason == "session not found":
+        return "the gateway does not know this session (it may have restarted with a new secret)"
+    if reason == "user locked":
+        return "your account is locked; contact your administrator"
+    if reason.startswith("invalid API token"):
+        return reason
+    return message or reason
+
+
+def step_up_error(exc: MfaRequired, target: Target) -> RgwError:
+    if exc.level == "enrollment":
+        return MfaError(
+            "MFA enrollment required: your account must enroll in MFA before this operation",
+            hint="Enroll in the gateway's web UI, then run the command again.",
+        )
+    if target.api_token:
+        return MfaError(f"the gateway requires MFA for this operation: {exc.message}",
+                        hint="API tokens cannot answer MFA; use a token whose role does not need it.")
+    return MfaError(
+        f"MFA verification required for this operation: {exc.message}",
+        hint="Run it in a terminal to be prompted, or pass --mfa-code CODE.",
+    )

@@ -1,0 +1,215 @@
+"""``login``, ``logout`` and ``test-auth``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncclick as click
+
+from rgw.cli.app import App
+from rgw.cli.render import JsonRenderer, TextRenderer
+from rgw.errors import AuthenticationError, GatewayUnreachable, NoRackError, NotLoggedIn, UsageError
+from rgw.login.events import EventSink
+from rgw.models import parse_time
+from rgw.urls import looks_like_url, normalize_url
+
+pass_app = click.make_pass_decorator(App)
+
+
+@dataclass(frozen=True)
+class LoginRequest:
+    rack: str
+    url: str
+
+
+async def resolve_login(app: App, rack_arg: str | None, url_arg: str | None) -> LoginRequest:
+    """``login RACK URL`` | ``login RACK`` (a stored rack) | ``login`` (the selected rack)."""
+    data = await app.store.read()
+    if rack_arg and url_arg:
+        return LoginRequest(rack_arg, normalize_url(url_arg))
+    name = rack_arg or app.selected_rack_name(data.current)
+    if name is None:
+        env_url = app.env("RACK_GATEWAY_URL")
+        raise UsageError(
+            "which rack? no rack given and none is current",
+            hint=f"Run: rack-gateway login <rack> {env_url or '<gateway-url>'}",
+        )
+    rack = data.rack(name)
+    if rack is not None and rack.url:
+        return LoginRequest(name, normalize_url(rack.url))
+    if rack_arg and looks_like_url(rack_arg):
+        raise UsageError(
+            f"{rack_arg!r} looks like a URL: give the rack a name first",
+            hint=f"Run: rack-gateway login production {rack_arg}",
+        )
+    if env_url := app.env("RACK_GATEWAY_URL"):
+        return LoginRequest(name, normalize_url(env_url))
+    raise NoRackError(f"unknown rack {name!r}", hint=f"Run: rack-gateway login {name} <gateway-url>")
+
+
+def make_renderer(app: App, progress: str, *, prefix_racks: bool = False) -> EventSink:
+    if progress == "json":
+        return JsonRenderer(app.err)
+    return TextRenderer(app.err, prefix_racks=prefix_racks)
+
+
+@click.command("login")
+@click.argument("rack_arg", metavar="[RACK]", required=False)
+@click.argument("url_arg", metavar="[URL]", required=False)
+@click.option("--no-browser", is_flag=True, help="Do not open a browser; print the URL to open.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=600.0,
+    show_default=True,
+    help="Seconds to wait for the whole login.",
+)
+@click.option(
+    "--loopback-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    help="Port of the local callback listener (default: random).",
+)
+@click.option("--no-loopback", is_flag=True, help="Do not start the local callback listener; poll only.")
+@click.option(
+    "--progress",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Progress on stderr: lines, or one JSON event a line.",
+)
+@pass_app
+async def login(
+    app: App,
+    rack_arg: str | None,
+    url_arg: str | None,
+    no_browser: bool,
+    timeout: float,  # noqa: ASYNC109 - the --timeout option, applied with move_on_after
+    loopback_port: int,
+    no_loopback: bool,
+    progress: str,
+) -> None:
+    """Log in to a rack gateway through your browser.
+
+    \b
+    rack-gateway login production https://gateway.example.com   new rack
+    rack-gateway login production                               stored rack
+    rack-gateway login                                          current rack
+    """
+    from rgw.client import GatewayClient
+    from rgw.login.browser import NoBrowser, SystemBrowser
+    from rgw.login.flow import LoginFlow, LoginOptions
+
+    request = await resolve_login(app, rack_arg or app.rack_option, url_arg)
+    emit = make_renderer(app, progress)
+    options = LoginOptions(
+        timeout=timeout,
+        open_browser=not no_browser,
+        use_loopback=not no_loopback,
+        loopback_port=loopback_port,
+    )
+    device = await app.device()
+    async with GatewayClient(request.url) as client:
+        flow = LoginFlow(
+            client=client,
+            store=app.store,
+            browser=NoBrowser() if no_browser else app.browser or SystemBrowser(app.environ),
+            device=device,
+            emit=emit,
+            options=options,
+            paste=app.paste_source(),
+        )
+        session = await flow.run(request.rack)
+    app.echo(f"Logged in as {session.email}")
+
+
+@click.command("logout")
+@click.option("--local", is_flag=True, help="Only forget the session here (when the gateway is unreachable).")
+@pass_app
+async def logout(app: App, local: bool) -> None:
+    """Revoke the session on the gateway and remove it locally (the rack stays configured)."""
+    from rgw.client import GatewayClient
+
+    data = await app.store.read()
+    name = app.selected_rack_name(data.current)
+    rack = data.rack(name) if name else None
+    if name is None or rack is None:
+        raise NoRackError("no rack selected" if name is None else f"unknown rack {name!r}",
+                          hint="Run: rack-gateway racks")
+    if not rack.token:
+        raise NotLoggedIn(f"not logged in to {name}", hint=f"Please run: rack-gateway login {name} {rack.url}")
+    revoked = "skipped"
+    if not local:
+        async with GatewayClient(rack.url, token=rack.token) as client:
+            try:
+                await client.logout()
+                revoked = "revoked"
+            except AuthenticationError:
+                revoked = "already-invalid"
+            except GatewayUnreachable as exc:
+                exc.hint = (
+                    f"{exc.hint}\nThe session was kept so it can still be revoked. To forget it here only: "
+                    "rack-gateway logout --local"
+                )
+                raise
+    token = rack.token
+
+    def forget(data_: object) -> None:
+        from rgw.config import ConfigData
+
+        assert isinstance(data_, ConfigData)
+        current = data_.rack(name)
+        if current is not None and current.token == token:
+            data_.clear_session(name)
+
+    await app.store.update(forget)
+    if revoked == "already-invalid":
+        app.note("The gateway already considered this session invalid.")
+    elif revoked == "skipped":
+        app.note("The session was not revoked on the gateway (--local); it stays valid there until it expires.")
+    app.echo(f"Logged out of {name}")
+
+
+def format_expiry(value: str | None) -> str:
+    parsed = parse_time(value)
+    return parsed.strftime("%Y-%m-%d %H:%M:%S UTC") if parsed else "unknown"
+
+
+@click.command("test-auth")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_app
+async def test_auth(app: App, as_json: bool) -> None:
+    """Check that the current credentials work, and show who you are."""
+    async with app.connect() as (target, client):
+        info = await client.info()
+    user = info.get("user") if isinstance(info.get("user"), dict) else {}
+    assert isinstance(user, dict)
+    email = str(user.get("email") or (target.rack.email if target.rack else "") or "unknown")
+    roles = user.get("roles")
+    role_text = ", ".join(str(r) for r in roles) if isinstance(roles, list) and roles else "unknown"
+    session = info.get("session") if isinstance(info.get("session"), dict) else {}
+    assert isinstance(session, dict)
+    stored = target.rack.expires_at if target.rack else None
+    expires = client.session_expires_at or session.get("expires_at") or stored
+    if as_json:
+        app.echo_json(
+            {
+                "authenticated": True,
+                "email": email,
+                "roles": roles if isinstance(roles, list) else [],
+                "credential": "api_token" if target.api_token else "session",
+                "expires_at": None if target.api_token else expires,
+                "rack": target.rack_name,
+                "url": target.url,
+            }
+        )
+        return
+    app.echo(f"Authenticated as {email}")
+    app.echo(f"Role: {role_text}")
+    if target.api_token:
+        app.echo("Credential: API token")
+    else:
+        app.echo(f"Session expires: {format_expiry(expires if isinstance(expires, str) else None)}")
+
+
+COMMANDS = [login, logout, test_auth]

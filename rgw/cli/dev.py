@@ -1,0 +1,119 @@
+"""``dev-gateway`` (serve the reference gateway on loopback) and ``demo`` (a whole login, end to end).
+
+Both need the ``testing`` extra (starlette, uvicorn, ...), imported only when they run.
+"""
+
+from __future__ import annotations
+
+import shlex
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import asyncclick as click
+
+from rgw.cli.app import App
+from rgw.errors import RgwError
+
+pass_app = click.make_pass_decorator(App)
+
+
+def _require_testing() -> None:
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise RgwError(
+            "the reference gateway needs the testing extra",
+            hint="pip install 'rgw[testing]'",
+        ) from exc
+
+
+def _settings(db: str | None, allowed_domain: str, deployed_mode: bool) -> Any:
+    from rgw.testing import GatewaySettings
+
+    return GatewaySettings(
+        db_path=db or ":memory:",
+        allowed_domain=allowed_domain or None,
+        extensions=not deployed_mode,
+    )
+
+
+def _describe_users(gateway: Any) -> list[str]:
+    lines = []
+    for user in gateway.users():
+        roles = ", ".join(user["roles"])
+        extra = "  (MFA: TOTP secret " + user["totp_secret"] + ")" if user.get("totp_secret") else ""
+        lines.append(f"  {user['email']:<26} {roles}{extra}")
+    return lines
+
+
+@click.command("dev-gateway")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port (0 = random).")
+@click.option("--db", metavar="PATH", help="SQLite file (default: in memory).")
+@click.option("--allowed-domain", default="example.com", show_default=True, envvar="GOOGLE_ALLOWED_DOMAIN",
+              help="Allowed email domain(s), comma-separated (GOOGLE_ALLOWED_DOMAIN).")
+@click.option("--deployed-mode", is_flag=True, help="Behave like a deployed Go gateway: no protocol extensions.")
+@pass_app
+async def dev_gateway(app: App, host: str, port: int, db: str | None, allowed_domain: str, deployed_mode: bool) -> None:
+    """Serve the reference gateway (a stand-in for a deployed rack gateway) until Ctrl-C."""
+    _require_testing()
+    from rgw.testing import serve_forever
+
+    settings = _settings(db, allowed_domain, deployed_mode)
+
+    def ready(url: str, gateway: Any) -> None:
+        mode = "deployed-gateway mode (no extensions)" if deployed_mode else "with protocol extensions"
+        app.echo(f"Reference gateway listening on {url} ({mode})")
+        app.echo("Seeded users:")
+        for line in _describe_users(gateway):
+            app.echo(line)
+        app.echo(f"Log in with: rack-gateway login dev {url}")
+        app.echo("Press Ctrl-C to stop.")
+
+    await anyio.to_thread.run_sync(lambda: serve_forever(settings, host=host, port=port, ready=ready))
+
+
+@click.command("demo")
+@click.option("--email", default="developer@example.com", show_default=True, help="Who signs in.")
+@click.option("--deployed-mode", is_flag=True, help="Run against a gateway with no protocol extensions.")
+@click.option("--real-browser", is_flag=True, help="Open your own browser instead of the scripted one.")
+@pass_app
+async def demo(app: App, email: str, deployed_mode: bool, real_browser: bool) -> None:
+    """Run a complete login on a built-in reference gateway: login, test-auth, apps, rack, logout."""
+    _require_testing()
+    from rgw.cli import run
+    from rgw.testing import ScriptedBrowser, running_gateway
+
+    settings = _settings(None, "example.com", deployed_mode)
+    with tempfile.TemporaryDirectory(prefix="rgw-demo-") as tmp, running_gateway(settings) as gw:
+        config_dir = Path(tmp) / "config"
+        app.echo(f"Started the reference gateway at {gw.url}; config in {config_dir}")
+        browser = None if real_browser else ScriptedBrowser(email=email)
+        if browser is not None:
+            app.echo(f"A scripted browser signs in as {email}.")
+        steps = [
+            ["login", "demo", gw.url],
+            ["test-auth"],
+            ["apps"],
+            ["rack"],
+            ["racks"],
+            ["logout"],
+        ]
+        for args in steps:
+            app.echo("")
+            app.echo("$ rack-gateway " + shlex.join(args))
+            step_app = App(
+                config_dir=config_dir, environ={}, out=app.out, err=app.out, browser=browser, interactive=False
+            )
+            code = await run(["--config", str(config_dir), *args], obj=step_app)
+            if code != 0:
+                raise RgwError(f"demo step 'rack-gateway {shlex.join(args)}' failed with exit code {code}")
+        app.echo("")
+        app.echo("Demo complete: logged in, used the session, and logged out.")
+
+
+COMMANDS = [dev_gateway, demo]

@@ -1,0 +1,145 @@
+"""``rack``, ``racks``, ``switch``, ``apps`` and ``version``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import asyncclick as click
+
+from rgw import __version__
+from rgw.cli.app import App
+from rgw.config import ConfigData
+from rgw.errors import NoRackError
+
+pass_app = click.make_pass_decorator(App)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> list[str]:
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    lines = ["  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in [headers, *rows]]
+    return lines
+
+
+@click.command("rack")
+@json_option
+@pass_app
+async def rack(app: App, as_json: bool) -> None:
+    """Show the current rack: name, provider, status, version, gateway URL, user."""
+    async with app.connect() as (target, client):
+        info = await client.info()
+        system = await client.rack_system()
+    user = info.get("user") if isinstance(info.get("user"), dict) else {}
+    rack_info = info.get("rack") if isinstance(info.get("rack"), dict) else {}
+    assert isinstance(user, dict)
+    assert isinstance(rack_info, dict)
+    result = {
+        "rack": target.rack_name or rack_info.get("alias") or rack_info.get("name"),
+        "name": system.get("name") or rack_info.get("name"),
+        "provider": system.get("provider"),
+        "region": system.get("region"),
+        "status": system.get("status"),
+        "version": system.get("version"),
+        "gateway": target.url,
+        "user": user.get("email"),
+    }
+    if as_json:
+        app.echo_json(result)
+        return
+    rows = [
+        ("Rack", result["rack"]),
+        ("Name", result["name"]),
+        ("Provider", result["provider"]),
+        ("Region", result["region"]),
+        ("Status", result["status"]),
+        ("Version", result["version"]),
+        ("Gateway", result["gateway"]),
+        ("User", result["user"]),
+    ]
+    for label, value in rows:
+        if value not in (None, ""):
+            app.echo(f"{label + ':':<10}{value}")
+
+
+@click.command("racks")
+@json_option
+@pass_app
+async def racks(app: App, as_json: bool) -> None:
+    """List configured racks (* marks the current one)."""
+    data = await app.store.read()
+    current = data.current
+    entries = data.racks()
+    if as_json:
+        app.echo_json(
+            [
+                {
+                    "name": r.name,
+                    "url": r.url,
+                    "current": r.name == current,
+                    "logged_in": r.logged_in,
+                    "email": r.email,
+                    "expires_at": r.expires_at,
+                }
+                for r in entries
+            ]
+        )
+        return
+    if not entries:
+        app.note("No racks configured. Run: rack-gateway login <rack> <gateway-url>")
+        return
+    rows = [
+        ("*" if r.name == current else "", r.name, r.url, r.email or "-", "logged in" if r.logged_in else "logged out")
+        for r in entries
+    ]
+    for line in table(rows, ("", "NAME", "URL", "USER", "SESSION")):
+        app.echo(line)
+
+
+@click.command("switch")
+@click.argument("name", metavar="RACK")
+@pass_app
+async def switch(app: App, name: str) -> None:
+    """Make RACK the current rack."""
+
+    def change(data: ConfigData) -> None:
+        if data.rack(name) is None:
+            known = ", ".join(data.rack_names()) or "none"
+            raise NoRackError(f"unknown rack {name!r} (configured: {known})",
+                              hint=f"Run: rack-gateway login {name} <gateway-url>")
+        data.current = name
+
+    await app.store.update(change)
+    app.echo(f"Switched to {name}")
+
+
+@click.command("apps")
+@json_option
+@pass_app
+async def apps(app: App, as_json: bool) -> None:
+    """List the rack's apps."""
+    async with app.connect() as (_target, client):
+        items = await client.apps()
+    if as_json:
+        app.echo_json(items)
+        return
+    if not items:
+        app.note("No apps.")
+        return
+
+    def cell(item: dict[str, Any], key: str) -> str:
+        value = item.get(key)
+        return "-" if value in (None, "") else str(value)
+
+    rows = [(cell(a, "name"), cell(a, "status"), cell(a, "generation"), cell(a, "release")) for a in items]
+    for line in table(rows, ("APP", "STATUS", "GEN", "RELEASE")):
+        app.echo(line)
+
+
+@click.command("version")
+async def version() -> None:
+    """Print the client version."""
+    click.echo(f"rack-gateway {__version__} (python)")
+
+
+COMMANDS = [rack, racks, switch, apps, version]

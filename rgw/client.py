@@ -1,0 +1,487 @@
+"""GatewayClient: the only code that speaks HTTP to a gateway.
+
+One ``httpx.AsyncClient`` per run, explicit timeouts, TLS verified, no cookie jar, no automatic
+redirects (a same-origin redirect of a GET is followed by hand; the token never goes to another
+origin).  Every failure leaves this module as an ``RgwError``:
+
+- no answer at all -> ``GatewayUnreachable`` with its cause (dns, refused, tls, timeout, reset);
+- 401 -> ``AuthenticationError`` (the gateway's reason) or ``MfaRequired`` (``X-MFA-Required``);
+- 403 -> ``PermissionDenied`` with the gateway's text;
+- any other unusable answer (status, HTML, truncated JSON) -> ``GatewayError`` with status and message.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import socket
+import ssl
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from rgw import __version__
+from rgw.errors import (
+    AuthenticationError,
+    GatewayError,
+    GatewayUnreachable,
+    LoginError,
+    MfaRequired,
+    PermissionDenied,
+    RgwError,
+)
+from rgw.models import DeviceInfo, LoginPending, LoginStart, Session
+from rgw.urls import normalize_url
+
+USER_AGENT = f"rack-gateway/{__version__} (python)"
+MAX_LONG_POLL = 25.0
+
+#: Called when a request needs step-up MFA; returns the inline MFA headers for one retry.
+StepUpProvider = Callable[[str], Awaitable[Mapping[str, str]]]
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 10.0
+    read: float = 30.0
+    write: float = 10.0
+    pool: float = 10.0
+
+    def httpx(self, *, extra_read: float = 0.0) -> httpx.Timeout:
+        return httpx.Timeout(connect=self.connect, read=self.read + extra_read, write=self.write, pool=self.pool)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return (parts.scheme, (parts.hostname or "").lower(), parts.port)
+
+
+def _no_cookies() -> httpx.Cookies:
+    # A session_token cookie makes rack-proxy answer 401, and we never want one stored anyway.
+    return httpx.Cookies(CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])))
+
+
+def classify_transport_error(exc: BaseException) -> str:
+    """The cause of a transport failure: dns, refused, tls, timeout, reset or network."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror):
+            return "dns"
+        if isinstance(current, ConnectionRefusedError):
+            return "refused"
+        if isinstance(current, ssl.SSLError | ssl.CertificateError):
+            return "tls"
+        if isinstance(current, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
+            return "reset"
+        if isinstance(current, TimeoutError):
+            return "timeout"
+        current = current.__cause__ or current.__context__
+    text = str(exc).lower()
+    if any(s in text for s in ("name or service not known", "nodename nor servname", "getaddrinfo",
+                               "temporary failure in name resolution", "no address associated")):
+        return "dns"
+    if "refused" in text:
+        return "refused"
+    if "certificate" in text or "ssl" in text or "tls" in text:
+        return "tls"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError) or "reset" in text:
+        return "reset"
+    return "network"
+
+
+_CAUSE_TEXT = {
+    "dns": "DNS lookup failed",
+    "refused": "connection refused",
+    "tls": "TLS handshake failed",
+    "timeout": "timed out",
+    "reset": "connection reset",
+    "network": "network error",
+}
+
+
+def unreachable(url: str, exc: BaseException) -> GatewayUnreachable:
+    cause = classify_transport_error(exc)
+    host = urlsplit(url).netloc or url
+    detail = str(exc).strip()
+    message = f"gateway {host} unreachable: {_CAUSE_TEXT[cause]}"
+    if detail and cause in ("tls", "network"):
+        message += f" ({detail[:200]})"
+    hints = {
+        "dns": "Check the URL, and that your VPN or Tailscale link is up (the name did not resolve).",
+        "refused": "Check the URL and port, and that the gateway is running.",
+        "tls": "The gateway's certificate could not be verified; check the URL (https://...) and your clock.",
+    }
+    hint = hints.get(cause, "Check your network: a VPN or Tailscale link may be down.")
+    return GatewayUnreachable(message, cause=cause, hint=hint)
+
+
+def _error_text(response: httpx.Response) -> tuple[str, str | None]:
+    """(error, message) from a JSON ``{"error","message"}`` body or a text body."""
+    content_type = response.headers.get("content-type", "")
+    body = response.content[:4096]
+    if "json" in content_type:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            error = data.get("error")
+            message = data.get("message")
+            return (
+                str(error) if error is not None else "",
+                str(message) if isinstance(message, str) and message else None,
+            )
+    if "html" in content_type or body.lstrip()[:1] == b"<":
+        return ("", None)
+    text = body.decode("utf-8", "replace").strip()
+    return (text.splitlines()[0][:300] if text else "", None)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _describe_status(response: httpx.Response) -> str:
+    error, message = _error_text(response)
+    text = message or error
+    if text:
+        return f"gateway error (HTTP {response.status_code}): {text}"
+    kind = "an HTML page" if "html" in response.headers.get("content-type", "") else "no usable message"
+    return f"gateway error (HTTP {response.status_code}, {kind})"
+
+
+def check_response(response: httpx.Response) -> httpx.Response:
+    """Raise the right ``RgwError`` for an error status; return successful responses."""
+    status = response.status_code
+    if status < 400:
+        return response
+    error, message = _error_text(response)
+    if status == 401:
+        level = response.headers.get("x-mfa-required")
+        if level:
+            if level.lower() == "true":
+                level = response.headers.get("x-mfa-level", "step-up")
+            return_text = message or error or "MFA required"
+            raise MfaRequired(return_text, level=level.lower())
+        reason = response.headers.get("x-error-reason") or error or "authentication failed"
+        raise AuthenticationError("session expired or invalid", reason=reason, hint=message)
+    if status == 403:
+        text = error or "permission denied"
+        if message and message not in text:
+            text = f"{text}: {message}" if text == "insufficient permissions" else text
+        if not text.lower().startswith("permission denied"):
+            text = f"permission denied: {text}"
+        raise PermissionDenied(text)
+    raise GatewayError(_describe_status(response), status=status, retry_after=_retry_after(response))
+
+
+def parse_json(response: httpx.Response) -> Any:
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        kind = "an HTML page" if response.content.lstrip()[:1] == b"<" else "invalid JSON"
+        raise GatewayError(
+            f"gateway sent {kind} instead of JSON (HTTP {response.status_code})",
+            status=response.status_code,
+            hint="Check the URL points at a rack gateway, not a web page or another service.",
+        ) from None
+
+
+def _expect(data: Any, kind: type, what: str) -> Any:
+    if not isinstance(data, kind):
+        raise GatewayError(f"gateway sent an unexpected {what} response")
+    return data
+
+
+def _text(data: Mapping[str, Any], key: str, what: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise GatewayError(f"gateway's {what} response has no {key!r}")
+    return value
+
+
+def default_device_os() -> str:
+    return f"{platform.system().lower() or 'unknown'}/{platform.machine().lower() or 'unknown'}"
+
+
+class GatewayClient:
+    """Talks to one gateway.  Use as ``async with GatewayClient(url, token=...) as client``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        timeouts: Timeouts | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        verify: bool | ssl.SSLContext = True,
+        step_up: StepUpProvider | None = None,
+    ) -> None:
+        self.base_url = normalize_url(base_url)
+        self.token = token
+        self.timeouts = timeouts or Timeouts()
+        self.step_up = step_up
+        #: The last ``X-Session-Expires-At`` the gateway sent (sliding session expiry).
+        self.session_expires_at: str | None = None
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=self.timeouts.httpx(),
+            transport=transport,
+            verify=verify,
+            follow_redirects=False,
+            cookies=_no_cookies(),
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            trust_env=False,
+        )
+
+    async def __aenter__(self) -> GatewayClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- transport ---------------------------------------------------------------------------
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        auth: bool = True,
+        headers: Mapping[str, str] | None = None,
+        extra_read: float = 0.0,
+    ) -> httpx.Response:
+        """One request (a same-origin redirect of a GET followed by hand); transport errors translated."""
+        url = path
+        request_headers = dict(headers or {})
+        if auth and self.token:
+            request_headers["Authorization"] = f"Bearer {self.token}"
+        for _ in range(4):
+            try:
+                response = await self._http.request(
+                    method,
+                    url,
+                    json=json_body,
+                    headers=request_headers,
+                    timeout=self.timeouts.httpx(extra_read=extra_read),
+                )
+            except httpx.TransportError as exc:
+                raise unreachable(self.base_url, exc) from exc
+            except httpx.InvalidURL as exc:
+                raise RgwError(f"invalid gateway URL {self.base_url}: {exc}") from exc
+            if exp := response.headers.get("x-session-expires-at"):
+                self.session_expires_at = exp
+            if response.is_redirect and method == "GET" and "location" in response.headers:
+                target = urljoin(str(response.url), response.headers["location"])
+                if _origin(target) != _origin(self.base_url):
+                    raise GatewayError(
+                        f"gateway redirected to another origin ({urlsplit(target).netloc}); "
+                        "not following it with your credentials",
+                        status=response.status_code,
+                    )
+                url = target
+                continue
+            return response
+        raise GatewayError("gateway redirected too many times")
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """An authenticated request; a step-up MFA answer is satisfied once through ``step_up``."""
+        response = await self.send(method, path, json_body=json_body, headers=headers)
+        try:
+            return check_response(response)
+        except MfaRequired as exc:
+            if self.step_up is None or exc.level not in ("step-up", "always", "true"):
+                raise
+            mfa_headers = await self.step_up(exc.level)
+            merged = {**(headers or {}), **mfa_headers}
+            response = await self.send(method, path, json_body=json_body, headers=merged)
+            return check_response(response)
+
+    async def get_json(self, path: str) -> Any:
+        return parse_json(await self.request("GET", path))
+
+    # -- login ---------------------------------------------------------------------------------
+
+    async def start_login(self, *, loopback_uri: str | None = None) -> LoginStart:
+        body = {"loopback_uri": loopback_uri} if loopback_uri else {}
+        response = await self.send("POST", "/api/v1/auth/cli/start", json_body=body, auth=False)
+        if response.status_code >= 400:
+            error, message = _error_text(response)
+            if response.status_code in (400, 401, 403, 404) and (error or message):
+                raise LoginError(f"gateway refused to start a login: {message or error}")
+        check_response(response)
+        data = _expect(parse_json(response), dict, "login start")
+        return LoginStart(
+            auth_url=_text(data, "auth_url", "login start"),
+            state=_text(data, "state", "login start"),
+            code_verifier=_text(data, "code_verifier", "login start"),
+            loopback=data.get("loopback") is True,
+        )
+
+    async def complete_login(
+        self, start: LoginStart, device: DeviceInfo, *, wait: float | None = None
+    ) -> LoginPending | Session:
+        """One poll of ``/auth/cli/complete``: pending, a session, or an error.
+
+        Terminal refusals (400/401 with a login error) raise ``LoginError``; anything transient
+        (no answer, 429, 5xx) raises ``GatewayUnreachable``/``GatewayError`` for the retry policy.
+        """
+        body: dict[str, Any] = {
+            "state": start.state,
+            "code_verifier": start.code_verifier,
+            "device_id": device.device_id,
+            "device_name": device.device_name[:150],
+            "device_os": device.device_os,
+            "client_version": device.client_version,
+        }
+        extra_read = 0.0
+        if wait:
+            body["wait"] = min(wait, MAX_LONG_POLL)
+            extra_read = body["wait"]
+        response = await self.send(
+            "POST", "/api/v1/auth/cli/complete", json_body=body, auth=False, extra_read=extra_read
+        )
+        status = response.status_code
+        if status == 202:
+            data = parse_json(response)
+            data = data if isinstance(data, dict) else {}
+            methods = data.get("mfa_methods")
+            stage = data.get("stage")
+            return LoginPending(
+                stage=stage if isinstance(stage, str) else None,
+                mfa_methods=tuple(m for m in methods if isinstance(m, str)) if isinstance(methods, list) else (),
+            )
+        if status == 200:
+            return _session_from(_expect(parse_json(response), dict, "login"))
+        if status in (400, 401, 403):
+            error, message = _error_text(response)
+            raise LoginError(login_error_text(error, message))
+        check_response(response)
+        raise GatewayError(f"gateway answered the login poll with HTTP {status}", status=status)
+
+    async def submit_login_mfa(self, state: str, method: str, **fields: Any) -> None:
+        """``POST /auth/cli/mfa``: raises ``LoginError`` carrying the gateway's error code."""
+        body = {"state": state, "method": method, **{k: v for k, v in fields.items() if v is not None}}
+        response = await self.send("POST", "/api/v1/auth/cli/mfa", json_body=body, auth=False)
+        if response.status_code in (400, 401, 429):
+            error, message = _error_text(response)
+            raise MfaRejected(error or "invalid_code", message, retry_after=_retry_after(response))
+        check_response(response)
+
+    async def login_webauthn_options(self, state: str) -> dict[str, Any]:
+        response = await self.send(
+            "POST", "/api/v1/auth/cli/mfa/webauthn/start", json_body={"state": state}, auth=False
+        )
+        check_response(response)
+        return dict(_expect(parse_json(response), dict, "WebAuthn options"))
+
+    # -- session commands --------------------------------------------------------------------
+
+    async def logout(self) -> None:
+        """Revoke this session server-side (the gateway answers 302; we do not follow it)."""
+        response = await self.send("GET", "/api/v1/auth/web/logout", headers=None)
+        if response.is_redirect or response.status_code < 300:
+            return
+        check_response(response)
+
+    async def info(self) -> dict[str, Any]:
+        return dict(_expect(await self.get_json("/api/v1/info"), dict, "info"))
+
+    async def rack_system(self) -> dict[str, Any]:
+        return dict(_expect(await self.get_json("/api/v1/rack-proxy/system"), dict, "rack system"))
+
+    async def apps(self) -> list[dict[str, Any]]:
+        data = _expect(await self.get_json("/api/v1/rack-proxy/apps"), list, "apps")
+        return [app for app in data if isinstance(app, dict)]
+
+    async def mfa_status(self) -> dict[str, Any]:
+        return dict(_expect(await self.get_json("/api/v1/auth/mfa/status"), dict, "MFA status"))
+
+    # -- API tokens -----------------------------------------------------------------------------
+
+    async def list_api_tokens(self) -> list[dict[str, Any]]:
+        data = await self.get_json("/api/v1/api-tokens")
+        if isinstance(data, dict) and isinstance(data.get("tokens"), list):
+            data = data["tokens"]
+        return [t for t in _expect(data, list, "API token list") if isinstance(t, dict)]
+
+    async def get_api_token(self, public_id: str) -> dict[str, Any]:
+        return dict(_expect(await self.get_json(f"/api/v1/api-tokens/{_segment(public_id)}"), dict, "API token"))
+
+    async def api_token_permissions(self) -> dict[str, Any]:
+        return dict(_expect(await self.get_json("/api/v1/api-tokens/permissions"), dict, "permissions"))
+
+    async def create_api_token(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        response = await self.request("POST", "/api/v1/api-tokens", json_body=dict(body))
+        return dict(_expect(parse_json(response), dict, "API token"))
+
+    async def delete_api_token(self, public_id: str) -> None:
+        await self.request("DELETE", f"/api/v1/api-tokens/{_segment(public_id)}")
+
+
+class MfaRejected(LoginError):
+    """The gateway refused an MFA code at login: ``code`` is its error (``invalid_code`` ...)."""
+
+    def __init__(self, code: str, message: str | None, *, retry_after: float | None = None) -> None:
+        super().__init__(message or code.replace("_", " "))
+        self.code = code
+        self.retry_after = retry_after
+
+
+def _segment(value: str) -> str:
+    from urllib.parse import quote
+
+    return quote(value, safe="")
+
+
+def login_error_text(error: str, message: str | None) -> str:
+    if error == "invalid or expired state":
+        return "login state invalid or expired (the gateway no longer knows this login)"
+    return message or error or "login refused by the gateway"
+
+
+def _session_from(data: Mapping[str, Any]) -> Session:
+    session_id = data.get("session_id")
+
+    def text(key: str) -> str | None:
+        value = data.get(key)
+        return value if isinstance(value, str) and value else None
+
+    return Session(
+        token=_text(data, "token", "login"),
+        email=_text(data, "email", "login"),
+        name=text("name"),
+        expires_at=text("expires_at"),
+        session_id=session_id if isinstance(session_id, int) and not isinstance(session_id, bool) else None,
+        channel=text("channel") or "cli",
+        device_id=text("device_id"),
+        device_name=text("device_name"),
+        mfa_verified=data.get("mfa_verified") is True,
+        mfa_required=data.get("mfa_required") is True,
+        enrollment_required=data.get("enrollment_required") is True,
+    )

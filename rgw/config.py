@@ -1,0 +1,287 @@
+"""The config file: the only code that reads or writes ``config.json``.
+
+``config.json`` is shared by every ``rack-gateway`` process on the machine (and by the Go CLI), so
+every change is a read-modify-write under an exclusive lock (``filelock``, bounded wait, the holder
+named on timeout), written to a temp file in the same directory, fsynced, then ``os.replace``d: a
+reader sees the previous or the next version, never half of one.  The file is 0600 and its
+directory 0700.  Fields this CLI does not know are kept.  A corrupt file is an error naming the file
+and is never overwritten.  File I/O goes through aiofiles; the blocking lock wait runs in a worker
+thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiofiles
+import aiofiles.os
+import anyio
+import anyio.to_thread
+
+from rgw.errors import ConfigCorrupt, ConfigError, ConfigLockTimeout, NoRackError
+from rgw.models import RackConfig
+
+T = TypeVar("T")
+
+CONFIG_FILE = "config.json"
+DEFAULT_LOCK_TIMEOUT = 30.0
+_RACK_FIELDS = tuple(f.name for f in fields(RackConfig) if f.name not in ("name", "extra"))
+
+
+def default_config_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``GATEWAY_CLI_CONFIG_DIR``, else ``$XDG_CONFIG_HOME/rack-gateway``, else ``~/.config/rack-gateway``."""
+    env = os.environ if environ is None else environ
+    if env.get("GATEWAY_CLI_CONFIG_DIR"):
+        return Path(env["GATEWAY_CLI_CONFIG_DIR"]).expanduser()
+    base = env.get("XDG_CONFIG_HOME") or str(Path("~/.config").expanduser())
+    return Path(base) / "rack-gateway"
+
+
+@dataclass
+class ConfigData:
+    """The whole file as a mutable snapshot.  ``raw`` holds every field, known or not."""
+
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def current(self) -> str | None:
+        value = self.raw.get("current")
+        return value if isinstance(value, str) and value else None
+
+    @current.setter
+    def current(self, name: str | None) -> None:
+        if name is None:
+            self.raw.pop("current", None)
+        else:
+            self.raw["current"] = name
+
+    @property
+    def machine_id(self) -> str | None:
+        value = self.raw.get("machine_id")
+        return value if isinstance(value, str) and value else None
+
+    def _gateways(self) -> dict[str, Any]:
+        gateways = self.raw.get("gateways")
+        if not isinstance(gateways, dict):
+            gateways = {}
+            self.raw["gateways"] = gateways
+        return gateways
+
+    def rack_names(self) -> list[str]:
+        gateways = self.raw.get("gateways")
+        return sorted(gateways) if isinstance(gateways, dict) else []
+
+    def rack(self, name: str) -> RackConfig | None:
+        gateways = self.raw.get("gateways")
+        entry = gateways.get(name) if isinstance(gateways, dict) else None
+        if not isinstance(entry, dict):
+            return None
+        return rack_from_dict(name, entry)
+
+    def racks(self) -> list[RackConfig]:
+        return [rack for name in self.rack_names() if (rack := self.rack(name)) is not None]
+
+    def put_rack(self, rack: RackConfig) -> None:
+        """Store ``rack``, keeping unknown fields of the existing entry and of ``rack.extra``."""
+        gateways = self._gateways()
+        existing = gateways.get(rack.name)
+        entry: dict[str, Any] = dict(existing) if isinstance(existing, dict) else {}
+        entry.update(rack.extra)
+        for name in _RACK_FIELDS:
+            value = getattr(rack, name)
+            if value is None:
+                entry.pop(name, None)
+            else:
+                entry[name] = value
+        gateways[rack.name] = entry
+
+    def remove_rack(self, name: str) -> bool:
+        gateways = self._gateways()
+        removed = gateways.pop(name, None) is not None
+        if removed and self.current == name:
+            self.current = None
+        return removed
+
+    def clear_session(self, name: str) -> bool:
+        """Forget the session of ``name`` but keep the rack and its URL (and unknown fields)."""
+        entry = self._gateways().get(name)
+        if not isinstance(entry, dict):
+            return False
+        for key in ("token", "email", "expires_at", "session_id", "channel", "mfa_verified"):
+            entry.pop(key, None)
+        return True
+
+
+def rack_from_dict(name: str, entry: Mapping[str, Any]) -> RackConfig:
+    def text(key: str) -> str | None:
+        value = entry.get(key)
+        return value if isinstance(value, str) and value else None
+
+    session_id = entry.get("session_id")
+    mfa = entry.get("mfa_verified")
+    known = {*_RACK_FIELDS}
+    return RackConfig(
+        name=name,
+        url=text("url") or "",
+        token=text("token"),
+        email=text("email"),
+        expires_at=text("expires_at"),
+        session_id=session_id if isinstance(session_id, int) and not isinstance(session_id, bool) else None,
+        channel=text("channel"),
+        device_id=text("device_id"),
+        device_name=text("device_name"),
+        mfa_verified=mfa if isinstance(mfa, bool) else None,
+        extra={k: v for k, v in entry.items() if k not in known},
+    )
+
+
+class ConfigStore:
+    """Reads and atomically rewrites ``<directory>/config.json`` under an exclusive lock."""
+
+    def __init__(self, directory: Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
+        self.directory = directory
+        self.path = directory / CONFIG_FILE
+        self.lock_path = directory / (CONFIG_FILE + ".lock")
+        self.owner_path = directory / (CONFIG_FILE + ".lock.owner")
+        self.lock_timeout = lock_timeout
+
+    async def read(self) -> ConfigData:
+        """A snapshot of the file; an absent file is an empty config (nothing is created)."""
+        try:
+            async with aiofiles.open(self.path, "rb") as fh:
+                content = await fh.read()
+        except FileNotFoundError:
+            return ConfigData()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read config file {self.path}: {exc.strerror or exc}",
+                hint="Check the file's permissions.",
+            ) from exc
+        return self._parse(content)
+
+    def _parse(self, content: bytes) -> ConfigData:
+        if not content.strip():
+            return ConfigData()
+        try:
+            raw = json.loads(content)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ConfigCorrupt(
+                f"config file {self.path} is not valid JSON ({exc})",
+                hint="Fix or move the file aside; rack-gateway will not overwrite it.",
+            ) from exc
+        if not isinstance(raw, dict) or not isinstance(raw.get("gateways", {}), dict):
+            raise ConfigCorrupt(
+                f"config file {self.path} does not hold a rack-gateway config",
+                hint="Fix or move the file aside; rack-gateway will not overwrite it.",
+            )
+        return ConfigData(raw=raw)
+
+    async def update(self, change: Callable[[ConfigData], T]) -> T:
+        """Apply ``change`` to the latest file content under the lock and write it back atomically.
+
+        ``change`` mutates the ``ConfigData`` it is given and returns any value; nothing is written
+        when it raises.  A ``machine_id`` is created the first time the file is written.
+        """
+        async with self.locked():
+            data = await self.read()
+            before = json.dumps(data.raw, sort_keys=True)
+            result = change(data)
+            if not data.machine_id:
+                data.raw["machine_id"] = str(uuid.uuid4())
+            if json.dumps(data.raw, sort_keys=True) != before or not self.path.exists():
+                await self._write(data)
+            return result
+
+    async def ensure_machine_id(self) -> str:
+        data = await self.read()
+        if data.machine_id:
+            return data.machine_id
+        return await self.update(lambda d: d.machine_id or "")
+
+    async def rack(self, name: str) -> RackConfig:
+        rack = (await self.read()).rack(name)
+        if rack is None:
+            raise NoRackError(
+                f"unknown rack {name!r}",
+                hint="Run: rack-gateway racks   (or log in: rack-gateway login <rack> <url>)",
+            )
+        return rack
+
+    @contextlib.asynccontextmanager
+    async def locked(self) -> AsyncIterator[None]:
+        await self._ensure_directory()
+        import filelock
+
+        lock = filelock.FileLock(str(self.lock_path), timeout=self.lock_timeout, mode=0o600)
+        try:
+            await anyio.to_thread.run_sync(lock.acquire, abandon_on_cancel=False)
+        except filelock.Timeout as exc:
+            holder = await self._lock_holder()
+            raise ConfigLockTimeout(
+                f"config file {self.path} is locked by {holder} (waited {self.lock_timeout:g} s)",
+                hint="Wait for that rack-gateway process to finish, or stop it.",
+            ) from exc
+        try:
+            await self._write_owner()
+            yield
+        finally:
+            with anyio.CancelScope(shield=True):
+                with contextlib.suppress(OSError):
+                    await aiofiles.os.remove(self.owner_path)
+                lock.release()
+
+    async def _ensure_directory(self) -> None:
+        try:
+            await aiofiles.os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create config directory {self.directory}: {exc.strerror or exc}") from exc
+
+    async def _write_owner(self) -> None:
+        import sys
+
+        command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv[:3]))
+        with contextlib.suppress(OSError):
+            async with aiofiles.open(self.owner_path, "w") as fh:
+                await fh.write(json.dumps({"pid": os.getpid(), "command": command}))
+
+    async def _lock_holder(self) -> str:
+        try:
+            async with aiofiles.open(self.owner_path) as fh:
+                owner = json.loads(await fh.read())
+            return f"process {int(owner['pid'])} ({owner.get('command') or 'rack-gateway'})"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "another process"
+
+    async def _write(self, data: ConfigData) -> None:
+        content = (json.dumps(data.raw, indent=2) + "\n").encode()
+        tmp = self.directory / f".{CONFIG_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            fd = await anyio.to_thread.run_sync(
+                lambda: os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            )
+            async with aiofiles.open(fd, "wb") as fh:
+                await fh.write(content)
+                await fh.flush()
+                await anyio.to_thread.run_sync(os.fsync, fd)
+            await aiofiles.os.replace(tmp, self.path)
+            await anyio.to_thread.run_sync(os.chmod, self.path, 0o600)
+            await anyio.to_thread.run_sync(_fsync_directory, self.directory)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                await aiofiles.os.remove(tmp)
+            raise ConfigError(f"cannot write config file {self.path}: {exc.strerror or exc}") from exc
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

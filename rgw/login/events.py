@@ -1,0 +1,110 @@
+"""Typed events the login orchestrator emits instead of printing.
+
+The CLI renders them (``rgw.cli.render``); tests compare their sequence.  Every event names the rack
+it belongs to, so one renderer can follow many parallel logins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LoginEvent:
+    rack: str
+
+
+@dataclass(frozen=True)
+class GatewayReachable(LoginEvent):
+    """``/auth/cli/start`` answered: the gateway is reachable and a login state exists."""
+
+    url: str
+    loopback: bool
+
+
+@dataclass(frozen=True)
+class BrowserOpening(LoginEvent):
+    """About to open the browser; ``auth_url`` is printed before the launch so it can be copied."""
+
+    auth_url: str
+
+
+@dataclass(frozen=True)
+class BrowserOpened(LoginEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class BrowserUnavailable(LoginEvent):
+    """No browser could be opened (or ``--no-browser``): the user opens ``auth_url`` by hand."""
+
+    auth_url: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Waiting(LoginEvent):
+    """Waiting for the browser sign-in (``stage`` browser) or for MFA in the browser (``mfa``)."""
+
+    stage: str
+
+
+@dataclass(frozen=True)
+class GatewayRetry(LoginEvent):
+    """A transient failure; the next try comes after ``delay`` seconds."""
+
+    attempt: int
+    delay: float
+    error: str
+
+
+@dataclass(frozen=True)
+class CallbackReceived(LoginEvent):
+    """The browser reached the loopback listener (or the user pasted the URL it ended on)."""
+
+    ok: bool
+    via: str  # "loopback" | "paste"
+
+
+@dataclass(frozen=True)
+class OAuthSucceeded(LoginEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class MfaPrompt(LoginEvent):
+    """The gateway wants MFA before it issues the session."""
+
+    methods: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MfaVerified(LoginEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class MfaCodeRejected(LoginEvent):
+    message: str
+    attempts_left: int
+
+
+@dataclass(frozen=True)
+class LoggedIn(LoginEvent):
+    email: str
+
+
+@dataclass(frozen=True)
+class CoalescedWait(LoginEvent):
+    """Another process is already logging in to this rack: we wait for its session."""
+
+    pid: int | None
+    auth_url: str | None
+
+
+EventSink = Callable[[LoginEvent], None]
+
+
+def discard(_event: LoginEvent) -> None:
+    """An event sink that drops everything."""

@@ -1,0 +1,107 @@
+"""Polling ``/auth/cli/complete`` until the gateway hands over the session.
+
+Two separate rhythms: the *pace* while the login is pending (server-paced: a long poll held by a
+gateway that supports ``wait``, else about once a second, cut short when the loopback listener or a
+pasted URL wakes us), and the *backoff* on transient failures (the ``RetryPolicy``: exponential, full
+jitter, ``Retry-After`` honoured, never past the deadline).  Pending is not an error; a failure
+never slows the pace after the link recovers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+from rgw.client import GatewayClient
+from rgw.login.events import EventSink, GatewayRetry
+from rgw.models import DeviceInfo, LoginPending, LoginStart, Session
+from rgw.retry import RetryAttempt, RetryPolicy, describe_failure
+
+#: Below this a pending answer from a long-polling gateway counts as "not held" (hot-loop guard).
+_MIN_HELD = 0.05
+
+
+class Wakeup:
+    """A re-armable signal: ``set()`` ends the current (or next) ``wait()`` early."""
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self, timeout: float) -> bool:  # noqa: ASYNC109 - a pacing interval, not a deadline
+        """Wait up to ``timeout``; True when woken.  Each wake is consumed once."""
+        woken = False
+        with anyio.move_on_after(timeout):
+            await self._event.wait()
+            woken = True
+        if self._event.is_set():
+            self._event = anyio.Event()
+            woken = True
+        return woken
+
+
+class LoginPoller:
+    def __init__(
+        self,
+        client: GatewayClient,
+        start: LoginStart,
+        device: DeviceInfo,
+        *,
+        rack: str,
+        emit: EventSink,
+        policy: RetryPolicy,
+        deadline: float,
+        wake: Wakeup | None = None,
+        pace: float = 1.0,
+        long_poll: float = 25.0,
+    ) -> None:
+        self.client = client
+        self.start = start
+        self.device = device
+        self.rack = rack
+        self.emit = emit
+        self.policy = policy
+        self.deadline = deadline
+        self.wake = wake or Wakeup()
+        self.pace = pace
+        self.long_poll = long_poll
+        #: Requests sent to ``/complete`` (for benchmarks and tests).
+        self.requests = 0
+        self._failures = 0
+
+    def _on_retry(self, attempt: RetryAttempt) -> None:
+        self._failures += 1
+        self.emit(GatewayRetry(self.rack, self._failures, attempt.delay, describe_failure(attempt.error)))
+
+    async def _poll_once(self) -> LoginPending | Session:
+        remaining = self.deadline - anyio.current_time()
+        wait = max(0.0, min(self.long_poll, remaining - 1.0)) if self.long_poll > 0 else 0.0
+        async for attempt in self.policy.retrying(deadline=self.deadline, on_retry=self._on_retry):
+            with attempt:
+                self.requests += 1
+                return await self.client.complete_login(self.start, self.device, wait=wait or None)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def poll_until_complete(
+        self, on_pending: Callable[[LoginPending], Awaitable[None]] | None = None
+    ) -> Session:
+        """Poll until the gateway returns a session; terminal answers raise ``LoginError``."""
+        last_stage: str | None = None
+        while True:
+            sent = anyio.current_time()
+            result = await self._poll_once()
+            if isinstance(result, Session):
+                return result
+            self._failures = 0
+            if on_pending is not None:
+                await on_pending(result)
+            held = anyio.current_time() - sent
+            changed, last_stage = result.stage != last_stage, result.stage
+            # A gateway that reports a stage supports long polling: it held the request until
+            # something changed, so ask again at once.  Otherwise keep a steady pace.
+            if result.stage is not None and self.long_poll > 0 and (held >= _MIN_HELD or changed):
+                continue
+            await self.wake.wait(max(0.0, self.pace - held))
