@@ -18,7 +18,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from http.cookiejar import CookieJar, DefaultCookiePolicy
+from http.cookiejar import Cookie, CookieJar, CookiePolicy
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -60,9 +60,29 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return (parts.scheme, (parts.hostname or "").lower(), parts.port)
 
 
-def _no_cookies() -> httpx.Cookies:
+class _RejectAllCookies(CookiePolicy):
+    """A cookie jar policy that stores and sends nothing."""
+
+    netscape = True
+    rfc2965 = False
+    hide_cookie2 = False
+
+    def set_ok(self, cookie: Cookie, request: Any) -> bool:
+        return False
+
+    def return_ok(self, cookie: Cookie, request: Any) -> bool:
+        return False
+
+    def domain_return_ok(self, domain: str, request: Any) -> bool:
+        return False
+
+    def path_return_ok(self, path: str, request: Any) -> bool:
+        return False
+
+
+def _no_cookies() -> CookieJar:
     # A session_token cookie makes rack-proxy answer 401, and we never want one stored anyway.
-    return httpx.Cookies(CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])))
+    return CookieJar(policy=_RejectAllCookies())
 
 
 def classify_transport_error(exc: BaseException) -> str:
@@ -70,9 +90,14 @@ def classify_transport_error(exc: BaseException) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return "timeout"
     seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
         seen.add(id(current))
+        if isinstance(current, BaseExceptionGroup):  # trio reports every address it tried
+            pending.extend(current.exceptions)
         if isinstance(current, socket.gaierror):
             return "dns"
         if isinstance(current, ConnectionRefusedError):
@@ -83,7 +108,7 @@ def classify_transport_error(exc: BaseException) -> str:
             return "reset"
         if isinstance(current, TimeoutError):
             return "timeout"
-        current = current.__cause__ or current.__context__
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
     text = str(exc).lower()
     if any(s in text for s in ("name or service not known", "nodename nor servname", "getaddrinfo",
                                "temporary failure in name resolution", "no address associated")):

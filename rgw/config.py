@@ -5,8 +5,8 @@ every change is a read-modify-write under an exclusive lock (``filelock``, bound
 named on timeout), written to a temp file in the same directory, fsynced, then ``os.replace``d: a
 reader sees the previous or the next version, never half of one.  The file is 0600 and its
 directory 0700.  Fields this CLI does not know are kept.  A corrupt file is an error naming the file
-and is never overwritten.  File I/O goes through aiofiles; the blocking lock wait runs in a worker
-thread.
+and is never overwritten.  File I/O goes through ``rgw.aio`` (aiofiles on asyncio); the lock is taken with
+non-blocking tries so that a wait can be cancelled.
 """
 
 from __future__ import annotations
@@ -20,11 +20,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiofiles
-import aiofiles.os
 import anyio
-import anyio.to_thread
 
+from rgw import aio
 from rgw.errors import ConfigCorrupt, ConfigError, ConfigLockTimeout, NoRackError
 from rgw.models import RackConfig
 
@@ -155,8 +153,7 @@ class ConfigStore:
     async def read(self) -> ConfigData:
         """A snapshot of the file; an absent file is an empty config (nothing is created)."""
         try:
-            async with aiofiles.open(self.path, "rb") as fh:
-                content = await fh.read()
+            content = await aio.read_bytes(self.path)
         except FileNotFoundError:
             return ConfigData()
         except OSError as exc:
@@ -192,10 +189,10 @@ class ConfigStore:
         async with self.locked():
             data = await self.read()
             before = json.dumps(data.raw, sort_keys=True)
-            result = change(data)
             if not data.machine_id:
                 data.raw["machine_id"] = str(uuid.uuid4())
-            if json.dumps(data.raw, sort_keys=True) != before or not self.path.exists():
+            result = change(data)
+            if json.dumps(data.raw, sort_keys=True) != before:
                 await self._write(data)
             return result
 
@@ -219,27 +216,36 @@ class ConfigStore:
         await self._ensure_directory()
         import filelock
 
-        lock = filelock.FileLock(str(self.lock_path), timeout=self.lock_timeout, mode=0o600)
-        try:
-            await anyio.to_thread.run_sync(lock.acquire, abandon_on_cancel=False)
-        except filelock.Timeout as exc:
-            holder = await self._lock_holder()
-            raise ConfigLockTimeout(
-                f"config file {self.path} is locked by {holder} (waited {self.lock_timeout:g} s)",
-                hint="Wait for that rack-gateway process to finish, or stop it.",
-            ) from exc
+        lock = filelock.FileLock(str(self.lock_path), mode=0o600, thread_local=False)
+        # Non-blocking tries (flock LOCK_NB never blocks the loop) so that Ctrl-C and cancellation
+        # interrupt the wait at once; the wait is bounded by lock_timeout.
+        give_up = anyio.current_time() + self.lock_timeout
+        delay = 0.002
+        while True:
+            try:
+                lock.acquire(blocking=False)
+                break
+            except filelock.Timeout:
+                if anyio.current_time() >= give_up:
+                    holder = await self._lock_holder()
+                    raise ConfigLockTimeout(
+                        f"config file {self.path} is locked by {holder} (waited {self.lock_timeout:g} s)",
+                        hint="Wait for that rack-gateway process to finish, or stop it.",
+                    ) from None
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 0.05)
         try:
             await self._write_owner()
             yield
         finally:
             with anyio.CancelScope(shield=True):
                 with contextlib.suppress(OSError):
-                    await aiofiles.os.remove(self.owner_path)
+                    await aio.call(os.remove, self.owner_path)
                 lock.release()
 
     async def _ensure_directory(self) -> None:
         try:
-            await aiofiles.os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            await aio.call(os.makedirs, self.directory, 0o700, True)
         except OSError as exc:
             raise ConfigError(f"cannot create config directory {self.directory}: {exc.strerror or exc}") from exc
 
@@ -248,13 +254,13 @@ class ConfigStore:
 
         command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv[:3]))
         with contextlib.suppress(OSError):
-            async with aiofiles.open(self.owner_path, "w") as fh:
-                await fh.write(json.dumps({"pid": os.getpid(), "command": command}))
+            await aio.call(os.remove, self.owner_path)
+        with contextlib.suppress(OSError):
+            await aio.write_new(self.owner_path, json.dumps({"pid": os.getpid(), "command": command}).encode(), fsync=False)
 
     async def _lock_holder(self) -> str:
         try:
-            async with aiofiles.open(self.owner_path) as fh:
-                owner = json.loads(await fh.read())
+            owner = json.loads(await aio.read_bytes(self.owner_path))
             return f"process {int(owner['pid'])} ({owner.get('command') or 'rack-gateway'})"
         except (OSError, ValueError, KeyError, TypeError):
             return "another process"
@@ -263,19 +269,12 @@ class ConfigStore:
         content = (json.dumps(data.raw, indent=2) + "\n").encode()
         tmp = self.directory / f".{CONFIG_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
         try:
-            fd = await anyio.to_thread.run_sync(
-                lambda: os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            )
-            async with aiofiles.open(fd, "wb") as fh:
-                await fh.write(content)
-                await fh.flush()
-                await anyio.to_thread.run_sync(os.fsync, fd)
-            await aiofiles.os.replace(tmp, self.path)
-            await anyio.to_thread.run_sync(os.chmod, self.path, 0o600)
-            await anyio.to_thread.run_sync(_fsync_directory, self.directory)
+            await aio.write_new(tmp, content, mode=0o600)
+            await aio.call(os.replace, tmp, self.path)
+            await aio.call(_fsync_directory, self.directory)
         except OSError as exc:
             with contextlib.suppress(OSError):
-                await aiofiles.os.remove(tmp)
+                await aio.call(os.remove, tmp)
             raise ConfigError(f"cannot write config file {self.path}: {exc.strerror or exc}") from exc
 
 

@@ -150,14 +150,13 @@ class App:
     async def connect(self) -> AsyncIterator[tuple[Target, GatewayClient]]:
         """Resolve the target and open a client; a 401 becomes the seed's session error."""
         target = await self.target()
-        client = self.client(target)
-        try:
-            async with client:
+        async with self.client(target) as client:
+            try:
                 yield target, client
-        except MfaRequired as exc:
-            raise step_up_error(exc, target) from None
-        except AuthenticationError as exc:
-            raise session_error(exc, target) from None
+            except MfaRequired as exc:
+                raise step_up_error(exc, target) from None
+            except AuthenticationError as exc:
+                raise session_error(await _detailed(exc, client), target) from None
         await self.remember_expiry(target, client)
 
     async def remember_expiry(self, target: Target, client: GatewayClient) -> None:
@@ -184,6 +183,20 @@ class App:
             device_os=default_device_os(),
             client_version=f"rgw-python/{__version__}",
         )
+
+
+async def _detailed(exc: AuthenticationError, client: GatewayClient) -> AuthenticationError:
+    """Rack-proxy 401s carry only a reason; the JSON API says why (revoked, MFA change, new secret)."""
+    if exc.hint is not None:
+        return exc
+    try:
+        await client.info()
+    except AuthenticationError as detailed:
+        if detailed.hint is not None and not isinstance(detailed, MfaRequired):
+            return detailed
+    except RgwError:
+        pass
+    return exc
 
 
 def session_error(exc: AuthenticationError, target: Target) -> RgwError:

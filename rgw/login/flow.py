@@ -307,7 +307,11 @@ class LoginFlow:
                     self.emit(BrowserUnavailable(rack, start.auth_url, "--no-browser"))
                     return
                 self.emit(BrowserOpening(rack, start.auth_url))
-                if await self.browser.open(start.auth_url):
+                try:
+                    opened = await self.browser.open(start.auth_url)
+                except Exception:  # noqa: BLE001 - a broken browser never breaks the login: the URL is shown
+                    opened = False
+                if opened:
                     self.emit(BrowserOpened(rack))
                 else:
                     self.emit(BrowserUnavailable(rack, start.auth_url, "no browser could be opened"))

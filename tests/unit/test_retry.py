@@ -1,0 +1,75 @@
+"""RetryPolicy: what is retried, how long it waits, and that it stops at the deadline."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from rgw.errors import GatewayError, GatewayUnreachable, LoginError
+from rgw.retry import RetryAttempt, RetryPolicy, is_transient
+
+pytestmark = pytest.mark.anyio
+
+
+def test_transient_classification() -> None:
+    assert is_transient(GatewayUnreachable("x", cause="reset"))
+    for status in (429, 500, 502, 503, 504):
+        assert is_transient(GatewayError("x", status=status))
+    assert not is_transient(GatewayError("x", status=400))
+    assert not is_transient(LoginError("x"))
+
+
+def test_full_jitter_exponential_capped_and_retry_after() -> None:
+    policy = RetryPolicy(initial=0.5, cap=4.0, rng=lambda low, high: high)
+    assert [policy.compute_wait(n, None) for n in range(1, 6)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert policy.compute_wait(1, GatewayError("x", status=429, retry_after=3.0)) == 3.0
+    low = RetryPolicy(initial=0.5, cap=4.0, rng=lambda low, high: low)
+    assert low.compute_wait(3, None) == 0.0
+
+
+async def test_retries_transient_until_success_and_reports_attempts() -> None:
+    calls = 0
+    seen: list[RetryAttempt] = []
+
+    async def flaky() -> str:
+        nonlocal calls
+        calls += 1
+        if calls < 4:
+            raise GatewayError("unavailable", status=503)
+        return "ok"
+
+    async for attempt in RetryPolicy.instant().retrying(on_retry=seen.append):
+        with attempt:
+            result = await flaky()
+    assert result == "ok"
+    assert calls == 4
+    assert [a.attempt for a in seen] == [1, 2, 3]
+
+
+async def test_terminal_errors_are_not_retried() -> None:
+    calls = 0
+    with pytest.raises(LoginError):
+        async for attempt in RetryPolicy.instant().retrying():
+            with attempt:
+                calls += 1
+                raise LoginError("email domain not allowed")
+    assert calls == 1
+
+
+async def test_max_attempts_and_deadline_stop_with_the_last_error() -> None:
+    calls = 0
+    with pytest.raises(GatewayUnreachable):
+        async for attempt in RetryPolicy.instant(max_attempts=3).retrying():
+            with attempt:
+                calls += 1
+                raise GatewayUnreachable("down", cause="refused")
+    assert calls == 3
+
+    calls = 0
+    policy = RetryPolicy(initial=10.0, cap=10.0, rng=lambda low, high: high)
+    with pytest.raises(GatewayUnreachable):
+        async for attempt in policy.retrying(deadline=anyio.current_time() + 5.0):
+            with attempt:
+                calls += 1
+                raise GatewayUnreachable("down", cause="refused")
+    assert calls == 1  # the 10 s wait would end past the deadline: stop instead of sleeping
