@@ -256,7 +256,8 @@ class ConfigStore:
         with contextlib.suppress(OSError):
             await aio.call(os.remove, self.owner_path)
         with contextlib.suppress(OSError):
-            await aio.write_new(self.owner_path, json.dumps({"pid": os.getpid(), "command": command}).encode(), fsync=False)
+            owner = json.dumps({"pid": os.getpid(), "command": command}).encode()
+            await aio.write_new(self.owner_path, owner, fsync=False)
 
     async def _lock_holder(self) -> str:
         try:

@@ -1,0 +1,211 @@
+"""The whole path against the reference gateway: login, test-auth, apps, rack, racks, logout."""
+
+from __future__ import annotations
+
+import stat
+from typing import Any
+
+import httpx
+import pytest
+
+from rgw.testing import RunningGateway, ScriptedBrowser
+from tests.integration.conftest import Cli
+
+pytestmark = pytest.mark.anyio
+
+
+async def login(cli: Cli, gw: RunningGateway, rack: str = "dev", *extra: str) -> None:
+    result = await cli("login", rack, gw.url, "--timeout", "60", *extra)
+    assert result.code == 0, result.err
+    assert result.lines[-1] == "Logged in as developer@example.com"
+
+
+async def test_login_use_and_logout(cli: Cli, gateway: RunningGateway) -> None:
+    result = await cli("login", "dev", gateway.url, "--timeout", "60")
+    assert result.code == 0, result.err
+    assert result.out == "Logged in as developer@example.com\n"
+    assert "Opening browser for authentication..." in result.err
+    assert f"If it does not open, visit: {gateway.url}/oauth/authorize?state=" in result.err
+    assert "OAuth successful" in result.err
+
+    config = cli.config()
+    entry = config["gateways"]["dev"]
+    assert config["current"] == "dev"
+    assert entry["url"] == gateway.url
+    assert entry["token"].startswith("rgw_sess_")
+    assert entry["email"] == "developer@example.com"
+    assert entry["channel"] == "cli"
+    assert entry["device_id"] == config["machine_id"]
+    assert isinstance(entry["session_id"], int)
+    assert stat.S_IMODE((cli.config_dir / "config.json").stat().st_mode) == 0o600
+    assert stat.S_IMODE(cli.config_dir.stat().st_mode) == 0o700
+    token = entry["token"]
+    assert token not in result.out + result.err
+
+    auth = await cli("test-auth")
+    assert auth.code == 0, auth.err
+    assert auth.lines[0] == "Authenticated as developer@example.com"
+    assert auth.lines[1] == "Role: deployer"
+    assert auth.lines[2].startswith("Session expires: ")
+    assert auth.lines[2].endswith(" UTC")
+
+    apps = await cli("apps")
+    assert apps.code == 0, apps.err
+    assert apps.lines[0].split() == ["APP", "STATUS", "GEN", "RELEASE"]
+    assert len(apps.lines) > 1
+
+    rack = await cli("rack")
+    assert rack.code == 0, rack.err
+    assert "Rack:     dev" in rack.lines
+    assert f"Gateway:  {gateway.url}" in rack.lines
+    assert "User:     developer@example.com" in rack.lines
+    assert any(line.startswith("Provider:") for line in rack.lines)
+    assert any(line.startswith("Status:") for line in rack.lines)
+
+    racks = await cli("racks")
+    assert racks.lines[1].split()[:2] == ["*", "dev"]
+
+    out = await cli("logout")
+    assert out.code == 0, out.err
+    assert out.out == "Logged out of dev\n"
+    assert not gateway.gateway.session_valid(token)
+    # The old token is rejected by the gateway itself, not just forgotten locally.
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{gateway.url}/api/v1/info", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    after = cli.config()["gateways"]["dev"]
+    assert "token" not in after
+    assert after["url"] == gateway.url
+
+    again = await cli("test-auth")
+    assert again.code == 3
+    assert again.err.splitlines()[:2] == [
+        "Error: not logged in to dev",
+        f"Please run: rack-gateway login dev {gateway.url}",
+    ]
+
+
+async def test_login_again_by_name_and_switch(cli: Cli, gateway: RunningGateway) -> None:
+    await login(cli, gateway, "one")
+    await login(cli, gateway, "two")
+    assert cli.config()["current"] == "two"
+    relogin = await cli("login", "one", "--timeout", "60")
+    assert relogin.code == 0, relogin.err
+    switched = await cli("switch", "two")
+    assert switched.out == "Switched to two\n"
+    assert cli.config()["current"] == "two"
+    unknown = await cli("switch", "nope")
+    assert unknown.code == 10
+    assert "unknown rack 'nope'" in unknown.err
+    by_flag = await cli("--rack", "one", "test-auth")
+    assert by_flag.code == 0
+    by_env = await cli("test-auth", env={"RACK_GATEWAY_RACK": "one"})
+    assert by_env.code == 0
+
+
+@pytest.mark.parametrize(
+    ("action", "explanation"),
+    [
+        ("revoke", "an administrator revoked your session"),
+        ("mfa", "MFA enforcement changed for your account"),
+        ("secret", "new secret"),
+    ],
+)
+async def test_invalid_session_gives_the_seed_error(
+    cli: Cli, gateway: RunningGateway, action: str, explanation: str
+) -> None:
+    await login(cli, gateway, "production")
+    gw = gateway.gateway
+    if action == "revoke":
+        gw.revoke_user_sessions("developer@example.com")
+    elif action == "mfa":
+        gw.set_mfa_required("developer@example.com", True)
+    else:
+        gw.rotate_secret("a-new-secret")
+    result = await cli("apps")
+    assert result.code == 3
+    lines = result.err.splitlines()
+    assert lines[0] == "Error: session expired or invalid"
+    assert lines[1] == f"Please run: rack-gateway login production {gateway.url}"
+    assert explanation in result.err
+    assert "Traceback" not in result.err
+
+
+async def test_api_token_with_no_config_at_all(cli: Cli, gateway: RunningGateway) -> None:
+    token = gateway.gateway.create_api_token("ci", role="viewer")
+    env = {"RACK_GATEWAY_API_TOKEN": token, "RACK_GATEWAY_URL": gateway.url}
+    apps = await cli("apps", env=env)
+    assert apps.code == 0, apps.err
+    assert apps.lines[0].split() == ["APP", "STATUS", "GEN", "RELEASE"]
+    auth = await cli("test-auth", env=env)
+    assert auth.code == 0, auth.err
+    assert "Credential: API token" in auth.lines
+    by_flag = await cli("--api-token", token, "apps", env={"RACK_GATEWAY_URL": gateway.url})
+    assert by_flag.code == 0, by_flag.err
+    assert not cli.config_dir.exists()
+    assert token not in apps.out + apps.err + auth.out + auth.err
+
+
+async def test_api_token_overrides_the_stored_session(cli: Cli, gateway: RunningGateway) -> None:
+    await login(cli, gateway)
+    token = gateway.gateway.create_api_token("ci", role="viewer")
+    auth = await cli("test-auth", env={"RACK_GATEWAY_API_TOKEN": token})
+    assert "Credential: API token" in auth.lines
+    bad = await cli("--api-token", "rgw_token_wrong", "apps")
+    assert bad.code == 3
+    assert bad.err.splitlines()[0] == "Error: session expired or invalid"
+    assert "Check the API token" in bad.err
+
+
+async def test_rack_gateway_url_never_receives_another_racks_session(cli: Cli, gateway: RunningGateway) -> None:
+    await login(cli, gateway)
+    # With a stored rack selected, RACK_GATEWAY_URL does not redirect its session elsewhere.
+    result = await cli("test-auth", env={"RACK_GATEWAY_URL": "http://127.0.0.1:9"})
+    assert result.code == 0, result.err
+    # An unknown rack with RACK_GATEWAY_URL and no token: not logged in, nothing sent.
+    other = await cli("--rack", "elsewhere", "apps", env={"RACK_GATEWAY_URL": "http://127.0.0.1:9"})
+    assert other.code == 3
+    assert "not logged in to elsewhere" in other.err
+
+
+async def test_permission_denied_shows_the_gateways_text(cli: Cli, gateway: RunningGateway) -> None:
+    viewer = ScriptedBrowser(email="viewer@example.com")
+    result = await cli("login", "dev", gateway.url, browser=viewer)
+    assert result.code == 0, result.err
+    denied = await cli("api-token", "create", "--name", "x", "--permission", "convox:app:list")
+    assert denied.code == 4
+    assert denied.err.splitlines()[0].startswith("Error: permission denied: ")
+    assert "requires admin role" in denied.err
+
+
+async def test_api_token_commands(cli: Cli, gateway: RunningGateway) -> None:
+    admin = ScriptedBrowser(email="admin@example.com")
+    assert (await cli("login", "dev", gateway.url, browser=admin)).code == 0
+    created = await cli("api-token", "create", "--name", "deploy-bot", "--role", "viewer", "--output", "token")
+    assert created.code == 0, created.err
+    token = created.out.strip()
+    assert token.startswith("rgw_")
+    listing = await cli("api-token", "list", "--json")
+    import json
+
+    tokens: list[dict[str, Any]] = json.loads(listing.out)
+    mine = next(t for t in tokens if t["name"] == "deploy-bot")
+    public_id = mine.get("public_id") or mine["id"]
+    got = await cli("api-token", "get", str(public_id))
+    assert got.code == 0, got.err
+    assert "deploy-bot" in got.out
+    apps = await cli("--api-token", token, "apps")
+    assert apps.code == 0, apps.err
+    deleted = await cli("api-token", "delete", str(public_id))
+    assert deleted.code == 0, deleted.err
+    rejected = await cli("--api-token", token, "apps")
+    assert rejected.code == 3
+
+
+async def test_sliding_expiry_is_stored(cli: Cli, gateway: RunningGateway) -> None:
+    await login(cli, gateway)
+    gw_entry = cli.config()["gateways"]["dev"]
+    before = gw_entry["expires_at"]
+    assert (await cli("test-auth")).code == 0
+    after = cli.config()["gateways"]["dev"]["expires_at"]
+    assert after >= before
