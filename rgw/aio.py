@@ -22,7 +22,7 @@ def _on_asyncio() -> bool:
 
 async def read_bytes(path: Path) -> bytes:
     if _on_asyncio():
-        import aiofiles  # noqa: PLC0415
+        import aiofiles
 
         async with aiofiles.open(path, "rb") as fh:
             return await fh.read()
@@ -50,8 +50,8 @@ async def write_new(path: Path, content: bytes, *, mode: int = 0o600, fsync: boo
     if not _on_asyncio():
         await anyio.to_thread.run_sync(_write_new_sync, path, content, mode, fsync)
         return
-    import aiofiles  # noqa: PLC0415
-    import aiofiles.os  # noqa: PLC0415
+    import aiofiles
+    import aiofiles.os
 
     fd = await aiofiles.os.wrap(os.open)(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     async with aiofiles.open(fd, "wb") as fh:
@@ -65,7 +65,7 @@ async def call(function: object, *args: object) -> object:
     """Run a blocking ``os`` function (replace, remove, chmod, makedirs) off the loop."""
     assert callable(function)
     if _on_asyncio():
-        import aiofiles.os  # noqa: PLC0415
+        import aiofiles.os
 
         return await aiofiles.os.wrap(function)(*args)
     return await anyio.to_thread.run_sync(lambda: function(*args))

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import anyio.to_thread
 import asyncclick as click
 
 from rgw.cli.app import App
@@ -61,20 +60,20 @@ def _describe_users(gateway: Any) -> list[str]:
 async def dev_gateway(app: App, host: str, port: int, db: str | None, allowed_domain: str, deployed_mode: bool) -> None:
     """Serve the reference gateway (a stand-in for a deployed rack gateway) until Ctrl-C."""
     _require_testing()
-    from rgw.testing import serve_forever
+    from rgw.testing import running_gateway
 
     settings = _settings(db, allowed_domain, deployed_mode)
-
-    def ready(url: str, gateway: Any) -> None:
+    # uvicorn runs in its own thread; this task only sleeps, so Ctrl-C cancels it and leaving the
+    # `with` shuts the server down cleanly.
+    with running_gateway(settings, host=host, port=port) as gw:
         mode = "deployed-gateway mode (no extensions)" if deployed_mode else "with protocol extensions"
-        app.echo(f"Reference gateway listening on {url} ({mode})")
+        app.echo(f"Reference gateway listening on {gw.url} ({mode})")
         app.echo("Seeded users:")
-        for line in _describe_users(gateway):
+        for line in _describe_users(gw.gateway):
             app.echo(line)
-        app.echo(f"Log in with: rack-gateway login dev {url}")
+        app.echo(f"Log in with: rack-gateway login dev {gw.url}")
         app.echo("Press Ctrl-C to stop.")
-
-    await anyio.to_thread.run_sync(lambda: serve_forever(settings, host=host, port=port, ready=ready))
+        await anyio.sleep_forever()
 
 
 @click.command("demo")

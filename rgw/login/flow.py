@@ -209,18 +209,24 @@ class LoginFlow:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _login(self, rack: str, deadline: float) -> Session:
+        outcome: Session | RgwError | None = None
         async with anyio.create_task_group() as services:
-            listener = self.listener
-            if listener is None and self.options.use_loopback:
-                listener = await self._start_listener(services)
-            start = await self._start(rack, listener.uri if listener else None, deadline)
-            self.emit(GatewayReachable(rack, self.client.base_url, start.loopback))
             try:
-                outcome = await self._race(rack, start, listener, deadline)
+                listener = self.listener
+                if listener is None and self.options.use_loopback:
+                    listener = await self._start_listener(services)
+                start = await self._start(rack, listener.uri if listener else None, deadline)
+                self.emit(GatewayReachable(rack, self.client.base_url, start.loopback))
+                try:
+                    outcome = await self._race(rack, start, listener, deadline)
+                finally:
+                    if listener is not None:
+                        listener.forget(start.state)
+            except RgwError as exc:  # raised outside the group, so callers never see an ExceptionGroup
+                outcome = exc
             finally:
-                if listener is not None:
-                    listener.forget(start.state)
                 services.cancel_scope.cancel()
+        assert outcome is not None
         if isinstance(outcome, RgwError):
             raise outcome
         return outcome
@@ -303,21 +309,17 @@ class LoginFlow:
                 outcome.finish(session)
 
             async def open_browser() -> None:
-                if not self.options.open_browser:
-                    self.emit(BrowserUnavailable(rack, start.auth_url, "--no-browser"))
-                    return
-                self.emit(BrowserOpening(rack, start.auth_url))
                 try:
                     opened = await self.browser.open(start.auth_url)
-                except Exception:  # noqa: BLE001 - a broken browser never breaks the login: the URL is shown
+                except Exception:
                     opened = False
                 if opened:
                     self.emit(BrowserOpened(rack))
                 else:
                     self.emit(BrowserUnavailable(rack, start.auth_url, "no browser could be opened"))
 
-            async def watch_callback(listener: ListenerLike) -> None:
-                result = await listener.expect(start.state, rack).wait()
+            async def watch_callback(waiter: CallbackWaiterLike) -> None:
+                result = await waiter.wait()
                 self.emit(CallbackReceived(rack, result.ok, "loopback"))
                 if result.ok:
                     wake.set()
@@ -337,9 +339,17 @@ class LoginFlow:
                         outcome.finish(LoginError(f"login failed in the browser: {error}"))
                         return
 
-            race.start_soon(open_browser)
+            # Register the state before the browser can possibly reach the listener.
             if listener is not None and start.loopback:
-                race.start_soon(watch_callback, listener)
+                race.start_soon(watch_callback, listener.expect(start.state, rack))
+            # The URL is shown before the launch, so a user on a remote machine can copy it.
+            if self.options.open_browser:
+                self.emit(BrowserOpening(rack, start.auth_url))
+                race.start_soon(open_browser)
+            else:
+                self.emit(BrowserUnavailable(rack, start.auth_url, "--no-browser"))
+            once("waiting")
+            self.emit(Waiting(rack, "browser"))
             if self.paste is not None:
                 race.start_soon(read_paste, self.paste)
             race.start_soon(poll)

@@ -1,0 +1,336 @@
+"""The loopback listener that the browser hits when the gateway is done with it.
+
+``CallbackListener.serve`` binds 127.0.0.1 (and ::1 on the same port when it can) on a random port
+under one unguessable path, and answers ``GET <path>?state=..&result=ok|error[&error=..]``: the state
+is compared in constant time with every login registered through ``expect``; a match wakes that
+login's ``CallbackWaiter`` and shows a small page naming the rack.  The hit carries no secret (the
+CLI still redeems the login with ``/complete``), so the listener's job is to be cheap to abuse:
+everything else (other paths, methods, states, foreign Host headers, oversized or malformed or slow
+requests, connection floods) is answered with an error or simply closed, without waking anyone and
+without stopping the listener.  HTTP is parsed with h11; one request per connection.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import ipaddress
+import secrets
+from collections.abc import Sequence
+from urllib.parse import parse_qs, urlsplit
+
+import anyio
+import anyio.abc
+import anyio.streams.stapled
+import h11
+from anyio.abc import SocketAttribute
+
+from rgw.models import CallbackResult
+
+__all__ = ["CallbackListener", "CallbackWaiter"]
+
+_REASONS = {
+    200: b"OK",
+    400: b"Bad Request",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    421: b"Misdirected Request",
+    431: b"Request Header Fields Too Large",
+}
+_MAX_ERROR_TEXT = 300
+_LINGER_BYTES = 65536
+_RECEIVE_CHUNK = 4096
+
+
+class CallbackWaiter:
+    """One login waiting for its browser hit; ``result`` is set (once) when the hit arrives."""
+
+    def __init__(self, state: str, rack: str) -> None:
+        self.state = state
+        self.rack = rack
+        self.result: CallbackResult | None = None
+        self._event = anyio.Event()
+
+    async def wait(self) -> CallbackResult:
+        """Return the browser's result as soon as the listener has heard it."""
+        await self._event.wait()
+        assert self.result is not None  # set before the event, never cleared
+        return self.result
+
+    def _deliver(self, result: CallbackResult) -> None:
+        if self.result is None:  # a refreshed page must not change what the login already heard
+            self.result = result
+            self._event.set()
+
+
+class CallbackListener:
+    """HTTP listener on loopback that turns a browser redirect into a ``CallbackResult``.
+
+    One listener can serve many logins at once (``expect`` one per state).  Timeouts and limits are
+    parameters: ``header_timeout`` bounds reading a request (slowloris), ``max_request_bytes`` bounds
+    the request line and headers, ``max_connections`` bounds concurrently open connections.
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        hosts: Sequence[str] = ("127.0.0.1", "::1"),
+        max_request_bytes: int = 8192,
+        header_timeout: float = 5.0,
+        max_connections: int = 64,
+    ) -> None:
+        if not hosts:
+            raise ValueError("at least one loopback host is required")
+        for host in hosts:
+            _require_loopback(host)
+        if not 0 <= port <= 65535:
+            raise ValueError(f"invalid port: {port}")
+        if max_request_bytes < 256 or header_timeout <= 0 or max_connections < 1:
+            raise ValueError("max_request_bytes >= 256, header_timeout > 0 and max_connections >= 1")
+        self._port = port
+        self._hosts = tuple(hosts)
+        self._max_request_bytes = max_request_bytes
+        self._header_timeout = header_timeout
+        self._max_connections = max_connections
+        self._path = "/" + secrets.token_urlsafe(16)
+        self._waiters: dict[str, CallbackWaiter] = {}
+        self._bound_host: str | None = None
+        self._bound_port: int | None = None
+        self._allowed_hosts: frozenset[bytes] = frozenset()
+        self._active = 0
+        self._serving = False
+
+    @property
+    def uri(self) -> str:
+        """``http://127.0.0.1:PORT/<path>``: the bound address, never ``localhost``."""
+        if self._bound_host is None or self._bound_port is None:
+            raise RuntimeError("the callback listener is not bound yet; await tg.start(listener.serve)")
+        return f"http://{_host_in_url(self._bound_host)}:{self._bound_port}{self._path}"
+
+    @property
+    def port(self) -> int | None:
+        return self._bound_port
+
+    @property
+    def active_connections(self) -> int:
+        """Connections being handled right now (for tests and diagnostics)."""
+        return self._active
+
+    def expect(self, state: str, rack: str) -> CallbackWaiter:
+        """Register a login; the returned waiter wakes when the browser hit for ``state`` arrives.
+
+        Call it from the event loop that runs ``serve`` (the waiter holds an anyio Event).
+        """
+        if not state:
+            raise ValueError("state must not be empty")
+        if state in self._waiters:
+            raise ValueError("this state is already expected")
+        waiter = CallbackWaiter(state, rack)
+        self._waiters[state] = waiter
+        return waiter
+
+    def forget(self, state: str) -> None:
+        """Stop expecting ``state``; later hits for it are rejected like unknown states."""
+        self._waiters.pop(state, None)
+
+    async def serve(self, *, task_status: anyio.abc.TaskStatus[str] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Bind, report ``uri`` through ``task_status``, then serve until cancelled."""
+        if self._serving:
+            raise RuntimeError("this callback listener is already serving")
+        self._serving = True
+        listeners: list[anyio.abc.SocketListener] = []
+        try:
+            first = await anyio.create_tcp_listener(local_host=self._hosts[0], local_port=self._port)
+            listeners.extend(_socket_listeners(first))
+            port = int(first.extra(SocketAttribute.local_port))  # noqa: S610 (anyio, not Django)
+            for host in self._hosts[1:]:
+                try:  # ::1 is a bonus: a machine without IPv6 (or with the port taken there) still works
+                    extra = await anyio.create_tcp_listener(local_host=host, local_port=port)
+                except OSError:
+                    continue
+                listeners.extend(_socket_listeners(extra))
+            self._bound_host, self._bound_port = self._hosts[0], port
+            self._allowed_hosts = _allowed_host_headers(port)
+            async with anyio.create_task_group() as tg:
+                for listener in listeners:
+                    tg.start_soon(self._accept_loop, listener, tg)
+                task_status.started(self.uri)
+        finally:
+            with anyio.CancelScope(shield=True):
+                for listener in listeners:
+                    await listener.aclose()
+            self._bound_host = self._bound_port = None
+            self._serving = False
+
+    async def _accept_loop(self, listener: anyio.abc.SocketListener, tg: anyio.abc.TaskGroup) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError:  # e.g. out of file descriptors: back off instead of spinning or dying
+                await anyio.sleep(0.05)
+                continue
+            if self._active >= self._max_connections:
+                await stream.aclose()
+                continue
+            self._active += 1
+            tg.start_soon(self._handle_connection, stream)
+
+    async def _handle_connection(self, stream: anyio.abc.SocketStream) -> None:
+        try:
+            async with stream:
+                await self._converse(stream)
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream):
+            pass  # the peer went away; nothing to tell anyone
+        finally:
+            self._active -= 1
+
+    async def _converse(self, stream: anyio.abc.SocketStream) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_request_bytes)
+        request: h11.Request | None = None
+        status: int | None = None
+        with anyio.move_on_after(self._header_timeout):
+            try:
+                request = await _receive_request(conn, stream)
+            except h11.RemoteProtocolError as exc:
+                status = 431 if exc.error_status_hint == 431 else 400
+        if request is None and status is None:
+            return  # timed out (slowloris) or the client left before finishing its request
+        if request is not None:
+            status, body = self._answer(request)
+        else:
+            assert status is not None
+            body = _page("Bad request", "This request could not be read.")
+        with anyio.move_on_after(self._header_timeout):
+            await stream.send(_response(status, body, allow_get=status == 405))
+            await _linger_close(stream)
+
+    def _answer(self, request: h11.Request) -> tuple[int, bytes]:
+        host = _header(request, b"host")
+        if host is None or host.lower() not in self._allowed_hosts:
+            # DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends its own Host.
+            return 421, _page("Wrong host", "This address only answers to the loopback host.")
+        target = request.target.decode("ascii", "replace")
+        parts = urlsplit(target)
+        if not hmac.compare_digest(parts.path.encode(), self._path.encode()):
+            return 404, _page("Not found", "Nothing here.")
+        if request.method != b"GET":
+            return 405, _page("Method not allowed", "Only GET is accepted here.")
+        invalid = 400, _page("Invalid login link", "This login link is not valid. Check your terminal.")
+        try:
+            query = parse_qs(parts.query, keep_blank_values=True, max_num_fields=8)
+        except ValueError:
+            return invalid
+        states, results = query.get("state", []), query.get("result", [])
+        if len(states) != 1 or len(results) != 1:
+            return invalid
+        waiter = self._match(states[0])
+        if waiter is None or results[0] not in ("ok", "error"):
+            return invalid
+        rack = html.escape(waiter.rack)
+        if results[0] == "ok":
+            waiter._deliver(CallbackResult(state=waiter.state, ok=True))
+            return 200, _page(
+                "Logged in",
+                f"Logged in to rack {rack}. You can close this window; the terminal has the session.",
+            )
+        error = (query.get("error") or ["unknown error"])[0][:_MAX_ERROR_TEXT] or "unknown error"
+        waiter._deliver(CallbackResult(state=waiter.state, ok=False, error=error))
+        return 200, _page(
+            "Login failed",
+            f"Login to rack {rack} failed: {html.escape(error)}. "
+            "You can close this window; the terminal has the details.",
+        )
+
+    def _match(self, state: str) -> CallbackWaiter | None:
+        """Compare with every expected state in constant time, so timing tells nothing about them."""
+        candidate = state.encode("utf-8", "surrogatepass")
+        found: CallbackWaiter | None = None
+        for expected, waiter in list(self._waiters.items()):
+            if hmac.compare_digest(candidate, expected.encode("utf-8", "surrogatepass")):
+                found = waiter
+        return found
+
+
+async def _receive_request(conn: h11.Connection, stream: anyio.abc.SocketStream) -> h11.Request | None:
+    """Read until h11 has a full request line and headers; ``None`` if the client leaves first."""
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            try:
+                data = await stream.receive(_RECEIVE_CHUNK)
+            except anyio.EndOfStream:
+                data = b""
+            conn.receive_data(data)
+        elif isinstance(event, h11.Request):
+            return event
+        else:  # ConnectionClosed (or PAUSED, which cannot happen before a request)
+            return None
+
+
+async def _linger_close(stream: anyio.abc.SocketStream) -> None:
+    """Half-close, then read what the client is still sending, so closing does not reset the answer."""
+    await stream.send_eof()
+    drained = 0
+    while drained < _LINGER_BYTES:
+        try:
+            drained += len(await stream.receive(_RECEIVE_CHUNK))
+        except anyio.EndOfStream:
+            return
+
+
+def _socket_listeners(
+    multi: anyio.streams.stapled.MultiListener[anyio.abc.SocketStream],
+) -> list[anyio.abc.SocketListener]:
+    found = [listener for listener in multi.listeners if isinstance(listener, anyio.abc.SocketListener)]
+    if len(found) != len(multi.listeners):
+        raise TypeError("anyio returned a listener that is not a socket listener")
+    return found
+
+
+def _require_loopback(host: str) -> None:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"the callback listener binds loopback IP addresses only, not {host!r}") from None
+    if not address.is_loopback:
+        raise ValueError(f"the callback listener binds loopback addresses only, not {host!r}")
+
+
+def _host_in_url(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _allowed_host_headers(port: int) -> frozenset[bytes]:
+    return frozenset(f"{name}:{port}".encode() for name in ("127.0.0.1", "[::1]", "localhost"))
+
+
+def _header(request: h11.Request, name: bytes) -> bytes | None:
+    values = [value for key, value in request.headers if key == name]
+    return values[0] if len(values) == 1 else None
+
+
+def _page(title: str, message: str) -> bytes:
+    """A minimal page; callers escape anything that came from outside."""
+    return (
+        '<!doctype html><html><head><meta charset="utf-8">'
+        f"<title>rack-gateway: {title}</title></head>"
+        f"<body><p>{message}</p></body></html>\n"
+    ).encode()
+
+
+def _response(status: int, body: bytes, *, allow_get: bool = False) -> bytes:
+    headers = [
+        ("Content-Type", "text/html; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+        ("Connection", "close"),
+        ("Cache-Control", "no-store"),
+        ("Referrer-Policy", "no-referrer"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+    ]
+    if allow_get:
+        headers.append(("Allow", "GET"))
+    head = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])
+    head += b"".join(f"{name}: {value}\r\n".encode() for name, value in headers)
+    return head + b"\r\n" + body

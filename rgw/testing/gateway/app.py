@@ -1,0 +1,223 @@
+"""`create_app`: the reference gateway's Starlette application and its login routes.
+
+Login routes live here (start, the stand-in Google sign-in page, the callback, the browser MFA page,
+`/complete` with long polling, `/auth/cli/mfa`); authenticated API routes live in `api.py`.  Any
+unexpected error becomes `500 {"error":"internal server error"}`; bad JSON is `400 invalid request`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from . import api, pages
+from .core import Gateway
+from .login import BrowserOutcome, LoginPageError, valid_loopback_uri
+from .mfa import MfaError
+from .settings import GatewaySettings
+from .web import Reply, RequestCounter, base_url, bearer, endpoint, gateway_of, json_error, read_form, read_json
+
+
+def _outcome(outcome: BrowserOutcome) -> Response:
+    if outcome.location is not None:
+        return RedirectResponse(outcome.location, 302)
+    if outcome.page == "error":
+        return HTMLResponse(pages.error_page(outcome.text), outcome.status)
+    return HTMLResponse(pages.done_page(outcome.text), outcome.status)
+
+
+def _page_error(exc: LoginPageError) -> Response:
+    return HTMLResponse(pages.error_page(exc.text), exc.status)
+
+
+@endpoint
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+@endpoint
+async def index(request: Request) -> Response:
+    return HTMLResponse(pages.index_page(gateway_of(request).settings.rack_name))
+
+
+@endpoint
+async def start(request: Request) -> Response:
+    gw = gateway_of(request)
+    body = await read_json(request, optional=True)
+    loopback = body.get("loopback_uri")
+    if gw.settings.extensions and loopback is not None and not valid_loopback_uri(loopback):
+        return json_error(400, "invalid loopback_uri")
+    uri = loopback if isinstance(loopback, str) else None
+    return JSONResponse(gw.login.start(base_url(request), uri))
+
+
+@endpoint
+async def authorize_page(request: Request) -> Response:
+    gw = gateway_of(request)
+    state = request.query_params.get("state", "")
+    if not state or gw.login.state(state) is None:
+        return HTMLResponse(pages.error_page("invalid or expired state"), 400)
+    return HTMLResponse(pages.sign_in_page(state, gw.store.users(), gw.settings.rack_name))
+
+
+@endpoint
+async def authorize_post(request: Request) -> Response:
+    form = await read_form(request)
+    try:
+        location = gateway_of(request).login.authorize(
+            form.get("state", ""), form.get("email", ""), form.get("action", "allow"))
+    except LoginPageError as exc:
+        return _page_error(exc)
+    return RedirectResponse(location, 302)
+
+
+@endpoint
+async def callback(request: Request) -> Response:
+    q = request.query_params
+    try:
+        outcome = gateway_of(request).login.callback(q.get("state", ""), q.get("code", ""), q.get("error", ""))
+    except LoginPageError as exc:
+        return _page_error(exc)
+    return _outcome(outcome)
+
+
+@endpoint
+async def mfa_page(request: Request) -> Response:
+    state = request.query_params.get("state", "")
+    found = gateway_of(request).login.state(state) if state else None
+    if found is None:
+        return HTMLResponse(pages.error_page("invalid or expired state"), 400)
+    if found.stage == "verified":
+        return HTMLResponse(pages.done_page())
+    return HTMLResponse(pages.mfa_page(state))
+
+
+@endpoint
+async def mfa_post(request: Request) -> Response:
+    form = await read_form(request)
+    state = form.get("state", "")
+    try:
+        outcome = gateway_of(request).login.mfa(state, "totp", form.get("code", ""), None, None)
+    except MfaError as exc:
+        if exc.code == "session_expired":
+            return HTMLResponse(pages.error_page("invalid or expired state"), 400)
+        text = exc.message or {"invalid_code": "That code is not valid.",
+                               "code_required": "Enter a code."}.get(exc.code, exc.code)
+        return HTMLResponse(pages.mfa_page(state, text), exc.status)
+    return RedirectResponse(outcome.location or "/auth/done", 302)
+
+
+@endpoint
+async def done(request: Request) -> Response:
+    return HTMLResponse(pages.done_page())
+
+
+@endpoint
+async def complete(request: Request) -> Response:
+    gw = gateway_of(request)
+    body = await read_json(request)
+    wait = body.get("wait")
+    hold = 0.0
+    if gw.settings.extensions and isinstance(wait, int | float) and not isinstance(wait, bool):
+        hold = max(0.0, min(float(wait), gw.settings.long_poll_max))
+    state = body.get("state")
+    key = state if isinstance(state, str) else ""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + hold
+    first: dict[str, object] | None = None
+    while True:
+        event = gw.watchers.watch(key) if hold > 0 and key else None
+        try:
+            status, answer = gw.login.complete(body)
+            first = answer if first is None else first
+            remaining = deadline - loop.time()
+            # answer at once when anything changed (e.g. the login reached the MFA stage)
+            if status != 202 or answer != first or event is None or remaining <= 0 or gw.watchers.closing:
+                return JSONResponse(answer, status)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), remaining)
+        finally:
+            if event is not None:
+                gw.watchers.unwatch(key, event)
+
+
+@endpoint
+async def cli_mfa(request: Request) -> Response:
+    body = await read_json(request)
+    state = body.get("state")
+    gateway_of(request).login.mfa(
+        state if isinstance(state, str) else "", body.get("method"), body.get("code"),
+        body.get("session_data"), body.get("assertion_response"),
+    )
+    return JSONResponse({"redirect": base_url(request) + "/auth/done"})
+
+
+@endpoint
+async def cli_webauthn_start(request: Request) -> Response:
+    gw = gateway_of(request)
+    if not gw.settings.extensions:
+        return json_error(404, "not found")
+    body = await read_json(request)
+    state = body.get("state")
+    return JSONResponse(gw.login.webauthn_start(state if isinstance(state, str) else "", base_url(request)))
+
+
+@endpoint
+async def logout(request: Request) -> Response:
+    gw = gateway_of(request)
+    token = bearer(request) or request.cookies.get("session_token")
+    if token:
+        with contextlib.suppress(Exception):
+            principal = gw.principal(token)
+            if principal.session is not None:
+                gw.sessions.revoke(principal.session.id, "logged_out")
+    response = RedirectResponse("/", 302)
+    response.delete_cookie("session_token")
+    return response
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, HTTPException):
+        text = {404: "not found", 405: "method not allowed"}.get(exc.status_code, str(exc.detail).lower())
+        return json_error(exc.status_code, text)
+    if isinstance(exc, Reply):
+        return exc.response
+    return json_error(500, "internal server error")
+
+
+ROUTES = [
+    Route("/", index),
+    Route("/api/v1/health", health),
+    Route("/api/v1/auth/cli/start", start, methods=["POST"]),
+    Route("/oauth/authorize", authorize_page, methods=["GET"]),
+    Route("/oauth/authorize", authorize_post, methods=["POST"]),
+    Route("/api/v1/auth/cli/callback", callback),
+    Route("/auth/mfa", mfa_page, methods=["GET"]),
+    Route("/auth/mfa", mfa_post, methods=["POST"]),
+    Route("/auth/done", done),
+    Route("/api/v1/auth/cli/complete", complete, methods=["POST"]),
+    Route("/api/v1/auth/cli/mfa", cli_mfa, methods=["POST"]),
+    Route("/api/v1/auth/cli/mfa/webauthn/start", cli_webauthn_start, methods=["POST"]),
+    Route("/api/v1/auth/web/logout", logout, methods=["GET", "POST"]),
+    *api.ROUTES,
+]
+
+
+def create_app(settings: GatewaySettings | None = None, gateway: Gateway | None = None) -> Starlette:
+    """The ASGI app of a reference gateway (a new `Gateway(settings)` unless one is given)."""
+    if gateway is None:
+        gateway = Gateway(settings)
+    app = Starlette(
+        routes=ROUTES,
+        middleware=[Middleware(RequestCounter, gateway=gateway)],
+        exception_handlers={HTTPException: _http_error, Exception: _http_error},
+    )
+    app.state.gateway = gateway
+    return app

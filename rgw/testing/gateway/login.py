@@ -1,0 +1,280 @@
+"""The browser login state machine of the reference gateway.
+
+A login state moves `browser` → (`mfa`) → `verified`, or → `failed` ([ext] early failure, and the
+MFA-enrolment failure the deployed gateway also reports).  `/complete` redeems a verified state once
+(core) or answers the same body again for `idempotent_window` seconds ([ext]).  Every change calls
+`notify(state)` so held long polls answer at once.  All transitions run under one lock.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from .mfa import MfaError, MfaService
+from .sessions import SessionManager
+from .settings import GatewaySettings
+from .store import LoginState, Store
+from .timefmt import rfc3339
+
+ENROLL_TEXT = "You must set up multi-factor authentication before you can continue using the CLI."
+UNAUTHORIZED_TEXT = "User not authorized for this gateway."
+CANCELLED_TEXT = "consent cancelled"
+LOOPBACK_HOSTS = ("127.0.0.1", "[::1]", "localhost")
+
+
+class LoginPageError(Exception):
+    """A browser-facing error: rendered as an HTML error page."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+@dataclass(frozen=True)
+class BrowserOutcome:
+    """Where the browser goes next: a redirect, or a page (`done` or `error`) with a text."""
+
+    location: str | None = None
+    page: str = "done"
+    text: str = ""
+    status: int = 200
+
+
+def valid_loopback_uri(uri: Any) -> bool:
+    if not isinstance(uri, str):
+        return False
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError:
+        return False
+    host = parts.netloc.rpartition("@")[2].rsplit(":", 1)[0] if parts.netloc else ""
+    return parts.scheme == "http" and host in LOOPBACK_HOSTS and port is not None and "@" not in parts.netloc
+
+
+def _with_query(uri: str, params: dict[str, str]) -> str:
+    sep = "&" if urlsplit(uri).query else "?"
+    return uri + sep + urlencode(params, quote_via=quote)
+
+
+class LoginFlow:
+    """Login states: start, browser sign-in, MFA, redemption."""
+
+    def __init__(self, store: Store, settings: GatewaySettings, mfa: MfaService, sessions: SessionManager,
+                 notify: Callable[[str], None]) -> None:
+        self._store = store
+        self._settings = settings
+        self._mfa = mfa
+        self._sessions = sessions
+        self._notify = notify
+        self._lock = threading.RLock()
+        self._redeemed: dict[str, tuple[float, str, dict[str, Any]]] = {}
+        self._completed: dict[str, float] = {}
+
+    @property
+    def ext(self) -> bool:
+        return self._settings.extensions
+
+    def start(self, base_url: str, loopback_uri: str | None) -> dict[str, Any]:
+        state = secrets.token_urlsafe(32)
+        verifier = secrets.token_urlsafe(96)
+        use_loopback = self.ext and loopback_uri is not None
+        self._store.put_state(LoginState(state, verifier, loopback_uri if use_loopback else None, "browser",
+                                         None, None, None, self._settings.clock(), None, None))
+        body: dict[str, Any] = {
+            "auth_url": f"{base_url}/oauth/authorize?state={state}&client_id=rack-gateway",
+            "state": state, "code_verifier": verifier,
+        }
+        if use_loopback:
+            body["loopback"] = True
+        return body
+
+    def completed_at(self, state: str) -> float | None:
+        """The clock time `state` became verified (kept after redemption)."""
+        with self._lock:
+            return self._completed.get(state)
+
+    def state(self, state: str) -> LoginState | None:
+        return self._store.state(state)
+
+    def _require(self, state: str) -> LoginState:
+        found = self._store.state(state) if state else None
+        if found is None:
+            raise LoginPageError(400, "invalid or expired state")
+        return found
+
+    # browser side
+    def authorize(self, state: str, email: str, action: str) -> str:
+        """The sign-in form was posted: the callback URL the browser goes to next."""
+        with self._lock:
+            st = self._require(state)
+            if action == "cancel":
+                return "/api/v1/auth/cli/callback?" + urlencode({"error": "access_denied", "state": state})
+            email = email.strip().lower()
+            if "@" not in email:
+                raise LoginPageError(400, "Enter an email address.")
+            code = secrets.token_urlsafe(24)
+            self._store.put_state(replace(st, code=code, email=email))
+            return "/api/v1/auth/cli/callback?" + urlencode({"code": code, "state": state})
+
+    def callback(self, state: str, code: str, error: str) -> BrowserOutcome:
+        with self._lock:
+            st = self._require(state)
+            if st.stage == "verified":
+                return BrowserOutcome(text="Login complete, return to your terminal.")
+            if st.stage != "browser":
+                return BrowserOutcome(page="error", text=st.error or "This login is not waiting for sign-in.",
+                                      status=400)
+            if error:
+                return self._fail(st, CANCELLED_TEXT)
+            if not code or st.code is None or st.email is None or not hmac.compare_digest(code, st.code):
+                raise LoginPageError(400, "invalid authorization code")
+            return self._signed_in(replace(st, code=None), st.email)
+
+    def sign_in(self, state: str, email: str) -> BrowserOutcome:
+        """`complete_browser_login`: the user signed in as `email`."""
+        with self._lock:
+            st = self._require(state)
+            if st.stage != "browser":
+                raise ValueError(f"login state is at stage {st.stage}, not browser")
+            return self._signed_in(st, email.strip().lower())
+
+    def fail(self, state: str, error: str) -> BrowserOutcome:
+        with self._lock:
+            return self._fail(self._require(state), error)
+
+    def _signed_in(self, st: LoginState, email: str) -> BrowserOutcome:
+        if not self._settings.domain_allowed(email):
+            return self._fail(st, f"email domain not allowed: {email}")
+        user = self._store.user(email)
+        if user is None:
+            return self._fail(st, UNAUTHORIZED_TEXT)
+        st = replace(st, email=email)
+        if self._mfa.enrolled(email):
+            self._store.put_state(replace(st, stage="mfa"))
+            self._notify(st.state)
+            return BrowserOutcome(location="/auth/mfa?" + urlencode({"state": st.state}))
+        if user.mfa_required:
+            return self._fail(st, ENROLL_TEXT, always=True)
+        return self._verify(st, mfa_verified_at=None)
+
+    def _fail(self, st: LoginState, text: str, *, always: bool = False) -> BrowserOutcome:
+        if not (self.ext or always):
+            # The deployed gateway only shows an error page; the CLI keeps seeing 202.
+            return BrowserOutcome(page="error", text=text, status=403)
+        self._store.put_state(replace(st, stage="failed", error=text))
+        self._notify(st.state)
+        if st.loopback_uri:
+            return BrowserOutcome(location=_with_query(
+                st.loopback_uri, {"state": st.state, "result": "error", "error": text}))
+        return BrowserOutcome(page="error", text=text, status=403)
+
+    def _verify(self, st: LoginState, mfa_verified_at: float | None) -> BrowserOutcome:
+        now = self._settings.clock()
+        self._completed[st.state] = now
+        self._store.put_state(replace(st, stage="verified", verified_at=now, mfa_verified_at=mfa_verified_at))
+        self._notify(st.state)
+        if st.loopback_uri:
+            return BrowserOutcome(location=_with_query(st.loopback_uri, {"state": st.state, "result": "ok"}))
+        return BrowserOutcome(text="Login complete, return to your terminal.")
+
+    # MFA at login
+    def mfa(self, state: str, method: Any, code: Any, session_data: Any, assertion: Any) -> BrowserOutcome:
+        with self._lock:
+            st = self._store.state(state) if state else None
+            if st is None:
+                raise MfaError("session_expired")
+            if st.stage == "verified":
+                return BrowserOutcome(text="Login complete, return to your terminal.")
+            if st.stage != "mfa" or st.email is None:
+                raise MfaError("session_incomplete")
+            if method == "totp":
+                self._mfa.verify_code(st.email, code if isinstance(code, str) else None)
+            elif method == "webauthn":
+                self._mfa.assertion_verify(st.email, session_data, assertion)
+            else:
+                raise MfaError("invalid_method")
+            return self._verify(st, mfa_verified_at=self._settings.clock())
+
+    def webauthn_start(self, state: str, base_url: str) -> dict[str, Any]:
+        st = self._store.state(state) if state else None
+        if st is None:
+            raise MfaError("session_expired")
+        if st.stage != "mfa" or st.email is None:
+            raise MfaError("session_incomplete")
+        return self._mfa.assertion_start(st.email, base_url)
+
+    # redemption
+    def complete(self, body: Any) -> tuple[int, dict[str, Any]]:
+        if not isinstance(body, dict):
+            return 400, {"error": "invalid request"}
+        state, verifier, device_id = body.get("state"), body.get("code_verifier"), body.get("device_id")
+        optional = [body.get(k) for k in ("device_name", "device_os", "client_version")]
+        if not all(isinstance(v, str) and v for v in (state, verifier, device_id)) or not all(
+                v is None or isinstance(v, str) for v in optional):
+            return 400, {"error": "invalid request"}
+        assert isinstance(state, str)
+        assert isinstance(verifier, str)
+        assert isinstance(device_id, str)
+        try:
+            uuid.UUID(device_id)
+        except ValueError:
+            return 500, {"error": "internal server error"}  # the deployed gateway's UUID column
+        with self._lock:
+            now = self._settings.clock()
+            self._redeemed = {k: v for k, v in self._redeemed.items()
+                              if now - v[0] <= self._settings.idempotent_window}
+            if self.ext and state in self._redeemed:
+                _, known, answer = self._redeemed[state]
+                if not hmac.compare_digest(known, verifier):
+                    return 400, {"error": "invalid code_verifier"}
+                return 200, answer
+            st = self._store.state(state)
+            if st is None:
+                return 400, {"error": "invalid or expired state"}
+            if self.ext and not hmac.compare_digest(st.code_verifier, verifier):
+                return 400, {"error": "invalid code_verifier"}
+            if st.stage == "failed":
+                self._store.delete_state(state)
+                return 400, {"error": st.error or "login failed"}
+            if st.stage != "verified" or st.email is None:
+                return 202, self.pending_body(st)
+            return self._redeem(st, body, now)
+
+    def pending_body(self, st: LoginState) -> dict[str, Any]:
+        answer: dict[str, Any] = {"status": "pending"}
+        if self.ext:
+            answer["stage"] = "mfa" if st.stage == "mfa" else "browser"
+            if st.stage == "mfa" and st.email:
+                answer["mfa_methods"] = self._mfa.method_names(st.email)
+        return answer
+
+    def _redeem(self, st: LoginState, body: dict[str, Any], now: float) -> tuple[int, dict[str, Any]]:
+        assert st.email is not None
+        user = self._store.user(st.email)
+        if user is None:
+            self._store.delete_state(st.state)
+            return 400, {"error": UNAUTHORIZED_TEXT}
+        device_name = str(body.get("device_name") or "")[:150]
+        token, row = self._sessions.issue(
+            user, device_id=str(body["device_id"]), device_name=device_name,
+            device_os=str(body.get("device_os") or ""), mfa_verified_at=st.mfa_verified_at,
+        )
+        answer: dict[str, Any] = {
+            "token": token, "email": user.email, "name": user.name, "expires_at": rfc3339(row.expires_at),
+            "session_id": row.id, "channel": "cli", "device_id": row.device_id, "device_name": device_name,
+            "mfa_verified": st.mfa_verified_at is not None, "mfa_required": user.mfa_required,
+            "enrollment_required": False,
+        }
+        self._store.delete_state(st.state)
+        if self.ext:
+            self._redeemed[st.state] = (now, st.code_verifier, answer)
+        return 200, answer

@@ -1,0 +1,285 @@
+"""The login orchestrator over real sockets: who wins the race, and what the user is told."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import anyio
+import pytest
+
+from rgw.client import GatewayClient
+from rgw.config import ConfigStore
+from rgw.errors import GatewayUnreachable, LoginError, LoginTimeout, RgwError
+from rgw.login import events as ev
+from rgw.login.flow import LoginFlow, LoginOptions
+from rgw.models import DeviceInfo, Session
+from rgw.retry import RetryPolicy
+from rgw.testing import RunningGateway, ScriptedBrowser
+
+pytestmark = pytest.mark.anyio
+
+DEVICE = DeviceInfo(str(uuid.uuid4()), "test-host", "linux/x86_64", "rgw-python/test")
+
+
+def state_of(url: str) -> str:
+    return parse_qs(urlsplit(url).query)["state"][0]
+
+
+@dataclass
+class Recorder:
+    events: list[ev.LoginEvent] = field(default_factory=list)
+    changed: anyio.Event = field(default_factory=anyio.Event)
+
+    def __call__(self, event: ev.LoginEvent) -> None:
+        self.events.append(event)
+        self.changed.set()
+        self.changed = anyio.Event()
+
+    def kinds(self) -> list[str]:
+        return [type(e).__name__ for e in self.events]
+
+    async def first(self, kind: type[ev.LoginEvent]) -> ev.LoginEvent:
+        while True:
+            for event in self.events:
+                if isinstance(event, kind):
+                    return event
+            await self.changed.wait()
+
+
+class FailingBrowser:
+    def __init__(self, error: bool = False) -> None:
+        self.error = error
+
+    async def open(self, url: str) -> bool:
+        if self.error:
+            raise RuntimeError("xdg-open exploded")
+        return False
+
+
+class ListPaste:
+    """A user pasting lines; ``feed`` hands it the next one."""
+
+    def __init__(self) -> None:
+        self.send, self.receive = anyio.create_memory_object_stream[str](10)
+
+    async def read_line(self) -> str | None:
+        try:
+            return await self.receive.receive()
+        except anyio.EndOfStream:
+            return None
+
+
+async def run_flow(
+    gateway: RunningGateway,
+    tmp_path: Path,
+    *,
+    browser: object,
+    options: LoginOptions,
+    recorder: Recorder,
+    paste: ListPaste | None = None,
+    user: Callable[[Recorder], object] | None = None,
+    url: str | None = None,
+) -> tuple[Session, LoginFlow]:
+    store = ConfigStore(tmp_path / "config")
+    async with GatewayClient(url or gateway.url) as client:
+        flow = LoginFlow(
+            client=client,
+            store=store,
+            browser=browser,  # type: ignore[arg-type]
+            device=DEVICE,
+            emit=recorder,
+            policy=RetryPolicy(initial=0.05, cap=0.5),
+            options=options,
+            paste=paste,
+        )
+        error: RgwError | None = None
+        async with anyio.create_task_group() as tg:
+            if user is not None:
+                tg.start_soon(user, recorder)  # type: ignore[arg-type]
+            try:
+                session = await flow.run("dev")
+            except RgwError as exc:
+                error = exc
+            tg.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    return session, flow
+
+
+async def test_loopback_wakes_the_poller(gateway: RunningGateway, tmp_path: Path) -> None:
+    recorder = Recorder()
+    # No long poll and a 60 s pace: only the loopback hit can finish this login in time.
+    options = LoginOptions(timeout=30, long_poll=0, pace=60)
+    session, flow = await run_flow(
+        gateway, tmp_path, browser=ScriptedBrowser(), options=options, recorder=recorder
+    )
+    assert session.email == "developer@example.com"
+    kinds = recorder.kinds()
+    assert kinds[:2] == ["GatewayReachable", "BrowserOpening"]
+    # The scripted user finishes inside open(), so BrowserOpened may come after the callback.
+    assert sorted(kinds) == sorted([*kinds[:2], "Waiting", "BrowserOpened", "CallbackReceived", "OAuthSucceeded",
+                                    "LoggedIn"])
+    assert kinds.index("Waiting") < kinds.index("CallbackReceived") < kinds.index("OAuthSucceeded")
+    assert kinds[-1] == "LoggedIn"
+    assert isinstance(recorder.events[0], ev.GatewayReachable)
+    assert recorder.events[0].loopback is True
+    callback = next(e for e in recorder.events if isinstance(e, ev.CallbackReceived))
+    assert callback.ok
+    assert callback.via == "loopback"
+    assert flow.poller is not None
+    assert flow.poller.requests == 2  # one pending answer, then the redeem right after the wake
+    stored = (await ConfigStore(tmp_path / "config").read()).rack("dev")
+    assert stored is not None
+    assert stored.token == session.token
+
+
+async def test_long_poll_wins_without_a_listener(gateway: RunningGateway, tmp_path: Path) -> None:
+    recorder = Recorder()
+    options = LoginOptions(timeout=30, use_loopback=False, pace=60)
+    session, flow = await run_flow(
+        gateway, tmp_path, browser=ScriptedBrowser(delay=0.3), options=options, recorder=recorder
+    )
+    assert session.email == "developer@example.com"
+    assert "CallbackReceived" not in recorder.kinds()
+    kinds = recorder.kinds()
+    assert kinds[-1] == "LoggedIn"
+    assert kinds.index("Waiting") < kinds.index("OAuthSucceeded")
+    assert recorder.events[0].loopback is False  # type: ignore[attr-defined]
+    assert flow.poller is not None
+    assert flow.poller.requests <= 3
+
+
+async def test_paste_wins(gateway: RunningGateway, tmp_path: Path) -> None:
+    recorder = Recorder()
+    paste = ListPaste()
+
+    async def user(rec: Recorder) -> None:
+        opening = await rec.first(ev.BrowserUnavailable)
+        assert isinstance(opening, ev.BrowserUnavailable)
+        state = state_of(opening.auth_url)
+        await paste.send.send("not a url at all")
+        await paste.send.send(f"http://127.0.0.1:1/cb?state={'x' * 43}&result=ok")  # another login's URL
+        gateway.gateway.complete_browser_login(state, "developer@example.com")
+        await paste.send.send(f"http://127.0.0.1:1/cb?state={state}&result=ok")
+
+    options = LoginOptions(timeout=30, use_loopback=False, long_poll=0, pace=60, open_browser=False)
+    session, _ = await run_flow(
+        gateway, tmp_path, browser=FailingBrowser(), options=options, recorder=recorder, paste=paste, user=user
+    )
+    paste.send.close()
+    paste.receive.close()
+    assert session.email == "developer@example.com"
+    received = [e for e in recorder.events if isinstance(e, ev.CallbackReceived)]
+    assert [(e.ok, e.via) for e in received] == [(True, "paste")]
+
+
+@pytest.mark.parametrize("raises", [False, True])
+async def test_browser_fails_but_login_succeeds(gateway: RunningGateway, tmp_path: Path, raises: bool) -> None:
+    recorder = Recorder()
+
+    async def user(rec: Recorder) -> None:
+        event = await rec.first(ev.BrowserUnavailable)
+        assert isinstance(event, ev.BrowserUnavailable)
+        gateway.gateway.complete_browser_login(state_of(event.auth_url), "developer@example.com")
+
+    options = LoginOptions(timeout=30)
+    session, _ = await run_flow(
+        gateway, tmp_path, browser=FailingBrowser(error=raises), options=options, recorder=recorder, user=user
+    )
+    assert session.email == "developer@example.com"
+    kinds = recorder.kinds()
+    assert kinds.index("BrowserOpening") < kinds.index("BrowserUnavailable") < kinds.index("LoggedIn")
+
+
+async def test_gateway_error_ends_the_login_at_once(gateway: RunningGateway, tmp_path: Path) -> None:
+    recorder = Recorder()
+    with pytest.raises(LoginError, match=r"email domain not allowed: mallory@evil\.com"):
+        await run_flow(
+            gateway,
+            tmp_path,
+            browser=ScriptedBrowser(email="mallory@evil.com"),
+            options=LoginOptions(timeout=600),
+            recorder=recorder,
+        )
+    assert "LoggedIn" not in recorder.kinds()
+    assert not (tmp_path / "config" / "config.json").exists() or "dev" not in (
+        (tmp_path / "config" / "config.json").read_text()
+    )
+
+
+async def test_deadline_says_what_probably_happened(deployed_gateway: RunningGateway, tmp_path: Path) -> None:
+    recorder = Recorder()
+    # A deployed gateway keeps a domain-rejected login pending: only the deadline ends it.
+    with pytest.raises(LoginTimeout) as info:
+        await run_flow(
+            deployed_gateway,
+            tmp_path,
+            browser=ScriptedBrowser(email="mallory@evil.com"),
+            options=LoginOptions(timeout=2, pace=0.2),
+            recorder=recorder,
+        )
+    assert "email domain is not allowed" in (info.value.hint or "")
+    assert info.value.exit_code == 8
+
+
+async def test_cancellation_leaves_config_untouched_and_closes_the_listener(
+    gateway: RunningGateway, tmp_path: Path
+) -> None:
+    recorder = Recorder()
+    config = tmp_path / "config"
+    config.mkdir(mode=0o700)
+    (config / "config.json").write_text('{"current": "x", "gateways": {"x": {"url": "https://x"}}}')
+    before = (config / "config.json").read_bytes()
+    listener_uri: list[str] = []
+
+    async def cancel_when_waiting(rec: Recorder, scope: anyio.CancelScope) -> None:
+        await rec.first(ev.Waiting)
+        reachable = await rec.first(ev.GatewayReachable)
+        assert isinstance(reachable, ev.GatewayReachable)
+        scope.cancel()
+
+    async with GatewayClient(gateway.url) as client:
+        flow = LoginFlow(
+            client=client,
+            store=ConfigStore(config),
+            browser=FailingBrowser(),
+            device=DEVICE,
+            emit=recorder,
+            options=LoginOptions(timeout=30),
+        )
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(cancel_when_waiting, recorder, scope)
+                await flow.run("dev")
+    assert scope.cancelled_caught
+    assert (config / "config.json").read_bytes() == before
+    del listener_uri
+
+
+async def test_unreachable_gateway_is_reported_before_any_browser(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    recorder = Recorder()
+    store = ConfigStore(tmp_path / "config")
+    async with GatewayClient(f"http://127.0.0.1:{port}") as client:
+        flow = LoginFlow(
+            client=client,
+            store=store,
+            browser=ScriptedBrowser(),
+            device=DEVICE,
+            emit=recorder,
+            policy=RetryPolicy.instant(),
+            options=LoginOptions(timeout=30, start_attempts=4),
+        )
+        with pytest.raises(GatewayUnreachable) as info:
+            await flow.run("dev")
+    assert info.value.cause == "refused"
+    assert recorder.kinds() == ["GatewayRetry"] * 3
+    assert [e.attempt for e in recorder.events if isinstance(e, ev.GatewayRetry)] == [1, 2, 3]

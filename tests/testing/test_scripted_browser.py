@@ -1,0 +1,77 @@
+"""`ScriptedBrowser` against the reference gateway, on both anyio backends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from rgw.testing import RunningGateway, ScriptedBrowser, running_gateway
+from rgw.testing.browser import BrowserError
+
+from .gateway_helpers import COMPLETE, START, complete_body
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def gw() -> Iterator[RunningGateway]:
+    with running_gateway() as running:
+        yield running
+
+
+async def test_sign_in_end_to_end(gw: RunningGateway) -> None:
+    async with httpx.AsyncClient(base_url=gw.url) as client:
+        start = (await client.post(START)).json()
+        browser = ScriptedBrowser("viewer@example.com")
+        await browser.open(start["auth_url"])
+        assert browser.visited[0] == start["auth_url"]
+        assert browser.visited[1] == f"{gw.url}/oauth/authorize"
+        assert browser.visited[2].startswith(f"{gw.url}/api/v1/auth/cli/callback?code=")
+        assert "Login complete, return to your terminal" in browser.last_page
+        r = await client.post(COMPLETE, json=complete_body(start))
+        assert (r.status_code, r.json()["email"]) == (200, "viewer@example.com")
+
+
+async def test_mfa_page_with_totp_secret(gw: RunningGateway) -> None:
+    secret = gw.gateway.totp_secret("mfa@example.com")
+    async with httpx.AsyncClient(base_url=gw.url) as client:
+        start = (await client.post(START)).json()
+        browser = ScriptedBrowser("mfa@example.com", totp_secret=secret, delay=0.01)
+        await browser.open(start["auth_url"])
+        assert f"{gw.url}/auth/mfa?state={start['state']}" in browser.visited
+        assert browser.visited[-1] == f"{gw.url}/auth/done"
+        body = (await client.post(COMPLETE, json=complete_body(start))).json()
+        assert (body["email"], body["mfa_verified"]) == ("mfa@example.com", True)
+
+
+async def test_mfa_page_without_secret_leaves_mfa_to_the_cli(gw: RunningGateway) -> None:
+    async with httpx.AsyncClient(base_url=gw.url) as client:
+        start = (await client.post(START)).json()
+        browser = ScriptedBrowser("mfa@example.com")
+        await browser.open(start["auth_url"])
+        assert 'name="code"' in browser.last_page
+        pending = (await client.post(COMPLETE, json=complete_body(start))).json()
+        assert pending["stage"] == "mfa"
+
+
+async def test_loopback_redirect_is_followed(gw: RunningGateway) -> None:
+    # the gateway itself listens on 127.0.0.1, so it can play the CLI's loopback listener
+    loopback = f"{gw.url}/auth/done"
+    async with httpx.AsyncClient(base_url=gw.url) as client:
+        start = (await client.post(START, json={"loopback_uri": loopback})).json()
+        browser = ScriptedBrowser()
+        await browser.open(start["auth_url"])
+        assert browser.visited[-1] == f"{loopback}?state={start['state']}&result=ok"
+        cancelled = (await client.post(START, json={"loopback_uri": loopback})).json()
+        browser = ScriptedBrowser(action="cancel")
+        await browser.open(cancelled["auth_url"])
+        assert browser.visited[-1].endswith("&result=error&error=consent%20cancelled")
+        r = await client.post(COMPLETE, json=complete_body(cancelled))
+        assert r.json() == {"error": "consent cancelled"}
+
+
+async def test_no_form_is_an_error(gw: RunningGateway) -> None:
+    with pytest.raises(BrowserError, match="no sign-in form"):
+        await ScriptedBrowser().open(f"{gw.url}/oauth/authorize?state=unknown")
