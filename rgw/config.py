@@ -184,23 +184,28 @@ class ConfigStore:
         """Apply ``change`` to the latest file content under the lock and write it back atomically.
 
         ``change`` mutates the ``ConfigData`` it is given and returns any value; nothing is written
-        when it raises.  A ``machine_id`` is created the first time the file is written.
+        when it raises or changes nothing.
         """
         async with self.locked():
             data = await self.read()
             before = json.dumps(data.raw, sort_keys=True)
-            if not data.machine_id:
-                data.raw["machine_id"] = str(uuid.uuid4())
             result = change(data)
             if json.dumps(data.raw, sort_keys=True) != before:
                 await self._write(data)
             return result
 
     async def ensure_machine_id(self) -> str:
+        """This machine's id (a UUID), created and stored the first time it is asked for."""
         data = await self.read()
         if data.machine_id:
             return data.machine_id
-        return await self.update(lambda d: d.machine_id or "")
+
+        def create(d: ConfigData) -> str:
+            if not d.machine_id:
+                d.raw["machine_id"] = str(uuid.uuid4())
+            return str(d.machine_id)
+
+        return await self.update(create)
 
     async def rack(self, name: str) -> RackConfig:
         rack = (await self.read()).rack(name)

@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import sys
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,7 +177,9 @@ class App:
     async def device(self) -> DeviceInfo:
         from rgw.client import default_device_os
 
-        machine_id = await self.store.ensure_machine_id()
+        # Read, not created: a login that never completes must leave the config as it was. The
+        # flow stores the id together with the session.
+        machine_id = (await self.store.read()).machine_id or str(uuid.uuid4())
         return DeviceInfo(
             device_id=machine_id,
             device_name=(socket.gethostname() or "unknown")[:150],

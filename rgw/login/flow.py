@@ -191,6 +191,8 @@ class LoginFlow:
             )
             if make_current or data.current is None:
                 data.current = rack
+            if not data.machine_id:
+                data.raw["machine_id"] = self.device.device_id
 
         await self.store.update(change)
 

@@ -75,7 +75,7 @@ async def test_update_keeps_unknown_fields_and_sets_modes(tmp_path: Path) -> Non
     assert raw["gateways"]["production"]["url"] == "https://gateway.example.com"
     assert "token" not in raw["gateways"]["production"]
     assert raw["gateways"]["staging"]["token"] == "t2"
-    uuid.UUID(raw["machine_id"])
+    assert "machine_id" not in raw  # only a login (or ensure_machine_id) creates it
     assert stat.S_IMODE((directory / "config.json").stat().st_mode) == 0o600
     assert not [p for p in directory.iterdir() if p.name.endswith(".tmp")]
 

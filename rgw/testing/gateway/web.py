@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -65,6 +65,9 @@ def endpoint(handler: Handler) -> Handler:
             response = reply.response
         except MfaError as exc:
             response = json_error(exc.status, exc.code, exc.message)
+        except ClientDisconnect:
+            # The client went away mid-request (Ctrl-C, a flaky link): nobody reads an answer.
+            return Response(status_code=499)
         principal: Principal | None = getattr(request.state, "principal", None)
         if principal is not None and principal.session is not None and gateway_of(request).settings.extensions:
             response.headers["X-Session-Expires-At"] = rfc3339(principal.session.expires_at)

@@ -1,0 +1,139 @@
+"""Bad input never costs data and always gets a clear error: garbage gateways, corrupt config, bad args."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import anyio.abc
+import pytest
+
+from rgw.testing import RunningGateway
+from tests.integration.conftest import Cli
+
+pytestmark = pytest.mark.anyio
+
+
+@asynccontextmanager
+async def garbage_server(response: bytes) -> AsyncIterator[str]:
+    """A TCP server on loopback that answers every request with ``response`` and closes."""
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            with anyio.move_on_after(5), contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = await stream.receive()
+                    data += chunk
+                await stream.send(response)
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            tg.cancel_scope.cancel()
+
+
+def http(status: str, body: bytes, content_type: str) -> bytes:
+    head = (
+        f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+@pytest.mark.parametrize(
+    ("response", "message"),
+    [
+        (
+            http("200 OK", b"<html><body>Sign in</body></html>", "text/html"),
+            "Error: gateway sent an HTML page instead of JSON (HTTP 200)",
+        ),
+        (http("200 OK", b'{"apps": [{"na', "application/json"), "Error: gateway sent invalid JSON instead of JSON"),
+        (
+            http("500 Internal Server Error", b'{"error": "database is down"}', "application/json"),
+            "Error: gateway error (HTTP 500): database is down",
+        ),
+        (http("502 Bad Gateway", b"<html>nginx</html>", "text/html"), "Error: gateway error (HTTP 502, an HTML page)"),
+        (b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"trunc', "Error: gateway "),
+        (b"\x00\x01garbage that is not http\r\n\r\n", "Error: gateway "),
+    ],
+)
+async def test_garbage_from_the_gateway_is_a_clear_error(cli: Cli, response: bytes, message: str) -> None:
+    async with garbage_server(response) as url:
+        env = {"RACK_GATEWAY_API_TOKEN": "rgw_token_test", "RACK_GATEWAY_URL": url}
+        result = await cli("apps", env=env)
+    assert result.code in (5, 6)
+    assert result.err.startswith(message)
+    assert "Traceback" not in result.err
+    assert "rgw_token_test" not in result.err
+
+
+async def test_login_against_garbage_is_a_clear_error_and_writes_nothing(cli: Cli) -> None:
+    async with garbage_server(http("200 OK", b"<html>hello</html>", "text/html")) as url:
+        result = await cli("login", "dev", url, "--timeout", "10")
+    assert result.code == 6
+    assert result.err.startswith("Error: gateway sent an HTML page instead of JSON")
+    assert not (cli.config_dir / "config.json").exists()
+
+
+async def test_corrupt_config_is_reported_and_left_alone(cli: Cli, gateway: RunningGateway) -> None:
+    cli.config_dir.mkdir(parents=True, mode=0o700)
+    path = cli.config_dir / "config.json"
+    path.write_text('{"current": "dev", "gateways": {"dev": {"url": ')
+    before = path.read_bytes()
+    for args in (["racks"], ["login", "dev", gateway.url, "--timeout", "30"], ["switch", "dev"], ["logout"]):
+        result = await cli(*args)
+        assert result.code == 10, args
+        assert result.err.startswith(f"Error: config file {path} is not valid JSON")
+        assert "will not overwrite it" in result.err
+    assert path.read_bytes() == before
+
+
+async def test_unknown_and_missing_racks(cli: Cli, gateway: RunningGateway) -> None:
+    none = await cli("apps")
+    assert none.code == 10
+    assert none.err.splitlines()[0] == "Error: no rack selected"
+    unknown = await cli("--rack", "ghost", "apps")
+    assert unknown.code == 10
+    assert unknown.err.splitlines() == [
+        "Error: unknown rack 'ghost'",
+        "Please run: rack-gateway login ghost <gateway-url>",
+    ]
+    url_only = await cli("login", gateway.url)
+    assert url_only.code == 2
+    assert "looks like a URL" in url_only.err
+
+
+async def test_racks_json(cli: Cli, gateway: RunningGateway) -> None:
+    assert (await cli("login", "dev", gateway.url)).code == 0
+    result = await cli("racks", "--json")
+    racks = json.loads(result.out)
+    assert racks == [
+        {
+            "name": "dev",
+            "url": gateway.url,
+            "current": True,
+            "logged_in": True,
+            "email": "developer@example.com",
+            "expires_at": racks[0]["expires_at"],
+        }
+    ]
+    assert "token" not in result.out
+
+
+def test_config_dir_from_environment(tmp_path: Path) -> None:
+    from rgw.cli.app import App
+
+    app = App.create(config=None, rack=None, api_token=None, environ={"GATEWAY_CLI_CONFIG_DIR": str(tmp_path)})
+    assert app.config_dir == tmp_path
+    flag = App.create(
+        config=str(tmp_path / "x"), rack=None, api_token=None, environ={"GATEWAY_CLI_CONFIG_DIR": "/nope"}
+    )
+    assert flag.config_dir == tmp_path / "x"
