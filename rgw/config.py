@@ -218,7 +218,7 @@ class ConfigStore:
 
     @contextlib.asynccontextmanager
     async def locked(self) -> AsyncIterator[None]:
-        await self._ensure_directory()
+        await self.ensure_directory()
         import filelock
 
         lock = filelock.FileLock(str(self.lock_path), mode=0o600, thread_local=False)
@@ -248,7 +248,8 @@ class ConfigStore:
                     await aio.call(os.remove, self.owner_path)
                 lock.release()
 
-    async def _ensure_directory(self) -> None:
+    async def ensure_directory(self) -> None:
+        """Create the config directory (0700) if it does not exist; an existing one is left as it is."""
         try:
             await aio.call(os.makedirs, self.directory, 0o700, True)
         except OSError as exc:

@@ -54,6 +54,18 @@ class RackConfig:
         return bool(self.token)
 
 
+#: How many rack logins run at once by default (``login --all``, ``login --rack A --rack B``).
+DEFAULT_PARALLEL = 8
+
+
+@dataclass(frozen=True)
+class LoginRequest:
+    """A rack to log in to, and its gateway's URL."""
+
+    rack: str
+    url: str
+
+
 @dataclass(frozen=True)
 class LoginStart:
     """The answer of ``POST /auth/cli/start``.  ``loopback`` is true when the gateway will wake us."""

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+import anyio
 import asyncclick as click
 
 from rgw.cli.app import App
+from rgw.cli.rack import table
 from rgw.cli.render import JsonRenderer, TextRenderer
-from rgw.errors import AuthenticationError, GatewayUnreachable, NoRackError, NotLoggedIn, UsageError
+from rgw.errors import (
+    AuthenticationError,
+    GatewayUnreachable,
+    NoRackError,
+    NotLoggedIn,
+    PartialFailure,
+    RgwError,
+    UsageError,
+)
 from rgw.login.events import EventSink
-from rgw.models import parse_time
+from rgw.models import DEFAULT_PARALLEL, LoginRequest, parse_time
 from rgw.urls import looks_like_url, normalize_url
 
 pass_app = click.make_pass_decorator(App)
-
-
-@dataclass(frozen=True)
-class LoginRequest:
-    rack: str
-    url: str
 
 
 async def resolve_login(app: App, rack_arg: str | None, url_arg: str | None) -> LoginRequest:
@@ -56,6 +58,18 @@ def make_renderer(app: App, progress: str, *, prefix_racks: bool = False) -> Eve
 @click.command("login")
 @click.argument("rack_arg", metavar="[RACK]", required=False)
 @click.argument("url_arg", metavar="[URL]", required=False)
+@click.option("--rack", "racks", multiple=True, metavar="RACK", help="A stored rack to log in to; repeatable.")
+@click.option("--all", "all_racks", is_flag=True, help="Log in to every configured rack.")
+@click.option(
+    "--expired-only", is_flag=True, help="With --all/--rack: only racks whose session is missing or rejected."
+)
+@click.option(
+    "--parallel",
+    type=click.IntRange(1, 64),
+    default=DEFAULT_PARALLEL,
+    show_default=True,
+    help="How many rack logins run at once.",
+)
 @click.option("--no-browser", is_flag=True, help="Do not open a browser; print the URL to open.")
 @click.option(
     "--timeout",
@@ -78,16 +92,22 @@ def make_renderer(app: App, progress: str, *, prefix_racks: bool = False) -> Eve
     show_default=True,
     help="Progress on stderr: lines, or one JSON event a line.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the per-rack results as JSON on stdout.")
 @pass_app
 async def login(
     app: App,
     rack_arg: str | None,
     url_arg: str | None,
+    racks: tuple[str, ...],
+    all_racks: bool,
+    expired_only: bool,
+    parallel: int,
     no_browser: bool,
     timeout: float,  # noqa: ASYNC109 - the --timeout option, applied with move_on_after
     loopback_port: int,
     no_loopback: bool,
     progress: str,
+    as_json: bool,
 ) -> None:
     """Log in to a rack gateway through your browser.
 
@@ -95,32 +115,94 @@ async def login(
     rack-gateway login production https://gateway.example.com   new rack
     rack-gateway login production                               stored rack
     rack-gateway login                                          current rack
+    rack-gateway login --rack a --rack b   |   --all [--expired-only]
     """
-    from rgw.client import GatewayClient
     from rgw.login.browser import NoBrowser, SystemBrowser
-    from rgw.login.flow import LoginFlow, LoginOptions
+    from rgw.login.flow import LoginOptions
+    from rgw.login.multi import LoginCoordinator
 
-    request = await resolve_login(app, rack_arg or app.rack_option, url_arg)
-    emit = make_renderer(app, progress)
-    options = LoginOptions(
-        timeout=timeout,
-        open_browser=not no_browser,
-        use_loopback=not no_loopback,
-        loopback_port=loopback_port,
+    multi = bool(racks) or all_racks
+    if multi and (rack_arg or url_arg):
+        raise UsageError("give racks either as arguments or with --rack/--all, not both")
+    if expired_only and not multi:
+        raise UsageError("--expired-only goes with --all or --rack")
+    if multi:
+        requests = await resolve_many(app, racks, all_racks=all_racks, expired_only=expired_only)
+    else:
+        requests = [await resolve_login(app, rack_arg or app.rack_option, url_arg)]
+    if not requests:
+        app.note("Every selected rack already has a valid session." if expired_only else "No racks to log in to.")
+        if as_json:
+            app.echo_json([])
+        return
+    coordinator = LoginCoordinator(
+        store=app.store,
+        browser=NoBrowser() if no_browser else app.browser or SystemBrowser(app.environ),
+        device=await app.device(),
+        emit=make_renderer(app, progress, prefix_racks=len(requests) > 1),
+        options=LoginOptions(
+            timeout=timeout,
+            open_browser=not no_browser,
+            use_loopback=not no_loopback,
+            loopback_port=loopback_port,
+            make_current=not multi,
+        ),
+        paste=app.paste_source() if len(requests) == 1 else None,
     )
-    device = await app.device()
-    async with GatewayClient(request.url) as client:
-        flow = LoginFlow(
-            client=client,
-            store=app.store,
-            browser=NoBrowser() if no_browser else app.browser or SystemBrowser(app.environ),
-            device=device,
-            emit=emit,
-            options=options,
-            paste=app.paste_source(),
-        )
-        session = await flow.run(request.rack)
-    app.echo(f"Logged in as {session.email}")
+    results = await coordinator.login_all(requests, parallel=parallel)
+    if as_json:
+        app.echo_json([r.as_json() for r in results])
+    elif len(results) == 1 and not multi:
+        if results[0].ok:
+            app.echo(f"Logged in as {results[0].email}")
+    else:
+        rows = [(r.rack, "logged in" if r.ok else "failed", (r.email if r.ok else r.error) or "") for r in results]
+        for line in table(rows, ("RACK", "RESULT", "DETAIL")):
+            app.echo(line)
+    failed = [r for r in results if not r.ok]
+    if not failed:
+        return
+    if len(results) == 1 and not multi:
+        error = RgwError(failed[0].error or "login failed", hint=failed[0].hint)
+        error.exit_code = failed[0].exit_code
+        raise error
+    raise PartialFailure(
+        f"{len(failed)} of {len(results)} rack logins failed: {', '.join(r.rack for r in failed)}",
+        hint="The racks that succeeded stay logged in. Run the login again for the others.",
+    )
+
+
+async def resolve_many(
+    app: App, racks: tuple[str, ...], *, all_racks: bool, expired_only: bool
+) -> list[LoginRequest]:
+    data = await app.store.read()
+    names = data.rack_names() if all_racks else list(dict.fromkeys(racks))
+    requests: list[LoginRequest] = []
+    for name in names:
+        rack = data.rack(name)
+        if rack is None or not rack.url:
+            raise NoRackError(f"unknown rack {name!r}", hint=f"Run: rack-gateway login {name} <gateway-url>")
+        requests.append(LoginRequest(name, normalize_url(rack.url)))
+    if not expired_only:
+        return requests
+    valid: set[str] = set()
+
+    async def check(name: str, url: str, token: str) -> None:
+        from rgw.client import GatewayClient
+
+        async with GatewayClient(url, token=token) as client:
+            try:
+                await client.info()
+            except RgwError:
+                return  # rejected, or unknown because unreachable: log in again
+        valid.add(name)
+
+    async with anyio.create_task_group() as tg:
+        for request in requests:
+            rack = data.rack(request.rack)
+            if rack is not None and rack.token:
+                tg.start_soon(check, request.rack, request.url, rack.token)
+    return [r for r in requests if r.rack not in valid]
 
 
 @click.command("logout")

@@ -11,7 +11,7 @@ terminal error (the gateway's message).  Nothing is written to the config unless
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -139,6 +139,7 @@ class LoginFlow:
         listener_factory: Callable[[int], ListenerLike] | None = None,
         paste: PasteSource | None = None,
         mfa: MfaSolver | None = None,
+        on_start: Callable[[LoginStart], Awaitable[None]] | None = None,
     ) -> None:
         self.client = client
         self.store = store
@@ -151,6 +152,8 @@ class LoginFlow:
         self.listener_factory = listener_factory
         self.paste = paste
         self.mfa = mfa
+        #: Called once the gateway has answered /start (the coordinator publishes the sign-in URL).
+        self.on_start = on_start
         #: The last poller, kept for benchmarks (requests per login).
         self.poller: LoginPoller | None = None
 
@@ -219,6 +222,8 @@ class LoginFlow:
                     listener = await self._start_listener(services)
                 start = await self._start(rack, listener.uri if listener else None, deadline)
                 self.emit(GatewayReachable(rack, self.client.base_url, start.loopback))
+                if self.on_start is not None:
+                    await self.on_start(start)
                 try:
                     outcome = await self._race(rack, start, listener, deadline)
                 finally:
@@ -270,6 +275,7 @@ class LoginFlow:
         self.poller = poller
         async with anyio.create_task_group() as race:
             outcome = _Outcome(race.cancel_scope)
+            paste_scope = anyio.CancelScope()  # its own scope: the MFA prompt stops it, nothing else
             seen: dict[str, bool] = {}
 
             def once(key: str) -> bool:
@@ -285,6 +291,8 @@ class LoginFlow:
                     if once("mfa"):
                         self.emit(MfaPrompt(rack, pending.mfa_methods))
                         if self.mfa is not None:
+                            # The prompt reads the terminal from now on: the paste reader must let go.
+                            paste_scope.cancel()
                             race.start_soon(solve_mfa, pending.mfa_methods)
                         else:
                             self.emit(Waiting(rack, "mfa"))
@@ -329,17 +337,18 @@ class LoginFlow:
                     outcome.finish(LoginError(f"login failed in the browser: {result.error or 'unknown error'}"))
 
             async def read_paste(paste: PasteSource) -> None:
-                while (line := await paste.read_line()) is not None:
-                    parsed = paste_result(line, start.state)
-                    if parsed is None:
-                        continue
-                    ok, error = parsed
-                    self.emit(CallbackReceived(rack, ok, "paste"))
-                    if ok:
-                        wake.set()
-                    else:
-                        outcome.finish(LoginError(f"login failed in the browser: {error}"))
-                        return
+                with paste_scope:
+                    while (line := await paste.read_line()) is not None:
+                        parsed = paste_result(line, start.state)
+                        if parsed is None:
+                            continue
+                        ok, error = parsed
+                        self.emit(CallbackReceived(rack, ok, "paste"))
+                        if ok:
+                            wake.set()
+                        else:
+                            outcome.finish(LoginError(f"login failed in the browser: {error}"))
+                            return
 
             # Register the state before the browser can possibly reach the listener.
             if listener is not None and start.loopback:

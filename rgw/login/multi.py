@@ -1,0 +1,178 @@
+"""Logging in to one rack or many at once, coalescing with other processes doing the same.
+
+``LoginCoordinator.login_all`` runs one ``LoginFlow`` per rack in a task group with a concurrency
+limit, all sharing one loopback listener (one unguessable path, each login told apart by its state).
+Every rack ends with a ``RackLoginResult``; a failure of one never cancels or undoes another, and a
+session is saved the moment its own login completes.  ``login_one`` first takes the rack's
+cross-process login lock (``RackLoginLock``): when another process holds it, this one waits and then
+uses the session that process stored instead of opening a second browser flow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import anyio
+import anyio.abc
+
+from rgw.config import ConfigStore
+from rgw.errors import LoginTimeout, RgwError
+from rgw.login.browser import BrowserLauncher
+from rgw.login.coalesce import RackLoginLock
+from rgw.login.events import CoalescedWait, EventSink, LoggedIn
+from rgw.login.flow import TIMEOUT_HINT, ListenerLike, LoginFlow, LoginOptions, MfaSolver, PasteSource
+from rgw.models import DEFAULT_PARALLEL, DeviceInfo, LoginRequest, LoginStart
+from rgw.retry import RetryPolicy
+
+_LOCK_POLL = 0.1
+
+
+@dataclass(frozen=True)
+class RackLoginResult:
+    rack: str
+    url: str
+    ok: bool
+    email: str | None = None
+    error: str | None = None
+    hint: str | None = None
+    exit_code: int = 0
+    #: True when another process did the browser login and this one took its session.
+    coalesced: bool = False
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "rack": self.rack,
+            "url": self.url,
+            "ok": self.ok,
+            "email": self.email,
+            "error": self.error,
+            "exit_code": self.exit_code,
+            "coalesced": self.coalesced,
+        }
+
+
+class LoginCoordinator:
+    def __init__(
+        self,
+        *,
+        store: ConfigStore,
+        browser: BrowserLauncher,
+        device: DeviceInfo,
+        emit: EventSink,
+        options: LoginOptions | None = None,
+        policy: RetryPolicy | None = None,
+        paste: PasteSource | None = None,
+        mfa: Callable[[str], MfaSolver | None] | None = None,
+    ) -> None:
+        self.store = store
+        self.browser = browser
+        self.device = device
+        self.emit = emit
+        self.options = options or LoginOptions()
+        self.policy = policy or RetryPolicy()
+        self.paste = paste
+        #: Builds the terminal MFA solver of one rack's login (None: MFA only in the browser).
+        self.mfa = mfa
+
+    async def login_one(self, request: LoginRequest, listener: ListenerLike | None = None) -> RackLoginResult:
+        """Log in to one rack; errors become a failed result (never an exception)."""
+        try:
+            return await self._login_one(request, listener)
+        except RgwError as exc:
+            return RackLoginResult(
+                request.rack, request.url, ok=False, error=exc.message, hint=exc.hint, exit_code=exc.exit_code
+            )
+
+    async def _login_one(self, request: LoginRequest, listener: ListenerLike | None) -> RackLoginResult:
+        from rgw.client import GatewayClient
+
+        lock = RackLoginLock(self.store.directory, request.rack)
+        await self.store.ensure_directory()
+        before = (await self.store.read()).rack(request.rack)
+        if not lock.try_acquire():
+            coalesced = await self._wait_for_other(request, lock, before.token if before else None)
+            if coalesced is not None:
+                return coalesced
+        try:
+
+            async def publish(start: LoginStart) -> None:
+                await lock.publish(start.auth_url)
+
+            async with GatewayClient(request.url) as client:
+                flow = LoginFlow(
+                    client=client,
+                    store=self.store,
+                    browser=self.browser,
+                    device=self.device,
+                    emit=self.emit,
+                    policy=self.policy,
+                    options=self.options,
+                    listener=listener,
+                    paste=self.paste,
+                    mfa=self.mfa(request.rack) if self.mfa else None,
+                    on_start=publish,
+                )
+                session = await flow.run(request.rack)
+            return RackLoginResult(request.rack, request.url, ok=True, email=session.email)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await lock.release()
+
+    async def _wait_for_other(
+        self, request: LoginRequest, lock: RackLoginLock, old_token: str | None
+    ) -> RackLoginResult | None:
+        """Wait for the process holding the rack's login; its session, or None to log in ourselves."""
+        announced = False
+        waited = 0.0
+        with anyio.move_on_after(self.options.timeout) as scope:
+            while not lock.try_acquire():
+                pid, url = await lock.holder()
+                if not announced and (url is not None or waited >= 2.0):
+                    self.emit(CoalescedWait(request.rack, pid, url))
+                    announced = True
+                await anyio.sleep(_LOCK_POLL)
+                waited += _LOCK_POLL
+        if scope.cancelled_caught:
+            raise LoginTimeout(
+                f"login to {request.rack} timed out waiting for another rack-gateway login to finish",
+                hint=TIMEOUT_HINT,
+            )
+        after = (await self.store.read()).rack(request.rack)
+        if after is not None and after.token and after.token != old_token:
+            await lock.release()
+            self.emit(LoggedIn(request.rack, after.email or ""))
+            return RackLoginResult(request.rack, request.url, ok=True, email=after.email, coalesced=True)
+        return None  # the other login failed: we hold the lock now and log in ourselves
+
+    async def login_all(
+        self, requests: Sequence[LoginRequest], *, parallel: int = DEFAULT_PARALLEL
+    ) -> list[RackLoginResult]:
+        """Log in to every rack, at most ``parallel`` at a time, with one shared loopback listener."""
+        unique = list({r.rack: r for r in requests}.values())
+        results: dict[str, RackLoginResult] = {}
+        limiter = anyio.CapacityLimiter(max(1, parallel))
+        async with anyio.create_task_group() as services:
+            listener = await self._shared_listener(services) if len(unique) > 1 else None
+
+            async def run(request: LoginRequest) -> None:
+                async with limiter:
+                    results[request.rack] = await self.login_one(request, listener)
+
+            async with anyio.create_task_group() as logins:
+                for request in unique:
+                    logins.start_soon(run, request)
+            services.cancel_scope.cancel()
+        return [results[r.rack] for r in unique]
+
+    async def _shared_listener(self, services: anyio.abc.TaskGroup) -> ListenerLike | None:
+        if not self.options.use_loopback:
+            return None
+        from rgw.login.listener import CallbackListener
+
+        listener = CallbackListener(port=self.options.loopback_port)
+        try:
+            await services.start(listener.serve)
+        except OSError:
+            return None  # polling alone still completes every login
+        return listener

@@ -1,0 +1,179 @@
+"""Many racks in one command, many processes on one config file, and coalesced same-rack logins."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rgw.testing import RunningGateway
+from tests.integration.conftest import Cli
+
+pytestmark = pytest.mark.anyio
+
+
+def dead_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def seed_racks(cli: Cli, racks: dict[str, str]) -> None:
+    cli.config_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    gateways = {name: {"url": url, "go_only": name} for name, url in racks.items()}
+    (cli.config_dir / "config.json").write_text(json.dumps({"current": "a", "gateways": gateways}))
+
+
+async def test_many_racks_in_one_command(cli: Cli, gateway: RunningGateway) -> None:
+    seed_racks(cli, {"a": gateway.url, "b": gateway.url, "c": gateway.url})
+    result = await cli("login", "--rack", "a", "--rack", "b", "--rack", "c", "--rack", "a")
+    assert result.code == 0, result.err
+    assert result.lines[0].split() == ["RACK", "RESULT", "DETAIL"]
+    assert sorted(line.split()[:3] for line in result.lines[1:]) == [
+        [name, "logged", "in"] for name in ("a", "b", "c")
+    ]
+    assert "[b] Opening browser for authentication..." in result.err
+    config = cli.config()
+    assert config["current"] == "a"  # a multi-rack login does not move the current rack
+    for name in ("a", "b", "c"):
+        entry = config["gateways"][name]
+        assert gateway.gateway.session_valid(entry["token"])
+        assert entry["go_only"] == name
+
+
+async def test_partial_failure_keeps_the_racks_that_succeeded(cli: Cli, gateway: RunningGateway) -> None:
+    seed_racks(cli, {"a": gateway.url, "down": dead_url(), "c": gateway.url})
+    result = await cli("login", "--all", "--json", "--timeout", "30")
+    assert result.code == 11
+    results = {r["rack"]: r for r in json.loads(result.out)}
+    assert results["a"]["ok"]
+    assert results["c"]["ok"]
+    assert not results["down"]["ok"]
+    assert results["down"]["exit_code"] == 5
+    assert "connection refused" in results["down"]["error"]
+    assert result.err.splitlines()[-2].startswith("Error: 1 of 3 rack logins failed: down")
+    config = cli.config()
+    assert "token" in config["gateways"]["a"]
+    assert "token" in config["gateways"]["c"]
+    assert "token" not in config["gateways"]["down"]
+
+
+async def test_expired_only_logs_in_just_the_rejected_racks(cli: Cli, gateway: RunningGateway) -> None:
+    seed_racks(cli, {"a": gateway.url, "b": gateway.url})
+    assert (await cli("login", "--all")).code == 0
+    before = cli.config()["gateways"]
+    gateway.gateway.revoke_session(before["b"]["session_id"])
+    result = await cli("login", "--all", "--expired-only", "--json")
+    assert result.code == 0, result.err
+    assert [r["rack"] for r in json.loads(result.out)] == ["b"]
+    after = cli.config()["gateways"]
+    assert after["a"]["token"] == before["a"]["token"]
+    assert after["b"]["token"] != before["b"]["token"]
+    nothing = await cli("login", "--all", "--expired-only")
+    assert nothing.code == 0
+    assert "Every selected rack already has a valid session." in nothing.err
+
+
+def cli_env(email: str = "developer@example.com", delay: float = 0.0) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RACK_GATEWAY_", "GATEWAY_CLI_", "DISPLAY"))}
+    env["BROWSER"] = f"{sys.executable} -m rgw.testing.scripted_browser --email {email} --delay {delay} %s"
+    return env
+
+
+def spawn(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "rgw", "--config", str(config), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env or cli_env(),
+    )
+
+
+def test_two_logins_to_the_same_rack_coalesce(gateway: RunningGateway, tmp_path: Path) -> None:
+    config = tmp_path / "cfg"
+    gateway.gateway.reset_counts()
+    first = spawn(config, "login", "dev", gateway.url, "--timeout", "60", env=cli_env(delay=2.0))
+    assert first.stderr is not None
+    for line in first.stderr:  # the first login has published its sign-in URL
+        if line.startswith("Waiting for the browser"):
+            break
+    second = spawn(config, "login", "dev", gateway.url, "--timeout", "60")
+    out2, err2 = second.communicate(timeout=60)
+    out1, _ = first.communicate(timeout=60)
+    assert first.returncode == 0
+    assert second.returncode == 0, err2
+    assert out1 == out2 == "Logged in as developer@example.com\n"
+    assert "A login to this rack is already running in process" in err2
+    assert f"Its sign-in URL: {gateway.url}/oauth/authorize?state=" in err2
+    assert "Opening browser" not in err2
+    assert gateway.gateway.request_count("/api/v1/auth/cli/start") == 1
+
+
+def test_twenty_processes_share_one_config_file(gateway: RunningGateway, tmp_path: Path) -> None:
+    config = tmp_path / "cfg"
+    logins = [spawn(config, "login", f"rack{i:02d}", gateway.url, "--timeout", "90") for i in range(20)]
+    readers: list[subprocess.Popen[str]] = []
+    while any(p.poll() is None for p in logins):
+        if len(readers) < 30:
+            readers.append(spawn(config, "racks"))
+            readers.append(spawn(config, "switch", "rack00"))
+        time.sleep(0.2)
+    for proc in logins:
+        out, err = proc.communicate(timeout=90)
+        assert proc.returncode == 0, err
+        assert out == "Logged in as developer@example.com\n"
+    for proc in readers:
+        _, err = proc.communicate(timeout=90)
+        # A switch that ran before rack00 existed fails cleanly; nothing else may fail.
+        assert proc.returncode in (0, 10), err
+        assert "Traceback" not in err
+    data = json.loads((config / "config.json").read_text())
+    assert stat.S_IMODE((config / "config.json").stat().st_mode) == 0o600
+    assert sorted(data["gateways"]) == [f"rack{i:02d}" for i in range(20)]
+    for entry in data["gateways"].values():
+        assert gateway.gateway.session_valid(entry["token"])
+    assert not [p for p in config.iterdir() if p.name.endswith(".tmp")]
+
+
+WRITER = """
+import anyio, sys
+from pathlib import Path
+from rgw.config import ConfigStore
+
+async def main():
+    store = ConfigStore(Path(sys.argv[1]))
+    n = 0
+    while True:
+        n += 1
+        def change(data, n=n):
+            data.raw["counter"] = n
+            data.raw["padding"] = "x" * (n % 5000)
+        await store.update(change)
+        if n == 1:
+            print("started", flush=True)
+
+anyio.run(main)
+"""
+
+
+def test_sigkill_mid_write_leaves_a_whole_file(tmp_path: Path) -> None:
+    config = tmp_path / "cfg"
+    for round_ in range(5):
+        with subprocess.Popen([sys.executable, "-c", WRITER, str(config)], stdout=subprocess.PIPE, text=True) as proc:
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == "started\n"
+            time.sleep(0.05 * (round_ + 1))  # let it write many versions before the kill
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+        data = json.loads((config / "config.json").read_text())
+        assert data["counter"] >= 1
+        assert data["padding"] == "x" * (data["counter"] % 5000)
