@@ -12,6 +12,7 @@ origin).  Every failure leaves this module as an ``RgwError``:
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import socket
@@ -30,6 +31,7 @@ from rgw.errors import (
     GatewayError,
     GatewayUnreachable,
     LoginError,
+    MfaError,
     MfaRequired,
     PermissionDenied,
     RgwError,
@@ -40,8 +42,14 @@ from rgw.urls import normalize_url
 USER_AGENT = f"rack-gateway/{__version__} (python)"
 MAX_LONG_POLL = 25.0
 
-#: Called when a request needs step-up MFA; returns the inline MFA headers for one retry.
-StepUpProvider = Callable[[str], Awaitable[Mapping[str, str]]]
+#: Called when a request needs step-up MFA, with the X-MFA-Required level and, after the gateway
+#: refused the last inline headers, its message (None the first time); returns the inline MFA headers
+#: for one retry, or raises (``MfaError``) to give up.
+StepUpProvider = Callable[[str, str | None], Awaitable[Mapping[str, str]]]
+#: Whatever the provider does, one request sends at most this many codes (the gateway's MFA lock-out
+#: is 5 failures in 5 minutes).
+MAX_STEP_UP_TRIES = 4
+_STEP_UP_LEVELS = ("step-up", "always", "true")
 
 
 @dataclass(frozen=True)
@@ -239,6 +247,15 @@ def _text(data: Mapping[str, Any], key: str, what: str) -> str:
     return value
 
 
+@functools.cache
+def default_ssl_context() -> ssl.SSLContext:
+    """One verifying TLS context per process: loading the CA bundle costs ~25 ms, so a multi-rack
+    login must not pay it once per gateway."""
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 def default_device_os() -> str:
     return f"{platform.system().lower() or 'unknown'}/{platform.machine().lower() or 'unknown'}"
 
@@ -253,7 +270,7 @@ class GatewayClient:
         token: str | None = None,
         timeouts: Timeouts | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        verify: bool | ssl.SSLContext = True,
+        verify: ssl.SSLContext | None = None,
         step_up: StepUpProvider | None = None,
     ) -> None:
         self.base_url = normalize_url(base_url)
@@ -266,7 +283,7 @@ class GatewayClient:
             base_url=self.base_url,
             timeout=self.timeouts.httpx(),
             transport=transport,
-            verify=verify,
+            verify=verify or default_ssl_context(),
             follow_redirects=False,
             cookies=_no_cookies(),
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
@@ -335,17 +352,36 @@ class GatewayClient:
         json_body: Any = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """An authenticated request; a step-up MFA answer is satisfied once through ``step_up``."""
+        """An authenticated request; a step-up MFA answer is satisfied through ``step_up``.
+
+        The provider is asked again (with the gateway's message) each time the gateway refuses its
+        inline MFA, up to ``MAX_STEP_UP_TRIES``; the gateway's MFA lock-out becomes an ``MfaError``.
+        """
         response = await self.send(method, path, json_body=json_body, headers=headers)
         try:
             return check_response(response)
         except MfaRequired as exc:
-            if self.step_up is None or exc.level not in ("step-up", "always", "true"):
+            if self.step_up is None or exc.level not in _STEP_UP_LEVELS:
                 raise
-            mfa_headers = await self.step_up(exc.level)
+            required = exc
+        rejection: str | None = None
+        for _ in range(MAX_STEP_UP_TRIES):
+            mfa_headers = await self.step_up(required.level, rejection)
             merged = {**(headers or {}), **mfa_headers}
             response = await self.send(method, path, json_body=json_body, headers=merged)
-            return check_response(response)
+            if response.status_code == 429:
+                error, message = _error_text(response)
+                raise MfaError(
+                    f"MFA locked: {message or error or 'too many failed MFA attempts'}",
+                    hint="Wait 5 minutes, then run the command again.",
+                )
+            try:
+                return check_response(response)
+            except MfaRequired as exc:
+                if exc.level not in _STEP_UP_LEVELS:
+                    raise
+                required, rejection = exc, exc.message
+        raise required
 
     async def get_json(self, path: str) -> Any:
         return parse_json(await self.request("GET", path))

@@ -149,6 +149,7 @@ class ConfigStore:
         self.lock_path = directory / (CONFIG_FILE + ".lock")
         self.owner_path = directory / (CONFIG_FILE + ".lock.owner")
         self.lock_timeout = lock_timeout
+        self._local_lock: anyio.Lock | None = None
 
     async def read(self) -> ConfigData:
         """A snapshot of the file; an absent file is an empty config (nothing is created)."""
@@ -218,6 +219,15 @@ class ConfigStore:
 
     @contextlib.asynccontextmanager
     async def locked(self) -> AsyncIterator[None]:
+        # Tasks of this process queue on an anyio lock first, so only one of them at a time polls
+        # the file lock (parallel logins in one command would otherwise back off against each other).
+        if self._local_lock is None:
+            self._local_lock = anyio.Lock()
+        async with self._local_lock, self._file_locked():
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _file_locked(self) -> AsyncIterator[None]:
         await self.ensure_directory()
         import filelock
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from html import unescape
 from urllib.parse import urljoin
 
 import anyio
 import httpx
 import pyotp
+
+from rgw.client import default_ssl_context
 
 MAX_REDIRECTS = 10
 _FORM = re.compile(r"<form\b[^>]*\baction=\"([^\"]*)\"[^>]*>(.*?)</form>", re.S | re.I)
@@ -49,8 +51,12 @@ class ScriptedBrowser:
     """A user in a browser, scripted: sign in as `email`, allow or cancel, answer MFA with TOTP."""
 
     def __init__(self, email: str = "developer@example.com", action: str = "allow", totp_secret: str | None = None,
-                 timeout: float = 10.0, *, delay: float = 0.0, clock: Callable[[], float] = time.time) -> None:
+                 timeout: float = 10.0, *, delay: float = 0.0, clock: Callable[[], float] = time.time,
+                 mfa_gate: Callable[[], Awaitable[object]] | None = None) -> None:
         self.email = email
+        #: Awaited on the MFA page before the code is posted: lets a test hold the browser back
+        #: (e.g. until the terminal is prompting too), to play a user who finishes MFA there later.
+        self.mfa_gate = mfa_gate
         self.action = action
         self.totp_secret = totp_secret
         self.timeout = timeout
@@ -67,7 +73,9 @@ class ScriptedBrowser:
         the scripted user has finished, so a flow sees the loopback hit before ``BrowserOpened``.
         """
         timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 5.0))
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+        async with httpx.AsyncClient(
+            timeout=timeout, follow_redirects=False, trust_env=False, verify=default_ssl_context()
+        ) as client:
             response = await self._get(client, url)
             form = _find_form(response.text, "/oauth/authorize") if response.status_code == 200 else None
             if form is None:
@@ -80,6 +88,8 @@ class ScriptedBrowser:
             response = await self._follow(client, response)
             mfa_form = _find_form(response.text, "/auth/mfa") if response.status_code < 500 else None
             if mfa_form is not None and self.totp_secret:
+                if self.mfa_gate is not None:
+                    await self.mfa_gate()
                 action, fields = mfa_form
                 fields["code"] = pyotp.TOTP(self.totp_secret).at(int(self.clock()))
                 response = await self._post(client, urljoin(str(response.url), action), fields)
