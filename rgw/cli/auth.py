@@ -7,7 +7,7 @@ import asyncclick as click
 
 from rgw.cli.app import App
 from rgw.cli.rack import table
-from rgw.cli.render import JsonRenderer, TextRenderer
+from rgw.cli.render import JsonRenderer, LiveRenderer, TextRenderer
 from rgw.errors import (
     AuthenticationError,
     GatewayUnreachable,
@@ -49,10 +49,13 @@ async def resolve_login(app: App, rack_arg: str | None, url_arg: str | None) -> 
     raise NoRackError(f"unknown rack {name!r}", hint=f"Run: rack-gateway login {name} <gateway-url>")
 
 
-def make_renderer(app: App, progress: str, *, prefix_racks: bool = False) -> EventSink:
+def make_renderer(app: App, progress: str, racks: list[str]) -> EventSink:
+    """JSON lines, a live block with spinners on a terminal, or plain lines."""
     if progress == "json":
         return JsonRenderer(app.err)
-    return TextRenderer(app.err, prefix_racks=prefix_racks)
+    if app.err.isatty():
+        return LiveRenderer(app.err, racks)
+    return TextRenderer(app.err, prefix_racks=len(racks) > 1)
 
 
 @click.command("login")
@@ -139,7 +142,7 @@ async def login(
         store=app.store,
         browser=NoBrowser() if no_browser else app.browser or SystemBrowser(app.environ),
         device=await app.device(),
-        emit=make_renderer(app, progress, prefix_racks=len(requests) > 1),
+        emit=(emit := make_renderer(app, progress, [r.rack for r in requests])),
         options=LoginOptions(
             timeout=timeout,
             open_browser=not no_browser,
@@ -149,7 +152,14 @@ async def login(
         ),
         paste=app.paste_source() if len(requests) == 1 else None,
     )
-    results = await coordinator.login_all(requests, parallel=parallel)
+    from rgw.cli.mfa import login_solver
+
+    coordinator.mfa = login_solver(app, coordinator.emit)  # MFA in the terminal when the gateway asks
+    async with anyio.create_task_group() as spinner:
+        if isinstance(emit, LiveRenderer):
+            spinner.start_soon(emit.animate)
+        results = await coordinator.login_all(requests, parallel=parallel)
+        spinner.cancel_scope.cancel()
     if as_json:
         app.echo_json([r.as_json() for r in results])
     elif len(results) == 1 and not multi:
@@ -258,10 +268,15 @@ def format_expiry(value: str | None) -> str:
 
 
 @click.command("test-auth")
+@click.argument("topic", metavar="[mfa|otp|webauthn]", required=False, type=click.Choice(["mfa", "otp", "webauthn"]))
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_app
-async def test_auth(app: App, as_json: bool) -> None:
-    """Check that the current credentials work, and show who you are."""
+async def test_auth(app: App, topic: str | None, as_json: bool) -> None:
+    """Check that the current credentials work, and show who you are (or your MFA status)."""
+    if topic is not None:
+        from rgw.cli.mfa import show_mfa
+
+        return await show_mfa(app, topic, as_json)
     async with app.connect() as (target, client):
         info = await client.info()
     user = info.get("user") if isinstance(info.get("user"), dict) else {}

@@ -7,7 +7,9 @@ Progress goes to stderr so that stdout stays clean for scripts (``Logged in as .
 from __future__ import annotations
 
 import json
+import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import TextIO
 
@@ -28,7 +30,7 @@ def describe(event: ev.LoginEvent) -> str | None:
         case ev.Waiting(stage="mfa"):
             return "Waiting for MFA to be completed in the browser..."
         case ev.Waiting():
-            return "Waiting for the browser sign-in to finish..."
+            return "Waiting for the browser sign-in to finish (and for MFA there, if your account requires it)..."
         case ev.GatewayRetry(attempt=attempt, delay=delay, error=error):
             return f"Gateway unreachable ({error}) - retrying (attempt {attempt}, next in {delay:.1f} s)"
         case ev.CallbackReceived(ok=True, via="paste"):
@@ -49,6 +51,8 @@ def describe(event: ev.LoginEvent) -> str | None:
             return line + (f"\nIts sign-in URL: {url}" if url else "")
         case ev.LoggedIn():
             return None  # the command prints "Logged in as" on stdout
+        case ev.LoginFailed():
+            return None  # the command reports errors
     return None
 
 
@@ -75,3 +79,100 @@ class JsonRenderer:
     def __call__(self, event: ev.LoginEvent) -> None:
         payload = {"event": type(event).__name__, "time": round(time.time(), 3), **asdict(event)}
         print(json.dumps(payload, default=str), file=self.stream, flush=True)
+
+
+class LiveRenderer:
+    """On a terminal: lines worth keeping scroll above a live block of one status line per rack,
+    each with a spinner and the seconds it has been waiting.
+
+    Worth keeping: the sign-in URL (to copy), and for a single rack the seed's lines (``OAuth
+    successful``, ``MFA verification required.``, ``MFA verified``).  While the terminal asks for an
+    MFA code the block is cleared and not redrawn, so the prompt stays intact.
+    """
+
+    FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+    def __init__(self, stream: TextIO, racks: list[str], *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream = stream
+        self.multi = len(racks) > 1
+        self.clock = clock
+        self.started = {rack: clock() for rack in racks}
+        self.status = dict.fromkeys(racks, "starting...")
+        self.done: set[str] = set()
+        self.drawn = 0
+        self.frame = 0
+        self.paused = False
+
+    def __call__(self, event: ev.LoginEvent) -> None:
+        keep, status = self._classify(event)
+        self._clear()
+        for line in keep:
+            print((f"[{event.rack}] " if self.multi else "") + line, file=self.stream)
+        if status is not None:
+            self.status[event.rack] = status
+        if isinstance(event, ev.MfaPrompt):
+            self.paused = True
+        elif isinstance(event, ev.MfaVerified | ev.LoggedIn | ev.LoginFailed):
+            self.paused = False
+        if isinstance(event, ev.LoggedIn | ev.LoginFailed):
+            self.done.add(event.rack)
+        self._draw()
+
+    def _classify(self, event: ev.LoginEvent) -> tuple[list[str], str | None]:
+        match event:
+            case ev.BrowserOpening(auth_url=url):
+                return (["Opening browser for authentication...", f"If it does not open, visit: {url}"], None)
+            case ev.BrowserUnavailable(auth_url=url):
+                return ([f"Open this URL in your browser: {url}"], None)
+            case ev.CoalescedWait() | ev.MfaCodeRejected():
+                return ((describe(event) or "").splitlines(), None)
+            case ev.OAuthSucceeded() | ev.MfaPrompt() | ev.MfaVerified():
+                text = describe(event) or ""
+                return ([] if self.multi else [text], text)
+            case ev.LoggedIn(email=email):
+                return ([], f"logged in as {email}")
+            case ev.LoginFailed(message=message):
+                return ([f"Error: {message}"] if self.multi else [], f"failed: {message}")
+        return ([], describe(event))
+
+    def _clear(self) -> None:
+        if self.drawn:
+            # Up to the first line of the block, then clear to the end of the screen.
+            self.stream.write(f"\x1b[{self.drawn}F\x1b[J")
+            self.drawn = 0
+
+    def _draw(self) -> None:
+        if self.paused:
+            self.stream.flush()
+            return
+        now = self.clock()
+        lines = []
+        for rack, status in self.status.items():
+            if rack in self.done and not self.multi:
+                continue
+            spinner = "✓" if rack in self.done else self.FRAMES[self.frame % len(self.FRAMES)]
+            elapsed = "" if rack in self.done else f" ({now - self.started[rack]:.0f} s)"
+            lines.append(f"{spinner} " + (f"{rack}: " if self.multi else "") + status + elapsed)
+        width = max(20, shutil.get_terminal_size().columns - 1)
+        for line in lines:  # one terminal row each, or the block could not be cleared exactly
+            self.stream.write((line if len(line) <= width else line[: width - 1] + "…") + "\n")
+        self.drawn = len(lines)
+        self.stream.flush()
+
+    async def animate(self, interval: float = 0.1) -> None:
+        """Redraw the block every ``interval`` seconds (spinner and elapsed time) until cancelled."""
+        import anyio
+
+        try:
+            while True:
+                await anyio.sleep(interval)
+                self.frame += 1
+                if not self.paused:
+                    self._clear()
+                    self._draw()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._clear()
+        self.stream.flush()

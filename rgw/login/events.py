@@ -96,6 +96,13 @@ class LoggedIn(LoginEvent):
 
 
 @dataclass(frozen=True)
+class LoginFailed(LoginEvent):
+    """This rack's login ended without a session (others may go on)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
 class CoalescedWait(LoginEvent):
     """Another process is already logging in to this rack: we wait for its session."""
 

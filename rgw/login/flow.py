@@ -92,6 +92,8 @@ class LoginOptions:
     #: Tries of ``/auth/cli/start`` before the gateway is declared unreachable.
     start_attempts: int = 6
     make_current: bool = True
+    #: Seconds the loopback listener stays up after the login for the browser's redirect.
+    linger: float = 2.0
 
 
 class _Outcome:
@@ -156,22 +158,23 @@ class LoginFlow:
         self.on_start = on_start
         #: The last poller, kept for benchmarks (requests per login).
         self.poller: LoginPoller | None = None
+        #: The session once saved.
+        self.session: Session | None = None
+        self._waiter: CallbackWaiterLike | None = None
+        self._browser_opened = False
 
     async def run(self, rack: str) -> Session:
         """Log in to ``rack`` at ``client.base_url``; save and return the session."""
         deadline = anyio.current_time() + self.options.timeout
-        session: Session | None = None
+        self.session = None
         with anyio.move_on_after(self.options.timeout):
-            session = await self._login(rack, deadline)
-        if session is None:
+            await self._login(rack, deadline)
+        if self.session is None:  # saved sessions survive a deadline that passes while lingering
             raise LoginTimeout(
                 f"login to {rack} timed out after {self.options.timeout:g} s without a completed sign-in",
                 hint=TIMEOUT_HINT,
             )
-        with anyio.CancelScope(shield=True):
-            await self.save(rack, session)
-        self.emit(LoggedIn(rack, session.email))
-        return session
+        return self.session
 
     async def save(self, rack: str, session: Session) -> None:
         url = self.client.base_url
@@ -225,7 +228,13 @@ class LoginFlow:
                 if self.on_start is not None:
                     await self.on_start(start)
                 try:
-                    outcome = await self._race(rack, start, listener, deadline)
+                    outcome = await self._race(rack, start, listener, deadline, services)
+                    if isinstance(outcome, Session):
+                        with anyio.CancelScope(shield=True):
+                            await self.save(rack, outcome)
+                        self.session = outcome
+                        self.emit(LoggedIn(rack, outcome.email))
+                        await self._linger(listener)
                 finally:
                     if listener is not None:
                         listener.forget(start.state)
@@ -237,6 +246,20 @@ class LoginFlow:
         if isinstance(outcome, RgwError):
             raise outcome
         return outcome
+
+    async def _linger(self, listener: ListenerLike | None) -> None:
+        """Keep the listener up a moment for a browser redirect that is on its way.
+
+        The gateway wakes the poller and redirects the browser at the same instant; closing the
+        listener at once would show the user a "connection refused" page after a good login.
+        """
+        waiter = self._waiter
+        if listener is None or waiter is None or not self._browser_opened:
+            return
+        with anyio.move_on_after(self.options.linger):
+            await waiter.wait()
+            while getattr(listener, "active_connections", 0):
+                await anyio.sleep(0.01)
 
     async def _start_listener(self, services: anyio.abc.TaskGroup) -> ListenerLike | None:
         if self.listener_factory is None:
@@ -257,7 +280,12 @@ class LoginFlow:
         return listener
 
     async def _race(
-        self, rack: str, start: LoginStart, listener: ListenerLike | None, deadline: float
+        self,
+        rack: str,
+        start: LoginStart,
+        listener: ListenerLike | None,
+        deadline: float,
+        services: anyio.abc.TaskGroup,
     ) -> Session | RgwError:
         wake = Wakeup()
         poller = LoginPoller(
@@ -319,10 +347,14 @@ class LoginFlow:
                 outcome.finish(session)
 
             async def open_browser() -> None:
+                self._browser_opened = True  # a browser on this machine may hit the listener
                 try:
                     opened = await self.browser.open(start.auth_url)
-                except Exception:
+                except Exception:  # a broken browser never breaks the login: the URL is shown
                     opened = False
+                self._browser_opened = opened
+                if self.session is not None:
+                    return  # the login finished while the browser was still starting
                 if opened:
                     self.emit(BrowserOpened(rack))
                 else:
@@ -351,12 +383,16 @@ class LoginFlow:
                             return
 
             # Register the state before the browser can possibly reach the listener.
+            self._waiter = None
             if listener is not None and start.loopback:
-                race.start_soon(watch_callback, listener.expect(start.state, rack))
+                self._waiter = listener.expect(start.state, rack)
+                race.start_soon(watch_callback, self._waiter)
             # The URL is shown before the launch, so a user on a remote machine can copy it.
             if self.options.open_browser:
                 self.emit(BrowserOpening(rack, start.auth_url))
-                race.start_soon(open_browser)
+                # Not part of the race: a browser still on its way to the listener is not cut off
+                # when the poller wins (it ends with the listener, after the linger).
+                services.start_soon(open_browser)
             else:
                 self.emit(BrowserUnavailable(rack, start.auth_url, "--no-browser"))
             once("waiting")

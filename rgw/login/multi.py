@@ -20,7 +20,7 @@ from rgw.config import ConfigStore
 from rgw.errors import LoginTimeout, RgwError
 from rgw.login.browser import BrowserLauncher
 from rgw.login.coalesce import RackLoginLock
-from rgw.login.events import CoalescedWait, EventSink, LoggedIn
+from rgw.login.events import CoalescedWait, EventSink, LoggedIn, LoginFailed
 from rgw.login.flow import TIMEOUT_HINT, ListenerLike, LoginFlow, LoginOptions, MfaSolver, PasteSource
 from rgw.models import DEFAULT_PARALLEL, DeviceInfo, LoginRequest, LoginStart
 from rgw.retry import RetryPolicy
@@ -80,6 +80,7 @@ class LoginCoordinator:
         try:
             return await self._login_one(request, listener)
         except RgwError as exc:
+            self.emit(LoginFailed(request.rack, exc.message))
             return RackLoginResult(
                 request.rack, request.url, ok=False, error=exc.message, hint=exc.hint, exit_code=exc.exit_code
             )
