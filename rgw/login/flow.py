@@ -258,7 +258,7 @@ class LoginFlow:
             return
         with anyio.move_on_after(self.options.linger):
             await waiter.wait()
-            while getattr(listener, "active_connections", 0):
+            while getattr(listener, "active_connections", 0):  # noqa: ASYNC110 - bounded by linger
                 await anyio.sleep(0.01)
 
     async def _start_listener(self, services: anyio.abc.TaskGroup) -> ListenerLike | None:
