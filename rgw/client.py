@@ -130,29 +130,20 @@ def classify_transport_error(exc: BaseException) -> str:
     return "network"
 
 
-_CAUSE_TEXT = {
-    "dns": "DNS lookup failed",
-    "refused": "connection refused",
-    "tls": "TLS handshake failed",
-    "timeout": "timed out",
-    "reset": "connection reset",
-    "network": "network error",
-}
-
-
 def unreachable(url: str, exc: BaseException) -> GatewayUnreachable:
     cause = classify_transport_error(exc)
     host = urlsplit(url).netloc or url
     detail = str(exc).strip()
-    message = f"gateway {host} unreachable: {_CAUSE_TEXT[cause]}"
+    message = f"gateway {host} unreachable: {GatewayUnreachable.CAUSES[cause]}"
     if detail and cause in ("tls", "network"):
         message += f" ({detail[:200]})"
+    link = "If the gateway is behind a VPN or Tailscale, check that the link is up."
     hints = {
         "dns": "Check the URL, and that your VPN or Tailscale link is up (the name did not resolve).",
-        "refused": "Check the URL and port, and that the gateway is running.",
+        "refused": f"Check the URL and port, and that the gateway is running. {link}",
         "tls": "The gateway's certificate could not be verified; check the URL (https://...) and your clock.",
     }
-    hint = hints.get(cause, "Check your network: a VPN or Tailscale link may be down.")
+    hint = hints.get(cause, f"Check your network connection. {link}")
     return GatewayUnreachable(message, cause=cause, hint=hint)
 
 

@@ -26,6 +26,8 @@ an ``RgwError`` into ``Error: <message>`` plus the hint, and its exit code; neve
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class RgwError(Exception):
     """Base of every user-facing error: a message, an optional hint, an exit code."""
@@ -95,9 +97,22 @@ class GatewayUnreachable(RgwError):
 
     exit_code = 5
 
+    CAUSES: ClassVar[dict[str, str]] = {
+        "dns": "DNS lookup failed",
+        "refused": "connection refused",
+        "tls": "TLS handshake failed",
+        "timeout": "timed out",
+        "reset": "connection reset",
+        "network": "network error",
+    }
+
     def __init__(self, message: str, *, cause: str, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.cause = cause
+
+    @property
+    def cause_text(self) -> str:
+        return self.CAUSES.get(self.cause, self.cause)
 
 
 class GatewayError(RgwError):

@@ -28,10 +28,13 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def describe_failure(exc: BaseException) -> str:
+    """A few words for a progress line: ``DNS lookup failed``, ``HTTP 503``, ``rate limited``."""
     if isinstance(exc, GatewayUnreachable):
-        return exc.message
+        return exc.cause_text
     if isinstance(exc, GatewayError) and exc.status == 429:
-        return "gateway rate limit (HTTP 429)"
+        return "rate limited, HTTP 429"
+    if isinstance(exc, GatewayError) and exc.status is not None:
+        return f"HTTP {exc.status}"
     return str(exc)
 
 
