@@ -36,15 +36,36 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
     metavar="TOKEN",
     help="API token instead of the stored session (default: RACK_GATEWAY_API_TOKEN).",
 )
+@click.option(
+    "--mfa-method",
+    "mfa_method",
+    type=click.Choice(["totp", "webauthn", "backup_code"]),
+    help="MFA method at login and for step-up (default: the gateway's preferred one).",
+)
+@click.option(
+    "--mfa-code",
+    "mfa_code",
+    metavar="CODE",
+    help="A TOTP or backup code, used once without prompting (for runs without a terminal).",
+)
 @click.version_option(__version__, "--version", prog_name="rack-gateway", message="%(prog)s %(version)s")
 @click.pass_context
-async def cli(ctx: click.Context, rack: str | None, config: str | None, api_token: str | None) -> None:
+async def cli(
+    ctx: click.Context,
+    rack: str | None,
+    config: str | None,
+    api_token: str | None,
+    mfa_method: str | None,
+    mfa_code: str | None,
+) -> None:
     """rack-gateway: log in to a rack gateway through your browser and use its racks."""
     if isinstance(ctx.obj, App):  # an App handed in by run(obj=...): the demo and tests
         ctx.obj.rack_option = rack or ctx.obj.rack_option
         ctx.obj.api_token_option = api_token or ctx.obj.api_token_option
-        return
-    ctx.obj = App.create(config=config, rack=rack, api_token=api_token)
+    else:
+        ctx.obj = App.create(config=config, rack=rack, api_token=api_token)
+    ctx.obj.mfa_method = mfa_method or ctx.obj.mfa_method
+    ctx.obj.mfa_code = mfa_code or ctx.obj.mfa_code
 
 
 def _register() -> None:

@@ -14,7 +14,7 @@ import os
 import socket
 import sys
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from rgw.client import GatewayClient, StepUpProvider
     from rgw.login.browser import BrowserLauncher
     from rgw.login.flow import PasteSource
+    from rgw.login.mfa import Prompter
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,13 @@ class App:
     browser: BrowserLauncher | None = None
     #: Whether stdin is an interactive terminal we may read pasted URLs and MFA codes from.
     interactive: bool | None = None
+    #: ``--mfa-method`` and ``--mfa-code`` (login and step-up; API tokens never use them).
+    mfa_method: str | None = None
+    mfa_code: str | None = None
+    #: MFA prompter override (tests); None = the terminal, or no prompting without one (rgw.cli.mfa).
+    prompter: Prompter | None = None
+    #: Security keys override (tests: software authenticators); None = USB keys found by fido2.
+    webauthn_devices: Sequence[Any] | None = None
     _store: ConfigStore | None = None
 
     @classmethod
@@ -145,7 +153,12 @@ class App:
     def client(self, target: Target) -> GatewayClient:
         from rgw.client import GatewayClient
 
-        return GatewayClient(target.url, token=target.token, step_up=None if target.api_token else self.step_up)
+        client = GatewayClient(target.url, token=target.token, step_up=None if target.api_token else self.step_up)
+        if client.step_up is None and not target.api_token:
+            from rgw.cli.mfa import step_up_provider
+
+            client.step_up = step_up_provider(self, client)
+        return client
 
     @contextlib.asynccontextmanager
     async def connect(self) -> AsyncIterator[tuple[Target, GatewayClient]]:

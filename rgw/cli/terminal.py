@@ -66,11 +66,16 @@ def echo_off(fd: int) -> Iterator[None]:
 
 
 async def prompt_line(lines: TerminalLines, prompt: str, out: TextIO, *, hidden: bool = False) -> str | None:
-    """Print ``prompt`` and read one line; with ``hidden``, nothing typed is echoed."""
-    print(prompt, end=" ", file=out, flush=True)
+    """Print ``prompt`` and read one line; with ``hidden``, nothing typed is echoed.
+
+    Echo goes off *before* the prompt appears: turning it off flushes pending input, so a code typed
+    the moment the prompt shows must not be waiting yet.
+    """
     if not hidden:
+        print(prompt, end=" ", file=out, flush=True)
         return await lines.read_line()
     with echo_off(lines.fd):
+        print(prompt, end=" ", file=out, flush=True)
         try:
             return await lines.read_line()
         finally:

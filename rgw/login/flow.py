@@ -334,6 +334,9 @@ class LoginFlow:
                 except RgwError as exc:
                     outcome.finish(exc)
                     return
+                # Verified from the terminal: the browser stays on its MFA page, no redirect will
+                # reach the listener, so there is nothing to linger for.
+                self._waiter = None
                 wake.set()
 
             async def poll() -> None:

@@ -115,8 +115,8 @@ async def test_step_up_provider_retries_once_with_inline_header() -> None:
             401, json={"error": "mfa_step_up_required", "message": "verify"}, headers={"X-MFA-Required": "step-up"}
         )
 
-    async def provider(level: str) -> dict[str, str]:
-        assert level == "step-up"
+    async def provider(level: str, rejection: str | None) -> dict[str, str]:
+        assert (level, rejection) == ("step-up", None)
         return {"X-Mfa-Totp": "123456"}
 
     c = GatewayClient("https://gw.example.com", token="t", transport=httpx.MockTransport(handler), step_up=provider)
