@@ -7,7 +7,7 @@ Progress goes to stderr so that stdout stays clean for scripts (``Logged in as .
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -153,7 +153,7 @@ class LiveRenderer:
             spinner = "✓" if rack in self.done else self.FRAMES[self.frame % len(self.FRAMES)]
             elapsed = "" if rack in self.done else f" ({now - self.started[rack]:.0f} s)"
             lines.append(f"{spinner} " + (f"{rack}: " if self.multi else "") + status + elapsed)
-        width = max(20, shutil.get_terminal_size().columns - 1)
+        width = max(20, _columns() - 1)
         for line in lines:  # one terminal row each, or the block could not be cleared exactly
             self.stream.write((line if len(line) <= width else line[: width - 1] + "…") + "\n")
         self.drawn = len(lines)
@@ -176,3 +176,10 @@ class LiveRenderer:
     def close(self) -> None:
         self._clear()
         self.stream.flush()
+
+
+def _columns() -> int:
+    try:
+        return os.get_terminal_size(2).columns
+    except OSError:
+        return 80

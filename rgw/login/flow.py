@@ -89,8 +89,9 @@ class LoginOptions:
     long_poll: float = 25.0
     #: Seconds between polls while pending, when the gateway does not long-poll.
     pace: float = 1.0
-    #: Tries of ``/auth/cli/start`` before the gateway is declared unreachable.
-    start_attempts: int = 6
+    #: Tries of ``/auth/cli/start`` before the gateway is declared unreachable (about 15 s of
+    #: backoff): enough to ride out a few seconds of blackout on a link that loses ~40% of tries.
+    start_attempts: int = 10
     make_current: bool = True
     #: Seconds the loopback listener stays up after the login for the browser's redirect.
     linger: float = 2.0
