@@ -62,6 +62,7 @@ class PasteSource(Protocol):
 
 class CallbackWaiterLike(Protocol):
     async def wait(self) -> CallbackResultLike: ...
+    async def wait_served(self) -> None: ...
 
 
 class CallbackResultLike(Protocol):
@@ -259,8 +260,7 @@ class LoginFlow:
             return
         with anyio.move_on_after(self.options.linger):
             await waiter.wait()
-            while getattr(listener, "active_connections", 0):  # noqa: ASYNC110 - bounded by linger
-                await anyio.sleep(0.01)
+            await waiter.wait_served()
 
     async def _start_listener(self, services: anyio.abc.TaskGroup) -> ListenerLike | None:
         if self.listener_factory is None:

@@ -50,12 +50,17 @@ class CallbackWaiter:
         self.rack = rack
         self.result: CallbackResult | None = None
         self._event = anyio.Event()
+        self._served = anyio.Event()
 
     async def wait(self) -> CallbackResult:
         """Return the browser's result as soon as the listener has heard it."""
         await self._event.wait()
         assert self.result is not None  # set before the event, never cleared
         return self.result
+
+    async def wait_served(self) -> None:
+        """Return once the browser that delivered the result has been sent its page."""
+        await self._served.wait()
 
     def _deliver(self, result: CallbackResult) -> None:
         if self.result is None:  # a refreshed page must not change what the login already heard
@@ -196,27 +201,32 @@ class CallbackListener:
                 status = 431 if exc.error_status_hint == 431 else 400
         if request is None and status is None:
             return  # timed out (slowloris) or the client left before finishing its request
+        waiter: CallbackWaiter | None = None
         if request is not None:
-            status, body = self._answer(request)
+            status, body, waiter = self._answer(request)
         else:
             assert status is not None
             body = _page("Bad request", "This request could not be read.")
-        with anyio.move_on_after(self._header_timeout):
-            await stream.send(_response(status, body, allow_get=status == 405))
-            await _linger_close(stream)
+        try:
+            with anyio.move_on_after(self._header_timeout):
+                await stream.send(_response(status, body, allow_get=status == 405))
+                await _linger_close(stream)
+        finally:
+            if waiter is not None:
+                waiter._served.set()
 
-    def _answer(self, request: h11.Request) -> tuple[int, bytes]:
+    def _answer(self, request: h11.Request) -> tuple[int, bytes, CallbackWaiter | None]:
         host = _header(request, b"host")
         if host is None or host.lower() not in self._allowed_hosts:
             # DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends its own Host.
-            return 421, _page("Wrong host", "This address only answers to the loopback host.")
+            return 421, _page("Wrong host", "This address only answers to the loopback host."), None
         target = request.target.decode("ascii", "replace")
         parts = urlsplit(target)
         if not hmac.compare_digest(parts.path.encode(), self._path.encode()):
-            return 404, _page("Not found", "Nothing here.")
+            return 404, _page("Not found", "Nothing here."), None
         if request.method != b"GET":
-            return 405, _page("Method not allowed", "Only GET is accepted here.")
-        invalid = 400, _page("Invalid login link", "This login link is not valid. Check your terminal.")
+            return 405, _page("Method not allowed", "Only GET is accepted here."), None
+        invalid = 400, _page("Invalid login link", "This login link is not valid. Check your terminal."), None
         try:
             query = parse_qs(parts.query, keep_blank_values=True, max_num_fields=8)
         except ValueError:
@@ -230,17 +240,21 @@ class CallbackListener:
         rack = html.escape(waiter.rack)
         if results[0] == "ok":
             waiter._deliver(CallbackResult(state=waiter.state, ok=True))
-            return 200, _page(
-                "Logged in",
-                f"Logged in to rack {rack}. You can close this window; the terminal has the session.",
+            return (
+                200,
+                _page(
+                    "Logged in", f"Logged in to rack {rack}. You can close this window; the terminal has the session."
+                ),
+                waiter,
             )
         error = (query.get("error") or ["unknown error"])[0][:_MAX_ERROR_TEXT] or "unknown error"
         waiter._deliver(CallbackResult(state=waiter.state, ok=False, error=error))
-        return 200, _page(
+        page = _page(
             "Login failed",
             f"Login to rack {rack} failed: {html.escape(error)}. "
             "You can close this window; the terminal has the details.",
         )
+        return 200, page, waiter
 
     def _match(self, state: str) -> CallbackWaiter | None:
         """Compare with every expected state in constant time, so timing tells nothing about them."""
