@@ -432,7 +432,7 @@ class GatewayClient:
             return _session_from(_expect(parse_json(response), dict, "login"))
         if status in (400, 401, 403):
             error, message = _error_text(response)
-            raise LoginError(login_error_text(error, message))
+            raise login_refused(message or error)
         check_response(response)
         raise GatewayError(f"gateway answered the login poll with HTTP {status}", status=status)
 
@@ -511,10 +511,34 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
-def login_error_text(error: str, message: str | None) -> str:
-    if error == "invalid or expired state":
-        return "login state invalid or expired (the gateway no longer knows this login)"
-    return message or error or "login refused by the gateway"
+_LOGIN_HINTS = (
+    (
+        "email domain not allowed",
+        "Your Google Workspace domain isn't configured in the gateway. Contact your administrator to add "
+        "your domain to GOOGLE_ALLOWED_DOMAIN.",
+    ),
+    ("user not authorized", "Your account is not a user of this gateway; ask an administrator to add you."),
+    ("multi-factor", "Set up MFA in the gateway's web UI, then run the login again."),
+    ("consent", "Run the login again and allow access on the consent page."),
+    ("invalid or expired state", "The gateway no longer knows this login: run the login again."),
+)
+
+
+def login_refused(text: str) -> LoginError:
+    """The gateway refused the login: its text, in the seed's form, with what to do next.
+
+    ``email domain not allowed: a@b.c`` becomes ``Error: email domain not allowed`` with the address
+    and the seed's advice in the hint.
+    """
+    text = text.strip() or "login refused by the gateway"
+    lowered = text.lower()
+    for key, advice in _LOGIN_HINTS:
+        if key in lowered:
+            head, _, detail = text.partition(":")
+            if key == "email domain not allowed" and detail.strip():
+                return LoginError(head.strip(), hint=f"Signed in as {detail.strip()}. {advice}")
+            return LoginError(text, hint=advice)
+    return LoginError(text)
 
 
 def _session_from(data: Mapping[str, Any]) -> Session:

@@ -6,6 +6,7 @@ import anyio
 import asyncclick as click
 
 from rgw.cli.app import App
+from rgw.cli.options import pass_app, rack_option, target_options
 from rgw.cli.rack import table
 from rgw.cli.render import JsonRenderer, LiveRenderer, TextRenderer
 from rgw.errors import (
@@ -20,8 +21,6 @@ from rgw.errors import (
 from rgw.login.events import EventSink
 from rgw.models import DEFAULT_PARALLEL, LoginRequest, parse_time
 from rgw.urls import looks_like_url, normalize_url
-
-pass_app = click.make_pass_decorator(App)
 
 
 async def resolve_login(app: App, rack_arg: str | None, url_arg: str | None) -> LoginRequest:
@@ -217,6 +216,7 @@ async def resolve_many(
 
 @click.command("logout")
 @click.option("--local", is_flag=True, help="Only forget the session here (when the gateway is unreachable).")
+@rack_option
 @pass_app
 async def logout(app: App, local: bool) -> None:
     """Revoke the session on the gateway and remove it locally (the rack stays configured)."""
@@ -270,6 +270,7 @@ def format_expiry(value: str | None) -> str:
 @click.command("test-auth")
 @click.argument("topic", metavar="[mfa|otp|webauthn]", required=False, type=click.Choice(["mfa", "otp", "webauthn"]))
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@target_options
 @pass_app
 async def test_auth(app: App, topic: str | None, as_json: bool) -> None:
     """Check that the current credentials work, and show who you are (or your MFA status)."""

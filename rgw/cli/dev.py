@@ -14,9 +14,8 @@ import anyio
 import asyncclick as click
 
 from rgw.cli.app import App
+from rgw.cli.options import pass_app
 from rgw.errors import RgwError
-
-pass_app = click.make_pass_decorator(App)
 
 
 def _require_testing() -> None:

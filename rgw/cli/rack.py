@@ -9,10 +9,10 @@ import asyncclick as click
 
 from rgw import __version__
 from rgw.cli.app import App
+from rgw.cli.options import pass_app, target_options
 from rgw.config import ConfigData
 from rgw.errors import NoRackError
 
-pass_app = click.make_pass_decorator(App)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
@@ -24,6 +24,7 @@ def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> list[str]:
 
 @click.command("rack")
 @json_option
+@target_options
 @pass_app
 async def rack(app: App, as_json: bool) -> None:
     """Show the current rack: name, provider, status, version, gateway URL, user."""
@@ -115,6 +116,7 @@ async def switch(app: App, name: str) -> None:
 
 @click.command("apps")
 @json_option
+@target_options
 @pass_app
 async def apps(app: App, as_json: bool) -> None:
     """List the rack's apps."""

@@ -7,10 +7,9 @@ from typing import Any
 import asyncclick as click
 
 from rgw.cli.app import App
+from rgw.cli.options import pass_app, target_options
 from rgw.cli.rack import table
 from rgw.errors import UsageError
-
-pass_app = click.make_pass_decorator(App)
 
 
 @click.group("api-token")
@@ -31,6 +30,7 @@ def _public_id(token: dict[str, Any]) -> str:
 
 @api_token.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@target_options
 @pass_app
 async def list_tokens(app: App, as_json: bool) -> None:
     """List API tokens."""
@@ -53,6 +53,7 @@ async def list_tokens(app: App, as_json: bool) -> None:
 @api_token.command("get")
 @click.argument("public_id", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@target_options
 @pass_app
 async def get_token(app: App, public_id: str, as_json: bool) -> None:
     """Show one API token."""
@@ -78,6 +79,7 @@ async def get_token(app: App, public_id: str, as_json: bool) -> None:
     show_default=True,
     help="token: print only the token, for scripts.",
 )
+@target_options
 @pass_app
 async def create_token(
     app: App, name: str, role: str | None, permissions: tuple[str, ...], user_email: str | None, output: str
@@ -117,6 +119,7 @@ async def create_token(
 
 @api_token.command("delete")
 @click.argument("public_id", metavar="ID")
+@target_options
 @pass_app
 async def delete_token(app: App, public_id: str) -> None:
     """Delete (revoke) an API token."""

@@ -19,9 +19,9 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 import anyio.abc
 
-from rgw.client import GatewayClient
+from rgw.client import GatewayClient, login_refused
 from rgw.config import ConfigData, ConfigStore
-from rgw.errors import LoginError, LoginTimeout, RgwError, UsageError
+from rgw.errors import LoginTimeout, RgwError, UsageError
 from rgw.login.browser import BrowserLauncher
 from rgw.login.events import (
     BrowserOpened,
@@ -370,7 +370,7 @@ class LoginFlow:
                 if result.ok:
                     wake.set()
                 else:
-                    outcome.finish(LoginError(f"login failed in the browser: {result.error or 'unknown error'}"))
+                    outcome.finish(login_refused(result.error or "login failed in the browser"))
 
             async def read_paste(paste: PasteSource) -> None:
                 with paste_scope:
@@ -383,7 +383,7 @@ class LoginFlow:
                         if ok:
                             wake.set()
                         else:
-                            outcome.finish(LoginError(f"login failed in the browser: {error}"))
+                            outcome.finish(login_refused(error or "login failed in the browser"))
                             return
 
             # Register the state before the browser can possibly reach the listener.

@@ -209,3 +209,28 @@ async def test_sliding_expiry_is_stored(cli: Cli, gateway: RunningGateway) -> No
     assert (await cli("test-auth")).code == 0
     after = cli.config()["gateways"]["dev"]["expires_at"]
     assert after >= before
+
+
+async def test_seed_error_for_a_domain_that_is_not_allowed(cli: Cli, gateway: RunningGateway) -> None:
+    result = await cli("login", "production", gateway.url, browser=ScriptedBrowser(email="eve@evil.example"))
+    assert result.code == 7
+    assert result.err.splitlines()[-2:] == [
+        "Error: email domain not allowed",
+        "Signed in as eve@evil.example. Your Google Workspace domain isn't configured in the gateway. "
+        "Contact your administrator to add your domain to GOOGLE_ALLOWED_DOMAIN.",
+    ]
+    assert not (cli.config_dir / "config.json").exists()
+
+
+async def test_credential_options_after_the_command_as_in_the_seed(cli: Cli, gateway: RunningGateway) -> None:
+    token = gateway.gateway.create_api_token("ci", role="viewer")
+    env = {"RACK_GATEWAY_URL": gateway.url}
+    apps = await cli("apps", "--api-token", token, env=env)
+    assert apps.code == 0, apps.err
+    assert apps.lines[0].split() == ["APP", "STATUS", "GEN", "RELEASE"]
+    await login(cli, gateway, "one")
+    await login(cli, gateway, "two")
+    auth = await cli("test-auth", "-r", "one")
+    assert auth.code == 0, auth.err
+    tokens = await cli("api-token", "list", "--api-token", "rgw_token_bogus")
+    assert tokens.code == 3
