@@ -1,21 +1,14 @@
 """GatewayClient: the only code that speaks HTTP to a gateway.
 
-One ``httpx.AsyncClient`` per run, explicit timeouts, TLS verified, no cookie jar, no automatic
-redirects (a same-origin redirect of a GET is followed by hand; the token never goes to another
-origin).  Every failure leaves this module as an ``RgwError``:
-
-- no answer at all -> ``GatewayUnreachable`` with its cause (dns, refused, tls, timeout, reset);
-- 401 -> ``AuthenticationError`` (the gateway's reason) or ``MfaRequired`` (``X-MFA-Required``);
-- 403 -> ``PermissionDenied`` with the gateway's text;
-- any other unusable answer (status, HTML, truncated JSON) -> ``GatewayError`` with status and message.
+One ``httpx.AsyncClient`` per client, explicit timeouts, TLS verified (one TLS context per process),
+no cookie jar, no automatic redirects (a same-origin redirect of a GET is followed by hand; the token
+never goes to another origin).  Every failure leaves it as an ``RgwError`` (see ``answers``).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import platform
-import socket
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -26,16 +19,16 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from rgw import __version__
-from rgw.errors import (
-    AuthenticationError,
-    GatewayError,
-    GatewayUnreachable,
-    LoginError,
-    MfaError,
-    MfaRequired,
-    PermissionDenied,
-    RgwError,
+from rgw.client.answers import (
+    MfaRejected,
+    check_response,
+    error_text,
+    login_refused,
+    parse_json,
+    retry_after_of,
+    unreachable,
 )
+from rgw.errors import GatewayError, LoginError, MfaError, MfaRequired, RgwError
 from rgw.models import DeviceInfo, LoginPending, LoginStart, Session
 from rgw.urls import normalize_url
 
@@ -91,138 +84,6 @@ class _RejectAllCookies(CookiePolicy):
 def _no_cookies() -> CookieJar:
     # A session_token cookie makes rack-proxy answer 401, and we never want one stored anyway.
     return CookieJar(policy=_RejectAllCookies())
-
-
-def classify_transport_error(exc: BaseException) -> str:
-    """The cause of a transport failure: dns, refused, tls, timeout, reset or network."""
-    if isinstance(exc, httpx.TimeoutException):
-        return "timeout"
-    seen: set[int] = set()
-    pending: list[BaseException] = [exc]
-    while pending:
-        current = pending.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, BaseExceptionGroup):  # trio reports every address it tried
-            pending.extend(current.exceptions)
-        if isinstance(current, socket.gaierror):
-            return "dns"
-        if isinstance(current, ConnectionRefusedError):
-            return "refused"
-        if isinstance(current, ssl.SSLError | ssl.CertificateError):
-            return "tls"
-        if isinstance(current, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
-            return "reset"
-        if isinstance(current, TimeoutError):
-            return "timeout"
-        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
-    text = str(exc).lower()
-    if any(s in text for s in ("name or service not known", "nodename nor servname", "getaddrinfo",
-                               "temporary failure in name resolution", "no address associated")):
-        return "dns"
-    if "refused" in text:
-        return "refused"
-    if "certificate" in text or "ssl" in text or "tls" in text:
-        return "tls"
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError) or "reset" in text:
-        return "reset"
-    return "network"
-
-
-def unreachable(url: str, exc: BaseException) -> GatewayUnreachable:
-    cause = classify_transport_error(exc)
-    host = urlsplit(url).netloc or url
-    detail = str(exc).strip()
-    message = f"gateway {host} unreachable: {GatewayUnreachable.CAUSES[cause]}"
-    if detail and cause in ("tls", "network"):
-        message += f" ({detail[:200]})"
-    link = "If the gateway is behind a VPN or Tailscale, check that the link is up."
-    hints = {
-        "dns": "Check the URL, and that your VPN or Tailscale link is up (the name did not resolve).",
-        "refused": f"Check the URL and port, and that the gateway is running. {link}",
-        "tls": "The gateway's certificate could not be verified; check the URL (https://...) and your clock.",
-    }
-    hint = hints.get(cause, f"Check your network connection. {link}")
-    return GatewayUnreachable(message, cause=cause, hint=hint)
-
-
-def _error_text(response: httpx.Response) -> tuple[str, str | None]:
-    """(error, message) from a JSON ``{"error","message"}`` body or a text body."""
-    content_type = response.headers.get("content-type", "")
-    body = response.content[:4096]
-    if "json" in content_type:
-        try:
-            data = json.loads(body)
-        except ValueError:
-            data = None
-        if isinstance(data, dict):
-            error = data.get("error")
-            message = data.get("message")
-            return (
-                str(error) if error is not None else "",
-                str(message) if isinstance(message, str) and message else None,
-            )
-    if "html" in content_type or body.lstrip()[:1] == b"<":
-        return ("", None)
-    text = body.decode("utf-8", "replace").strip()
-    return (text.splitlines()[0][:300] if text else "", None)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
-def _describe_status(response: httpx.Response) -> str:
-    error, message = _error_text(response)
-    text = message or error
-    if text:
-        return f"gateway error (HTTP {response.status_code}): {text}"
-    kind = "an HTML page" if "html" in response.headers.get("content-type", "") else "no usable message"
-    return f"gateway error (HTTP {response.status_code}, {kind})"
-
-
-def check_response(response: httpx.Response) -> httpx.Response:
-    """Raise the right ``RgwError`` for an error status; return successful responses."""
-    status = response.status_code
-    if status < 400:
-        return response
-    error, message = _error_text(response)
-    if status == 401:
-        level = response.headers.get("x-mfa-required")
-        if level:
-            if level.lower() == "true":
-                level = response.headers.get("x-mfa-level", "step-up")
-            return_text = message or error or "MFA required"
-            raise MfaRequired(return_text, level=level.lower())
-        reason = response.headers.get("x-error-reason") or error or "authentication failed"
-        raise AuthenticationError("session expired or invalid", reason=reason, hint=message)
-    if status == 403:
-        text = error or "permission denied"
-        if message and message not in text:
-            text = f"{text}: {message}" if text == "insufficient permissions" else text
-        if not text.lower().startswith("permission denied"):
-            text = f"permission denied: {text}"
-        raise PermissionDenied(text)
-    raise GatewayError(_describe_status(response), status=status, retry_after=_retry_after(response))
-
-
-def parse_json(response: httpx.Response) -> Any:
-    try:
-        return json.loads(response.content)
-    except ValueError:
-        kind = "an HTML page" if response.content.lstrip()[:1] == b"<" else "invalid JSON"
-        raise GatewayError(
-            f"gateway sent {kind} instead of JSON (HTTP {response.status_code})",
-            status=response.status_code,
-            hint="Check the URL points at a rack gateway, not a web page or another service.",
-        ) from None
 
 
 def _expect(data: Any, kind: type, what: str) -> Any:
@@ -361,7 +222,7 @@ class GatewayClient:
             merged = {**(headers or {}), **mfa_headers}
             response = await self.send(method, path, json_body=json_body, headers=merged)
             if response.status_code == 429:
-                error, message = _error_text(response)
+                error, message = error_text(response)
                 raise MfaError(
                     f"MFA locked: {message or error or 'too many failed MFA attempts'}",
                     hint="Wait 5 minutes, then run the command again.",
@@ -383,7 +244,7 @@ class GatewayClient:
         body = {"loopback_uri": loopback_uri} if loopback_uri else {}
         response = await self.send("POST", "/api/v1/auth/cli/start", json_body=body, auth=False)
         if response.status_code >= 400:
-            error, message = _error_text(response)
+            error, message = error_text(response)
             if response.status_code in (400, 401, 403, 404) and (error or message):
                 raise LoginError(f"gateway refused to start a login: {message or error}")
         check_response(response)
@@ -431,7 +292,7 @@ class GatewayClient:
         if status == 200:
             return _session_from(_expect(parse_json(response), dict, "login"))
         if status in (400, 401, 403):
-            error, message = _error_text(response)
+            error, message = error_text(response)
             raise login_refused(message or error)
         check_response(response)
         raise GatewayError(f"gateway answered the login poll with HTTP {status}", status=status)
@@ -441,8 +302,8 @@ class GatewayClient:
         body = {"state": state, "method": method, **{k: v for k, v in fields.items() if v is not None}}
         response = await self.send("POST", "/api/v1/auth/cli/mfa", json_body=body, auth=False)
         if response.status_code in (400, 401, 429):
-            error, message = _error_text(response)
-            raise MfaRejected(error or "invalid_code", message, retry_after=_retry_after(response))
+            error, message = error_text(response)
+            raise MfaRejected(error or "invalid_code", message, retry_after=retry_after_of(response))
         check_response(response)
 
     async def login_webauthn_options(self, state: str) -> dict[str, Any]:
@@ -496,49 +357,10 @@ class GatewayClient:
         await self.request("DELETE", f"/api/v1/api-tokens/{_segment(public_id)}")
 
 
-class MfaRejected(LoginError):
-    """The gateway refused an MFA code at login: ``code`` is its error (``invalid_code`` ...)."""
-
-    def __init__(self, code: str, message: str | None, *, retry_after: float | None = None) -> None:
-        super().__init__(message or code.replace("_", " "))
-        self.code = code
-        self.retry_after = retry_after
-
-
 def _segment(value: str) -> str:
     from urllib.parse import quote
 
     return quote(value, safe="")
-
-
-_LOGIN_HINTS = (
-    (
-        "email domain not allowed",
-        "Your Google Workspace domain isn't configured in the gateway. Contact your administrator to add "
-        "your domain to GOOGLE_ALLOWED_DOMAIN.",
-    ),
-    ("user not authorized", "Your account is not a user of this gateway; ask an administrator to add you."),
-    ("multi-factor", "Set up MFA in the gateway's web UI, then run the login again."),
-    ("consent", "Run the login again and allow access on the consent page."),
-    ("invalid or expired state", "The gateway no longer knows this login: run the login again."),
-)
-
-
-def login_refused(text: str) -> LoginError:
-    """The gateway refused the login: its text, in the seed's form, with what to do next.
-
-    ``email domain not allowed: a@b.c`` becomes ``Error: email domain not allowed`` with the address
-    and the seed's advice in the hint.
-    """
-    text = text.strip() or "login refused by the gateway"
-    lowered = text.lower()
-    for key, advice in _LOGIN_HINTS:
-        if key in lowered:
-            head, _, detail = text.partition(":")
-            if key == "email domain not allowed" and detail.strip():
-                return LoginError(head.strip(), hint=f"Signed in as {detail.strip()}. {advice}")
-            return LoginError(text, hint=advice)
-    return LoginError(text)
 
 
 def _session_from(data: Mapping[str, Any]) -> Session:

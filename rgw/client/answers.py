@@ -1,0 +1,198 @@
+"""Turning what a gateway sends back (or fails to send) into ``RgwError``s.
+
+The one boundary where httpx's transport errors and HTTP answers become the error tree of
+``rgw.errors``: no answer at all -> ``GatewayUnreachable`` with its cause (dns, refused, tls, timeout,
+reset); 401 -> ``AuthenticationError`` or ``MfaRequired``; 403 -> ``PermissionDenied`` with the
+gateway's text; anything else unusable (a status, HTML, truncated JSON) -> ``GatewayError``; a refused
+login -> ``LoginError`` in the seed's words with what to do next.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from rgw.errors import (
+    AuthenticationError,
+    GatewayError,
+    GatewayUnreachable,
+    LoginError,
+    MfaRequired,
+    PermissionDenied,
+)
+
+
+def classify_transport_error(exc: BaseException) -> str:
+    """The cause of a transport failure: dns, refused, tls, timeout, reset or network."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, BaseExceptionGroup):  # trio reports every address it tried
+            pending.extend(current.exceptions)
+        if isinstance(current, socket.gaierror):
+            return "dns"
+        if isinstance(current, ConnectionRefusedError):
+            return "refused"
+        if isinstance(current, ssl.SSLError | ssl.CertificateError):
+            return "tls"
+        if isinstance(current, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
+            return "reset"
+        if isinstance(current, TimeoutError):
+            return "timeout"
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    text = str(exc).lower()
+    if any(s in text for s in ("name or service not known", "nodename nor servname", "getaddrinfo",
+                               "temporary failure in name resolution", "no address associated")):
+        return "dns"
+    if "refused" in text:
+        return "refused"
+    if "certificate" in text or "ssl" in text or "tls" in text:
+        return "tls"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError) or "reset" in text:
+        return "reset"
+    return "network"
+
+
+def unreachable(url: str, exc: BaseException) -> GatewayUnreachable:
+    cause = classify_transport_error(exc)
+    host = urlsplit(url).netloc or url
+    detail = str(exc).strip()
+    message = f"gateway {host} unreachable: {GatewayUnreachable.CAUSES[cause]}"
+    if detail and cause in ("tls", "network"):
+        message += f" ({detail[:200]})"
+    link = "If the gateway is behind a VPN or Tailscale, check that the link is up."
+    hints = {
+        "dns": "Check the URL, and that your VPN or Tailscale link is up (the name did not resolve).",
+        "refused": f"Check the URL and port, and that the gateway is running. {link}",
+        "tls": "The gateway's certificate could not be verified; check the URL (https://...) and your clock.",
+    }
+    hint = hints.get(cause, f"Check your network connection. {link}")
+    return GatewayUnreachable(message, cause=cause, hint=hint)
+
+
+def error_text(response: httpx.Response) -> tuple[str, str | None]:
+    """(error, message) from a JSON ``{"error","message"}`` body or a text body."""
+    content_type = response.headers.get("content-type", "")
+    body = response.content[:4096]
+    if "json" in content_type:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            error = data.get("error")
+            message = data.get("message")
+            return (
+                str(error) if error is not None else "",
+                str(message) if isinstance(message, str) and message else None,
+            )
+    if "html" in content_type or body.lstrip()[:1] == b"<":
+        return ("", None)
+    text = body.decode("utf-8", "replace").strip()
+    return (text.splitlines()[0][:300] if text else "", None)
+
+
+def retry_after_of(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _describe_status(response: httpx.Response) -> str:
+    error, message = error_text(response)
+    text = message or error
+    if text:
+        return f"gateway error (HTTP {response.status_code}): {text}"
+    kind = "an HTML page" if "html" in response.headers.get("content-type", "") else "no usable message"
+    return f"gateway error (HTTP {response.status_code}, {kind})"
+
+
+def check_response(response: httpx.Response) -> httpx.Response:
+    """Raise the right ``RgwError`` for an error status; return successful responses."""
+    status = response.status_code
+    if status < 400:
+        return response
+    error, message = error_text(response)
+    if status == 401:
+        level = response.headers.get("x-mfa-required")
+        if level:
+            if level.lower() == "true":
+                level = response.headers.get("x-mfa-level", "step-up")
+            return_text = message or error or "MFA required"
+            raise MfaRequired(return_text, level=level.lower())
+        reason = response.headers.get("x-error-reason") or error or "authentication failed"
+        raise AuthenticationError("session expired or invalid", reason=reason, hint=message)
+    if status == 403:
+        text = error or "permission denied"
+        if message and message not in text:
+            text = f"{text}: {message}" if text == "insufficient permissions" else text
+        if not text.lower().startswith("permission denied"):
+            text = f"permission denied: {text}"
+        raise PermissionDenied(text)
+    raise GatewayError(_describe_status(response), status=status, retry_after=retry_after_of(response))
+
+
+def parse_json(response: httpx.Response) -> Any:
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        kind = "an HTML page" if response.content.lstrip()[:1] == b"<" else "invalid JSON"
+        raise GatewayError(
+            f"gateway sent {kind} instead of JSON (HTTP {response.status_code})",
+            status=response.status_code,
+            hint="Check the URL points at a rack gateway, not a web page or another service.",
+        ) from None
+
+
+class MfaRejected(LoginError):
+    """The gateway refused an MFA code at login: ``code`` is its error (``invalid_code`` ...)."""
+
+    def __init__(self, code: str, message: str | None, *, retry_after: float | None = None) -> None:
+        super().__init__(message or code.replace("_", " "))
+        self.code = code
+        self.retry_after = retry_after
+
+
+_LOGIN_HINTS = (
+    (
+        "email domain not allowed",
+        "Your Google Workspace domain isn't configured in the gateway. Contact your administrator to add "
+        "your domain to GOOGLE_ALLOWED_DOMAIN.",
+    ),
+    ("user not authorized", "Your account is not a user of this gateway; ask an administrator to add you."),
+    ("multi-factor", "Set up MFA in the gateway's web UI, then run the login again."),
+    ("consent", "Run the login again and allow access on the consent page."),
+    ("invalid or expired state", "The gateway no longer knows this login: run the login again."),
+)
+
+
+def login_refused(text: str) -> LoginError:
+    """The gateway refused the login: its text, in the seed's form, with what to do next.
+
+    ``email domain not allowed: a@b.c`` becomes ``Error: email domain not allowed`` with the address
+    and the seed's advice in the hint.
+    """
+    text = text.strip() or "login refused by the gateway"
+    lowered = text.lower()
+    for key, advice in _LOGIN_HINTS:
+        if key in lowered:
+            head, _, detail = text.partition(":")
+            if key == "email domain not allowed" and detail.strip():
+                return LoginError(head.strip(), hint=f"Signed in as {detail.strip()}. {advice}")
+            return LoginError(text, hint=advice)
+    return LoginError(text)
