@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import stat
+import time
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from rgw.testing import RunningGateway, ScriptedBrowser
+from rgw.models import parse_time
+from rgw.testing import GatewaySettings, RunningGateway, ScriptedBrowser, running_gateway
 from tests.integration.conftest import Cli
 
 pytestmark = pytest.mark.anyio
@@ -202,13 +205,15 @@ async def test_api_token_commands(cli: Cli, gateway: RunningGateway) -> None:
     assert rejected.code == 3
 
 
-async def test_sliding_expiry_is_stored(cli: Cli, gateway: RunningGateway) -> None:
-    await login(cli, gateway)
-    gw_entry = cli.config()["gateways"]["dev"]
-    before = gw_entry["expires_at"]
-    assert (await cli("test-auth")).code == 0
-    after = cli.config()["gateways"]["dev"]["expires_at"]
-    assert after >= before
+async def test_sliding_expiry_is_stored(cli: Cli) -> None:
+    now = [time.time()]
+    with running_gateway(GatewaySettings(clock=lambda: now[0])) as gw:
+        await login(cli, gw)
+        before = cli.config()["gateways"]["dev"]["expires_at"]
+        now[0] += 3 * 86400  # three days later the session is used again: its expiry slides
+        assert (await cli("test-auth")).code == 0
+        after = cli.config()["gateways"]["dev"]["expires_at"]
+    assert parse_time(after) - parse_time(before) == timedelta(days=3)  # type: ignore[operator]
 
 
 async def test_seed_error_for_a_domain_that_is_not_allowed(cli: Cli, gateway: RunningGateway) -> None:
