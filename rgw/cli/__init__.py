@@ -69,9 +69,9 @@ async def cli(
 
 
 def _register() -> None:
-    from rgw.cli import auth, dev, rack, tokens
+    from rgw.cli import admin, auth, dev, rack, tokens
 
-    for module in (auth, rack, tokens, dev):
+    for module in (auth, rack, tokens, admin, dev):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -353,6 +353,20 @@ class GatewayClient:
         response = await self.request("POST", "/api/v1/api-tokens", json_body=dict(body))
         return dict(_expect(parse_json(response), dict, "API token"))
 
+    # -- admin (the reference gateway's admin routes) --------------------------------------------
+
+    async def revoke_sessions(self, *, email: str | None = None, session_id: int | None = None) -> int:
+        """Revoke one session or every session of a user; returns how many were revoked."""
+        body: dict[str, Any] = {"session_id": session_id} if session_id is not None else {"email": email}
+        data = _expect(
+            parse_json(await self.request("POST", "/api/v1/admin/sessions/revoke", json_body=body)), dict, "revoke"
+        )
+        revoked = data.get("revoked")
+        return int(revoked) if isinstance(revoked, int | bool) else 0
+
+    async def set_mfa_required(self, email: str, required: bool) -> None:
+        await self.request("POST", "/api/v1/admin/users/mfa", json_body={"email": email, "required": required})
+
     async def delete_api_token(self, public_id: str) -> None:
         await self.request("DELETE", f"/api/v1/api-tokens/{_segment(public_id)}")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import stat
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -239,3 +240,23 @@ async def test_credential_options_after_the_command_as_in_the_seed(cli: Cli, gat
     assert auth.code == 0, auth.err
     tokens = await cli("api-token", "list", "--api-token", "rgw_token_bogus")
     assert tokens.code == 3
+
+
+async def test_admin_commands_on_the_reference_gateway(cli: Cli, gateway: RunningGateway, tmp_path: Path) -> None:
+    await login(cli, gateway, "dev")
+    admin = Cli(config_dir=tmp_path / "admin", browser=ScriptedBrowser(email="admin@example.com"))
+    assert (await admin("login", "dev", gateway.url)).code == 0
+    revoked = await admin("admin", "revoke-sessions", "--email", "developer@example.com")
+    assert revoked.code == 0, revoked.err
+    assert revoked.out == "Revoked 1 session\n"
+    result = await cli("apps")
+    assert result.code == 3
+    assert "an administrator revoked your session" in result.err
+    denied = await cli("admin", "require-mfa", "admin@example.com")
+    assert denied.code == 3  # the developer's session is gone
+    await login(cli, gateway, "dev")
+    denied = await cli("admin", "require-mfa", "admin@example.com")
+    assert denied.code == 4
+    assert "requires admin role" in denied.err
+    usage = await admin("admin", "revoke-sessions")
+    assert usage.code == 2
