@@ -13,11 +13,9 @@ and the backoff after it.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import anyio
 import pytest
@@ -32,6 +30,7 @@ from rgw.models import DeviceInfo, Session
 from rgw.retry import RetryPolicy
 from rgw.testing import GatewaySettings, RunningGateway, running_gateway
 from rgw.testing.faultproxy import BlackoutMode, FaultPlan, FaultProxy
+from tests.integration.flowkit import Recorder, device_on, state_of
 
 pytestmark = [
     pytest.mark.anyio,
@@ -59,33 +58,6 @@ POLICY = RetryPolicy()
 START_ATTEMPTS = 10
 
 
-def state_of(url: str) -> str:
-    return parse_qs(urlsplit(url).query)["state"][0]
-
-
-@dataclass
-class Recorder:
-    """Collects one login's events; ``first`` waits for an event of a kind."""
-
-    events: list[ev.LoginEvent] = field(default_factory=list)
-    changed: anyio.Event = field(default_factory=anyio.Event)
-
-    def __call__(self, event: ev.LoginEvent) -> None:
-        self.events.append(event)
-        self.changed.set()
-        self.changed = anyio.Event()
-
-    def of(self, kind: type[ev.LoginEvent]) -> list[ev.LoginEvent]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-    async def first(self, kind: type[ev.LoginEvent]) -> ev.LoginEvent:
-        while True:
-            found = self.of(kind)
-            if found:
-                return found[0]
-            await self.changed.wait()
-
-
 @dataclass
 class Login:
     """One login of the batch: its config store, events and outcome."""
@@ -95,9 +67,7 @@ class Login:
     recorder: Recorder = field(default_factory=Recorder)
     done: anyio.Event = field(default_factory=anyio.Event)
     result: Session | RgwError | None = None
-    device: DeviceInfo = field(
-        default_factory=lambda: DeviceInfo(str(uuid.uuid4()), "flaky-host", "linux/x86_64", "rgw-python/test")
-    )
+    device: DeviceInfo = field(default_factory=lambda: device_on("flaky-host"))
 
     @property
     def email(self) -> str:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import anyio
 import pytest
@@ -16,38 +13,14 @@ from rgw.config import ConfigStore
 from rgw.errors import GatewayUnreachable, LoginError, LoginTimeout, RgwError
 from rgw.login import events as ev
 from rgw.login.flow import LoginFlow, LoginOptions
-from rgw.models import DeviceInfo, Session
+from rgw.models import Session
 from rgw.retry import RetryPolicy
 from rgw.testing import RunningGateway, ScriptedBrowser
+from tests.integration.flowkit import Recorder, device_on, state_of
 
 pytestmark = pytest.mark.anyio
 
-DEVICE = DeviceInfo(str(uuid.uuid4()), "test-host", "linux/x86_64", "rgw-python/test")
-
-
-def state_of(url: str) -> str:
-    return parse_qs(urlsplit(url).query)["state"][0]
-
-
-@dataclass
-class Recorder:
-    events: list[ev.LoginEvent] = field(default_factory=list)
-    changed: anyio.Event = field(default_factory=anyio.Event)
-
-    def __call__(self, event: ev.LoginEvent) -> None:
-        self.events.append(event)
-        self.changed.set()
-        self.changed = anyio.Event()
-
-    def kinds(self) -> list[str]:
-        return [type(e).__name__ for e in self.events]
-
-    async def first(self, kind: type[ev.LoginEvent]) -> ev.LoginEvent:
-        while True:
-            for event in self.events:
-                if isinstance(event, kind):
-                    return event
-            await self.changed.wait()
+DEVICE = device_on("test-host")
 
 
 class FailingBrowser:

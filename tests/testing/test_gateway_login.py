@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -18,26 +18,9 @@ ENROLL = "You must set up multi-factor authentication before you can continue us
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def gw(clock: FakeClock) -> Iterator[RunningGateway]:
-    with running_gateway(GatewaySettings(clock=clock)) as running:
-        yield running
-
-
-@pytest.fixture
 def core() -> Iterator[RunningGateway]:
     with running_gateway(GatewaySettings(extensions=False)) as running:
         yield running
-
-
-@pytest.fixture
-def client(gw: RunningGateway) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gw.url, timeout=30) as c:
-        yield c
 
 
 def sign_in(client: httpx.Client, auth_url: str, email: str, action: str = "allow") -> httpx.Response:
@@ -256,8 +239,8 @@ def test_rate_limit_off_by_default(client: httpx.Client) -> None:
     assert all(client.post(START).status_code == 200 for _ in range(30))
 
 
-@pytest.mark.anyio
-async def test_long_poll_wakes_on_completion(gw: RunningGateway) -> None:
+async def answer_to_held_poll(gw: RunningGateway, sign_in: Callable[[str], None]) -> httpx.Response:
+    """Start a login, hold its poll (up to 25 s), call ``sign_in(state)`` once it waits; the poll's answer."""
     import anyio
 
     async with httpx.AsyncClient(base_url=gw.url, timeout=60) as client:
@@ -273,55 +256,35 @@ async def test_long_poll_wakes_on_completion(gw: RunningGateway) -> None:
                 tg.start_soon(hold)
                 while gw.gateway.watchers.waiting(start["state"]) == 0:
                     await anyio.sleep(0.01)
-                # sign in from another thread, as a test or benchmark would
-                t = threading.Thread(target=gw.gateway.complete_browser_login,
-                                     args=(start["state"], "developer@example.com"))
-                t.start()
-                t.join()
-        assert answers[0].status_code == 200
-        assert answers[0].json()["email"] == "developer@example.com"
+                sign_in(start["state"])
+        return answers[0]
+
+
+@pytest.mark.anyio
+async def test_long_poll_wakes_on_completion(gw: RunningGateway) -> None:
+    def sign_in_from_another_thread(state: str) -> None:
+        # as a test or benchmark would
+        t = threading.Thread(target=gw.gateway.complete_browser_login, args=(state, "developer@example.com"))
+        t.start()
+        t.join()
+
+    answer = await answer_to_held_poll(gw, sign_in_from_another_thread)
+    assert answer.status_code == 200
+    assert answer.json()["email"] == "developer@example.com"
 
 
 @pytest.mark.anyio
 async def test_long_poll_wakes_on_failure(gw: RunningGateway) -> None:
-    import anyio
-
-    async with httpx.AsyncClient(base_url=gw.url, timeout=60) as client:
-        start = (await client.post(START)).json()
-        answers: list[httpx.Response] = []
-
-        async def hold() -> None:
-            answers.append(await client.post(COMPLETE, json=complete_body(start, wait=25)))
-
-        with anyio.fail_after(15):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(hold)
-                while gw.gateway.watchers.waiting(start["state"]) == 0:
-                    await anyio.sleep(0.01)
-                gw.gateway.complete_browser_login(start["state"], "eve@evil.test")
-        expected = {"error": "email domain not allowed: eve@evil.test"}
-        assert (answers[0].status_code, answers[0].json()) == (400, expected)
+    answer = await answer_to_held_poll(gw, lambda state: gw.gateway.complete_browser_login(state, "eve@evil.test"))
+    expected = {"error": "email domain not allowed: eve@evil.test"}
+    assert (answer.status_code, answer.json()) == (400, expected)
 
 
 @pytest.mark.anyio
 async def test_long_poll_answers_when_mfa_stage_begins(gw: RunningGateway) -> None:
-    import anyio
-
-    async with httpx.AsyncClient(base_url=gw.url, timeout=60) as client:
-        start = (await client.post(START)).json()
-        answers: list[httpx.Response] = []
-
-        async def hold() -> None:
-            answers.append(await client.post(COMPLETE, json=complete_body(start, wait=25)))
-
-        with anyio.fail_after(15):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(hold)
-                while gw.gateway.watchers.waiting(start["state"]) == 0:
-                    await anyio.sleep(0.01)
-                gw.gateway.complete_browser_login(start["state"], "mfa@example.com")
-        assert (answers[0].status_code, answers[0].json()) == (
-            202, {"status": "pending", "stage": "mfa", "mfa_methods": ["totp"]})
+    answer = await answer_to_held_poll(gw, lambda state: gw.gateway.complete_browser_login(state, "mfa@example.com"))
+    assert (answer.status_code, answer.json()) == (
+        202, {"status": "pending", "stage": "mfa", "mfa_methods": ["totp"]})
 
 
 def test_long_poll_times_out_pending() -> None:

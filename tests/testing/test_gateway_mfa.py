@@ -4,34 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from rgw.testing import GatewaySettings, RunningGateway, running_gateway
+from rgw.testing import RunningGateway
 
 from .gateway_helpers import CLI_MFA, COMPLETE, START, FakeClock, MiniKey, bearer, complete_body, login, totp_at
 
 MFA_USER = "mfa@example.com"
 LOCKED = {"error": "too_many_attempts", "message": "Too many failed MFA attempts. Try again in 5 minutes."}
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def gw(clock: FakeClock) -> Iterator[RunningGateway]:
-    with running_gateway(GatewaySettings(clock=clock)) as running:
-        yield running
-
-
-@pytest.fixture
-def client(gw: RunningGateway) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gw.url, timeout=30) as c:
-        yield c
 
 
 def mfa_start(gw: RunningGateway, client: httpx.Client, email: str = MFA_USER) -> dict[str, str]:

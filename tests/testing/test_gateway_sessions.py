@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -13,23 +12,6 @@ from rgw.testing import GatewaySettings, RunningGateway, running_gateway
 from .gateway_helpers import FakeClock, bearer, login
 
 DAY = 86400.0
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def gw(clock: FakeClock) -> Iterator[RunningGateway]:
-    with running_gateway(GatewaySettings(clock=clock)) as running:
-        yield running
-
-
-@pytest.fixture
-def client(gw: RunningGateway) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gw.url, timeout=30) as c:
-        yield c
 
 
 def rfc3339(seconds: float) -> str:

@@ -82,42 +82,63 @@ def assert_not_woken(waiter: CallbackWaiter) -> None:
     assert waiter.result is None
 
 
+@asynccontextmanager
+async def abused(listener: CallbackListener) -> AsyncIterator[str]:
+    """Serve ``listener`` with a login waiting on ``STATE`` for the block to abuse; the callback URI.
+
+    After the block, that login must not have been woken and a fresh valid hit must still wake its own.
+    """
+    async with serving(listener) as uri:
+        waiter = listener.expect(STATE, "production")
+        yield uri
+        assert_not_woken(waiter)
+        await assert_still_works(listener, uri)
+
+
+GATEWAY_ERROR = "email domain not allowed: <b>eve@evil.example</b>"
+
+
 @pytest.mark.anyio
-async def test_valid_hit_wakes_the_waiter_and_shows_the_rack() -> None:
+@pytest.mark.parametrize(
+    ("rack", "query", "shown", "tag", "result"),
+    [
+        pytest.param(
+            "prod<script>alert(1)</script>",
+            {"result": "ok"},
+            "Logged in to rack prod&lt;script&gt;alert(1)&lt;/script&gt;. You can close this window; "
+            "the terminal has the session.",
+            "<script>",
+            CallbackResult(state=STATE, ok=True, error=None),
+            id="ok-shows-the-rack",
+        ),
+        pytest.param(
+            "production",
+            {"result": "error", "error": GATEWAY_ERROR},
+            "email domain not allowed: &lt;b&gt;eve@evil.example&lt;/b&gt;",
+            "<b>",
+            CallbackResult(state=STATE, ok=False, error=GATEWAY_ERROR),
+            id="error-carries-the-gateway-text",
+        ),
+    ],
+)
+async def test_valid_hit_wakes_the_waiter_with_its_result_and_an_escaped_page(
+    rack: str, query: dict[str, str], shown: str, tag: str, result: CallbackResult
+) -> None:
     listener = CallbackListener()
     async with serving(listener) as uri:
-        waiter = listener.expect(STATE, "prod<script>alert(1)</script>")
-        response = await get(uri, params={"state": STATE, "result": "ok"})
+        waiter = listener.expect(STATE, rack)
+        response = await get(uri, params={"state": STATE, **query})
 
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/html")
         assert response.headers["connection"] == "close"
         assert response.headers["cache-control"] == "no-store"
         assert response.headers["referrer-policy"] == "no-referrer"
-        assert (
-            "Logged in to rack prod&lt;script&gt;alert(1)&lt;/script&gt;. You can close this window; "
-            "the terminal has the session." in response.text
-        )
-        assert "<script>" not in response.text
+        assert shown in response.text
+        assert tag not in response.text
         assert STATE not in response.text
         with anyio.fail_after(5):
-            assert await waiter.wait() == CallbackResult(state=STATE, ok=True, error=None)
-
-
-@pytest.mark.anyio
-async def test_error_result_carries_the_gateway_text() -> None:
-    listener = CallbackListener()
-    async with serving(listener) as uri:
-        waiter = listener.expect(STATE, "production")
-        text = "email domain not allowed: <b>eve@evil.example</b>"
-        response = await get(uri, params={"state": STATE, "result": "error", "error": text})
-
-        assert response.status_code == 200
-        assert "email domain not allowed: &lt;b&gt;eve@evil.example&lt;/b&gt;" in response.text
-        assert "<b>" not in response.text
-        assert STATE not in response.text
-        with anyio.fail_after(5):
-            assert await waiter.wait() == CallbackResult(state=STATE, ok=False, error=text)
+            assert await waiter.wait() == result
 
 
 @pytest.mark.anyio
@@ -144,30 +165,22 @@ async def test_unknown_wrong_and_missing_states_are_rejected_alike() -> None:
 
 @pytest.mark.anyio
 async def test_wrong_path_is_404_even_with_the_right_state() -> None:
-    listener = CallbackListener()
-    async with serving(listener) as uri:
-        waiter = listener.expect(STATE, "production")
+    async with abused(CallbackListener()) as uri:
         origin = uri.rsplit("/", 1)[0]
         for path in ("/", "/callback", urlsplit(uri).path + "x", urlsplit(uri).path[:-1]):
             response = await get(origin + path, params={"state": STATE, "result": "ok"})
             assert response.status_code == 404, path
-        assert_not_woken(waiter)
-        await assert_still_works(listener, uri)
 
 
 @pytest.mark.anyio
 async def test_other_methods_are_405() -> None:
-    listener = CallbackListener()
-    async with serving(listener) as uri:
-        waiter = listener.expect(STATE, "production")
+    async with abused(CallbackListener()) as uri:
         async with httpx.AsyncClient(trust_env=False, timeout=5) as client:
             post = await client.post(uri, params={"state": STATE, "result": "ok"})
             head = await client.head(uri, params={"state": STATE, "result": "ok"})
         assert post.status_code == 405
         assert post.headers["allow"] == "GET"
         assert head.status_code == 405
-        assert_not_woken(waiter)
-        await assert_still_works(listener, uri)
 
 
 @pytest.mark.anyio
@@ -195,21 +208,15 @@ async def test_foreign_host_header_is_refused() -> None:
 
 @pytest.mark.anyio
 async def test_garbage_bytes_get_400_and_a_close() -> None:
-    listener = CallbackListener()
-    async with serving(listener) as uri:
-        waiter = listener.expect(STATE, "production")
+    async with abused(CallbackListener()) as uri:
         answer = await raw_exchange(port_of(uri), b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 400 ")
         assert b"connection: close" in answer.lower()
-        assert_not_woken(waiter)
-        await assert_still_works(listener, uri)
 
 
 @pytest.mark.anyio
 async def test_oversized_headers_get_431() -> None:
-    listener = CallbackListener(max_request_bytes=8192)
-    async with serving(listener) as uri:
-        waiter = listener.expect(STATE, "production")
+    async with abused(CallbackListener(max_request_bytes=8192)) as uri:
         parts = urlsplit(uri)
         big_header = (
             f"GET {parts.path}?state={STATE}&result=ok HTTP/1.1\r\nHost: {parts.netloc}\r\n"
@@ -219,15 +226,12 @@ async def test_oversized_headers_get_431() -> None:
 
         long_line = f"GET {parts.path}?state={STATE}&result=ok&pad={'b' * 20000} HTTP/1.1\r\n\r\n".encode()
         assert (await raw_exchange(port_of(uri), long_line)).startswith(b"HTTP/1.1 431 ")
-        assert_not_woken(waiter)
-        await assert_still_works(listener, uri)
 
 
 @pytest.mark.anyio
 async def test_slowloris_client_is_closed_after_the_header_timeout() -> None:
     listener = CallbackListener(header_timeout=0.5)
-    async with serving(listener) as uri:
-        waiter = listener.expect(STATE, "production")
+    async with abused(listener) as uri:
         request = request_bytes(uri)
         sent: list[int] = []
 
@@ -249,9 +253,7 @@ async def test_slowloris_client_is_closed_after_the_header_timeout() -> None:
 
         assert answer == b""  # closed without an answer ...
         assert len(sent) < len(request)  # ... while the request was still incomplete
-        assert_not_woken(waiter)
         await wait_until(lambda: listener.active_connections == 0)
-        await assert_still_works(listener, uri)
 
 
 @pytest.mark.anyio
@@ -275,9 +277,7 @@ async def test_connections_beyond_the_limit_are_closed() -> None:
 
 @pytest.mark.anyio
 async def test_a_burst_of_bad_requests_is_answered_and_harmless() -> None:
-    listener = CallbackListener()
-    async with serving(listener) as uri:
-        waiter = listener.expect(STATE, "production")
+    async with abused(CallbackListener()) as uri:
         statuses: list[int] = []
 
         async def hit(index: int) -> None:
@@ -287,8 +287,6 @@ async def test_a_burst_of_bad_requests_is_answered_and_harmless() -> None:
             for index in range(40):
                 tg.start_soon(hit, index)
         assert statuses == [400] * 40
-        assert_not_woken(waiter)
-        await assert_still_works(listener, uri)
 
 
 @pytest.mark.anyio

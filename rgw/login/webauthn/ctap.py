@@ -1,78 +1,38 @@
-"""WebAuthn with a USB security key: the CLI acts as the WebAuthn client itself.
+"""The CTAP2 side of WebAuthn: USB keys, the blocking exchange in a worker thread, and its errors.
 
-The gateway's relying-party ID is the hostname of its URL (often ``127.0.0.1`` or ``localhost`` in
-development), which fido2's high-level ``Fido2Client`` refuses, and the origin it expects is its base
-URL exactly as we know it.  So this module builds ``clientDataJSON`` itself and speaks CTAP2 to the
-key through ``fido2.ctap2.Ctap2``; the answers are the py_webauthn-style JSON documents
-(``assertion_response``, ``registration_response``) the gateway verifies.  The blocking CTAP exchange
-runs in a worker thread; a deadline or a cancellation sets a ``threading.Event`` that fido2 turns into
-a CTAPHID cancel.  fido2 is imported only inside functions: CLI start-up must not pay for it.
+``find_devices`` opens the USB HID keys; ``run_exchange`` runs one ceremony (``assert_blocking`` or
+``register_blocking``) in a worker thread under the request's deadline.  Each key is first probed
+without a touch (``up: false``) for the credentials the gateway names, so only a key that can answer
+blinks; a deadline or a cancellation sets the exchange's ``threading.Event``, which fido2 turns into a
+CTAPHID cancel.  CTAP and HID failures are translated into ``MfaError`` with a hint here, at one
+boundary.  fido2 is imported only inside functions: CLI start-up must not pay for it.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import ipaddress
-import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
 
 import anyio
 import anyio.from_thread
 import anyio.to_thread
 
 from rgw.errors import MfaError
+from rgw.login.webauthn.messages import CeremonyRequest, assertion_json, registration_json
 
 if TYPE_CHECKING:
     from fido2.ctap import CtapError
     from fido2.ctap2.base import Ctap2, Info
 
-__all__ = [
-    "b64url_decode",
-    "b64url_encode",
-    "create_credential",
-    "find_devices",
-    "get_assertion",
-    "origin_of",
-]
+__all__ = ["assert_blocking", "find_devices", "register_blocking", "run_exchange"]
 
 _T = TypeVar("_T")
 
 INSTALL_HINT = "pip install 'rgw[webauthn]'"
 RETRY_HINT = "Run the command again and touch your security key when it blinks."
 OTHER_METHOD_HINT = "Use a TOTP or backup code instead, or register a key without a PIN requirement."
-
-# -- base64url ---------------------------------------------------------------------------------
-
-
-def b64url_encode(data: bytes) -> str:
-    """Unpadded base64url, as WebAuthn JSON uses it."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64url_decode(text: str) -> bytes:
-    """Decode base64url with or without padding; ``ValueError`` on anything else."""
-    if not isinstance(text, str):
-        raise ValueError(f"expected a base64url string, got {type(text).__name__}")
-    padded = text + "=" * (-len(text) % 4)
-    try:
-        return base64.b64decode(padded, altchars=b"-_", validate=True)
-    except binascii.Error as exc:
-        raise ValueError(f"not base64url: {text[:20]!r}") from exc
-
-
-def origin_of(url: str) -> str:
-    """``scheme://host[:port]`` of a gateway URL: the origin the gateway expects in clientDataJSON."""
-    parts = urlsplit(url.strip())
-    if not parts.scheme or not parts.hostname:
-        raise MfaError(f"Cannot derive a WebAuthn origin from {url!r}", hint="Use the gateway's full URL.")
-    netloc = parts.netloc.rpartition("@")[2]  # never put credentials into the origin
-    return f"{parts.scheme.lower()}://{netloc.lower()}"
 
 
 # -- devices -----------------------------------------------------------------------------------
@@ -116,161 +76,6 @@ def find_devices() -> list[Any]:
         except Exception:  # noqa: S112 - OSError, ConnectionFailure, CtapError: skip that key
             continue
     return devices
-
-
-# -- requests ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Request:
-    rp_id: str
-    client_data: bytes
-    user_verification: str
-    timeout: float
-    #: assertion: the allow list; registration: the exclude list
-    credentials: list[Mapping[str, Any]] = field(default_factory=list)
-    rp: dict[str, Any] = field(default_factory=dict)
-    user: dict[str, Any] = field(default_factory=dict)
-    key_params: list[dict[str, Any]] = field(default_factory=list)
-    resident_key: bool = False
-    attestation: str = "none"
-
-    @property
-    def client_data_hash(self) -> bytes:
-        return hashlib.sha256(self.client_data).digest()
-
-
-def _bad_options(what: str) -> MfaError:
-    return MfaError(
-        f"The gateway sent invalid WebAuthn options ({what})",
-        hint="Check that the gateway is up to date, or use a TOTP code instead.",
-    )
-
-
-def _unwrap(public_key: Mapping[str, Any]) -> Mapping[str, Any]:
-    inner = public_key.get("publicKey")
-    return inner if isinstance(inner, Mapping) else public_key
-
-
-def _bytes_field(value: Any, what: str) -> bytes:
-    try:
-        return b64url_decode(value)
-    except ValueError as exc:
-        raise _bad_options(f"{what} is not base64url") from exc
-
-
-def _descriptors(value: Any, what: str) -> list[Mapping[str, Any]]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise _bad_options(f"{what} is not a list")
-    out: list[Mapping[str, Any]] = []
-    for item in value:
-        if not isinstance(item, Mapping):
-            raise _bad_options(f"{what} holds a non-object")
-        if item.get("type", "public-key") != "public-key":
-            continue  # unknown credential types are skipped, as browsers do
-        out.append({"type": "public-key", "id": _bytes_field(item.get("id"), f"{what} id")})
-    return out
-
-
-def _timeout(options: Mapping[str, Any], timeout: float) -> float:
-    hint_ms = options.get("timeout")
-    if isinstance(hint_ms, int | float) and not isinstance(hint_ms, bool) and hint_ms > 0:
-        return min(timeout, hint_ms / 1000)
-    return timeout
-
-
-def _check_rp_id(rp_id: str, origin: str) -> None:
-    """The browser's rule, minus the public-suffix list: the RP ID is the origin's host or a parent domain.
-
-    IP addresses (``127.0.0.1``) and ``localhost`` are allowed, but only as the exact host.
-    """
-    host = (urlsplit(origin).hostname or "").lower()
-    rp = rp_id.lower()
-    if rp == host:
-        return
-    try:
-        ipaddress.ip_address(host)
-        is_ip = True
-    except ValueError:
-        is_ip = False
-    if not is_ip and "." in rp and host.endswith("." + rp):
-        return
-    raise MfaError(
-        f"The gateway asked for a security-key signature for {rp_id!r}, which does not belong to {origin}",
-        hint="Check the gateway URL you logged in with; it must be the URL the gateway is configured for.",
-    )
-
-
-def _client_data(kind: str, challenge: bytes, origin: str) -> bytes:
-    document = {"type": kind, "challenge": b64url_encode(challenge), "origin": origin, "crossOrigin": False}
-    return json.dumps(document, separators=(",", ":")).encode()
-
-
-def _assertion_request(public_key: Mapping[str, Any], origin: str, timeout: float) -> _Request:
-    options = _unwrap(public_key)
-    origin = origin_of(origin)
-    challenge = _bytes_field(options.get("challenge"), "challenge")
-    rp_id = options.get("rpId") or urlsplit(origin).hostname
-    if not isinstance(rp_id, str) or not rp_id:
-        raise _bad_options("rpId")
-    _check_rp_id(rp_id, origin)
-    return _Request(
-        rp_id=rp_id,
-        client_data=_client_data("webauthn.get", challenge, origin),
-        user_verification=str(options.get("userVerification") or "preferred"),
-        timeout=_timeout(options, timeout),
-        credentials=_descriptors(options.get("allowCredentials"), "allowCredentials"),
-    )
-
-
-def _registration_request(public_key: Mapping[str, Any], origin: str, timeout: float) -> _Request:
-    options = _unwrap(public_key)
-    origin = origin_of(origin)
-    challenge = _bytes_field(options.get("challenge"), "challenge")
-    rp = options.get("rp")
-    user = options.get("user")
-    if not isinstance(rp, Mapping) or not isinstance(user, Mapping):
-        raise _bad_options("rp or user missing")
-    rp_id = rp.get("id") or urlsplit(origin).hostname
-    if not isinstance(rp_id, str) or not rp_id:
-        raise _bad_options("rp.id")
-    _check_rp_id(rp_id, origin)
-    ctap_user: dict[str, Any] = {"id": _bytes_field(user.get("id"), "user.id")}
-    for key in ("name", "displayName"):
-        if isinstance(user.get(key), str):
-            ctap_user[key] = user[key]
-    # WebAuthn's default when the RP names none: ES256, then RS256.
-    default_params = [{"type": "public-key", "alg": -7}, {"type": "public-key", "alg": -257}]
-    params = options.get("pubKeyCredParams") or default_params
-    if not isinstance(params, list):
-        raise _bad_options("pubKeyCredParams is not a list")
-    key_params = [
-        {"type": "public-key", "alg": p["alg"]}
-        for p in params
-        if isinstance(p, Mapping) and p.get("type") == "public-key" and isinstance(p.get("alg"), int)
-    ]
-    if not key_params:
-        raise _bad_options("no public-key algorithm in pubKeyCredParams")
-    selection = options.get("authenticatorSelection") or {}
-    if not isinstance(selection, Mapping):
-        raise _bad_options("authenticatorSelection")
-    resident = selection.get("residentKey") == "required" or (
-        "residentKey" not in selection and selection.get("requireResidentKey") is True
-    )
-    return _Request(
-        rp_id=rp_id,
-        client_data=_client_data("webauthn.create", challenge, origin),
-        user_verification=str(selection.get("userVerification") or "preferred"),
-        timeout=_timeout(options, timeout),
-        credentials=_descriptors(options.get("excludeCredentials"), "excludeCredentials"),
-        rp={"id": rp_id, "name": str(rp.get("name") or rp_id)},
-        user=ctap_user,
-        key_params=key_params,
-        resident_key=resident,
-        attestation=str(options.get("attestation") or "none"),
-    )
 
 
 # -- the blocking CTAP exchange (worker thread) ------------------------------------------------
@@ -426,7 +231,8 @@ def _probe(ctap: Ctap2, rp_id: str, credentials: list[Mapping[str, Any]], exchan
         return _Probe(found=None, allow=candidates[:chunk_size] or None)
 
 
-def _assert_blocking(devices: Sequence[Any], req: _Request, exchange: _Exchange) -> dict[str, Any]:
+def assert_blocking(devices: Sequence[Any], req: CeremonyRequest, exchange: _Exchange) -> dict[str, Any]:
+    """Sign with the first of ``devices`` that holds an allowed credential (worker thread)."""
     _require_fido2()
     from fido2.ctap import CtapError
     from fido2.hid import ConnectionFailure
@@ -465,15 +271,8 @@ def _assert_blocking(devices: Sequence[Any], req: _Request, exchange: _Exchange)
             credential_id = probe.allow[0]["id"]
         else:
             raise MfaError("The security key did not say which credential it used", hint=RETRY_HINT)
-        body: dict[str, Any] = {
-            "clientDataJSON": b64url_encode(req.client_data),
-            "authenticatorData": b64url_encode(bytes(response.auth_data)),
-            "signature": b64url_encode(bytes(response.signature)),
-        }
         user_handle = response.user.get("id") if response.user else None
-        if isinstance(user_handle, bytes) and user_handle:
-            body["userHandle"] = b64url_encode(user_handle)
-        return _credential_json(credential_id, body)
+        return assertion_json(req, credential_id, bytes(response.auth_data), bytes(response.signature), user_handle)
     if problems:
         raise problems[0]
     if unusable == len(devices):
@@ -484,7 +283,8 @@ def _assert_blocking(devices: Sequence[Any], req: _Request, exchange: _Exchange)
     )
 
 
-def _register_blocking(devices: Sequence[Any], req: _Request, exchange: _Exchange) -> dict[str, Any]:
+def register_blocking(devices: Sequence[Any], req: CeremonyRequest, exchange: _Exchange) -> dict[str, Any]:
+    """Create a credential on the first of ``devices`` not excluded by the gateway (worker thread)."""
     _require_fido2()
     from fido2 import cbor
     from fido2.ctap import CtapError
@@ -540,12 +340,7 @@ def _register_blocking(devices: Sequence[Any], req: _Request, exchange: _Exchang
             # As browsers do: drop the attestation statement the gateway did not ask for.
             fmt, att_stmt = "none", {}
         attestation_object = cbor.encode({"fmt": fmt, "authData": bytes(auth_data), "attStmt": att_stmt})
-        body = {
-            "clientDataJSON": b64url_encode(req.client_data),
-            "attestationObject": b64url_encode(attestation_object),
-            "transports": ["usb"],
-        }
-        return _credential_json(bytes(auth_data.credential_data.credential_id), body)
+        return registration_json(req, bytes(auth_data.credential_data.credential_id), attestation_object)
     if problems:
         raise problems[0]
     if unusable == len(devices):
@@ -556,27 +351,19 @@ def _register_blocking(devices: Sequence[Any], req: _Request, exchange: _Exchang
     )
 
 
-def _credential_json(credential_id: bytes, response: dict[str, Any]) -> dict[str, Any]:
-    encoded = b64url_encode(credential_id)
-    return {
-        "id": encoded,
-        "rawId": encoded,
-        "type": "public-key",
-        "response": response,
-        "clientExtensionResults": {},
-        "authenticatorAttachment": "cross-platform",
-    }
+# -- from the event loop -----------------------------------------------------------------------
 
 
-# -- the async API -----------------------------------------------------------------------------
-
-
-async def _run_exchange(
-    work: Callable[[Sequence[Any], _Request, _Exchange], _T],
-    req: _Request,
+async def run_exchange(
+    work: Callable[[Sequence[Any], CeremonyRequest, _Exchange], _T],
+    req: CeremonyRequest,
     devices: Sequence[Any] | None,
     on_touch: Callable[[], None] | None,
 ) -> _T:
+    """Run ``work`` on ``devices`` (default: every USB key found) in a worker thread within ``req.timeout``.
+
+    On the deadline or a cancellation the key is told to stop (CTAPHID cancel) and the thread abandoned.
+    """
     owned = devices is None
     if devices is None:
         devices = await anyio.to_thread.run_sync(find_devices)
@@ -604,38 +391,3 @@ async def _run_exchange(
         exchange.cancel.set()
     raise MfaError(f"No answer from the security key within {req.timeout:g} s", hint=RETRY_HINT)
 
-
-async def get_assertion(
-    public_key: Mapping[str, Any],
-    origin: str,
-    *,
-    devices: Sequence[Any] | None = None,
-    timeout: float = 60.0,  # noqa: ASYNC109 - the deadline must also cancel the key, see _run_exchange
-    on_touch: Callable[[], None] | None = None,
-) -> dict[str, Any]:
-    """Sign the gateway's challenge with a security key: the ``assertion_response`` JSON.
-
-    ``public_key`` is ``options.publicKey`` from the gateway, ``origin`` its base URL.  Keys are tried
-    in order (``devices``, default: every USB key found) until one holds an allowed credential, probed
-    without a touch; ``on_touch`` runs on the event loop just before that key waits for the user.  The
-    deadline is ``timeout`` seconds, or the options' shorter ``timeout``.
-    """
-    req = _assertion_request(public_key, origin, timeout)
-    return await _run_exchange(_assert_blocking, req, devices, on_touch)
-
-
-async def create_credential(
-    public_key: Mapping[str, Any],
-    origin: str,
-    *,
-    devices: Sequence[Any] | None = None,
-    timeout: float = 60.0,  # noqa: ASYNC109 - the deadline must also cancel the key, see _run_exchange
-    on_touch: Callable[[], None] | None = None,
-) -> dict[str, Any]:
-    """Register a security key with the gateway: the ``registration_response`` JSON.
-
-    Keys that already hold one of ``excludeCredentials`` are skipped; the first other key is used.
-    Attestation is passed on only when the gateway asks for it (otherwise ``fmt: "none"``).
-    """
-    req = _registration_request(public_key, origin, timeout)
-    return await _run_exchange(_register_blocking, req, devices, on_touch)
