@@ -205,17 +205,28 @@ async def test_deadline_says_what_probably_happened(deployed_gateway: RunningGat
 async def test_cancellation_leaves_config_untouched_and_closes_the_listener(
     gateway: RunningGateway, tmp_path: Path
 ) -> None:
+    from rgw.login.listener import CallbackListener
+
     recorder = Recorder()
     config = tmp_path / "config"
     config.mkdir(mode=0o700)
     (config / "config.json").write_text('{"current": "x", "gateways": {"x": {"url": "https://x"}}}')
     before = (config / "config.json").read_bytes()
-    listener_uri: list[str] = []
+    listeners: list[CallbackListener] = []
+    ports: list[int] = []
+
+    def make_listener(port: int) -> CallbackListener:
+        listeners.append(CallbackListener(port=port))
+        return listeners[-1]
 
     async def cancel_when_waiting(rec: Recorder, scope: anyio.CancelScope) -> None:
         await rec.first(ev.Waiting)
-        reachable = await rec.first(ev.GatewayReachable)
-        assert isinstance(reachable, ev.GatewayReachable)
+        # The listener is up while the login waits ...
+        port = listeners[0].port
+        assert port
+        ports.append(port)
+        stream = await anyio.connect_tcp("127.0.0.1", port)
+        await stream.aclose()
         scope.cancel()
 
     async with GatewayClient(gateway.url) as client:
@@ -226,6 +237,7 @@ async def test_cancellation_leaves_config_untouched_and_closes_the_listener(
             device=DEVICE,
             emit=recorder,
             options=LoginOptions(timeout=30),
+            listener_factory=make_listener,
         )
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as tg:
@@ -233,7 +245,9 @@ async def test_cancellation_leaves_config_untouched_and_closes_the_listener(
                 await flow.run("dev")
     assert scope.cancelled_caught
     assert (config / "config.json").read_bytes() == before
-    del listener_uri
+    # ... and closed once the login is cancelled.
+    with pytest.raises(OSError):  # noqa: PT011 - refused, reported differently by each backend
+        await anyio.connect_tcp("127.0.0.1", ports[0])
 
 
 async def test_unreachable_gateway_is_reported_before_any_browser(tmp_path: Path) -> None:
