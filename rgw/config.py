@@ -150,6 +150,7 @@ class ConfigStore:
         self.owner_path = directory / (CONFIG_FILE + ".lock.owner")
         self.lock_timeout = lock_timeout
         self._local_lock: anyio.Lock | None = None
+        self._directory_ready = False
 
     async def read(self) -> ConfigData:
         """A snapshot of the file; an absent file is an empty config (nothing is created)."""
@@ -185,10 +186,19 @@ class ConfigStore:
         """Apply ``change`` to the latest file content under the lock and write it back atomically.
 
         ``change`` mutates the ``ConfigData`` it is given and returns any value; nothing is written
-        when it raises or changes nothing.
+        when it raises or changes nothing.  Under the lock the work takes two trips to a worker
+        thread (mark the owner and read; write, fsync and rename), so many parallel logins in one
+        process do not queue on the thread pool once per system call.
         """
         async with self.locked():
-            data = await self.read()
+            try:
+                content = await aio.call(_mark_owner_and_read, self.owner_path, _owner_record(), self.path)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read config file {self.path}: {exc.strerror or exc}",
+                    hint="Check the file's permissions.",
+                ) from exc
+            data = self._parse(content) if isinstance(content, bytes) else ConfigData()
             before = json.dumps(data.raw, sort_keys=True)
             result = change(data)
             if json.dumps(data.raw, sort_keys=True) != before:
@@ -228,7 +238,9 @@ class ConfigStore:
 
     @contextlib.asynccontextmanager
     async def _file_locked(self) -> AsyncIterator[None]:
-        await self.ensure_directory()
+        if not self._directory_ready:
+            await self.ensure_directory()
+            self._directory_ready = True
         import filelock
 
         lock = filelock.FileLock(str(self.lock_path), mode=0o600, thread_local=False)
@@ -250,13 +262,9 @@ class ConfigStore:
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 0.05)
         try:
-            await self._write_owner()
             yield
         finally:
-            with anyio.CancelScope(shield=True):
-                with contextlib.suppress(OSError):
-                    await aio.call(os.remove, self.owner_path)
-                lock.release()
+            lock.release()  # an flock release: never blocks, nothing to shield
 
     async def ensure_directory(self) -> None:
         """Create the config directory (0700) if it does not exist; an existing one is left as it is."""
@@ -264,16 +272,6 @@ class ConfigStore:
             await aio.call(os.makedirs, self.directory, 0o700, True)
         except OSError as exc:
             raise ConfigError(f"cannot create config directory {self.directory}: {exc.strerror or exc}") from exc
-
-    async def _write_owner(self) -> None:
-        import sys
-
-        command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv[:3]))
-        with contextlib.suppress(OSError):
-            await aio.call(os.remove, self.owner_path)
-        with contextlib.suppress(OSError):
-            owner = json.dumps({"pid": os.getpid(), "command": command}).encode()
-            await aio.write_new(self.owner_path, owner, fsync=False)
 
     async def _lock_holder(self) -> str:
         try:
@@ -284,15 +282,55 @@ class ConfigStore:
 
     async def _write(self, data: ConfigData) -> None:
         content = (json.dumps(data.raw, indent=2) + "\n").encode()
-        tmp = self.directory / f".{CONFIG_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
         try:
-            await aio.write_new(tmp, content, mode=0o600)
-            await aio.call(os.replace, tmp, self.path)
-            await aio.call(_fsync_directory, self.directory)
+            await aio.call(_write_atomically, self.path, content)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                await aio.call(os.remove, tmp)
             raise ConfigError(f"cannot write config file {self.path}: {exc.strerror or exc}") from exc
+
+
+def _owner_record() -> bytes:
+    import sys
+
+    command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv[:3]))
+    return json.dumps({"pid": os.getpid(), "command": command}).encode()
+
+
+def _mark_owner_and_read(owner_path: Path, owner: bytes, path: Path) -> bytes | None:
+    """Runs in a worker thread right after the lock is taken: say who holds it, read the file.
+
+    The owner file is left behind on release: only a process that cannot get the lock reads it, and
+    by then the holder has written its own record.
+    """
+    with contextlib.suppress(OSError):
+        fd = os.open(owner_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, owner)
+        finally:
+            os.close(fd)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _write_atomically(path: Path, content: bytes) -> None:
+    """Runs in a worker thread: temp file (0600) in the same directory, fsync, rename, fsync dir."""
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        try:
+            view = memoryview(content)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    _fsync_directory(path.parent)
 
 
 def _fsync_directory(directory: Path) -> None:
