@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import anyio
 import asyncclick as click
 
 from rgw.cli.app import App
 from rgw.cli.options import pass_app, rack_option, target_options
 from rgw.cli.rack import table
-from rgw.cli.render import JsonRenderer, LiveRenderer, TextRenderer
 from rgw.errors import (
     AuthenticationError,
     GatewayUnreachable,
@@ -18,9 +19,11 @@ from rgw.errors import (
     RgwError,
     UsageError,
 )
-from rgw.login.events import EventSink
 from rgw.models import DEFAULT_PARALLEL, LoginRequest, parse_time
 from rgw.urls import looks_like_url, normalize_url
+
+if TYPE_CHECKING:  # the events and renderers are imported by the login command only
+    from rgw.login.events import EventSink
 
 
 async def resolve_login(app: App, rack_arg: str | None, url_arg: str | None) -> LoginRequest:
@@ -50,6 +53,8 @@ async def resolve_login(app: App, rack_arg: str | None, url_arg: str | None) -> 
 
 def make_renderer(app: App, progress: str, racks: list[str]) -> EventSink:
     """JSON lines, a live block with spinners on a terminal, or plain lines."""
+    from rgw.cli.render import JsonRenderer, LiveRenderer, TextRenderer
+
     if progress == "json":
         return JsonRenderer(app.err)
     if app.err.isatty():
@@ -119,6 +124,7 @@ async def login(
     rack-gateway login                                          current rack
     rack-gateway login --rack a --rack b   |   --all [--expired-only]
     """
+    from rgw.cli.render import LiveRenderer
     from rgw.login.browser import NoBrowser, SystemBrowser
     from rgw.login.flow import LoginOptions
     from rgw.login.multi import LoginCoordinator
