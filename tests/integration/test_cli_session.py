@@ -260,3 +260,15 @@ async def test_admin_commands_on_the_reference_gateway(cli: Cli, gateway: Runnin
     assert "requires admin role" in denied.err
     usage = await admin("admin", "revoke-sessions")
     assert usage.code == 2
+
+
+async def test_inactivity_expiry_is_named(cli: Cli) -> None:
+    now = [time.time()]
+    with running_gateway(GatewaySettings(clock=lambda: now[0])) as gw:
+        await login(cli, gw, "production")
+        now[0] += gw.settings.inactivity_timeout + 60
+        result = await cli("test-auth")
+    assert result.code == 3
+    lines = result.err.splitlines()
+    assert lines[:2] == ["Error: session expired or invalid", f"Please run: rack-gateway login production {gw.url}"]
+    assert "(the session expired after a period of inactivity)" in lines
