@@ -124,6 +124,7 @@ async def login(
     rack-gateway login                                          current rack
     rack-gateway login --rack a --rack b   |   --all [--expired-only]
     """
+    from rgw.cli.mfa import login_solver
     from rgw.cli.render import LiveRenderer
     from rgw.login.browser import NoBrowser, SystemBrowser
     from rgw.login.flow import LoginOptions
@@ -156,10 +157,9 @@ async def login(
             make_current=not multi,
         ),
         paste=app.paste_source() if len(requests) == 1 else None,
+        # MFA in the terminal when the gateway asks for it; questions name their rack when many log in.
+        mfa=login_solver(app, emit, name_racks=len(requests) > 1),
     )
-    from rgw.cli.mfa import login_solver
-
-    coordinator.mfa = login_solver(app, coordinator.emit)  # MFA in the terminal when the gateway asks
     async with anyio.create_task_group() as spinner:
         if isinstance(emit, LiveRenderer):
             spinner.start_soon(emit.animate)

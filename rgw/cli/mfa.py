@@ -76,13 +76,28 @@ def mfa_settings(app: App) -> MfaSettings:
     return MfaSettings(method=app.mfa_method, code=app.mfa_code, devices=app.webauthn_devices)
 
 
-def login_solver(app: App, emit: EventSink) -> Callable[[str], LoginMfa]:
+class RackPrompter:
+    """Prefixes every question and notice with its rack, when many racks log in at once."""
+
+    def __init__(self, inner: Prompter, rack: str) -> None:
+        self.inner = inner
+        self.prefix = f"[{rack}] "
+
+    async def ask(self, prompt: str, hidden: bool = True) -> str | None:
+        return await self.inner.ask(self.prefix + prompt, hidden)
+
+    def notify(self, text: str) -> None:
+        self.inner.notify(self.prefix + text)
+
+
+def login_solver(app: App, emit: EventSink, *, name_racks: bool = False) -> Callable[[str], LoginMfa]:
     """The coordinator's MFA factory: rack name -> that rack login's terminal MFA solver."""
     prompter = prompter_for(app)
     settings = mfa_settings(app)
 
     def build(rack: str) -> LoginMfa:
-        return LoginMfa(rack, prompter=prompter, settings=settings, emit=emit)
+        asker = RackPrompter(prompter, rack) if name_racks else prompter
+        return LoginMfa(rack, prompter=asker, settings=settings, emit=emit)
 
     return build
 

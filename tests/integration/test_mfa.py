@@ -498,3 +498,19 @@ async def test_test_auth_mfa_closed_window(mcli: MfaCli) -> None:
     assert result.lines[0] == "WebAuthn enrolled: yes"
     assert "Step-up window: closed (protected commands will ask for MFA)" in result.lines
     assert result.lines[-1].split()[1:4] == ["webauthn", "desk", "key"]
+
+
+async def test_parallel_logins_name_the_rack_in_each_question(mcli: MfaCli) -> None:
+    mcli.config_dir.mkdir(parents=True, mode=0o700)
+    (mcli.config_dir / "config.json").write_text(
+        json.dumps({"gateways": {"a": {"url": mcli.gw.url}, "b": {"url": mcli.gw.url}}})
+    )
+    secret = mcli.gw.gateway.totp_secret(MFA_USER)
+    assert secret is not None
+    prompter = ScriptedPrompter(answers=[totp(secret), totp(secret, later=1)])
+    result = await mcli("login", "--all", "--timeout", "60", prompter=prompter)
+    assert result.code == 0, result.err
+    assert sorted(prompt for prompt, _ in prompter.prompts) == ["[a] Enter TOTP code:", "[b] Enter TOTP code:"]
+    assert all(hidden for _, hidden in prompter.prompts)
+    assert mcli.entry("a")["mfa_verified"] is True
+    assert mcli.entry("b")["mfa_verified"] is True
