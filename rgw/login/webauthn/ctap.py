@@ -231,9 +231,15 @@ def _probe(ctap: Ctap2, rp_id: str, credentials: list[Mapping[str, Any]], exchan
         return _Probe(found=None, allow=candidates[:chunk_size] or None)
 
 
-def assert_blocking(devices: Sequence[Any], req: CeremonyRequest, exchange: _Exchange) -> dict[str, Any]:
-    """Sign with the first of ``devices`` that holds an allowed credential (worker thread)."""
-    _require_fido2()
+def _first_key(
+    devices: Sequence[Any], exchange: _Exchange, attempt: Callable[[Ctap2], _T | None], nothing: MfaError
+) -> _T:
+    """The result of ``attempt`` on the first key that gives one (worker thread).
+
+    ``attempt`` returns None to pass a key by, or raises ``MfaError`` for a problem with that key
+    (the next key is tried; the first problem is reported if none works).  Any other ``CtapError``
+    ends the ceremony at once; a key that is unplugged midway counts as a problem.
+    """
     from fido2.ctap import CtapError
     from fido2.hid import ConnectionFailure
 
@@ -247,40 +253,62 @@ def assert_blocking(devices: Sequence[Any], req: CeremonyRequest, exchange: _Exc
             unusable += 1
             continue
         try:
-            options = _uv_options(ctap.info, req.user_verification)
-            probe = _probe(ctap, req.rp_id, req.credentials, exchange)
-            if probe.found is False:
-                continue
-            exchange.notify_touch()
-            response = ctap.get_assertion(
-                req.rp_id, req.client_data_hash, probe.allow, options=options, event=exchange.cancel
-            )
+            result = attempt(ctap)
         except MfaError as exc:
             problems.append(exc)
             continue
         except CtapError as exc:
-            if exc.code == CtapError.ERR.NO_CREDENTIALS:
-                continue
             raise _ctap_error(exc, exchange) from exc
         except (OSError, ConnectionFailure) as exc:
             problems.append(_device_lost(exc))
             continue
-        if response.credential:
-            credential_id = bytes(response.credential["id"])
-        elif probe.allow:
-            credential_id = probe.allow[0]["id"]
-        else:
-            raise MfaError("The security key did not say which credential it used", hint=RETRY_HINT)
-        user_handle = response.user.get("id") if response.user else None
-        return assertion_json(req, credential_id, bytes(response.auth_data), bytes(response.signature), user_handle)
+        if result is not None:
+            return result
     if problems:
         raise problems[0]
     if unusable == len(devices):
         raise _unusable(unusable)
-    raise MfaError(
-        f"No connected security key is registered for {req.rp_id}",
-        hint="Insert the security key you registered with this gateway, or use a TOTP or backup code.",
+    raise nothing
+
+
+def assert_blocking(devices: Sequence[Any], req: CeremonyRequest, exchange: _Exchange) -> dict[str, Any]:
+    """Sign with the first of ``devices`` that holds an allowed credential (worker thread)."""
+    _require_fido2()
+    from fido2.ctap import CtapError
+
+    def attempt(ctap: Ctap2) -> tuple[Any, _Probe] | None:
+        options = _uv_options(ctap.info, req.user_verification)
+        probe = _probe(ctap, req.rp_id, req.credentials, exchange)
+        if probe.found is False:
+            return None
+        exchange.notify_touch()
+        try:
+            response = ctap.get_assertion(
+                req.rp_id, req.client_data_hash, probe.allow, options=options, event=exchange.cancel
+            )
+        except CtapError as exc:
+            if exc.code == CtapError.ERR.NO_CREDENTIALS:
+                return None
+            raise
+        return response, probe
+
+    response, probe = _first_key(
+        devices,
+        exchange,
+        attempt,
+        MfaError(
+            f"No connected security key is registered for {req.rp_id}",
+            hint="Insert the security key you registered with this gateway, or use a TOTP or backup code.",
+        ),
     )
+    if response.credential:
+        credential_id = bytes(response.credential["id"])
+    elif probe.allow:
+        credential_id = probe.allow[0]["id"]
+    else:
+        raise MfaError("The security key did not say which credential it used", hint=RETRY_HINT)
+    user_handle = response.user.get("id") if response.user else None
+    return assertion_json(req, credential_id, bytes(response.auth_data), bytes(response.signature), user_handle)
 
 
 def register_blocking(devices: Sequence[Any], req: CeremonyRequest, exchange: _Exchange) -> dict[str, Any]:
@@ -288,67 +316,49 @@ def register_blocking(devices: Sequence[Any], req: CeremonyRequest, exchange: _E
     _require_fido2()
     from fido2 import cbor
     from fido2.ctap import CtapError
-    from fido2.hid import ConnectionFailure
 
-    problems: list[MfaError] = []
-    unusable = 0
-    for device in devices:
-        if exchange.cancel.is_set():
-            break
-        ctap = _open(device)
-        if ctap is None:
-            unusable += 1
-            continue
-        try:
-            options = dict(_uv_options(ctap.info, req.user_verification) or {})
-            if req.resident_key:
-                if not ctap.info.options.get("rk"):
-                    problems.append(MfaError("This security key cannot store a discoverable credential"))
-                    continue
-                options["rk"] = True
-            exclude = None
-            if req.credentials:
-                probe = _probe(ctap, req.rp_id, req.credentials, exchange)
-                if probe.found:
-                    problems.append(_ctap_error(CtapError(CtapError.ERR.CREDENTIAL_EXCLUDED), exchange))
-                    continue
-                if probe.found is None:
-                    exclude = req.credentials  # the key checks the list itself
-            exchange.notify_touch()
-            response = ctap.make_credential(
-                req.client_data_hash,
-                req.rp,
-                req.user,
-                list(req.key_params),
-                exclude,
-                options=options or None,
-                event=exchange.cancel,
-            )
-        except MfaError as exc:
-            problems.append(exc)
-            continue
-        except CtapError as exc:
-            raise _ctap_error(exc, exchange) from exc
-        except (OSError, ConnectionFailure) as exc:
-            problems.append(_device_lost(exc))
-            continue
-        auth_data = response.auth_data
-        if auth_data.credential_data is None:
-            raise MfaError("The security key returned no credential", hint=RETRY_HINT)
-        fmt, att_stmt = response.fmt, dict(response.att_stmt)
-        if req.attestation == "none":
-            # As browsers do: drop the attestation statement the gateway did not ask for.
-            fmt, att_stmt = "none", {}
-        attestation_object = cbor.encode({"fmt": fmt, "authData": bytes(auth_data), "attStmt": att_stmt})
-        return registration_json(req, bytes(auth_data.credential_data.credential_id), attestation_object)
-    if problems:
-        raise problems[0]
-    if unusable == len(devices):
-        raise _unusable(unusable)
-    raise MfaError(
-        "No connected security key can create a WebAuthn credential",
-        hint="Insert a FIDO2 security key and try again.",
+    def attempt(ctap: Ctap2) -> Any:
+        options = dict(_uv_options(ctap.info, req.user_verification) or {})
+        if req.resident_key:
+            if not ctap.info.options.get("rk"):
+                raise MfaError("This security key cannot store a discoverable credential")
+            options["rk"] = True
+        exclude = None
+        if req.credentials:
+            probe = _probe(ctap, req.rp_id, req.credentials, exchange)
+            if probe.found:
+                raise _ctap_error(CtapError(CtapError.ERR.CREDENTIAL_EXCLUDED), exchange)
+            if probe.found is None:
+                exclude = req.credentials  # the key checks the list itself
+        exchange.notify_touch()
+        return ctap.make_credential(
+            req.client_data_hash,
+            req.rp,
+            req.user,
+            list(req.key_params),
+            exclude,
+            options=options or None,
+            event=exchange.cancel,
+        )
+
+    response = _first_key(
+        devices,
+        exchange,
+        attempt,
+        MfaError(
+            "No connected security key can create a WebAuthn credential",
+            hint="Insert a FIDO2 security key and try again.",
+        ),
     )
+    auth_data = response.auth_data
+    if auth_data.credential_data is None:
+        raise MfaError("The security key returned no credential", hint=RETRY_HINT)
+    fmt, att_stmt = response.fmt, dict(response.att_stmt)
+    if req.attestation == "none":
+        # As browsers do: drop the attestation statement the gateway did not ask for.
+        fmt, att_stmt = "none", {}
+    attestation_object = cbor.encode({"fmt": fmt, "authData": bytes(auth_data), "attStmt": att_stmt})
+    return registration_json(req, bytes(auth_data.credential_data.credential_id), attestation_object)
 
 
 # -- from the event loop -----------------------------------------------------------------------
