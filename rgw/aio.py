@@ -29,10 +29,6 @@ async def read_bytes(path: Path) -> bytes:
     return await anyio.to_thread.run_sync(path.read_bytes)
 
 
-async def read_text(path: Path) -> str:
-    return (await read_bytes(path)).decode("utf-8", "replace")
-
-
 def _write_new_sync(path: Path, content: bytes, mode: int, fsync: bool) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import anyio
 
 from rgw import aio
-from rgw.errors import ConfigCorrupt, ConfigError, ConfigLockTimeout, NoRackError
+from rgw.errors import ConfigCorrupt, ConfigError, ConfigLockTimeout
 from rgw.models import RackConfig
 
 T = TypeVar("T")
@@ -217,15 +217,6 @@ class ConfigStore:
             return str(d.machine_id)
 
         return await self.update(create)
-
-    async def rack(self, name: str) -> RackConfig:
-        rack = (await self.read()).rack(name)
-        if rack is None:
-            raise NoRackError(
-                f"unknown rack {name!r}",
-                hint="Run: rack-gateway racks   (or log in: rack-gateway login <rack> <url>)",
-            )
-        return rack
 
     @contextlib.asynccontextmanager
     async def locked(self) -> AsyncIterator[None]:

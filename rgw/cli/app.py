@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from rgw import __version__
-from rgw.config import ConfigStore, default_config_dir
+from rgw.config import ConfigData, ConfigStore, default_config_dir
 from rgw.errors import AuthenticationError, MfaError, MfaRequired, NoRackError, NotLoggedIn, RgwError
 from rgw.models import DeviceInfo, RackConfig
 from rgw.urls import normalize_url
@@ -180,7 +180,7 @@ class App:
             return
         name, token = target.rack.name, target.token
 
-        def change(data: Any) -> None:
+        def change(data: ConfigData) -> None:
             current = data.rack(name)
             if current is not None and current.token == token:
                 data.raw["gateways"][name]["expires_at"] = expires

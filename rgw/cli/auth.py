@@ -10,6 +10,7 @@ import asyncclick as click
 from rgw.cli.app import App
 from rgw.cli.options import pass_app, rack_option, target_options
 from rgw.cli.rack import table
+from rgw.config import ConfigData
 from rgw.errors import (
     AuthenticationError,
     GatewayUnreachable,
@@ -252,13 +253,10 @@ async def logout(app: App, local: bool) -> None:
                 raise
     token = rack.token
 
-    def forget(data_: object) -> None:
-        from rgw.config import ConfigData
-
-        assert isinstance(data_, ConfigData)
-        current = data_.rack(name)
-        if current is not None and current.token == token:
-            data_.clear_session(name)
+    def forget(data: ConfigData) -> None:
+        current = data.rack(name)
+        if current is not None and current.token == token:  # a newer login's session is kept
+            data.clear_session(name)
 
     await app.store.update(forget)
     if revoked == "already-invalid":
