@@ -106,9 +106,12 @@ class GatewayUnreachable(RgwError):
         "network": "network error",
     }
 
-    def __init__(self, message: str, *, cause: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, cause: str, hint: str | None = None, request_sent: bool = True) -> None:
         super().__init__(message, hint=hint)
         self.cause = cause
+        #: False only when the request provably never left this machine (the connection failed):
+        #: then even a request that is not safe to repeat may be retried.
+        self.request_sent = request_sent
 
     @property
     def cause_text(self) -> str:

@@ -1,10 +1,13 @@
 """Retry policy as data, turned into a tenacity ``AsyncRetrying`` that sleeps through anyio.
 
-Only transient failures are retried: no HTTP answer at all (DNS, refused, reset, timeout), 429
-(honouring ``Retry-After``), and 502/503/504 and 500.  Waits are exponential with full jitter
-(``uniform(0, min(cap, initial * 2**n))``), never below a ``Retry-After``, and never past the
-deadline: the policy stops instead of sleeping beyond it.  ``RetryPolicy.instant()`` is the testing
-switch: the same decisions with no waiting, so tests assert attempt counts, not durations.
+Only transient failures are retried: no HTTP answer at all (DNS, refused, reset, timeout), 429, and
+500/502/503/504.  Waits are exponential with full jitter (``uniform(0, min(cap, initial * 2**n))``),
+never below a ``Retry-After``, and never past the deadline: the policy stops instead of sleeping
+beyond it.  A 429 always backs off from a floor (``rate_limit_floor``, doubling up to
+``rate_limit_cap``), whatever ``Retry-After`` says: the deployed gateway sends ``Retry-After: 0``,
+and retrying at once is what starves the user's own browser of the per-IP budget.
+``RetryPolicy.instant()`` is the testing switch: the same decisions with no waiting, so tests assert
+attempt counts, not durations.
 """
 
 from __future__ import annotations
@@ -27,12 +30,23 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, GatewayError) and exc.status in TRANSIENT_STATUSES
 
 
+def is_rate_limited(exc: BaseException | None) -> bool:
+    return isinstance(exc, GatewayError) and exc.status == 429
+
+
+def failure_kind(exc: BaseException) -> str:
+    """``unreachable`` (no answer), ``rate_limited`` (429) or ``gateway_error`` (it answered badly)."""
+    if isinstance(exc, GatewayUnreachable):
+        return "unreachable"
+    if is_rate_limited(exc):
+        return "rate_limited"
+    return "gateway_error"
+
+
 def describe_failure(exc: BaseException) -> str:
-    """A few words for a progress line: ``DNS lookup failed``, ``HTTP 503``, ``rate limited``."""
+    """A few words for a progress line: ``DNS lookup failed``, ``HTTP 503``, ``HTTP 429``."""
     if isinstance(exc, GatewayUnreachable):
         return exc.cause_text
-    if isinstance(exc, GatewayError) and exc.status == 429:
-        return "rate limited, HTTP 429"
     if isinstance(exc, GatewayError) and exc.status is not None:
         return f"HTTP {exc.status}"
     return str(exc)
@@ -52,6 +66,9 @@ class RetryPolicy:
     initial: float = 0.2
     cap: float = 5.0
     max_attempts: int | None = None
+    #: The shortest wait after a 429, and how far its doubling goes.
+    rate_limit_floor: float = 1.0
+    rate_limit_cap: float = 16.0
     #: Jitter source, replaceable for reproducible tests.
     rng: Callable[[float, float], float] = random.uniform
     sleep_enabled: bool = True
@@ -64,11 +81,18 @@ class RetryPolicy:
         return replace(self, max_attempts=max_attempts)
 
     def compute_wait(self, attempt: int, error: BaseException | None) -> float:
-        ceiling = min(self.cap, self.initial * (2 ** max(0, attempt - 1)))
-        wait = self.rng(0.0, ceiling) if ceiling > 0 else 0.0
+        """The wait before retry ``attempt + 1`` (``attempt`` is 1-based) after ``error``."""
+        growth = 2 ** max(0, attempt - 1)
+        if is_rate_limited(error):
+            # Exponential with jitter above the floor: [floor, floor*2^n], capped.
+            ceiling = max(self.rate_limit_floor, min(self.rate_limit_cap, self.rate_limit_floor * 2 * growth))
+            wait = self.rng(self.rate_limit_floor, ceiling)
+        else:
+            ceiling = min(self.cap, self.initial * growth)
+            wait = self.rng(0.0, ceiling) if ceiling > 0 else 0.0
         retry_after = getattr(error, "retry_after", None)
         if isinstance(retry_after, int | float) and retry_after > 0:
-            wait = max(wait, min(float(retry_after), max(self.cap, 1.0) * 6))
+            wait = max(wait, min(float(retry_after), max(self.cap, self.rate_limit_cap, 1.0) * 6))
         return wait if self.sleep_enabled else 0.0
 
     def retrying(
@@ -76,11 +100,13 @@ class RetryPolicy:
         *,
         deadline: float | None = None,
         on_retry: Callable[[RetryAttempt], None] | None = None,
+        retry_if: Callable[[BaseException], bool] = is_transient,
     ) -> tenacity.AsyncRetrying:
         """A tenacity loop: ``async for attempt in policy.retrying(...): with attempt: ...``.
 
         ``deadline`` is an ``anyio.current_time()`` value; a wait that would end past it stops the
-        loop and re-raises the last error.
+        loop and re-raises the last error.  ``retry_if`` narrows what is retried (a request that may
+        have reached the server is retried only when it provably did not).
         """
 
         def wait(state: tenacity.RetryCallState) -> float:
@@ -110,7 +136,7 @@ class RetryPolicy:
             sleep=sleep,
             stop=stop,
             wait=wait,
-            retry=tenacity.retry_if_exception(is_transient),
+            retry=tenacity.retry_if_exception(retry_if),
             before_sleep=before_sleep,
             reraise=True,
         )

@@ -27,9 +27,15 @@ from rgw.urls import normalize_url
 
 if TYPE_CHECKING:
     from rgw.client import GatewayClient, StepUpProvider
+    from rgw.client.budget import Budgets
     from rgw.login.browser import BrowserLauncher
     from rgw.login.flow import PasteSource
     from rgw.login.mfa import Prompter
+    from rgw.retry import RetryAttempt
+
+
+#: Seconds a command that talks to a gateway keeps retrying through a flaky link (``--timeout``).
+DEFAULT_COMMAND_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,10 @@ class App:
     prompter: Prompter | None = None
     #: Security keys override (tests: software authenticators); None = USB keys found by fido2.
     webauthn_devices: Sequence[Any] | None = None
+    #: ``--timeout`` of a command that talks to a gateway: every retry ends within it.
+    command_timeout: float = DEFAULT_COMMAND_TIMEOUT
     _store: ConfigStore | None = None
+    _budgets: Budgets | None = None
 
     @classmethod
     def create(
@@ -150,10 +159,48 @@ class App:
             )
         return Target(url=url, token=rack.token, rack_name=name, rack=rack, api_token=False)
 
-    def client(self, target: Target) -> GatewayClient:
+    @property
+    def budgets(self) -> Budgets:
+        """The request budgets of this run's gateways, shared with other processes via the config dir."""
+        if self._budgets is None:
+            from rgw.client.budget import Budgets
+
+            self._budgets = Budgets(self.config_dir)
+        return self._budgets
+
+    def login_client(self, url: str) -> GatewayClient:
+        """A client for a login: paced by the shared budget, retried by the login orchestrator itself."""
         from rgw.client import GatewayClient
 
-        client = GatewayClient(target.url, token=target.token, step_up=None if target.api_token else self.step_up)
+        return GatewayClient(url, budget=self.budgets.for_url(url))
+
+    def command_client(self, url: str, token: str | None) -> GatewayClient:
+        """A client for one command: retries transient failures until the command's ``--timeout``."""
+        import anyio
+
+        from rgw.client import GatewayClient
+        from rgw.retry import RetryPolicy
+
+        return GatewayClient(
+            url,
+            token=token,
+            budget=self.budgets.for_url(url),
+            policy=RetryPolicy(),
+            deadline=anyio.current_time() + self.command_timeout,
+            on_retry=self._note_retry,
+        )
+
+    def _note_retry(self, attempt: RetryAttempt) -> None:
+        from rgw.cli.render import retry_line
+        from rgw.retry import describe_failure, failure_kind
+
+        error = attempt.error
+        self.note(retry_line(failure_kind(error), describe_failure(error), attempt.attempt, attempt.delay))
+
+    def client(self, target: Target) -> GatewayClient:
+        client = self.command_client(target.url, target.token)
+        if not target.api_token:
+            client.step_up = self.step_up
         if client.step_up is None and not target.api_token:
             from rgw.cli.mfa import step_up_provider
 

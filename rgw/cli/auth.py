@@ -8,7 +8,7 @@ import anyio
 import asyncclick as click
 
 from rgw.cli.app import App
-from rgw.cli.options import pass_app, rack_option, target_options
+from rgw.cli.options import pass_app, rack_option, target_options, timeout_option
 from rgw.cli.rack import table
 from rgw.config import ConfigData
 from rgw.errors import (
@@ -160,6 +160,7 @@ async def login(
         paste=app.paste_source() if len(requests) == 1 else None,
         # MFA in the terminal when the gateway asks for it; questions name their rack when many log in.
         mfa=login_solver(app, emit, name_racks=len(requests) > 1),
+        client_factory=app.login_client,
     )
     async with anyio.create_task_group() as spinner:
         if isinstance(emit, LiveRenderer):
@@ -204,9 +205,7 @@ async def resolve_many(
     valid: set[str] = set()
 
     async def check(name: str, url: str, token: str) -> None:
-        from rgw.client import GatewayClient
-
-        async with GatewayClient(url, token=token) as client:
+        async with app.command_client(url, token) as client:
             try:
                 await client.info()
             except RgwError:
@@ -224,11 +223,10 @@ async def resolve_many(
 @click.command("logout")
 @click.option("--local", is_flag=True, help="Only forget the session here (when the gateway is unreachable).")
 @rack_option
+@timeout_option
 @pass_app
 async def logout(app: App, local: bool) -> None:
     """Revoke the session on the gateway and remove it locally (the rack stays configured)."""
-    from rgw.client import GatewayClient
-
     data = await app.store.read()
     name = app.selected_rack_name(data.current)
     rack = data.rack(name) if name else None
@@ -239,7 +237,7 @@ async def logout(app: App, local: bool) -> None:
         raise NotLoggedIn(f"not logged in to {name}", hint=f"Please run: rack-gateway login {name} {rack.url}")
     revoked = "skipped"
     if not local:
-        async with GatewayClient(rack.url, token=rack.token) as client:
+        async with app.command_client(rack.url, rack.token) as client:
             try:
                 await client.logout()
                 revoked = "revoked"

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import asyncclick as click
 
-from rgw.cli.app import App
+from rgw.cli.app import DEFAULT_COMMAND_TIMEOUT, App
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,6 +47,22 @@ def rack_option(command: F) -> F:
     )(command)
 
 
+def _set_timeout(ctx: click.Context, _param: click.Parameter, value: float | None) -> None:
+    if value is not None:
+        ctx.ensure_object(App).command_timeout = value
+
+
+def timeout_option(command: F) -> F:
+    return click.option(
+        "--timeout",
+        type=click.FloatRange(min=0.1),
+        metavar="SECONDS",
+        expose_value=False,
+        callback=_set_timeout,
+        help=f"Give up after this many seconds of retrying a flaky link (default {DEFAULT_COMMAND_TIMEOUT:g}).",
+    )(command)
+
+
 def target_options(command: F) -> F:
-    """``--rack/-r`` and ``--api-token`` on a command that talks to a gateway."""
-    return rack_option(api_token_option(command))
+    """``--rack/-r``, ``--api-token`` and ``--timeout`` on a command that talks to a gateway."""
+    return rack_option(api_token_option(timeout_option(command)))

@@ -16,6 +16,15 @@ from typing import TextIO
 from rgw.login import events as ev
 
 
+def retry_line(kind: str, error: str, attempt: int, delay: float) -> str:
+    """``Gateway unreachable (connection reset) - retrying (attempt 2, next in 0.4 s)``."""
+    what = {
+        "rate_limited": "Rate limited by the gateway",
+        "gateway_error": f"Gateway error ({error})",
+    }.get(kind, f"Gateway unreachable ({error})")
+    return f"{what} - retrying (attempt {attempt}, next in {delay:.1f} s)"
+
+
 def describe(event: ev.LoginEvent) -> str | None:
     """The progress line for ``event`` (None: nothing to say)."""
     match event:
@@ -31,8 +40,8 @@ def describe(event: ev.LoginEvent) -> str | None:
             return "Waiting for MFA to be completed in the browser..."
         case ev.Waiting():
             return "Waiting for the browser sign-in to finish (and for MFA there, if your account requires it)..."
-        case ev.GatewayRetry(attempt=attempt, delay=delay, error=error):
-            return f"Gateway unreachable ({error}) - retrying (attempt {attempt}, next in {delay:.1f} s)"
+        case ev.GatewayRetry(attempt=attempt, delay=delay, error=error, kind=kind):
+            return retry_line(kind, error, attempt, delay)
         case ev.CallbackReceived(ok=True, via="paste"):
             return "Got the pasted URL, finishing the login..."
         case ev.CallbackReceived():

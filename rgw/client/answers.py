@@ -66,6 +66,8 @@ def classify_transport_error(exc: BaseException) -> str:
 
 def unreachable(url: str, exc: BaseException) -> GatewayUnreachable:
     cause = classify_transport_error(exc)
+    # No connection was made, so no byte of the request was sent.
+    sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
     host = urlsplit(url).netloc or url
     detail = str(exc).strip()
     message = f"gateway {host} unreachable: {GatewayUnreachable.CAUSES[cause]}"
@@ -78,7 +80,7 @@ def unreachable(url: str, exc: BaseException) -> GatewayUnreachable:
         "tls": "The gateway's certificate could not be verified; check the URL (https://...) and your clock.",
     }
     hint = hints.get(cause, f"Check your network connection. {link}")
-    return GatewayUnreachable(message, cause=cause, hint=hint)
+    return GatewayUnreachable(message, cause=cause, hint=hint, request_sent=sent)
 
 
 def error_text(response: httpx.Response) -> tuple[str, str | None]:
@@ -101,6 +103,16 @@ def error_text(response: httpx.Response) -> tuple[str, str | None]:
         return ("", None)
     text = body.decode("utf-8", "replace").strip()
     return (text.splitlines()[0][:300] if text else "", None)
+
+
+def is_rate_limit(response: httpx.Response) -> bool:
+    """A 429 from the gateway's per-IP limiter (not the MFA lock-out, which is a 429 too)."""
+    if response.status_code != 429:
+        return False
+    if "x-ratelimit-limit" in response.headers:
+        return True
+    error, message = error_text(response)
+    return "rate limit" in f"{error} {message or ''}".lower()
 
 
 def retry_after_of(response: httpx.Response) -> float | None:

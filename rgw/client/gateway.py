@@ -16,6 +16,7 @@ from http.cookiejar import Cookie, CookieJar, CookiePolicy
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import anyio
 import httpx
 
 from rgw import __version__
@@ -23,17 +24,22 @@ from rgw.client.answers import (
     MfaRejected,
     check_response,
     error_text,
+    is_rate_limit,
     login_refused,
     parse_json,
     retry_after_of,
     unreachable,
 )
-from rgw.errors import GatewayError, LoginError, MfaError, MfaRequired, RgwError
+from rgw.client.budget import RequestBudget, limited_route
+from rgw.errors import GatewayError, GatewayUnreachable, LoginError, MfaError, MfaRequired, RgwError
 from rgw.models import DeviceInfo, LoginPending, LoginStart, Session
+from rgw.retry import TRANSIENT_STATUSES, RetryAttempt, RetryPolicy, is_transient
 from rgw.urls import normalize_url
 
 USER_AGENT = f"rack-gateway/{__version__} (python)"
 MAX_LONG_POLL = 25.0
+#: After a 429 every process on the machine stops sending to that gateway for this long.
+RATE_LIMIT_PAUSE = 1.0
 
 #: Called when a request needs step-up MFA, with the X-MFA-Required level and, after the gateway
 #: refused the last inline headers, its message (None the first time); returns the inline MFA headers
@@ -51,6 +57,8 @@ class Timeouts:
     read: float = 30.0
     write: float = 10.0
     pool: float = 10.0
+    #: The longest one exchange may take in all, however slowly the answer drips in.
+    total: float = 60.0
 
     def httpx(self, *, extra_read: float = 0.0) -> httpx.Timeout:
         return httpx.Timeout(connect=self.connect, read=self.read + extra_read, write=self.write, pool=self.pool)
@@ -124,11 +132,22 @@ class GatewayClient:
         transport: httpx.AsyncBaseTransport | None = None,
         verify: ssl.SSLContext | None = None,
         step_up: StepUpProvider | None = None,
+        budget: RequestBudget | None = None,
+        policy: RetryPolicy | None = None,
+        deadline: float | None = None,
+        on_retry: Callable[[RetryAttempt], None] | None = None,
     ) -> None:
         self.base_url = normalize_url(base_url)
         self.token = token
         self.timeouts = timeouts or Timeouts()
         self.step_up = step_up
+        #: The shared request budget of this gateway (None: requests are not paced).
+        self.budget = budget
+        #: Retries of every request (None: one try; the login orchestrator retries by itself).
+        self.policy = policy
+        #: ``anyio.current_time()`` after which nothing more is tried (the command's --timeout).
+        self.deadline = deadline
+        self.on_retry = on_retry
         #: The last ``X-Session-Expires-At`` the gateway sent (sliding session expiry).
         self.session_expires_at: str | None = None
         self._http = httpx.AsyncClient(
@@ -162,25 +181,73 @@ class GatewayClient:
         auth: bool = True,
         headers: Mapping[str, str] | None = None,
         extra_read: float = 0.0,
+        idempotent: bool | None = None,
+        priority: bool = False,
     ) -> httpx.Response:
-        """One request (a same-origin redirect of a GET followed by hand); transport errors translated."""
+        """One request, retried by the client's policy within its deadline; errors translated.
+
+        A request that is safe to repeat (GET, or ``idempotent=True``) is retried on any transient
+        failure; any other one only when it provably was not processed: the connection failed before
+        a byte was sent, or the gateway answered 429 (rate limited) or 503.  A request on a route the
+        deployed gateway rate-limits first takes a slot of the shared budget (``priority`` when a
+        person is waiting on it).
+        """
+        repeatable = (method.upper() in ("GET", "HEAD")) if idempotent is None else idempotent
+        if headers and any(k.lower().startswith("x-mfa") for k in headers):
+            repeatable = False  # a code is accepted once: resending it would count as a failure
+        if self.policy is None:
+            return await self._send_once(method, path, json_body, auth, headers, extra_read, priority, repeatable)
+
+        def retry_if(exc: BaseException) -> bool:
+            if not is_transient(exc):
+                return False
+            if repeatable:
+                return True
+            if isinstance(exc, GatewayUnreachable):
+                return not exc.request_sent
+            return isinstance(exc, GatewayError) and exc.status in (429, 503)
+
+        async for attempt in self.policy.retrying(deadline=self.deadline, on_retry=self.on_retry, retry_if=retry_if):
+            with attempt:
+                return await self._send_once(method, path, json_body, auth, headers, extra_read, priority, repeatable)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def _send_once(
+        self,
+        method: str,
+        path: str,
+        json_body: Any,
+        auth: bool,
+        headers: Mapping[str, str] | None,
+        extra_read: float,
+        priority: bool,
+        repeatable: bool,
+    ) -> httpx.Response:
+        """One try (a same-origin redirect of a GET followed by hand).
+
+        With a retry policy, a transient status becomes an error here so that the policy sees it.
+        """
         url = path
         request_headers = dict(headers or {})
         if auth and self.token:
             request_headers["Authorization"] = f"Bearer {self.token}"
         for _ in range(4):
-            try:
-                response = await self._http.request(
-                    method,
-                    url,
-                    json=json_body,
-                    headers=request_headers,
-                    timeout=self.timeouts.httpx(extra_read=extra_read),
+            if self.budget is not None and limited_route(method, urlsplit(url).path or url):
+                await self.budget.acquire(priority=priority)
+            response = await self._exchange(method, url, json_body, request_headers, extra_read)
+            if is_rate_limit(response):
+                if self.budget is not None:
+                    await self.budget.penalize(RATE_LIMIT_PAUSE)
+                raise GatewayError(
+                    "rate limited by the gateway (HTTP 429)",
+                    status=429,
+                    retry_after=retry_after_of(response),
+                    hint="Too many requests from this address reached the gateway; wait a little and retry.",
                 )
-            except httpx.TransportError as exc:
-                raise unreachable(self.base_url, exc) from exc
-            except httpx.InvalidURL as exc:
-                raise RgwError(f"invalid gateway URL {self.base_url}: {exc}") from exc
+            if self.policy is not None and response.status_code in TRANSIENT_STATUSES and (
+                repeatable or response.status_code == 503
+            ):
+                check_response(response)  # raises the GatewayError the policy retries
             if exp := response.headers.get("x-session-expires-at"):
                 self.session_expires_at = exp
             if response.is_redirect and method == "GET" and "location" in response.headers:
@@ -195,6 +262,29 @@ class GatewayClient:
                 continue
             return response
         raise GatewayError("gateway redirected too many times")
+
+    async def _exchange(
+        self, method: str, url: str, json_body: Any, headers: dict[str, str], extra_read: float
+    ) -> httpx.Response:
+        """The HTTP exchange itself, under an overall deadline (not only per-read timeouts)."""
+        limit = self.timeouts.total + extra_read
+        if self.deadline is not None:
+            limit = min(limit, max(0.0, self.deadline - anyio.current_time()))
+        try:
+            with anyio.fail_after(limit):
+                return await self._http.request(
+                    method,
+                    url,
+                    json=json_body,
+                    headers=headers,
+                    timeout=self.timeouts.httpx(extra_read=extra_read),
+                )
+        except TimeoutError as exc:
+            raise unreachable(self.base_url, httpx.ReadTimeout("the answer took too long")) from exc
+        except httpx.TransportError as exc:
+            raise unreachable(self.base_url, exc) from exc
+        except httpx.InvalidURL as exc:
+            raise RgwError(f"invalid gateway URL {self.base_url}: {exc}") from exc
 
     async def request(
         self,
@@ -220,7 +310,7 @@ class GatewayClient:
         for _ in range(MAX_STEP_UP_TRIES):
             mfa_headers = await self.step_up(required.level, rejection)
             merged = {**(headers or {}), **mfa_headers}
-            response = await self.send(method, path, json_body=json_body, headers=merged)
+            response = await self.send(method, path, json_body=json_body, headers=merged, priority=True)
             if response.status_code == 429:
                 error, message = error_text(response)
                 raise MfaError(
@@ -242,7 +332,7 @@ class GatewayClient:
 
     async def start_login(self, *, loopback_uri: str | None = None) -> LoginStart:
         body = {"loopback_uri": loopback_uri} if loopback_uri else {}
-        response = await self.send("POST", "/api/v1/auth/cli/start", json_body=body, auth=False)
+        response = await self.send("POST", "/api/v1/auth/cli/start", json_body=body, auth=False, idempotent=True)
         if response.status_code >= 400:
             error, message = error_text(response)
             if response.status_code in (400, 401, 403, 404) and (error or message):
@@ -257,7 +347,7 @@ class GatewayClient:
         )
 
     async def complete_login(
-        self, start: LoginStart, device: DeviceInfo, *, wait: float | None = None
+        self, start: LoginStart, device: DeviceInfo, *, wait: float | None = None, seen_stage: str | None = None
     ) -> LoginPending | Session:
         """One poll of ``/auth/cli/complete``: pending, a session, or an error.
 
@@ -275,9 +365,12 @@ class GatewayClient:
         extra_read = 0.0
         if wait:
             body["wait"] = min(wait, MAX_LONG_POLL)
+            # Hold only while the login is still where we last saw it (a fresh one: the browser);
+            # a login that moved on before this poll arrived is answered at once.
+            body["stage"] = seen_stage or "browser"
             extra_read = body["wait"]
         response = await self.send(
-            "POST", "/api/v1/auth/cli/complete", json_body=body, auth=False, extra_read=extra_read
+            "POST", "/api/v1/auth/cli/complete", json_body=body, auth=False, extra_read=extra_read, idempotent=True
         )
         status = response.status_code
         if status == 202:
@@ -300,7 +393,7 @@ class GatewayClient:
     async def submit_login_mfa(self, state: str, method: str, **fields: Any) -> None:
         """``POST /auth/cli/mfa``: raises ``LoginError`` carrying the gateway's error code."""
         body = {"state": state, "method": method, **{k: v for k, v in fields.items() if v is not None}}
-        response = await self.send("POST", "/api/v1/auth/cli/mfa", json_body=body, auth=False)
+        response = await self.send("POST", "/api/v1/auth/cli/mfa", json_body=body, auth=False, priority=True)
         if response.status_code in (400, 401, 429):
             error, message = error_text(response)
             raise MfaRejected(error or "invalid_code", message, retry_after=retry_after_of(response))
@@ -308,7 +401,8 @@ class GatewayClient:
 
     async def login_webauthn_options(self, state: str) -> dict[str, Any]:
         response = await self.send(
-            "POST", "/api/v1/auth/cli/mfa/webauthn/start", json_body={"state": state}, auth=False
+            "POST", "/api/v1/auth/cli/mfa/webauthn/start", json_body={"state": state}, auth=False,
+            idempotent=True, priority=True,
         )
         check_response(response)
         return dict(_expect(parse_json(response), dict, "WebAuthn options"))

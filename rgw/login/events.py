@@ -52,11 +52,16 @@ class Waiting(LoginEvent):
 
 @dataclass(frozen=True)
 class GatewayRetry(LoginEvent):
-    """A transient failure; the next try comes after ``delay`` seconds."""
+    """A transient failure; the next try comes after ``delay`` seconds.
+
+    ``kind`` says what failed: ``unreachable`` (no answer at all), ``rate_limited`` (HTTP 429) or
+    ``gateway_error`` (it answered, with a 5xx).
+    """
 
     attempt: int
     delay: float
     error: str
+    kind: str = "unreachable"
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from rgw.login.events import (
 )
 from rgw.login.poller import LoginPoller, Wakeup
 from rgw.models import DeviceInfo, LoginPending, LoginStart, RackConfig, Session
-from rgw.retry import RetryAttempt, RetryPolicy, describe_failure
+from rgw.retry import RetryAttempt, RetryPolicy, describe_failure, failure_kind
 
 DEFAULT_TIMEOUT = 600.0
 
@@ -210,7 +210,8 @@ class LoginFlow:
         def on_retry(attempt: RetryAttempt) -> None:
             nonlocal failures
             failures += 1
-            self.emit(GatewayRetry(rack, failures, attempt.delay, describe_failure(attempt.error)))
+            self.emit(GatewayRetry(rack, failures, attempt.delay, describe_failure(attempt.error),
+                                    failure_kind(attempt.error)))
 
         policy = self.policy.with_attempts(self.options.start_attempts)
         async for attempt in policy.retrying(deadline=deadline, on_retry=on_retry):
@@ -300,6 +301,8 @@ class LoginFlow:
             wake=wake,
             pace=self.options.pace,
             long_poll=self.options.long_poll,
+            # A listener was offered and not taken: the gateway has no extensions, so no long polls.
+            first_wait=self.options.pace if listener is not None and not start.loopback else 0.0,
         )
         self.poller = poller
         async with anyio.create_task_group() as race:

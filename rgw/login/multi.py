@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import anyio
 import anyio.abc
 
+from rgw.client import GatewayClient
 from rgw.config import ConfigStore
 from rgw.errors import LoginTimeout, RgwError
 from rgw.login.browser import BrowserLauncher
@@ -64,6 +65,7 @@ class LoginCoordinator:
         policy: RetryPolicy | None = None,
         paste: PasteSource | None = None,
         mfa: Callable[[str], MfaSolver | None] | None = None,
+        client_factory: Callable[[str], GatewayClient] | None = None,
     ) -> None:
         self.store = store
         self.browser = browser
@@ -74,6 +76,8 @@ class LoginCoordinator:
         self.paste = paste
         #: Builds the terminal MFA solver of one rack's login (None: MFA only in the browser).
         self.mfa = mfa
+        #: Gateway URL -> the client a login uses (the CLI's is paced by the shared request budget).
+        self.client_factory = client_factory or GatewayClient
 
     async def login_one(self, request: LoginRequest, listener: ListenerLike | None = None) -> RackLoginResult:
         """Log in to one rack; errors become a failed result (never an exception)."""
@@ -86,8 +90,6 @@ class LoginCoordinator:
             )
 
     async def _login_one(self, request: LoginRequest, listener: ListenerLike | None) -> RackLoginResult:
-        from rgw.client import GatewayClient
-
         lock = RackLoginLock(self.store.directory, request.rack)
         await self.store.ensure_directory()
         before = (await self.store.read()).rack(request.rack)
@@ -100,7 +102,7 @@ class LoginCoordinator:
             async def publish(start: LoginStart) -> None:
                 await lock.publish(start.auth_url)
 
-            async with GatewayClient(request.url) as client:
+            async with self.client_factory(request.url) as client:
                 flow = LoginFlow(
                     client=client,
                     store=self.store,

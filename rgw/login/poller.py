@@ -16,7 +16,7 @@ import anyio
 from rgw.client import GatewayClient
 from rgw.login.events import EventSink, GatewayRetry
 from rgw.models import DeviceInfo, LoginPending, LoginStart, Session
-from rgw.retry import RetryAttempt, RetryPolicy, describe_failure
+from rgw.retry import RetryAttempt, RetryPolicy, describe_failure, failure_kind
 
 #: Below this a pending answer from a long-polling gateway counts as "not held" (hot-loop guard).
 _MIN_HELD = 0.05
@@ -57,6 +57,7 @@ class LoginPoller:
         wake: Wakeup | None = None,
         pace: float = 1.0,
         long_poll: float = 25.0,
+        first_wait: float = 0.0,
     ) -> None:
         self.client = client
         self.start = start
@@ -68,21 +69,27 @@ class LoginPoller:
         self.wake = wake or Wakeup()
         self.pace = pace
         self.long_poll = long_poll
+        self.first_wait = first_wait
         #: Requests sent to ``/complete`` (for benchmarks and tests).
         self.requests = 0
         self._failures = 0
 
     def _on_retry(self, attempt: RetryAttempt) -> None:
         self._failures += 1
-        self.emit(GatewayRetry(self.rack, self._failures, attempt.delay, describe_failure(attempt.error)))
+        self.emit(
+            GatewayRetry(self.rack, self._failures, attempt.delay, describe_failure(attempt.error),
+                         failure_kind(attempt.error))
+        )
 
-    async def _poll_once(self) -> LoginPending | Session:
+    async def _poll_once(self, seen_stage: str | None = None) -> LoginPending | Session:
         remaining = self.deadline - anyio.current_time()
         wait = max(0.0, min(self.long_poll, remaining - 1.0)) if self.long_poll > 0 else 0.0
         async for attempt in self.policy.retrying(deadline=self.deadline, on_retry=self._on_retry):
             with attempt:
                 self.requests += 1
-                return await self.client.complete_login(self.start, self.device, wait=wait or None)
+                return await self.client.complete_login(
+                    self.start, self.device, wait=wait or None, seen_stage=seen_stage
+                )
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def poll_until_complete(
@@ -90,9 +97,14 @@ class LoginPoller:
     ) -> Session:
         """Poll until the gateway returns a session; terminal answers raise ``LoginError``."""
         last_stage: str | None = None
+        if self.first_wait > 0:
+            # A gateway known to lack the extensions (the deployed one) is polled at a steady pace
+            # and nobody signs in within a second: an immediate first poll would only spend a
+            # request of the shared budget.  A wake (a pasted URL) still cuts the wait short.
+            await self.wake.wait(self.first_wait)
         while True:
             sent = anyio.current_time()
-            result = await self._poll_once()
+            result = await self._poll_once(last_stage)
             if isinstance(result, Session):
                 return result
             self._failures = 0

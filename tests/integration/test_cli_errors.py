@@ -49,28 +49,45 @@ def http(status: str, body: bytes, content_type: str) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("response", "message"),
+    ("response", "message", "retried"),
     [
         (
             http("200 OK", b"<html><body>Sign in</body></html>", "text/html"),
             "Error: gateway sent an HTML page instead of JSON (HTTP 200)",
+            False,
         ),
-        (http("200 OK", b'{"apps": [{"na', "application/json"), "Error: gateway sent invalid JSON instead of JSON"),
+        (
+            http("200 OK", b'{"apps": [{"na', "application/json"),
+            "Error: gateway sent invalid JSON instead of JSON",
+            False,
+        ),
         (
             http("500 Internal Server Error", b'{"error": "database is down"}', "application/json"),
             "Error: gateway error (HTTP 500): database is down",
+            True,
         ),
-        (http("502 Bad Gateway", b"<html>nginx</html>", "text/html"), "Error: gateway error (HTTP 502, an HTML page)"),
-        (b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"trunc', "Error: gateway "),
-        (b"\x00\x01garbage that is not http\r\n\r\n", "Error: gateway "),
+        (
+            http("502 Bad Gateway", b"<html>nginx</html>", "text/html"),
+            "Error: gateway error (HTTP 502, an HTML page)",
+            True,
+        ),
+        (b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"trunc', "Error: gateway ", True),
+        (b"\x00\x01garbage that is not http\r\n\r\n", "Error: gateway ", True),
     ],
 )
-async def test_garbage_from_the_gateway_is_a_clear_error(cli: Cli, response: bytes, message: str) -> None:
+async def test_garbage_from_the_gateway_is_a_clear_error(
+    cli: Cli, response: bytes, message: str, retried: bool
+) -> None:
     async with garbage_server(response) as url:
         env = {"RACK_GATEWAY_API_TOKEN": "rgw_token_test", "RACK_GATEWAY_URL": url}
-        result = await cli("apps", env=env)
+        result = await cli("apps", "--timeout", "1.5", env=env)
     assert result.code in (5, 6)
-    assert result.err.startswith(message)
+    errors = [line for line in result.err.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1
+    assert errors[0].startswith(message)
+    # A transient failure is retried (and said so) until --timeout; a useless answer is final at once.
+    assert ("retrying (attempt 1," in result.err) is retried
+    assert result.err.startswith("Error:") is not retried
     assert "Traceback" not in result.err
     assert "rgw_token_test" not in result.err
 

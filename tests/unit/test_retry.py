@@ -73,3 +73,25 @@ async def test_max_attempts_and_deadline_stop_with_the_last_error() -> None:
                 calls += 1
                 raise GatewayUnreachable("down", cause="refused")
     assert calls == 1  # the 10 s wait would end past the deadline: stop instead of sleeping
+
+
+@pytest.mark.parametrize("attempt", range(1, 12))
+def test_a_429_with_retry_after_zero_never_waits_below_the_floor(attempt: int) -> None:
+    # The deployed gateway always sends Retry-After: 0; retrying at once starves the browser.
+    error = GatewayError("rate limited", status=429, retry_after=0.0)
+    for rng in (lambda low, high: low, lambda low, high: high, RetryPolicy().rng):
+        policy = RetryPolicy(rng=rng)
+        wait = policy.compute_wait(attempt, error)
+        assert policy.rate_limit_floor <= wait <= policy.rate_limit_cap
+    highest = RetryPolicy(rng=lambda low, high: high)
+    if attempt < 4:  # doubling until the cap
+        assert highest.compute_wait(attempt + 1, error) == 2 * highest.compute_wait(attempt, error)
+
+
+def test_rate_limited_is_its_own_kind_of_failure() -> None:
+    from rgw.retry import describe_failure, failure_kind
+
+    assert failure_kind(GatewayError("x", status=429)) == "rate_limited"
+    assert failure_kind(GatewayError("x", status=503)) == "gateway_error"
+    assert failure_kind(GatewayUnreachable("x", cause="dns")) == "unreachable"
+    assert describe_failure(GatewayError("x", status=503)) == "HTTP 503"

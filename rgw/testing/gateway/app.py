@@ -129,6 +129,9 @@ async def complete(request: Request) -> Response:
         hold = max(0.0, min(float(wait), gw.settings.long_poll_max))
     state = body.get("state")
     key = state if isinstance(state, str) else ""
+    # The stage the client last saw: a login that has moved on since is answered at once (without
+    # it, a poll arriving just after the browser reached the MFA page would be held for nothing).
+    seen = body.get("stage")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + hold
     first: dict[str, object] | None = None
@@ -137,6 +140,8 @@ async def complete(request: Request) -> Response:
         try:
             status, answer = gw.login.complete(body)
             first = answer if first is None else first
+            if isinstance(seen, str) and answer.get("stage", seen) != seen:
+                return JSONResponse(answer, status)
             remaining = deadline - loop.time()
             # answer at once when anything changed (e.g. the login reached the MFA stage)
             if status != 202 or answer != first or event is None or remaining <= 0 or gw.watchers.closing:

@@ -1,0 +1,202 @@
+"""The request budget of one gateway, shared by every ``rack-gateway`` process on the machine.
+
+A deployed gateway allows 10 requests/s (burst 20) per client IP on its ``/auth/*`` routes, and the
+user's browser, every ``rack-gateway`` process and every CI job behind the same NAT address draw
+from that one bucket.  A CLI that polls too often makes the gateway refuse the browser's own OAuth
+callback, and that login can then never complete.  So every request to a limited route first takes
+a slot from a budget set well below the server's limit (``DEFAULT_RATE``/``DEFAULT_BURST``).
+
+The budget is a GCRA schedule (a token bucket written as one timestamp, the *theoretical arrival
+time*): taking a slot moves it one interval on and tells the caller when its slot comes.  The
+timestamp lives in ``rate-budget.json`` in the config directory, read and written under a short
+``flock`` in a worker thread; the lock is released before the caller sleeps until its slot, so no
+lock is held while waiting and the waiters are served in order.  Logins that wait at the same time
+therefore share the budget: each one's poll pace slows as more of them wait, and speeds up again as
+they finish.  A 429 pushes the whole schedule back (``penalize``), slowing every process at once.
+Without a config directory (an API token in CI, say) the schedule is kept in this process only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import anyio
+import anyio.to_thread
+
+#: Our share of the deployed limit (10/s, burst 20): half the rate and a quarter of the burst, so
+#: the browser's callback and other users behind the same address always find the server's bucket
+#: far from empty.
+DEFAULT_RATE = 5.0
+DEFAULT_BURST = 5
+BUDGET_FILE = "rate-budget.json"
+#: A schedule further ahead than this is stale (a clock jump, a crashed process): start afresh.
+MAX_HORIZON = 300.0
+#: How long the budget file's lock is tried before this process falls back to its own schedule.
+LOCK_PATIENCE = 2.0
+
+
+def limited_route(method: str, path: str) -> bool:
+    """Whether a deployed gateway rate-limits ``method path`` (PROTOCOL.md, limits)."""
+    if path.startswith(("/api/v1/auth/cli/", "/api/v1/auth/web/", "/api/v1/auth/mfa/")):
+        return True
+    return method.upper() == "POST" and path.rstrip("/") == "/api/v1/api-tokens"
+
+
+def origin_key(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A reservation: wait ``delay`` seconds, then send."""
+
+    delay: float
+
+
+class _Schedule:
+    """The GCRA arithmetic on one timestamp (seconds since the epoch: shared across processes)."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.interval = 1.0 / rate
+        self.burst = burst
+
+    def take(self, tat: float | None, now: float, *, priority: bool) -> tuple[float, float]:
+        """(new tat, delay) for one request at ``now``."""
+        start = now if tat is None or tat < now or tat > now + MAX_HORIZON else tat
+        new_tat = start + self.interval
+        if priority:  # a person is waiting on this one (an MFA code): it goes first
+            return new_tat, 0.0
+        send_at = new_tat - self.burst * self.interval
+        return new_tat, max(0.0, send_at - now)
+
+    def push_back(self, tat: float | None, now: float, pause: float) -> float:
+        """Nothing more is sent for ``pause`` seconds (after a 429)."""
+        start = now if tat is None or tat < now or tat > now + MAX_HORIZON else tat
+        return max(start, now + self.burst * self.interval + pause)
+
+
+def _update_file(path: Path, key: str, change: Callable[[float | None, float], tuple[float, float]]) -> float:
+    """Runs in a worker thread: under the file's flock, apply ``change`` to ``key``'s tat.
+
+    Returns the delay ``change`` computed.  Raises OSError when the file cannot be used (the caller
+    falls back to an in-process schedule).
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        give_up = time.monotonic() + LOCK_PATIENCE
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > give_up:
+                    raise OSError(errno.EWOULDBLOCK, "rate budget file stays locked") from None
+                time.sleep(0.001)
+        try:
+            raw = os.pread(fd, 65536, 0)
+            try:
+                data = json.loads(raw) if raw.strip() else {}
+            except ValueError:
+                data = {}
+            if not isinstance(data, dict):
+                data = {}
+            now = time.time()
+            entry = data.get(key)
+            tat = entry.get("tat") if isinstance(entry, dict) else None
+            new_tat, delay = change(tat if isinstance(tat, int | float) else None, now)
+            data = {
+                k: v for k, v in data.items()
+                if isinstance(v, dict) and isinstance(v.get("tat"), int | float) and v["tat"] > now - 60
+            }
+            data[key] = {"tat": round(new_tat, 4)}
+            content = json.dumps(data, sort_keys=True).encode()
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, content, 0)
+            return delay
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+class RequestBudget:
+    """The shared schedule of one gateway; ``await budget.acquire()`` before each limited request."""
+
+    def __init__(
+        self,
+        url: str,
+        directory: Path | None = None,
+        *,
+        rate: float = DEFAULT_RATE,
+        burst: int = DEFAULT_BURST,
+    ) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("a request budget needs a positive rate and a burst of at least 1")
+        self.key = origin_key(url)
+        self.directory = directory
+        self.schedule = _Schedule(rate, burst)
+        self._local_tat: float | None = None
+        self._lock: anyio.Lock | None = None
+        #: Seconds spent waiting for slots, and slots taken (for benchmarks and --verbose).
+        self.waited = 0.0
+        self.taken = 0
+
+    @property
+    def path(self) -> Path | None:
+        return self.directory / BUDGET_FILE if self.directory is not None else None
+
+    async def reserve(self, *, priority: bool = False) -> Slot:
+        """Take the next slot of the schedule (nothing is waited for here)."""
+        delay = await self._update(lambda tat, now: self.schedule.take(tat, now, priority=priority))
+        self.taken += 1
+        self.waited += delay
+        return Slot(delay)
+
+    async def acquire(self, *, priority: bool = False) -> float:
+        """Wait for this request's slot; returns the seconds waited."""
+        slot = await self.reserve(priority=priority)
+        if slot.delay > 0:
+            await anyio.sleep(slot.delay)
+        return slot.delay
+
+    async def penalize(self, pause: float) -> None:
+        """The gateway said 429: nothing from any process goes out for ``pause`` seconds."""
+        await self._update(lambda tat, now: (self.schedule.push_back(tat, now, pause), 0.0))
+
+    async def _update(self, change: Callable[[float | None, float], tuple[float, float]]) -> float:
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        async with self._lock:  # one worker-thread trip at a time per process
+            path = self.path
+            if path is not None:  # a missing directory fails in the thread: this process's own schedule
+                with contextlib.suppress(OSError):
+                    return await anyio.to_thread.run_sync(_update_file, path, self.key, change)
+            new_tat, delay = change(self._local_tat, time.time())
+            self._local_tat = new_tat
+            return delay
+
+
+class Budgets:
+    """The budgets of one run, one per gateway, all backed by the same config directory."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+        self._budgets: dict[str, RequestBudget] = {}
+
+    def for_url(self, url: str) -> RequestBudget:
+        key = origin_key(url)
+        budget = self._budgets.get(key)
+        if budget is None:
+            budget = self._budgets[key] = RequestBudget(url, self.directory)
+        return budget

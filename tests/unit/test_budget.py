@@ -1,0 +1,131 @@
+"""The shared request budget: GCRA arithmetic, sharing through the config directory, 429 push-back."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from rgw.client.budget import (
+    BUDGET_FILE,
+    Budgets,
+    RequestBudget,
+    _Schedule,
+    limited_route,
+    origin_key,
+)
+
+pytestmark = pytest.mark.anyio
+URL = "https://gw.example.com"
+
+
+def test_schedule_burst_then_one_interval_apart() -> None:
+    schedule = _Schedule(rate=5.0, burst=3)
+    tat, delays = None, []
+    for _ in range(6):
+        tat, delay = schedule.take(tat, 100.0, priority=False)
+        delays.append(round(delay, 6))
+    assert delays == [0.0, 0.0, 0.0, 0.2, 0.4, 0.6]
+
+
+def test_schedule_refills_while_idle_and_never_banks_more_than_the_burst() -> None:
+    schedule = _Schedule(rate=5.0, burst=3)
+    tat = None
+    for _ in range(6):
+        tat, _ = schedule.take(tat, 100.0, priority=False)
+    # Long idle: the next requests go at once again, but only a burst of them.
+    delays = []
+    for _ in range(4):
+        tat, delay = schedule.take(tat, 200.0, priority=False)
+        delays.append(round(delay, 6))
+    assert delays == [0.0, 0.0, 0.0, 0.2]
+
+
+def test_priority_goes_first_and_still_counts() -> None:
+    schedule = _Schedule(rate=1.0, burst=1)
+    tat, _ = schedule.take(None, 10.0, priority=False)
+    tat, delay = schedule.take(tat, 10.0, priority=False)
+    assert delay == 1.0
+    tat, delay = schedule.take(tat, 10.0, priority=True)
+    assert delay == 0.0
+    _, delay = schedule.take(tat, 10.0, priority=False)
+    assert delay == 3.0  # the priority request took a slot: the queue moved one on
+
+
+def test_stale_schedule_is_forgotten() -> None:
+    schedule = _Schedule(rate=1.0, burst=1)
+    _, delay = schedule.take(10_000.0, 0.0, priority=False)  # far beyond the horizon (a clock jump)
+    assert delay == 0.0
+
+
+def test_limited_routes_are_the_deployed_gateways() -> None:
+    assert limited_route("POST", "/api/v1/auth/cli/complete")
+    assert limited_route("GET", "/api/v1/auth/cli/callback")
+    assert limited_route("GET", "/api/v1/auth/web/logout")
+    assert limited_route("GET", "/api/v1/auth/mfa/status")
+    assert limited_route("POST", "/api/v1/api-tokens")
+    assert not limited_route("GET", "/api/v1/api-tokens")
+    assert not limited_route("DELETE", "/api/v1/api-tokens/x")
+    assert not limited_route("GET", "/api/v1/info")
+    assert not limited_route("GET", "/api/v1/rack-proxy/apps")
+
+
+def test_origin_key() -> None:
+    assert origin_key("https://GW.example.com") == origin_key("https://gw.example.com:443")
+    assert origin_key("http://127.0.0.1:8080") != origin_key("http://127.0.0.1:8081")
+
+
+async def test_two_processes_share_one_schedule(tmp_path: Path) -> None:
+    # Two budgets on one directory behave like two processes: the second waits behind the first.
+    first = RequestBudget(URL, tmp_path, rate=2.0, burst=2)
+    second = RequestBudget(URL, tmp_path, rate=2.0, burst=2)
+    delays = [(await first.reserve()).delay, (await first.reserve()).delay, (await second.reserve()).delay]
+    assert delays[:2] == [0.0, 0.0]
+    assert 0.4 < delays[2] <= 0.5
+    path = tmp_path / BUDGET_FILE
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert list(json.loads(path.read_text())) == [origin_key(URL)]
+    # Another gateway has its own budget in the same file.
+    other = RequestBudget("https://other.example.com", tmp_path, rate=2.0, burst=2)
+    assert (await other.reserve()).delay == 0.0
+
+
+async def test_penalize_pushes_every_process_back(tmp_path: Path) -> None:
+    one = RequestBudget(URL, tmp_path, rate=10.0, burst=5)
+    two = RequestBudget(URL, tmp_path, rate=10.0, burst=5)
+    assert (await two.reserve()).delay == 0.0
+    await one.penalize(2.0)
+    assert (await two.reserve()).delay >= 2.0
+
+
+async def test_without_a_config_directory_the_schedule_stays_in_the_process(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    budget = RequestBudget(URL, missing, rate=1.0, burst=1)
+    assert (await budget.reserve()).delay == 0.0
+    assert (await budget.reserve()).delay > 0.9
+    assert not missing.exists()
+
+
+async def test_a_symlinked_budget_file_is_not_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (tmp_path / BUDGET_FILE).symlink_to(victim)
+    budget = RequestBudget(URL, tmp_path, rate=1.0, burst=1)
+    assert (await budget.reserve()).delay == 0.0
+    assert (await budget.reserve()).delay > 0.9  # fell back to this process's own schedule
+    assert victim.read_text() == "precious"
+
+
+async def test_a_garbage_budget_file_is_replaced_not_fatal(tmp_path: Path) -> None:
+    (tmp_path / BUDGET_FILE).write_bytes(b"\x00[not json")
+    budget = RequestBudget(URL, tmp_path, rate=1.0, burst=1)
+    assert (await budget.reserve()).delay == 0.0
+    assert origin_key(URL) in json.loads((tmp_path / BUDGET_FILE).read_text())
+
+
+def test_budgets_are_one_per_gateway(tmp_path: Path) -> None:
+    budgets = Budgets(tmp_path)
+    assert budgets.for_url("https://a.example.com") is budgets.for_url("https://a.example.com:443")
+    assert budgets.for_url("https://a.example.com") is not budgets.for_url("https://b.example.com")
