@@ -7,10 +7,15 @@ both).  Every blocking file call the package makes goes through here, so neither
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import anyio.to_thread
 import sniffio
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def _on_asyncio() -> bool:
@@ -18,6 +23,13 @@ def _on_asyncio() -> bool:
         return sniffio.current_async_library() == "asyncio"
     except sniffio.AsyncLibraryNotFoundError:  # pragma: no cover - always called from a loop
         return False
+
+
+def write_all(fd: int, content: bytes) -> None:
+    """``os.write`` until every byte is written (a short write is not an error)."""
+    view = memoryview(content)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 async def read_bytes(path: Path) -> bytes:
@@ -30,11 +42,9 @@ async def read_bytes(path: Path) -> bytes:
 
 
 def _write_new_sync(path: Path, content: bytes, mode: int, fsync: bool) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     try:
-        view = memoryview(content)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, content)
         if fsync:
             os.fsync(fd)
     finally:
@@ -43,25 +53,13 @@ def _write_new_sync(path: Path, content: bytes, mode: int, fsync: bool) -> None:
 
 async def write_new(path: Path, content: bytes, *, mode: int = 0o600, fsync: bool = True) -> None:
     """Create ``path`` (it must not exist) with ``mode``, write ``content``, optionally fsync."""
-    if not _on_asyncio():
-        await anyio.to_thread.run_sync(_write_new_sync, path, content, mode, fsync)
-        return
-    import aiofiles
-    import aiofiles.os
-
-    fd = await aiofiles.os.wrap(os.open)(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    async with aiofiles.open(fd, "wb") as fh:
-        await fh.write(content)
-        await fh.flush()
-        if fsync:
-            await aiofiles.os.wrap(os.fsync)(fd)
+    await call(_write_new_sync, path, content, mode, fsync)
 
 
-async def call(function: object, *args: object) -> object:
-    """Run a blocking ``os`` function (replace, remove, chmod, makedirs) off the loop."""
-    assert callable(function)
+async def call(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run a blocking function (``os.replace``, a write-and-fsync helper, ...) off the loop."""
     if _on_asyncio():
         import aiofiles.os
 
-        return await aiofiles.os.wrap(function)(*args)
-    return await anyio.to_thread.run_sync(lambda: function(*args))
+        return await aiofiles.os.wrap(function)(*args, **kwargs)
+    return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs))

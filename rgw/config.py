@@ -198,25 +198,12 @@ class ConfigStore:
                     f"cannot read config file {self.path}: {exc.strerror or exc}",
                     hint="Check the file's permissions.",
                 ) from exc
-            data = self._parse(content) if isinstance(content, bytes) else ConfigData()
+            data = self._parse(content) if content is not None else ConfigData()
             before = json.dumps(data.raw, sort_keys=True)
             result = change(data)
             if json.dumps(data.raw, sort_keys=True) != before:
                 await self._write(data)
             return result
-
-    async def ensure_machine_id(self) -> str:
-        """This machine's id (a UUID), created and stored the first time it is asked for."""
-        data = await self.read()
-        if data.machine_id:
-            return data.machine_id
-
-        def create(d: ConfigData) -> str:
-            if not d.machine_id:
-                d.raw["machine_id"] = str(uuid.uuid4())
-            return str(d.machine_id)
-
-        return await self.update(create)
 
     @contextlib.asynccontextmanager
     async def locked(self) -> AsyncIterator[None]:
@@ -310,9 +297,7 @@ def _write_atomically(path: Path, content: bytes) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         try:
-            view = memoryview(content)
-            while view:
-                view = view[os.write(fd, view) :]
+            aio.write_all(fd, content)
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -28,11 +28,6 @@ def parse_time(value: object) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def format_time(value: datetime) -> str:
-    """RFC 3339 in UTC with a ``Z``, as the Go CLI writes it."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 @dataclass(frozen=True)
 class RackConfig:
     """One rack (gateway) in the config file.  ``extra`` keeps fields we do not know."""

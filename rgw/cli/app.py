@@ -1,9 +1,10 @@
-"""The application object on the click context: options, the config store, and target resolution.
+"""The application object on the click context: options, output, the config store, and clients.
 
-Resolution rules (PROTOCOL.md): rack = ``--rack`` > ``RACK_GATEWAY_RACK`` > ``current``; credential =
-``--api-token`` > ``RACK_GATEWAY_API_TOKEN`` > the rack's stored session.  ``RACK_GATEWAY_URL``
-gives the URL only when there is no stored rack, and a stored session is never sent to a URL other
-than its own rack's.
+``App`` holds what the command line and the environment gave (``--rack``, ``--api-token``,
+``--mfa-*``, ``--timeout``, the streams) and builds the collaborators a command needs: the
+``ConfigStore``, gateway clients (paced by the shared request budget, retried within the
+command's deadline, with the terminal's step-up MFA), and the ``Target`` a command goes to, which
+``rgw.targets`` decides.  ``connect`` is the one place a 401 becomes the seed's session error.
 """
 
 from __future__ import annotations
@@ -21,37 +22,20 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from rgw import __version__
 from rgw.config import ConfigData, ConfigStore, default_config_dir
-from rgw.errors import AuthenticationError, MfaError, MfaRequired, NoRackError, NotLoggedIn, RgwError
-from rgw.models import DeviceInfo, RackConfig
-from rgw.urls import normalize_url
+from rgw.errors import AuthenticationError, MfaError, MfaRequired, RgwError
+from rgw.models import DeviceInfo
+from rgw.targets import Selection, Target, command_target
 
 if TYPE_CHECKING:
-    from rgw.client import GatewayClient, StepUpProvider
+    from rgw.client import GatewayClient, StepUpFactory
     from rgw.client.budget import Budgets
     from rgw.login.browser import BrowserLauncher
     from rgw.login.flow import PasteSource
     from rgw.login.mfa import Prompter
     from rgw.retry import RetryAttempt
 
-
 #: Seconds a command that talks to a gateway keeps retrying through a flaky link (``--timeout``).
 DEFAULT_COMMAND_TIMEOUT = 30.0
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where a command goes and with which credential."""
-
-    url: str
-    token: str
-    rack_name: str | None
-    rack: RackConfig | None
-    api_token: bool
-
-    def login_hint(self) -> str:
-        if self.api_token:
-            return "Check the API token (--api-token or RACK_GATEWAY_API_TOKEN)."
-        return f"Please run: rack-gateway login {self.rack_name or '<rack>'} {self.url}"
 
 
 @dataclass
@@ -62,7 +46,8 @@ class App:
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
-    step_up: StepUpProvider | None = None
+    #: Step-up MFA override (tests); None = the terminal's (rgw.cli.mfa).
+    step_up: StepUpFactory | None = None
     #: Browser launcher override (tests, the demo); None = the system browser.
     browser: BrowserLauncher | None = None
     #: Whether stdin is an interactive terminal we may read pasted URLs and MFA codes from.
@@ -93,6 +78,10 @@ class App:
             self._store = ConfigStore(self.config_dir)
         return self._store
 
+    @property
+    def selection(self) -> Selection:
+        return Selection(rack=self.rack_option, api_token=self.api_token_option, environ=self.environ)
+
     def is_interactive(self) -> bool:
         if self.interactive is None:
             self.interactive = bool(sys.stdin and sys.stdin.isatty() and sys.stderr.isatty())
@@ -117,47 +106,7 @@ class App:
     def echo_json(self, value: Any) -> None:
         print(json.dumps(value, indent=2, sort_keys=True), file=self.out, flush=True)
 
-    # -- resolution ---------------------------------------------------------------------------
-
-    def env(self, name: str) -> str | None:
-        value = self.environ.get(name)
-        return value.strip() if value and value.strip() else None
-
-    def selected_rack_name(self, current: str | None) -> str | None:
-        return self.rack_option or self.env("RACK_GATEWAY_RACK") or current
-
-    def api_token(self) -> str | None:
-        return self.api_token_option or self.env("RACK_GATEWAY_API_TOKEN")
-
-    async def target(self) -> Target:
-        data = await self.store.read()
-        name = self.selected_rack_name(data.current)
-        rack = data.rack(name) if name else None
-        api_token = self.api_token()
-        env_url = self.env("RACK_GATEWAY_URL")
-        if rack is not None and rack.url:
-            url = normalize_url(rack.url)
-        elif env_url:
-            url = normalize_url(env_url)
-            rack = None
-        elif name:
-            raise NoRackError(
-                f"unknown rack {name!r}",
-                hint=f"Please run: rack-gateway login {name} <gateway-url>",
-            )
-        else:
-            raise NoRackError(
-                "no rack selected",
-                hint="Please run: rack-gateway login <rack> <gateway-url>   (or set RACK_GATEWAY_RACK)",
-            )
-        if api_token:
-            return Target(url=url, token=api_token, rack_name=name, rack=rack, api_token=True)
-        if rack is None or not rack.token:
-            raise NotLoggedIn(
-                f"not logged in to {name or url}",
-                hint=f"Please run: rack-gateway login {name or '<rack>'} {url}",
-            )
-        return Target(url=url, token=rack.token, rack_name=name, rack=rack, api_token=False)
+    # -- clients ------------------------------------------------------------------------------
 
     @property
     def budgets(self) -> Budgets:
@@ -174,7 +123,7 @@ class App:
 
         return GatewayClient(url, budget=self.budgets.for_url(url))
 
-    def command_client(self, url: str, token: str | None) -> GatewayClient:
+    def command_client(self, url: str, token: str | None, *, step_up: StepUpFactory | None = None) -> GatewayClient:
         """A client for one command: retries transient failures until the command's ``--timeout``."""
         import anyio
 
@@ -188,6 +137,7 @@ class App:
             policy=RetryPolicy(),
             deadline=anyio.current_time() + self.command_timeout,
             on_retry=self._note_retry,
+            step_up=step_up,
         )
 
     def _note_retry(self, attempt: RetryAttempt) -> None:
@@ -197,21 +147,24 @@ class App:
         error = attempt.error
         self.note(retry_line(failure_kind(error), describe_failure(error), attempt.attempt, attempt.delay))
 
-    def client(self, target: Target) -> GatewayClient:
-        client = self.command_client(target.url, target.token)
-        if not target.api_token:
-            client.step_up = self.step_up
-        if client.step_up is None and not target.api_token:
-            from rgw.cli.mfa import step_up_provider
+    def step_up_for(self, target: Target) -> StepUpFactory | None:
+        """The step-up MFA of a session (the terminal's, or ``--mfa-code``); API tokens never do MFA."""
+        if target.api_token:
+            return None
+        if self.step_up is not None:
+            return self.step_up
+        from rgw.cli.mfa import step_up_factory
 
-            client.step_up = step_up_provider(self, client)
-        return client
+        return step_up_factory(self)
+
+    async def target(self) -> Target:
+        return command_target(await self.store.read(), self.selection)
 
     @contextlib.asynccontextmanager
     async def connect(self) -> AsyncIterator[tuple[Target, GatewayClient]]:
         """Resolve the target and open a client; a 401 becomes the seed's session error."""
         target = await self.target()
-        async with self.client(target) as client:
+        async with self.command_client(target.url, target.token, step_up=self.step_up_for(target)) as client:
             try:
                 yield target, client
             except MfaRequired as exc:
@@ -234,14 +187,16 @@ class App:
 
         await self.store.update(change)
 
-    async def device(self) -> DeviceInfo:
+    def device(self, data: ConfigData) -> DeviceInfo:
+        """This machine as a login describes it; ``device_id`` is the stored machine id, or a new one.
+
+        A new id is not stored here: a login that never completes must leave the config as it was
+        (the login stores it together with the session).
+        """
         from rgw.client import default_device_os
 
-        # Read, not created: a login that never completes must leave the config as it was. The
-        # flow stores the id together with the session.
-        machine_id = (await self.store.read()).machine_id or str(uuid.uuid4())
         return DeviceInfo(
-            device_id=machine_id,
+            device_id=data.machine_id or str(uuid.uuid4()),
             device_name=(socket.gethostname() or "unknown")[:150],
             device_os=default_device_os(),
             client_version=f"rgw-python/{__version__}",
@@ -250,12 +205,12 @@ class App:
 
 async def _detailed(exc: AuthenticationError, client: GatewayClient) -> AuthenticationError:
     """Rack-proxy 401s carry only a reason; the JSON API says why (revoked, MFA change, new secret)."""
-    if exc.hint is not None:
+    if exc.detail is not None:
         return exc
     try:
         await client.info()
     except AuthenticationError as detailed:
-        if detailed.hint is not None and not isinstance(detailed, MfaRequired):
+        if detailed.detail is not None and not isinstance(detailed, MfaRequired):
             return detailed
     except RgwError:
         pass
@@ -265,12 +220,11 @@ async def _detailed(exc: AuthenticationError, client: GatewayClient) -> Authenti
 def session_error(exc: AuthenticationError, target: Target) -> RgwError:
     """Rewrite a 401 into the seed's form, naming the cause and the exact login command."""
     reason = (exc.reason or "").removeprefix("authentication failed: ")
-    explanation = explain_reason(reason, exc.hint)
+    explanation = explain_reason(reason, exc.detail)
     hint = target.login_hint()
     if explanation:
         hint = f"{hint}\n({explanation})"
-    error = AuthenticationError("session expired or invalid", reason=reason, hint=hint)
-    return error
+    return AuthenticationError("session expired or invalid", reason=reason, detail=exc.detail, hint=hint)
 
 
 def explain_reason(reason: str, message: str | None) -> str:

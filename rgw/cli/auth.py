@@ -9,47 +9,14 @@ import asyncclick as click
 
 from rgw.cli.app import App
 from rgw.cli.options import pass_app, rack_option, target_options, timeout_option
-from rgw.cli.rack import table
+from rgw.cli.render import table
 from rgw.config import ConfigData
-from rgw.errors import (
-    AuthenticationError,
-    GatewayUnreachable,
-    NoRackError,
-    NotLoggedIn,
-    PartialFailure,
-    RgwError,
-    UsageError,
-)
+from rgw.errors import AuthenticationError, GatewayUnreachable, PartialFailure, RgwError, UsageError
 from rgw.models import DEFAULT_PARALLEL, LoginRequest, parse_time
-from rgw.urls import looks_like_url, normalize_url
+from rgw.targets import login_target, login_targets, stored_session
 
 if TYPE_CHECKING:  # the events and renderers are imported by the login command only
     from rgw.login.events import EventSink
-
-
-async def resolve_login(app: App, rack_arg: str | None, url_arg: str | None) -> LoginRequest:
-    """``login RACK URL`` | ``login RACK`` (a stored rack) | ``login`` (the selected rack)."""
-    data = await app.store.read()
-    if rack_arg and url_arg:
-        return LoginRequest(rack_arg, normalize_url(url_arg))
-    name = rack_arg or app.selected_rack_name(data.current)
-    if name is None:
-        env_url = app.env("RACK_GATEWAY_URL")
-        raise UsageError(
-            "which rack? no rack given and none is current",
-            hint=f"Run: rack-gateway login <rack> {env_url or '<gateway-url>'}",
-        )
-    rack = data.rack(name)
-    if rack is not None and rack.url:
-        return LoginRequest(name, normalize_url(rack.url))
-    if rack_arg and looks_like_url(rack_arg):
-        raise UsageError(
-            f"{rack_arg!r} looks like a URL: give the rack a name first",
-            hint=f"Run: rack-gateway login production {rack_arg}",
-        )
-    if env_url := app.env("RACK_GATEWAY_URL"):
-        return LoginRequest(name, normalize_url(env_url))
-    raise NoRackError(f"unknown rack {name!r}", hint=f"Run: rack-gateway login {name} <gateway-url>")
 
 
 def make_renderer(app: App, progress: str, racks: list[str]) -> EventSink:
@@ -132,14 +99,17 @@ async def login(
     from rgw.login.multi import LoginCoordinator
 
     multi = bool(racks) or all_racks
-    if multi and (rack_arg or url_arg):
+    if multi and (rack_arg is not None or url_arg):
         raise UsageError("give racks either as arguments or with --rack/--all, not both")
     if expired_only and not multi:
         raise UsageError("--expired-only goes with --all or --rack")
+    data = await app.store.read()  # the one read before the flow's locked write
     if multi:
-        requests = await resolve_many(app, racks, all_racks=all_racks, expired_only=expired_only)
+        requests = login_targets(data, racks, all_racks=all_racks)
+        if expired_only:
+            requests = await still_valid_removed(app, data, requests)
     else:
-        requests = [await resolve_login(app, rack_arg or app.rack_option, url_arg)]
+        requests = [login_target(data, app.selection, rack_arg if rack_arg is not None else app.rack_option, url_arg)]
     if not requests:
         app.note("Every selected rack already has a valid session." if expired_only else "No racks to log in to.")
         if as_json:
@@ -148,7 +118,7 @@ async def login(
     coordinator = LoginCoordinator(
         store=app.store,
         browser=NoBrowser() if no_browser else app.browser or SystemBrowser(app.environ),
-        device=await app.device(),
+        device=app.device(data),
         emit=(emit := make_renderer(app, progress, [r.rack for r in requests])),
         options=LoginOptions(
             timeout=timeout,
@@ -173,35 +143,22 @@ async def login(
         if results[0].ok:
             app.echo(f"Logged in as {results[0].email}")
     else:
-        rows = [(r.rack, "logged in" if r.ok else "failed", (r.email if r.ok else r.error) or "") for r in results]
+        rows = [
+            (r.rack, "logged in", r.email or "") if r.error is None else (r.rack, "failed", r.error.message)
+            for r in results
+        ]
         for line in table(rows, ("RACK", "RESULT", "DETAIL")):
             app.echo(line)
-    failed = [r for r in results if not r.ok]
+    failed = [r for r in results if r.error is not None]
     if not failed:
         return
-    if len(results) == 1 and not multi:
-        error = RgwError(failed[0].error or "login failed", hint=failed[0].hint)
-        error.exit_code = failed[0].exit_code
-        raise error
-    raise PartialFailure(
-        f"{len(failed)} of {len(results)} rack logins failed: {', '.join(r.rack for r in failed)}",
-        hint="The racks that succeeded stay logged in. Run the login again for the others.",
-    )
+    if len(results) == 1 and not multi and failed[0].error is not None:
+        raise failed[0].error
+    raise PartialFailure(f"{len(failed)} of {len(results)} rack logins failed: {', '.join(r.rack for r in failed)}")
 
 
-async def resolve_many(
-    app: App, racks: tuple[str, ...], *, all_racks: bool, expired_only: bool
-) -> list[LoginRequest]:
-    data = await app.store.read()
-    names = data.rack_names() if all_racks else list(dict.fromkeys(racks))
-    requests: list[LoginRequest] = []
-    for name in names:
-        rack = data.rack(name)
-        if rack is None or not rack.url:
-            raise NoRackError(f"unknown rack {name!r}", hint=f"Run: rack-gateway login {name} <gateway-url>")
-        requests.append(LoginRequest(name, normalize_url(rack.url)))
-    if not expired_only:
-        return requests
+async def still_valid_removed(app: App, data: ConfigData, requests: list[LoginRequest]) -> list[LoginRequest]:
+    """``--expired-only``: the racks whose session is missing or that the gateway rejects now."""
     valid: set[str] = set()
 
     async def check(name: str, url: str, token: str) -> None:
@@ -227,14 +184,9 @@ async def resolve_many(
 @pass_app
 async def logout(app: App, local: bool) -> None:
     """Revoke the session on the gateway and remove it locally (the rack stays configured)."""
-    data = await app.store.read()
-    name = app.selected_rack_name(data.current)
-    rack = data.rack(name) if name else None
-    if name is None or rack is None:
-        raise NoRackError("no rack selected" if name is None else f"unknown rack {name!r}",
-                          hint="Run: rack-gateway racks")
-    if not rack.token:
-        raise NotLoggedIn(f"not logged in to {name}", hint=f"Please run: rack-gateway login {name} {rack.url}")
+    rack = stored_session(await app.store.read(), app.selection)
+    name = rack.name
+    assert rack.token is not None
     revoked = "skipped"
     if not local:
         async with app.command_client(rack.url, rack.token) as client:

@@ -102,8 +102,15 @@ def login_solver(app: App, emit: EventSink, *, name_racks: bool = False) -> Call
     return build
 
 
-def step_up_provider(app: App, client: GatewayClient) -> StepUpMfa:
-    return StepUpMfa(client, prompter=prompter_for(app), settings=mfa_settings(app))
+def step_up_factory(app: App) -> Callable[[GatewayClient], StepUpMfa]:
+    """Builds a client's step-up provider: the terminal (or ``--mfa-code``) answers step-up MFA."""
+    prompter = prompter_for(app)
+    settings = mfa_settings(app)
+
+    def build(client: GatewayClient) -> StepUpMfa:
+        return StepUpMfa(client, prompter=prompter, settings=settings)
+
+    return build
 
 
 # -- test-auth mfa | otp | webauthn ----------------------------------------------------------------
@@ -163,7 +170,7 @@ async def show_mfa(app: App, topic: str, as_json: bool) -> None:
     if not methods:
         app.echo("Methods: none")
         return
-    from rgw.cli.rack import table
+    from rgw.cli.render import table
 
     rows = [
         (

@@ -148,7 +148,7 @@ def check_response(response: httpx.Response) -> httpx.Response:
             return_text = message or error or "MFA required"
             raise MfaRequired(return_text, level=level.lower())
         reason = response.headers.get("x-error-reason") or error or "authentication failed"
-        raise AuthenticationError("session expired or invalid", reason=reason, hint=message)
+        raise AuthenticationError("session expired or invalid", reason=reason, detail=message)
     if status == 403:
         text = error or "permission denied"
         if message and message not in text:
@@ -169,15 +169,6 @@ def parse_json(response: httpx.Response) -> Any:
             status=response.status_code,
             hint="Check the URL points at a rack gateway, not a web page or another service.",
         ) from None
-
-
-class MfaRejected(LoginError):
-    """The gateway refused an MFA code at login: ``code`` is its error (``invalid_code`` ...)."""
-
-    def __init__(self, code: str, message: str | None, *, retry_after: float | None = None) -> None:
-        super().__init__(message or code.replace("_", " "))
-        self.code = code
-        self.retry_after = retry_after
 
 
 _LOGIN_HINTS = (

@@ -1,8 +1,12 @@
 """GatewayClient: the only code that speaks HTTP to a gateway.
 
-One ``httpx.AsyncClient`` per client, explicit timeouts, TLS verified (one TLS context per process),
-no cookie jar, no automatic redirects (a same-origin redirect of a GET is followed by hand; the token
-never goes to another origin).  Every failure leaves it as an ``RgwError`` (see ``answers``).
+One ``httpx.AsyncClient`` per client, explicit timeouts, TLS verified (one TLS context per process,
+none at all for a plain-HTTP loopback gateway), no cookie jar, no automatic redirects (a
+same-origin redirect of a GET is followed by hand; the token never goes to another origin).  Under
+it, ``BoundedTransport`` bounds every round trip in time and size; over it, ``StepUpAuth`` sends the
+bearer token and meets step-up MFA answers.  Requests to routes a deployed gateway rate-limits take
+a slot of the shared ``RequestBudget`` first; a ``RetryPolicy`` (commands) retries what is safe to
+retry within the command's deadline.  Every failure leaves it as an ``RgwError`` (see ``answers``).
 """
 
 from __future__ import annotations
@@ -10,18 +14,16 @@ from __future__ import annotations
 import functools
 import platform
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.cookiejar import Cookie, CookieJar, CookiePolicy
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import anyio
 import httpx
 
 from rgw import __version__
 from rgw.client.answers import (
-    MfaRejected,
     check_response,
     error_text,
     is_rate_limit,
@@ -31,7 +33,9 @@ from rgw.client.answers import (
     unreachable,
 )
 from rgw.client.budget import RequestBudget, limited_route
-from rgw.errors import GatewayError, GatewayUnreachable, LoginError, MfaError, MfaRequired, RgwError
+from rgw.client.stepup import StepUpAuth, StepUpProvider
+from rgw.client.transport import BoundedTransport
+from rgw.errors import GatewayError, GatewayUnreachable, LoginError, MfaRejected, RgwError
 from rgw.models import DeviceInfo, LoginPending, LoginStart, Session
 from rgw.retry import TRANSIENT_STATUSES, RetryAttempt, RetryPolicy, is_transient
 from rgw.urls import normalize_url
@@ -41,15 +45,6 @@ MAX_LONG_POLL = 25.0
 #: After a 429 every process on the machine stops sending to that gateway for this long.
 RATE_LIMIT_PAUSE = 1.0
 
-#: Called when a request needs step-up MFA, with the X-MFA-Required level and, after the gateway
-#: refused the last inline headers, its message (None the first time); returns the inline MFA headers
-#: for one retry, or raises (``MfaError``) to give up.
-StepUpProvider = Callable[[str, str | None], Awaitable[Mapping[str, str]]]
-#: Whatever the provider does, one request sends at most this many codes (the gateway's MFA lock-out
-#: is 5 failures in 5 minutes).
-MAX_STEP_UP_TRIES = 4
-_STEP_UP_LEVELS = ("step-up", "always", "true")
-
 
 @dataclass(frozen=True)
 class Timeouts:
@@ -57,7 +52,7 @@ class Timeouts:
     read: float = 30.0
     write: float = 10.0
     pool: float = 10.0
-    #: The longest one exchange may take in all, however slowly the answer drips in.
+    #: The longest one round trip may take in all, however slowly the answer drips in.
     total: float = 60.0
 
     def httpx(self, *, extra_read: float = 0.0) -> httpx.Timeout:
@@ -120,6 +115,10 @@ def default_device_os() -> str:
     return f"{platform.system().lower() or 'unknown'}/{platform.machine().lower() or 'unknown'}"
 
 
+#: Builds the step-up provider of a client (it needs the client, for the MFA status and challenges).
+StepUpFactory = Callable[["GatewayClient"], StepUpProvider]
+
+
 class GatewayClient:
     """Talks to one gateway.  Use as ``async with GatewayClient(url, token=...) as client``."""
 
@@ -131,7 +130,7 @@ class GatewayClient:
         timeouts: Timeouts | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         verify: ssl.SSLContext | None = None,
-        step_up: StepUpProvider | None = None,
+        step_up: StepUpFactory | None = None,
         budget: RequestBudget | None = None,
         policy: RetryPolicy | None = None,
         deadline: float | None = None,
@@ -140,7 +139,6 @@ class GatewayClient:
         self.base_url = normalize_url(base_url)
         self.token = token
         self.timeouts = timeouts or Timeouts()
-        self.step_up = step_up
         #: The shared request budget of this gateway (None: requests are not paced).
         self.budget = budget
         #: Retries of every request (None: one try; the login orchestrator retries by itself).
@@ -150,14 +148,18 @@ class GatewayClient:
         self.on_retry = on_retry
         #: The last ``X-Session-Expires-At`` the gateway sent (sliding session expiry).
         self.session_expires_at: str | None = None
+        self.step_up = step_up(self) if step_up is not None else None
+        self._auth = StepUpAuth(token, self.step_up, budget=budget, on_asked=self._asked)
+        if transport is None:
+            tls = verify or default_ssl_context() if self.base_url.startswith("https:") else False
+            transport = httpx.AsyncHTTPTransport(verify=tls)
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=self.timeouts.httpx(),
-            transport=transport,
-            verify=verify or default_ssl_context(),
+            transport=BoundedTransport(transport, total=self.timeouts.total, deadline=lambda: self.deadline),
             follow_redirects=False,
             cookies=_no_cookies(),
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json", "Accept-Encoding": "identity"},
             trust_env=False,
         )
 
@@ -169,6 +171,11 @@ class GatewayClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    def _asked(self, seconds: float) -> None:
+        """A person answered an MFA question: that time does not count against the command's deadline."""
+        if self.deadline is not None:
+            self.deadline += seconds
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -228,13 +235,10 @@ class GatewayClient:
         With a retry policy, a transient status becomes an error here so that the policy sees it.
         """
         url = path
-        request_headers = dict(headers or {})
-        if auth and self.token:
-            request_headers["Authorization"] = f"Bearer {self.token}"
         for _ in range(4):
             if self.budget is not None and limited_route(method, urlsplit(url).path or url):
                 await self.budget.acquire(priority=priority)
-            response = await self._exchange(method, url, json_body, request_headers, extra_read)
+            response = await self._exchange(method, url, json_body, dict(headers or {}), extra_read, auth)
             if is_rate_limit(response):
                 if self.budget is not None:
                     await self.budget.penalize(RATE_LIMIT_PAUSE)
@@ -264,23 +268,17 @@ class GatewayClient:
         raise GatewayError("gateway redirected too many times")
 
     async def _exchange(
-        self, method: str, url: str, json_body: Any, headers: dict[str, str], extra_read: float
+        self, method: str, url: str, json_body: Any, headers: dict[str, str], extra_read: float, auth: bool
     ) -> httpx.Response:
-        """The HTTP exchange itself, under an overall deadline (not only per-read timeouts)."""
-        limit = self.timeouts.total + extra_read
-        if self.deadline is not None:
-            limit = min(limit, max(0.0, self.deadline - anyio.current_time()))
         try:
-            with anyio.fail_after(limit):
-                return await self._http.request(
-                    method,
-                    url,
-                    json=json_body,
-                    headers=headers,
-                    timeout=self.timeouts.httpx(extra_read=extra_read),
-                )
-        except TimeoutError as exc:
-            raise unreachable(self.base_url, httpx.ReadTimeout("the answer took too long")) from exc
+            return await self._http.request(
+                method,
+                url,
+                json=json_body,
+                headers=headers,
+                timeout=self.timeouts.httpx(extra_read=extra_read),
+                auth=self._auth if auth else None,
+            )
         except httpx.TransportError as exc:
             raise unreachable(self.base_url, exc) from exc
         except httpx.InvalidURL as exc:
@@ -294,36 +292,8 @@ class GatewayClient:
         json_body: Any = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """An authenticated request; a step-up MFA answer is satisfied through ``step_up``.
-
-        The provider is asked again (with the gateway's message) each time the gateway refuses its
-        inline MFA, up to ``MAX_STEP_UP_TRIES``; the gateway's MFA lock-out becomes an ``MfaError``.
-        """
-        response = await self.send(method, path, json_body=json_body, headers=headers)
-        try:
-            return check_response(response)
-        except MfaRequired as exc:
-            if self.step_up is None or exc.level not in _STEP_UP_LEVELS:
-                raise
-            required = exc
-        rejection: str | None = None
-        for _ in range(MAX_STEP_UP_TRIES):
-            mfa_headers = await self.step_up(required.level, rejection)
-            merged = {**(headers or {}), **mfa_headers}
-            response = await self.send(method, path, json_body=json_body, headers=merged, priority=True)
-            if response.status_code == 429:
-                error, message = error_text(response)
-                raise MfaError(
-                    f"MFA locked: {message or error or 'too many failed MFA attempts'}",
-                    hint="Wait 5 minutes, then run the command again.",
-                )
-            try:
-                return check_response(response)
-            except MfaRequired as exc:
-                if exc.level not in _STEP_UP_LEVELS:
-                    raise
-                required, rejection = exc, exc.message
-        raise required
+        """An authenticated request (step-up MFA met by the auth flow); error statuses raised."""
+        return check_response(await self.send(method, path, json_body=json_body, headers=headers))
 
     async def get_json(self, path: str) -> Any:
         return parse_json(await self.request("GET", path))
@@ -425,6 +395,11 @@ class GatewayClient:
     async def apps(self) -> list[dict[str, Any]]:
         data = _expect(await self.get_json("/api/v1/rack-proxy/apps"), list, "apps")
         return [app for app in data if isinstance(app, dict)]
+
+    async def step_up_challenge(self) -> dict[str, Any]:
+        """A WebAuthn challenge for step-up MFA: ``{"options": {"publicKey": ...}, "session_data"}``."""
+        response = await self.send("POST", "/api/v1/auth/mfa/webauthn/assertion/start", priority=True)
+        return dict(_expect(parse_json(check_response(response)), dict, "WebAuthn options"))
 
     async def mfa_status(self) -> dict[str, Any]:
         return dict(_expect(await self.get_json("/api/v1/auth/mfa/status"), dict, "MFA status"))

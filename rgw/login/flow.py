@@ -1,11 +1,19 @@
 """The login orchestrator: the only code in rgw that coordinates concurrency.
 
-``LoginFlow.run`` first checks the gateway is reachable (``/auth/cli/start``, retried), then runs,
-in one task group under one deadline: the browser launch (worker thread), the loopback listener
-(woken by the gateway's redirect), the poller (long poll or steady pace, backoff on failures), a
-paste fallback on a terminal, and the terminal MFA prompt when the gateway asks for MFA.  The first
-outcome wins: a session (saved, then every other task cancelled and the listener closed) or a
-terminal error (the gateway's message).  Nothing is written to the config unless a session won.
+``LoginFlow`` holds what every login to one gateway shares (client, store, browser, options);
+``LoginFlow.run(rack)`` makes one ``LoginAttempt``, and the attempt tells the story:
+
+1. ``reach_gateway``: ``/auth/cli/start``, retried (a gateway that cannot be reached is said so);
+2. then, in one task group under one deadline, ``open_browser`` (a worker thread), ``serve_callback``
+   (the loopback listener, woken by the gateway's redirect), ``poll`` (long poll or steady pace,
+   backoff on failures), ``read_pasted_url`` (on a terminal) and ``ask_for_mfa`` (when the gateway
+   reports the MFA stage) run at once;
+3. ``decide`` is the one place the outcome is chosen: the first session (saved, then every other
+   task cancelled and the listener closed) or terminal error.  Only the gateway can fail a login: a
+   browser or a pasted URL saying "error" makes the poller ask at once, and the gateway's answer
+   decides (a forged redirect cannot abort a login).
+
+Nothing is written to the config unless a session won.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 import anyio.abc
 
-from rgw.client import GatewayClient, login_refused
+from rgw.client import GatewayClient
 from rgw.config import ConfigData, ConfigStore
 from rgw.errors import LoginTimeout, RgwError, UsageError
 from rgw.login.browser import BrowserLauncher
@@ -41,11 +49,6 @@ from rgw.models import DeviceInfo, LoginPending, LoginStart, RackConfig, Session
 from rgw.retry import RetryAttempt, RetryPolicy, describe_failure, failure_kind
 
 DEFAULT_TIMEOUT = 600.0
-
-TIMEOUT_HINT = (
-    "Likely causes: the browser sign-in was not finished, your email domain is not allowed on this "
-    "gateway, or the consent page was cancelled. Run the login again."
-)
 
 
 class MfaSolver(Protocol):
@@ -98,19 +101,6 @@ class LoginOptions:
     linger: float = 2.0
 
 
-class _Outcome:
-    """The first result of the race; later ones are ignored."""
-
-    def __init__(self, scope: anyio.CancelScope) -> None:
-        self.scope = scope
-        self.value: Session | RgwError | None = None
-
-    def finish(self, value: Session | RgwError) -> None:
-        if self.value is None:
-            self.value = value
-            self.scope.cancel()
-
-
 def paste_result(line: str, state: str) -> tuple[bool, str | None] | None:
     """(ok, error) for a pasted callback URL of this login, None for anything else."""
     text = line.strip()
@@ -129,6 +119,8 @@ def paste_result(line: str, state: str) -> tuple[bool, str | None] | None:
 
 
 class LoginFlow:
+    """Logins to one gateway: the collaborators they share.  ``run(rack)`` is one attempt."""
+
     def __init__(
         self,
         *,
@@ -140,7 +132,6 @@ class LoginFlow:
         policy: RetryPolicy | None = None,
         options: LoginOptions | None = None,
         listener: ListenerLike | None = None,
-        listener_factory: Callable[[int], ListenerLike] | None = None,
         paste: PasteSource | None = None,
         mfa: MfaSolver | None = None,
         on_start: Callable[[LoginStart], Awaitable[None]] | None = None,
@@ -152,34 +143,27 @@ class LoginFlow:
         self.emit = emit
         self.policy = policy or RetryPolicy()
         self.options = options or LoginOptions()
+        #: A listener shared by many logins (multi-rack), else each attempt starts its own.
         self.listener = listener
-        self.listener_factory = listener_factory
         self.paste = paste
         self.mfa = mfa
         #: Called once the gateway has answered /start (the coordinator publishes the sign-in URL).
         self.on_start = on_start
-        #: The last poller, kept for benchmarks (requests per login).
-        self.poller: LoginPoller | None = None
-        #: The session once saved.
-        self.session: Session | None = None
-        self._waiter: CallbackWaiterLike | None = None
-        self._browser_opened = False
+        #: The last attempt, kept for benchmarks and tests (its poller counts requests).
+        self.attempt: LoginAttempt | None = None
+
+    @property
+    def poller(self) -> LoginPoller | None:
+        return self.attempt.poller if self.attempt is not None else None
 
     async def run(self, rack: str) -> Session:
         """Log in to ``rack`` at ``client.base_url``; save and return the session."""
-        deadline = anyio.current_time() + self.options.timeout
-        self.session = None
-        with anyio.move_on_after(self.options.timeout):
-            await self._login(rack, deadline)
-        if self.session is None:  # saved sessions survive a deadline that passes while lingering
-            raise LoginTimeout(
-                f"login to {rack} timed out after {self.options.timeout:g} s without a completed sign-in",
-                hint=TIMEOUT_HINT,
-            )
-        return self.session
+        self.attempt = LoginAttempt(self, rack)
+        return await self.attempt.run()
 
     async def save(self, rack: str, session: Session) -> None:
         url = self.client.base_url
+        device = self.device
         make_current = self.options.make_current
 
         def change(data: ConfigData) -> None:
@@ -192,84 +176,97 @@ class LoginFlow:
                     expires_at=session.expires_at,
                     session_id=session.session_id,
                     channel=session.channel or "cli",
-                    device_id=session.device_id or self.device.device_id,
-                    device_name=session.device_name or self.device.device_name,
+                    device_id=session.device_id or device.device_id,
+                    device_name=session.device_name or device.device_name,
                     mfa_verified=session.mfa_verified,
                 )
             )
             if make_current or data.current is None:
                 data.current = rack
             if not data.machine_id:
-                data.raw["machine_id"] = self.device.device_id
+                data.raw["machine_id"] = device.device_id
 
         await self.store.update(change)
 
-    async def _start(self, rack: str, loopback_uri: str | None, deadline: float) -> LoginStart:
-        failures = 0
 
-        def on_retry(attempt: RetryAttempt) -> None:
-            nonlocal failures
-            failures += 1
-            self.emit(GatewayRetry(rack, failures, attempt.delay, describe_failure(attempt.error),
-                                    failure_kind(attempt.error)))
+class LoginAttempt:
+    """One login to one rack, from ``/start`` to a saved session or an error."""
 
-        policy = self.policy.with_attempts(self.options.start_attempts)
-        async for attempt in policy.retrying(deadline=deadline, on_retry=on_retry):
-            with attempt:
-                return await self.client.start_login(loopback_uri=loopback_uri)
-        raise AssertionError("unreachable")  # pragma: no cover
+    def __init__(self, flow: LoginFlow, rack: str) -> None:
+        self.flow = flow
+        self.rack = rack
+        self.client = flow.client
+        self.options = flow.options
+        self.emit = flow.emit
+        self.deadline = anyio.current_time() + self.options.timeout
+        self.wake = Wakeup()
+        self.start: LoginStart | None = None
+        self.listener: ListenerLike | None = None
+        self.poller: LoginPoller | None = None
+        #: The session once saved (it survives a deadline that passes while lingering).
+        self.session: Session | None = None
+        self._outcome: Session | RgwError | None = None
+        self._race: anyio.CancelScope | None = None
+        self._racers: anyio.abc.TaskGroup | None = None
+        #: The paste reader's own scope: the MFA prompt takes the terminal from it, nothing else.
+        self._paste_scope = anyio.CancelScope()
+        self._waiter: CallbackWaiterLike | None = None
+        self._browser_opened = False
+        self._said: set[str] = set()
 
-    async def _login(self, rack: str, deadline: float) -> Session:
+    async def run(self) -> Session:
+        with anyio.move_on_after(self.options.timeout):
+            await self._login()
+        if self.session is None:
+            raise LoginTimeout(
+                f"login to {self.rack} timed out after {self.options.timeout:g} s without a completed sign-in"
+            )
+        return self.session
+
+    def say_once(self, key: str, event: object) -> None:
+        """Emit ``event`` the first time ``key`` comes up in this attempt."""
+        if key not in self._said:
+            self._said.add(key)
+            self.emit(event)  # type: ignore[arg-type]
+
+    def decide(self, value: Session | RgwError) -> None:
+        """The first outcome wins; everything still racing is cancelled."""
+        if self._outcome is None:
+            self._outcome = value
+            if self._race is not None:
+                self._race.cancel()
+
+    async def _login(self) -> None:
         outcome: Session | RgwError | None = None
         async with anyio.create_task_group() as services:
             try:
-                listener = self.listener
-                if listener is None and self.options.use_loopback:
-                    listener = await self._start_listener(services)
-                start = await self._start(rack, listener.uri if listener else None, deadline)
-                self.emit(GatewayReachable(rack, self.client.base_url, start.loopback))
-                if self.on_start is not None:
-                    await self.on_start(start)
+                self.listener = self.flow.listener or await self.start_listener(services)
+                self.start = await self.reach_gateway()
                 try:
-                    outcome = await self._race(rack, start, listener, deadline, services)
+                    outcome = await self.race(services)
                     if isinstance(outcome, Session):
                         with anyio.CancelScope(shield=True):
-                            await self.save(rack, outcome)
+                            await self.flow.save(self.rack, outcome)
                         self.session = outcome
-                        self.emit(LoggedIn(rack, outcome.email))
-                        await self._linger(listener)
+                        self.emit(LoggedIn(self.rack, outcome.email))
+                        await self.linger()
                 finally:
-                    if listener is not None:
-                        listener.forget(start.state)
+                    if self.listener is not None:
+                        self.listener.forget(self.start.state)
             except RgwError as exc:  # raised outside the group, so callers never see an ExceptionGroup
                 outcome = exc
             finally:
                 services.cancel_scope.cancel()
-        assert outcome is not None
         if isinstance(outcome, RgwError):
             raise outcome
-        return outcome
 
-    async def _linger(self, listener: ListenerLike | None) -> None:
-        """Keep the listener up a moment for a browser redirect that is on its way.
+    async def start_listener(self, services: anyio.abc.TaskGroup) -> ListenerLike | None:
+        """The loopback listener the gateway's redirect wakes (none: polling alone completes it)."""
+        if not self.options.use_loopback:
+            return None
+        from rgw.login.listener import CallbackListener
 
-        The gateway wakes the poller and redirects the browser at the same instant; closing the
-        listener at once would show the user a "connection refused" page after a good login.
-        """
-        waiter = self._waiter
-        if listener is None or waiter is None or not self._browser_opened:
-            return
-        with anyio.move_on_after(self.options.linger):
-            await waiter.wait()
-            await waiter.wait_served()
-
-    async def _start_listener(self, services: anyio.abc.TaskGroup) -> ListenerLike | None:
-        if self.listener_factory is None:
-            from rgw.login.listener import CallbackListener
-
-            listener: ListenerLike = CallbackListener(port=self.options.loopback_port)
-        else:
-            listener = self.listener_factory(self.options.loopback_port)
+        listener = CallbackListener(port=self.options.loopback_port)
         try:
             await services.start(listener.serve)
         except OSError as exc:
@@ -278,134 +275,153 @@ class LoginFlow:
                     f"cannot listen on 127.0.0.1:{self.options.loopback_port}: {exc.strerror or exc}",
                     hint="Choose another --loopback-port, or leave it out for a random port.",
                 ) from exc
-            return None  # no loopback: polling alone still completes the login
+            return None
         return listener
 
-    async def _race(
-        self,
-        rack: str,
-        start: LoginStart,
-        listener: ListenerLike | None,
-        deadline: float,
-        services: anyio.abc.TaskGroup,
-    ) -> Session | RgwError:
-        wake = Wakeup()
-        poller = LoginPoller(
+    async def reach_gateway(self) -> LoginStart:
+        """``/auth/cli/start``, retried: the gateway is reachable and a login state exists."""
+        failures = 0
+
+        def on_retry(attempt: RetryAttempt) -> None:
+            nonlocal failures
+            failures += 1
+            self.emit(GatewayRetry(self.rack, failures, attempt.delay, describe_failure(attempt.error),
+                                   failure_kind(attempt.error)))
+
+        policy = self.flow.policy.with_attempts(self.options.start_attempts)
+        uri = self.listener.uri if self.listener is not None else None
+        async for attempt in policy.retrying(deadline=self.deadline, on_retry=on_retry):
+            with attempt:
+                start = await self.client.start_login(loopback_uri=uri)
+        self.emit(GatewayReachable(self.rack, self.client.base_url, start.loopback))
+        if self.flow.on_start is not None:
+            await self.flow.on_start(start)
+        return start
+
+    async def race(self, services: anyio.abc.TaskGroup) -> Session | RgwError:
+        """Browser, callback, poller, paste and MFA at once; ``decide`` picks the outcome."""
+        start = self.start
+        assert start is not None
+        self.poller = LoginPoller(
             self.client,
             start,
-            self.device,
-            rack=rack,
+            self.flow.device,
+            rack=self.rack,
             emit=self.emit,
-            policy=self.policy,
-            deadline=deadline,
-            wake=wake,
+            policy=self.flow.policy,
+            deadline=self.deadline,
+            wake=self.wake,
             pace=self.options.pace,
             long_poll=self.options.long_poll,
             # A listener was offered and not taken: the gateway has no extensions, so no long polls.
-            first_wait=self.options.pace if listener is not None and not start.loopback else 0.0,
+            first_wait=self.options.pace if self.listener is not None and not start.loopback else 0.0,
         )
-        self.poller = poller
         async with anyio.create_task_group() as race:
-            outcome = _Outcome(race.cancel_scope)
-            paste_scope = anyio.CancelScope()  # its own scope: the MFA prompt stops it, nothing else
-            seen: dict[str, bool] = {}
-
-            def once(key: str) -> bool:
-                first = key not in seen
-                seen[key] = True
-                return first
-
-            async def on_pending(pending: LoginPending) -> None:
-                stage = pending.stage or "browser"
-                if stage == "mfa":
-                    if once("oauth"):
-                        self.emit(OAuthSucceeded(rack))
-                    if once("mfa"):
-                        self.emit(MfaPrompt(rack, pending.mfa_methods))
-                        if self.mfa is not None:
-                            # The prompt reads the terminal from now on: the paste reader must let go.
-                            paste_scope.cancel()
-                            race.start_soon(solve_mfa, pending.mfa_methods)
-                        else:
-                            self.emit(Waiting(rack, "mfa"))
-                elif once("waiting"):
-                    self.emit(Waiting(rack, stage))
-
-            async def solve_mfa(methods: tuple[str, ...]) -> None:
-                assert self.mfa is not None
-                try:
-                    await self.mfa.solve(self.client, start, methods)
-                except RgwError as exc:
-                    outcome.finish(exc)
-                    return
-                # Verified from the terminal: the browser stays on its MFA page, no redirect will
-                # reach the listener, so there is nothing to linger for.
-                self._waiter = None
-                wake.set()
-
-            async def poll() -> None:
-                try:
-                    session = await poller.poll_until_complete(on_pending)
-                except RgwError as exc:
-                    outcome.finish(exc)
-                    return
-                if once("oauth"):
-                    self.emit(OAuthSucceeded(rack))
-                outcome.finish(session)
-
-            async def open_browser() -> None:
-                self._browser_opened = True  # a browser on this machine may hit the listener
-                try:
-                    opened = await self.browser.open(start.auth_url)
-                except Exception:  # a broken browser never breaks the login: the URL is shown
-                    opened = False
-                self._browser_opened = opened
-                if self.session is not None:
-                    return  # the login finished while the browser was still starting
-                if opened:
-                    self.emit(BrowserOpened(rack))
-                else:
-                    self.emit(BrowserUnavailable(rack, start.auth_url, "no browser could be opened"))
-
-            async def watch_callback(waiter: CallbackWaiterLike) -> None:
-                result = await waiter.wait()
-                self.emit(CallbackReceived(rack, result.ok, "loopback"))
-                if result.ok:
-                    wake.set()
-                else:
-                    outcome.finish(login_refused(result.error or "login failed in the browser"))
-
-            async def read_paste(paste: PasteSource) -> None:
-                with paste_scope:
-                    while (line := await paste.read_line()) is not None:
-                        parsed = paste_result(line, start.state)
-                        if parsed is None:
-                            continue
-                        ok, error = parsed
-                        self.emit(CallbackReceived(rack, ok, "paste"))
-                        if ok:
-                            wake.set()
-                        else:
-                            outcome.finish(login_refused(error or "login failed in the browser"))
-                            return
-
+            self._racers = race
+            self._race = race.cancel_scope
             # Register the state before the browser can possibly reach the listener.
-            self._waiter = None
-            if listener is not None and start.loopback:
-                self._waiter = listener.expect(start.state, rack)
-                race.start_soon(watch_callback, self._waiter)
-            # The URL is shown before the launch, so a user on a remote machine can copy it.
+            if self.listener is not None and start.loopback:
+                self._waiter = self.listener.expect(start.state, self.rack)
+                race.start_soon(self.serve_callback, self._waiter)
             if self.options.open_browser:
-                self.emit(BrowserOpening(rack, start.auth_url))
-                # Not part of the race: a browser still on its way to the listener is not cut off
-                # when the poller wins (it ends with the listener, after the linger).
-                services.start_soon(open_browser)
+                # The URL is shown before the launch, so a user on a remote machine can copy it.
+                self.emit(BrowserOpening(self.rack, start.auth_url))
+                # Not part of the race: a browser on its way to the listener is not cut off when
+                # the poller wins (it ends with the listener, after the linger).
+                services.start_soon(self.open_browser)
             else:
-                self.emit(BrowserUnavailable(rack, start.auth_url, "--no-browser"))
-            once("waiting")
-            self.emit(Waiting(rack, "browser"))
-            if self.paste is not None:
-                race.start_soon(read_paste, self.paste)
-            race.start_soon(poll)
-        assert outcome.value is not None
-        return outcome.value
+                self.emit(BrowserUnavailable(self.rack, start.auth_url, "--no-browser"))
+            self.say_once("waiting", Waiting(self.rack, "browser"))
+            if self.flow.paste is not None:
+                race.start_soon(self.read_pasted_url, self.flow.paste)
+            race.start_soon(self.poll)
+        assert self._outcome is not None
+        return self._outcome
+
+    # -- the contenders ------------------------------------------------------------------------
+
+    async def poll(self) -> None:
+        assert self.poller is not None
+        try:
+            session = await self.poller.poll_until_complete(self.on_pending)
+        except RgwError as exc:
+            self.decide(exc)
+            return
+        self.say_once("oauth", OAuthSucceeded(self.rack))
+        self.decide(session)
+
+    async def on_pending(self, pending: LoginPending) -> None:
+        stage = pending.stage or "browser"
+        if stage != "mfa":
+            self.say_once("waiting", Waiting(self.rack, stage))
+            return
+        self.say_once("oauth", OAuthSucceeded(self.rack))
+        if "mfa" in self._said:
+            return
+        self.say_once("mfa", MfaPrompt(self.rack, pending.mfa_methods))
+        if self.flow.mfa is None:
+            self.emit(Waiting(self.rack, "mfa"))
+        elif self._racers is not None:
+            self._paste_scope.cancel()  # the prompt reads the terminal from now on
+            self._racers.start_soon(self.ask_for_mfa, pending.mfa_methods)
+
+    async def ask_for_mfa(self, methods: tuple[str, ...]) -> None:
+        assert self.flow.mfa is not None
+        assert self.start is not None
+        try:
+            await self.flow.mfa.solve(self.client, self.start, methods)
+        except RgwError as exc:
+            self.decide(exc)
+            return
+        # Verified from the terminal: the browser stays on its MFA page, no redirect will reach
+        # the listener, so there is nothing to linger for.
+        self._waiter = None
+        self.wake.set()
+
+    async def serve_callback(self, waiter: CallbackWaiterLike) -> None:
+        result = await waiter.wait()
+        self.emit(CallbackReceived(self.rack, result.ok, "loopback"))
+        self.wake.set()  # ok or not, the gateway's answer decides (a forged "error" aborts nothing)
+
+    async def read_pasted_url(self, paste: PasteSource) -> None:
+        start = self.start
+        assert start is not None
+        with self._paste_scope:
+            while (line := await paste.read_line()) is not None:
+                parsed = paste_result(line, start.state)
+                if parsed is None:
+                    continue
+                ok, _error = parsed
+                self.emit(CallbackReceived(self.rack, ok, "paste"))
+                self.wake.set()  # the gateway's answer decides
+                if not ok:
+                    return
+
+    async def open_browser(self) -> None:
+        start = self.start
+        assert start is not None
+        self._browser_opened = True  # a browser on this machine may hit the listener
+        try:
+            opened = await self.flow.browser.open(start.auth_url)
+        except Exception:  # a broken browser never breaks the login: the URL is shown
+            opened = False
+        self._browser_opened = opened
+        if self.session is not None:
+            return  # the login finished while the browser was still starting
+        if opened:
+            self.emit(BrowserOpened(self.rack))
+        else:
+            self.emit(BrowserUnavailable(self.rack, start.auth_url, "no browser could be opened"))
+
+    async def linger(self) -> None:
+        """Keep the listener up a moment for a browser redirect that is on its way.
+
+        The gateway wakes the poller and redirects the browser at the same instant; closing the
+        listener at once would show the user a "connection refused" page after a good login.
+        """
+        waiter = self._waiter
+        if self.listener is None or waiter is None or not self._browser_opened:
+            return
+        with anyio.move_on_after(self.options.linger):
+            await waiter.wait()
+            await waiter.wait_served()

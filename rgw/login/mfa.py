@@ -1,28 +1,32 @@
-"""MFA from the terminal: TOTP codes, backup codes and security keys, at login and for step-up.
+"""MFA from the terminal: one dialog, used at login and for step-up.
 
-``LoginMfa`` is the login orchestrator's ``MfaSolver``: when the gateway reports the MFA stage it picks
-a method (``--mfa-method``; else the gateway's preferred one; else WebAuthn when a key is present,
-then TOTP, then a backup code), asks through a ``Prompter``, and submits to ``/auth/cli/mfa``.
-``StepUpMfa`` is a ``StepUpProvider`` for ``GatewayClient``: it answers an ``X-MFA-Required`` reply
-with the inline MFA header of one retry.  Both re-ask a rejected code a few times, always fewer than
-the gateway's lock-out (5 failures in 5 minutes), use a code given up front exactly once, never ask
-when there is no terminal (``MfaError`` at once), and fall back from a security key that cannot be
-used to the next method.  Nothing here prints: prompts and notices go through the ``Prompter``,
-progress through login events.  Codes are never put into messages or events.
+``MfaDialog`` is one verification: it picks the method (``--mfa-method``; else the gateway's
+preferred one; else a security key when one is plugged in, then TOTP, then a backup code), asks
+through a ``Prompter`` (or touches the key), and keeps the try limit, always below the gateway's
+lock-out (5 failures in 5 minutes).  A code given up front (``--mfa-code``) is used exactly once;
+without a terminal nothing is asked (``MfaError`` at once); a key that cannot be used falls back to
+the next method.  The dialog never sends anything itself: its two submitters do.
+
+- ``LoginMfa`` (the login orchestrator's ``MfaSolver``) submits to ``/auth/cli/mfa``.
+- ``StepUpMfa`` is the ``StepUpProvider`` of a client's step-up auth flow: it returns the inline
+  MFA headers with which the flow sends the refused request again.
+
+Nothing here prints: questions and notices go through the ``Prompter``, progress through login
+events.  Codes are never put into messages or events.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import anyio.to_thread
 
-from rgw.client import GatewayClient, MfaRejected, parse_json
-from rgw.errors import GatewayError, MfaError, RgwError
+from rgw.client import GatewayClient
+from rgw.errors import GatewayError, MfaError, MfaFailed, MfaRejected, RgwError
 from rgw.login.events import EventSink, MfaCodeRejected, MfaVerified, discard
 from rgw.models import LoginStart
 from rgw.retry import RetryPolicy
@@ -37,7 +41,12 @@ TOUCH_PROMPT = "Touch your security key..."
 STEP_UP_NOTICE = "Step-up MFA required for this operation."
 LOCKOUT_HINT = "The gateway locks MFA for a while after 5 failed attempts; wait 5 minutes, then try again."
 NO_TERMINAL_HINT = "Pass --mfa-code CODE (a TOTP or backup code), or run the command in a terminal."
+GIVEN_CODE_HINT = "Check the code (--mfa-code is used once, without prompting)."
+ENROL_HINT = "Enrol MFA (an authenticator app or a security key) in the gateway's web UI, then run it again."
 _LABELS = {"totp": "TOTP", "webauthn": "security key", "backup_code": "backup code"}
+
+#: Fetches a WebAuthn challenge: ``{"options": {"publicKey": ...}, "session_data": ...}``.
+ChallengeSource = Callable[[], Awaitable[Mapping[str, Any]]]
 
 
 class Prompter(Protocol):
@@ -50,10 +59,6 @@ class Prompter(Protocol):
     def notify(self, text: str) -> None:
         """Tell the user something (``Touch your security key...``)."""
         ...
-
-
-class _Refused(MfaError):
-    """The gateway refused (lock-out, expired login, last try used): no other method is tried."""
 
 
 class NoPrompter:
@@ -84,6 +89,25 @@ class MfaSettings:
             raise MfaError(f"unknown MFA method {self.method!r}", hint=f"Use one of: {', '.join(METHODS)}.")
         if not 1 <= self.max_tries < 5:
             raise ValueError("max_tries must stay below the gateway's lock-out of 5 failures")
+
+
+@dataclass(frozen=True)
+class Credential:
+    """One answer: a code (TOTP or backup), or a security key's assertion for a challenge."""
+
+    method: str
+    code: str | None = None
+    assertion: Mapping[str, Any] | None = None
+    session_data: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        """The inline MFA header that carries this answer on a retried request (step-up)."""
+        if self.method == "webauthn":
+            assert self.assertion is not None
+            assert self.session_data is not None
+            return {"X-MFA-WebAuthn": webauthn_header(self.assertion, self.session_data)}
+        assert self.code is not None
+        return {"X-Mfa-Totp": self.code}
 
 
 def method_order(
@@ -145,15 +169,141 @@ async def key_present(devices: Sequence[Any] | None) -> bool:
         return False
 
 
-def _rejection_text(exc: MfaRejected) -> str:
-    """The gateway's sentence, else its error code in words (``invalid code``)."""
-    text = exc.message.strip().rstrip(".")
+def webauthn_header(assertion_response: Mapping[str, Any], session_data: str) -> str:
+    """The ``X-MFA-WebAuthn`` value: base64 of JSON ``{assertion_response, session_data}``."""
+    payload = json.dumps({"assertion_response": assertion_response, "session_data": session_data})
+    return base64.b64encode(payload.encode()).decode("ascii")
+
+
+def _sentence(text: str) -> str:
+    """The gateway's text as a sentence start, without its closing full stop."""
+    text = text.strip().rstrip(".")
     return text[:1].upper() + text[1:]
 
 
-def _fallback_note(exc: MfaError, next_method: str) -> str:
-    text = exc.message.rstrip(".")
-    return f"{text}; using a {_LABELS[next_method]} instead."
+def _challenge(started: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
+    options = started.get("options")
+    session_data = started.get("session_data")
+    if not isinstance(options, Mapping) or not isinstance(session_data, str) or not session_data:
+        raise MfaError("The gateway sent an unusable security-key challenge",
+                       hint="Use another method: --mfa-method totp or --mfa-method backup_code.")
+    return options, session_data
+
+
+class MfaDialog:
+    """One verification from the terminal: the method, the questions, the try limit, the key.
+
+    ``credential`` produces the next answer to submit; the submitter reports a refusal with
+    ``rejected``, which counts a try and raises ``MfaFailed`` once the verification is over.
+    """
+
+    def __init__(
+        self,
+        *,
+        prompter: Prompter,
+        settings: MfaSettings,
+        origin: str,
+        available: Sequence[str] = (),
+        preferred: str | None = None,
+        on_rejected: Callable[[str, int], None] | None = None,
+        no_terminal: str = "MFA verification required, but there is no terminal to enter a code",
+    ) -> None:
+        self.prompter = prompter
+        self.settings = settings
+        #: The gateway's origin, which a security key signs for.
+        self.origin = origin
+        self.available = tuple(available)
+        self.preferred = preferred
+        self.on_rejected = on_rejected
+        self.no_terminal = no_terminal
+        self.tries_left = settings.max_tries
+        self._order: list[str] | None = None
+        self._index = 0
+        self._method = "totp"
+
+    async def _methods(self) -> list[str]:
+        if self._order is None:
+            has_key = False
+            if needs_key_probe(self.available, self.settings.method, self.preferred):
+                has_key = await key_present(self.settings.devices)
+            self._order = method_order(
+                self.available, requested=self.settings.method, preferred=self.preferred, has_key=has_key
+            )
+        return self._order
+
+    async def credential(self, challenge: ChallengeSource) -> Credential:
+        """The next answer: the given code, a typed code, or a security key's assertion."""
+        if self.settings.code is not None:
+            self._method = "totp"
+            return Credential("totp", code=self.settings.code.strip())
+        order = await self._methods()
+        while True:
+            self._method = method = order[self._index]
+            if method != "webauthn":
+                return Credential(method, code=await self._ask(PROMPTS[method]))
+            try:
+                return await self._touch(challenge)
+            except MfaFailed:
+                raise
+            except MfaError as exc:
+                if not self._next_method(exc.message):
+                    raise
+
+    def _next_method(self, why: str) -> bool:
+        """Move on to the next method (saying why); False when there is none."""
+        order = self._order or []
+        if self._index + 1 >= len(order):
+            return False
+        self._index += 1
+        self.prompter.notify(f"{why.rstrip('.')}; using a {_LABELS[order[self._index]]} instead.")
+        return True
+
+    async def _ask(self, prompt: str) -> str:
+        while True:
+            code = await self.prompter.ask(prompt, True)
+            if code is None:
+                raise MfaError(self.no_terminal, hint=NO_TERMINAL_HINT)
+            if code.strip():  # an empty line is not an attempt; the gateway never sees it
+                return code.strip()
+
+    async def _touch(self, challenge: ChallengeSource) -> Credential:
+        from rgw.login.webauthn import get_assertion
+
+        try:
+            started = await challenge()
+        except GatewayError as exc:
+            raise MfaError(f"The gateway offered no security-key challenge ({exc.message})") from exc
+        options, session_data = _challenge(started)
+        assertion = await get_assertion(
+            options,
+            self.origin,
+            devices=self.settings.devices,
+            timeout=self.settings.webauthn_timeout,
+            on_touch=lambda: self.prompter.notify(TOUCH_PROMPT),
+        )
+        return Credential("webauthn", assertion=assertion, session_data=session_data)
+
+    def rejected(self, exc: MfaRejected) -> None:
+        """The gateway refused the last answer: count it, and end the verification when it is over."""
+        if exc.code == "too_many_attempts":
+            raise MfaFailed(f"MFA locked: {exc.message}", hint=LOCKOUT_HINT)
+        if exc.code in ("session_expired", "session_incomplete"):
+            raise MfaFailed(f"MFA failed: the login is no longer waiting for MFA ({exc.code})",
+                            hint="Run the login again.")
+        failed = f"MFA verification failed: {exc.message.strip().rstrip('.')}"
+        if exc.code != "invalid_code":
+            raise MfaFailed(failed)
+        self.tries_left -= 1
+        if self.settings.code is not None:
+            raise MfaFailed(failed, hint=GIVEN_CODE_HINT)
+        if self.tries_left <= 0:
+            raise MfaFailed(failed, hint="Run it again with a fresh code, or use a backup code.")
+        if self._method == "webauthn":
+            if not self._next_method(f"The gateway did not accept the security key: {_sentence(exc.message)}"):
+                raise MfaFailed(failed)
+            return
+        if self.on_rejected is not None:
+            self.on_rejected(exc.message.strip(), self.tries_left)
 
 
 class LoginMfa:
@@ -174,127 +324,47 @@ class LoginMfa:
         self.emit = emit
         #: Transient failures (a flaky link) of one submission are retried; a refusal never is.
         self.policy = policy or RetryPolicy(max_attempts=4)
-        self._tries_left = self.settings.max_tries
 
     async def solve(self, client: GatewayClient, start: LoginStart, methods: tuple[str, ...]) -> None:
-        settings = self.settings
-        if settings.code is not None:
-            await self._code_once(client, start, settings.code)
-        else:
-            preferred = methods[0] if methods else None
-            has_key = False
-            if needs_key_probe(methods, settings.method, preferred):
-                has_key = await key_present(settings.devices)
-            order = method_order(methods, requested=settings.method, preferred=preferred, has_key=has_key)
-            await self._try_methods(client, start, order)
+        dialog = MfaDialog(
+            prompter=self.prompter,
+            settings=self.settings,
+            origin=client.base_url,
+            available=methods,
+            preferred=methods[0] if methods else None,
+            on_rejected=lambda text, left: self.emit(MfaCodeRejected(self.rack, _sentence(text), left)),
+        )
+
+        async def challenge() -> Mapping[str, Any]:
+            return await client.login_webauthn_options(start.state)
+
+        while True:
+            answer = await dialog.credential(challenge)
+            try:
+                await self._submit(client, start, answer)
+                break
+            except MfaRejected as exc:
+                dialog.rejected(exc)
         self.emit(MfaVerified(self.rack))
 
-    async def _try_methods(self, client: GatewayClient, start: LoginStart, order: list[str]) -> None:
-        self._tries_left = self.settings.max_tries
-        for index, method in enumerate(order):
-            if method != "webauthn":
-                await self._codes(client, start, method)
-                return
-            try:
-                await self._webauthn(client, start)
-                return
-            except _Refused:
-                raise
-            except MfaError as exc:
-                rest = order[index + 1 :]
-                if not rest:
-                    raise
-                self.prompter.notify(_fallback_note(exc, rest[0]))
-        raise MfaError("no MFA method left to try", hint="Enroll TOTP or a security key in the gateway's web UI.")
-
-    async def _submit(self, client: GatewayClient, start: LoginStart, method: str, **fields: Any) -> None:
+    async def _submit(self, client: GatewayClient, start: LoginStart, answer: Credential) -> None:
+        fields: dict[str, Any] = (
+            {"session_data": answer.session_data, "assertion_response": answer.assertion}
+            if answer.method == "webauthn"
+            else {"code": answer.code}
+        )
+        method = "webauthn" if answer.method == "webauthn" else "totp"
         async for attempt in self.policy.retrying():
             with attempt:
                 await client.submit_login_mfa(start.state, method, **fields)
-
-    async def _code_once(self, client: GatewayClient, start: LoginStart, code: str) -> None:
-        try:
-            await self._submit(client, start, "totp", code=code.strip())
-        except MfaRejected as exc:
-            raise _final(exc, hint="Check the code (--mfa-code is used once, without prompting).") from None
-
-    async def _codes(self, client: GatewayClient, start: LoginStart, method: str) -> None:
-        prompt = PROMPTS[method]
-        while True:
-            code = await self.prompter.ask(prompt, True)
-            if code is None:
-                raise MfaError("MFA verification required, but there is no terminal to enter a code",
-                               hint=NO_TERMINAL_HINT)
-            code = code.strip()
-            if not code:
-                continue  # an empty line is not an attempt; the gateway never sees it
-            try:
-                await self._submit(client, start, "totp", code=code)
-                return
-            except MfaRejected as exc:
-                if exc.code != "invalid_code":
-                    raise _final(exc) from None
-                self._tries_left -= 1
-                if self._tries_left <= 0:
-                    raise _final(exc, hint="Run the login again with a fresh code, or use a backup code.") from None
-                self.emit(MfaCodeRejected(self.rack, _rejection_text(exc), self._tries_left))
-
-    async def _webauthn(self, client: GatewayClient, start: LoginStart) -> None:
-        from rgw.login.webauthn import get_assertion
-
-        try:
-            started = await client.login_webauthn_options(start.state)
-        except GatewayError as exc:
-            raise MfaError(f"The gateway offered no security-key challenge ({exc.message})") from exc
-        options, session_data = _challenge(started)
-        assertion = await get_assertion(
-            options,
-            client.base_url,
-            devices=self.settings.devices,
-            timeout=self.settings.webauthn_timeout,
-            on_touch=lambda: self.prompter.notify(TOUCH_PROMPT),
-        )
-        try:
-            await self._submit(client, start, "webauthn", session_data=session_data, assertion_response=assertion)
-        except MfaRejected as exc:
-            if exc.code != "invalid_code":
-                raise _final(exc) from None
-            self._tries_left -= 1
-            if self._tries_left <= 0:
-                raise _final(exc) from None
-            raise MfaError(f"The gateway did not accept the security key: {_rejection_text(exc)}") from None
-
-
-def _final(exc: MfaRejected, *, hint: str | None = None) -> _Refused:
-    """An MFA failure that ends the verification (no other method is tried)."""
-    if exc.code == "too_many_attempts":
-        return _Refused(f"MFA locked: {exc.message}", hint=LOCKOUT_HINT)
-    if exc.code in ("session_expired", "session_incomplete"):
-        return _Refused(f"MFA failed: the login is no longer waiting for MFA ({exc.code})",
-                        hint="Run the login again.")
-    return _Refused(f"MFA verification failed: {exc.message.strip().rstrip('.')}", hint=hint)
-
-
-def _challenge(started: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
-    options = started.get("options")
-    session_data = started.get("session_data")
-    if not isinstance(options, Mapping) or not isinstance(session_data, str) or not session_data:
-        raise MfaError("The gateway sent an unusable security-key challenge")
-    return options, session_data
-
-
-def webauthn_header(assertion_response: Mapping[str, Any], session_data: str) -> str:
-    """The ``X-MFA-WebAuthn`` value: base64 of JSON ``{assertion_response, session_data}``."""
-    payload = json.dumps({"assertion_response": assertion_response, "session_data": session_data})
-    return base64.b64encode(payload.encode()).decode("ascii")
 
 
 class StepUpMfa:
     """A ``StepUpProvider``: the inline MFA headers for a request the gateway wants step-up MFA for.
 
-    Called with ``rejection=None`` the first time a request needs MFA, then with the gateway's message
-    each time it refused the headers; it raises ``MfaError`` to give up (after ``max_tries`` codes, at
-    once for a ``--mfa-code``, or when nobody can answer).
+    Called with ``rejection=None`` the first time a request needs MFA, then with the gateway's
+    message each time it refused the headers; raises to give up (the dialog's try limit, a
+    ``--mfa-code`` refused once, nobody to ask, or no MFA enrolled at all).
     """
 
     def __init__(
@@ -307,93 +377,51 @@ class StepUpMfa:
         self.client = client
         self.prompter: Prompter = prompter or NoPrompter()
         self.settings = settings or MfaSettings()
+        self._dialog: MfaDialog | None = None
         self._announced = False
-        self._tries = 0
-        self._order: list[str] | None = None
-        self._method_index = 0
 
     async def __call__(self, level: str, rejection: str | None) -> Mapping[str, str]:
-        settings = self.settings
         if rejection is None:
-            self._tries = 0
+            self._dialog = None  # a new request: a new verification, with its own tries
             if not self._announced:
                 self._announced = True
                 self.prompter.notify(STEP_UP_NOTICE)
-        else:
-            self._tries += 1
-            left = settings.max_tries - self._tries
-            if settings.code is not None or left <= 0:
-                hint = "Check the code (--mfa-code is used once)." if settings.code is not None else None
-                raise MfaError(f"MFA verification failed: {rejection}", hint=hint)
-            self.prompter.notify(f"{rejection} ({left} {'try' if left == 1 else 'tries'} left)")
-        if settings.code is not None:
-            return {"X-Mfa-Totp": settings.code.strip()}
-        order = await self._methods()
-        while True:
-            method = order[self._method_index]
-            if method != "webauthn":
-                return {"X-Mfa-Totp": await self._ask_code(method)}
-            try:
-                return {"X-MFA-WebAuthn": await self._webauthn()}
-            except MfaError as exc:
-                if self._method_index + 1 >= len(order):
-                    raise
-                self._method_index += 1
-                self.prompter.notify(_fallback_note(exc, order[self._method_index]))
+        dialog = self._dialog or await self._start()
+        if rejection is not None:
+            dialog.rejected(MfaRejected("invalid_code", rejection))
+        answer = await dialog.credential(self.client.step_up_challenge)
+        return answer.headers()
 
-    async def _methods(self) -> list[str]:
-        if self._order is None:
-            available: list[str] = []
-            preferred: str | None = None
-            requested = self.settings.method
-            if requested is None:
-                status = await self._status()
-                methods = status.get("methods")
-                if isinstance(methods, list):
-                    available = [str(m.get("type")) for m in methods if isinstance(m, dict)]
-                    if available:
-                        available.append("backup_code")  # the status lists devices, not backup codes
-                pref = status.get("preferred_method")
-                preferred = pref if isinstance(pref, str) else None
-            has_key = False
-            if needs_key_probe(available, requested, preferred):
-                has_key = await key_present(self.settings.devices)
-            self._order = method_order(available, requested=requested, preferred=preferred, has_key=has_key)
-        return self._order
+    async def _start(self) -> MfaDialog:
+        available: list[str] = []
+        preferred: str | None = None
+        if self.settings.code is None:
+            status = await self._status()
+            if status.get("enrolled") is False and not status.get("methods"):
+                raise MfaError("this operation needs MFA, but your account has no MFA method enrolled",
+                               hint=ENROL_HINT)
+            methods = status.get("methods")
+            if isinstance(methods, list):
+                available = [str(m.get("type")) for m in methods if isinstance(m, dict)]
+                if available:
+                    available.append("backup_code")  # the status lists devices, not backup codes
+            pref = status.get("preferred_method")
+            preferred = pref if isinstance(pref, str) else None
+        self._dialog = MfaDialog(
+            prompter=self.prompter,
+            settings=self.settings,
+            origin=self.client.base_url,
+            available=available if self.settings.method is None else (),
+            preferred=preferred,
+            on_rejected=lambda text, left: self.prompter.notify(
+                f"{text} ({left} {'try' if left == 1 else 'tries'} left)"
+            ),
+            no_terminal="this operation needs MFA, but there is no terminal to enter a code",
+        )
+        return self._dialog
 
     async def _status(self) -> dict[str, Any]:
         try:
             return await self.client.mfa_status()
         except RgwError:  # a gateway without the status route: choose without it
             return {}
-
-    async def _ask_code(self, method: str) -> str:
-        while True:
-            code = await self.prompter.ask(PROMPTS[method], True)
-            if code is None:
-                raise MfaError("this operation needs MFA, but there is no terminal to enter a code",
-                               hint=NO_TERMINAL_HINT)
-            if code.strip():
-                return code.strip()
-
-    async def _webauthn(self) -> str:
-        from rgw.login.webauthn import get_assertion
-
-        try:
-            response = await self.client.request("POST", "/api/v1/auth/mfa/webauthn/assertion/start")
-            started = _mapping(parse_json(response))
-        except GatewayError as exc:
-            raise MfaError(f"The gateway offered no security-key challenge ({exc.message})") from exc
-        options, session_data = _challenge(started)
-        assertion = await get_assertion(
-            options,
-            self.client.base_url,
-            devices=self.settings.devices,
-            timeout=self.settings.webauthn_timeout,
-            on_touch=lambda: self.prompter.notify(TOUCH_PROMPT),
-        )
-        return webauthn_header(assertion, session_data)
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}

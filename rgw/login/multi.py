@@ -22,7 +22,7 @@ from rgw.errors import LoginTimeout, RgwError
 from rgw.login.browser import BrowserLauncher
 from rgw.login.coalesce import RackLoginLock
 from rgw.login.events import CoalescedWait, EventSink, LoggedIn, LoginFailed
-from rgw.login.flow import TIMEOUT_HINT, ListenerLike, LoginFlow, LoginOptions, MfaSolver, PasteSource
+from rgw.login.flow import ListenerLike, LoginFlow, LoginOptions, MfaSolver, PasteSource
 from rgw.models import DEFAULT_PARALLEL, DeviceInfo, LoginRequest, LoginStart
 from rgw.retry import RetryPolicy
 
@@ -31,15 +31,22 @@ _LOCK_POLL = 0.1
 
 @dataclass(frozen=True)
 class RackLoginResult:
+    """How one rack's login ended: its session's email, or the error itself (type, hint, exit code)."""
+
     rack: str
     url: str
-    ok: bool
     email: str | None = None
-    error: str | None = None
-    hint: str | None = None
-    exit_code: int = 0
+    error: RgwError | None = None
     #: True when another process did the browser login and this one took its session.
     coalesced: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.error is None else self.error.exit_code
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -47,7 +54,7 @@ class RackLoginResult:
             "url": self.url,
             "ok": self.ok,
             "email": self.email,
-            "error": self.error,
+            "error": self.error.message if self.error is not None else None,
             "exit_code": self.exit_code,
             "coalesced": self.coalesced,
         }
@@ -85,9 +92,7 @@ class LoginCoordinator:
             return await self._login_one(request, listener)
         except RgwError as exc:
             self.emit(LoginFailed(request.rack, exc.message))
-            return RackLoginResult(
-                request.rack, request.url, ok=False, error=exc.message, hint=exc.hint, exit_code=exc.exit_code
-            )
+            return RackLoginResult(request.rack, request.url, error=exc)
 
     async def _login_one(self, request: LoginRequest, listener: ListenerLike | None) -> RackLoginResult:
         lock = RackLoginLock(self.store.directory, request.rack)
@@ -117,7 +122,7 @@ class LoginCoordinator:
                     on_start=publish,
                 )
                 session = await flow.run(request.rack)
-            return RackLoginResult(request.rack, request.url, ok=True, email=session.email)
+            return RackLoginResult(request.rack, request.url, email=session.email)
         finally:
             with anyio.CancelScope(shield=True):
                 await lock.release()
@@ -138,14 +143,13 @@ class LoginCoordinator:
                 waited += _LOCK_POLL
         if scope.cancelled_caught:
             raise LoginTimeout(
-                f"login to {request.rack} timed out waiting for another rack-gateway login to finish",
-                hint=TIMEOUT_HINT,
+                f"login to {request.rack} timed out waiting for another rack-gateway login to finish"
             )
         after = (await self.store.read()).rack(request.rack)
         if after is not None and after.token and after.token != old_token:
             await lock.release()
             self.emit(LoggedIn(request.rack, after.email or ""))
-            return RackLoginResult(request.rack, request.url, ok=True, email=after.email, coalesced=True)
+            return RackLoginResult(request.rack, request.url, email=after.email, coalesced=True)
         return None  # the other login failed: we hold the lock now and log in ourselves
 
     async def login_all(

@@ -114,9 +114,12 @@ async def test_corrupt_config_is_reported_and_left_alone(cli: Cli, gateway: Runn
 
 
 async def test_unknown_and_missing_racks(cli: Cli, gateway: RunningGateway) -> None:
-    none = await cli("apps")
-    assert none.code == 10
-    assert none.err.splitlines()[0] == "Error: no rack selected"
+    none = await cli("apps")  # a fresh machine: not logged in (exit 3), not a config problem
+    assert none.code == 3
+    assert none.err.splitlines() == [
+        "Error: not logged in: no rack is configured yet",
+        "Please run: rack-gateway login <rack> <gateway-url>",
+    ]
     unknown = await cli("--rack", "ghost", "apps")
     assert unknown.code == 10
     assert unknown.err.splitlines() == [

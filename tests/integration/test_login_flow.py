@@ -212,17 +212,15 @@ async def test_cancellation_leaves_config_untouched_and_closes_the_listener(
     config.mkdir(mode=0o700)
     (config / "config.json").write_text('{"current": "x", "gateways": {"x": {"url": "https://x"}}}')
     before = (config / "config.json").read_bytes()
-    listeners: list[CallbackListener] = []
     ports: list[int] = []
-
-    def make_listener(port: int) -> CallbackListener:
-        listeners.append(CallbackListener(port=port))
-        return listeners[-1]
 
     async def cancel_when_waiting(rec: Recorder, scope: anyio.CancelScope) -> None:
         await rec.first(ev.Waiting)
-        # The listener is up while the login waits ...
-        port = listeners[0].port
+        # The listener the attempt started is up while the login waits ...
+        assert flow.attempt is not None
+        listener = flow.attempt.listener
+        assert isinstance(listener, CallbackListener)
+        port = listener.port
         assert port
         ports.append(port)
         stream = await anyio.connect_tcp("127.0.0.1", port)
@@ -237,7 +235,6 @@ async def test_cancellation_leaves_config_untouched_and_closes_the_listener(
             device=DEVICE,
             emit=recorder,
             options=LoginOptions(timeout=30),
-            listener_factory=make_listener,
         )
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as tg:

@@ -433,8 +433,8 @@ async def test_step_up_on_the_rack_proxy(gateway: RunningGateway, mcli: MfaCli) 
     await admin_session(mcli)
     secret = gateway.gateway.enroll_totp(ADMIN)
     prompter = ScriptedPrompter([wrong_code(secret), lambda: totp(secret)])
-    async with GatewayClient(gateway.url, token=mcli.token()) as client:
-        client.step_up = StepUpMfa(client, prompter=prompter, settings=MfaSettings())
+    step_up = lambda client: StepUpMfa(client, prompter=prompter, settings=MfaSettings())  # noqa: E731
+    async with GatewayClient(gateway.url, token=mcli.token(), step_up=step_up) as client:
         await client.request("DELETE", "/api/v1/rack-proxy/apps/web")
         names = [app["name"] for app in await client.apps()]
     assert "web" not in names

@@ -119,7 +119,8 @@ async def test_step_up_provider_retries_once_with_inline_header() -> None:
         assert (level, rejection) == ("step-up", None)
         return {"X-Mfa-Totp": "123456"}
 
-    c = GatewayClient("https://gw.example.com", token="t", transport=httpx.MockTransport(handler), step_up=provider)
+    c = GatewayClient("https://gw.example.com", token="t", transport=httpx.MockTransport(handler),
+                      step_up=lambda _client: provider)
     async with c:
         await c.delete_api_token("abc")
     assert len(seen) == 2

@@ -75,17 +75,15 @@ async def test_update_keeps_unknown_fields_and_sets_modes(tmp_path: Path) -> Non
     assert raw["gateways"]["production"]["url"] == "https://gateway.example.com"
     assert "token" not in raw["gateways"]["production"]
     assert raw["gateways"]["staging"]["token"] == "t2"
-    assert "machine_id" not in raw  # only a login (or ensure_machine_id) creates it
+    assert "machine_id" not in raw  # only a login creates it
     assert stat.S_IMODE((directory / "config.json").stat().st_mode) == 0o600
     assert not [p for p in directory.iterdir() if p.name.endswith(".tmp")]
 
 
-async def test_new_directory_is_0700_and_machine_id_is_stable(tmp_path: Path) -> None:
+async def test_new_directory_is_0700_and_the_file_0600(tmp_path: Path) -> None:
     store = ConfigStore(tmp_path / "new" / "rack-gateway")
-    first = await store.ensure_machine_id()
-    second = await store.ensure_machine_id()
-    assert first == second
-    uuid.UUID(first)
+    await store.update(lambda data: data.raw.__setitem__("machine_id", str(uuid.uuid4())))
+    uuid.UUID((await store.read()).machine_id or "")
     assert stat.S_IMODE((tmp_path / "new" / "rack-gateway").stat().st_mode) == 0o700
     assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
 
@@ -121,7 +119,7 @@ async def test_lock_wait_is_bounded_and_names_the_holder(tmp_path: Path) -> None
     import filelock
 
     store = ConfigStore(tmp_path, lock_timeout=0.2)
-    await store.ensure_machine_id()
+    await store.update(lambda data: data.put_rack(RackConfig(name="a", url="https://a")))
     (tmp_path / "config.json.lock.owner").write_text(json.dumps({"pid": 4242, "command": "rack-gateway login"}))
     held = filelock.FileLock(str(store.lock_path))
     held.acquire()

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rgw.cli.app import App, Target, step_up_error
+from rgw.cli.app import App, step_up_error
 from rgw.client import MAX_STEP_UP_TRIES, GatewayClient
 from rgw.errors import MfaError, MfaRequired
 from rgw.login.mfa import (
@@ -22,6 +22,7 @@ from rgw.login.mfa import (
     webauthn_header,
 )
 from rgw.models import LoginStart
+from rgw.targets import Target
 
 ALL = ("totp", "webauthn", "backup_code")
 
@@ -140,7 +141,7 @@ async def test_rejected_codes_are_retried_at_most_max_step_up_tries_times() -> N
 
     transport = httpx.MockTransport(handler)
     async with GatewayClient("https://gw.example.com", token="t", transport=transport,
-                             step_up=careless_provider) as client:
+                             step_up=lambda _client: careless_provider) as client:
         with pytest.raises(MfaRequired):
             await client.delete_api_token("abc")
     assert calls == [None] + ["The MFA code was not accepted."] * (MAX_STEP_UP_TRIES - 1)
@@ -156,8 +157,9 @@ async def test_lock_out_during_step_up_is_an_mfa_error() -> None:
                                              "message": "Too many failed MFA attempts. Try again in 5 minutes."})
         return step_up_answer()
 
-    async with GatewayClient("https://gw.example.com", token="t", transport=httpx.MockTransport(handler)) as client:
-        client.step_up = StepUpMfa(client, settings=MfaSettings(method="totp", code="123456"))
+    step_up = lambda client: StepUpMfa(client, settings=MfaSettings(method="totp", code="123456"))  # noqa: E731
+    async with GatewayClient("https://gw.example.com", token="t", transport=httpx.MockTransport(handler),
+                             step_up=step_up) as client:
         with pytest.raises(MfaError, match="MFA locked: Too many failed MFA attempts") as info:
             await client.delete_api_token("abc")
     assert info.value.exit_code == 9
@@ -171,8 +173,9 @@ async def test_a_given_code_is_used_once() -> None:
         codes.append(request.headers.get("x-mfa-totp"))
         return step_up_answer("The MFA code was not accepted.")
 
-    async with GatewayClient("https://gw.example.com", token="t", transport=httpx.MockTransport(handler)) as client:
-        client.step_up = StepUpMfa(client, settings=MfaSettings(code=" 123456 "))
+    step_up = lambda client: StepUpMfa(client, settings=MfaSettings(code=" 123456 "))  # noqa: E731
+    async with GatewayClient("https://gw.example.com", token="t", transport=httpx.MockTransport(handler),
+                             step_up=step_up) as client:
         with pytest.raises(MfaError, match="MFA verification failed: The MFA code was not accepted"):
             await client.delete_api_token("abc")
     assert codes == [None, "123456"]
@@ -183,9 +186,10 @@ async def test_api_tokens_get_an_mfa_error_instead_of_a_prompt(tmp_path: Path) -
     app = App(config_dir=tmp_path, environ={}, interactive=True, mfa_code="123456")
     token_target = Target(url="https://gw.example.com", token="rgw_x", rack_name="dev", rack=None, api_token=True)
     session_target = Target(url="https://gw.example.com", token="s", rack_name="dev", rack=None, api_token=False)
-    async with app.client(token_target) as client:
-        assert client.step_up is None  # never a prompt, never --mfa-code, for an API token
-    async with app.client(session_target) as client:
+    assert app.step_up_for(token_target) is None  # never a prompt, never --mfa-code, for an API token
+    factory = app.step_up_for(session_target)
+    assert factory is not None
+    async with GatewayClient(session_target.url, token=session_target.token, step_up=factory) as client:
         assert isinstance(client.step_up, StepUpMfa)
     error = step_up_error(MfaRequired("convox:app:delete requires a recent MFA verification.", level="step-up"),
                           token_target)

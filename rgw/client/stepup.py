@@ -1,0 +1,93 @@
+"""Step-up MFA as an ``httpx.Auth`` flow: the bearer credential, and the retry a step-up answer asks for.
+
+A protected request (deleting an app, creating an API token) may be answered ``401`` with
+``X-MFA-Required: step-up|always`` (JSON routes) or ``X-MFA-Required: true`` + ``X-MFA-Level``
+(the rack proxy).  ``StepUpAuth.async_auth_flow`` then asks its ``StepUpProvider`` for inline MFA
+headers (``X-Mfa-Totp`` or ``X-MFA-WebAuthn``) and sends the same request again, asking again with
+the gateway's message each time it refuses them, at most ``MAX_STEP_UP_TRIES`` codes per request
+whatever the provider does (the gateway locks MFA after 5 failures).  The provider (``rgw.login.mfa``)
+decides what to ask and when to give up.  A gateway lock-out (a 429 that is not the rate limiter)
+ends it with ``MfaFailed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+
+import httpx
+
+from rgw.client.answers import error_text, is_rate_limit
+from rgw.client.budget import RequestBudget, limited_route
+from rgw.errors import MfaFailed
+
+#: Called when a request needs step-up MFA, with the X-MFA-Required level and, after the gateway
+#: refused the last inline headers, its message (None the first time); returns the inline MFA
+#: headers for one retry, or raises (``MfaError``) to give up.
+StepUpProvider = Callable[[str, str | None], Awaitable[Mapping[str, str]]]
+#: Whatever the provider does, one request sends at most this many codes (the gateway's MFA
+#: lock-out is 5 failures in 5 minutes).
+MAX_STEP_UP_TRIES = 4
+#: The levels answered with a code; ``enrollment`` cannot be (the user must enrol in the web UI).
+STEP_UP_LEVELS = ("step-up", "always")
+LOCKOUT_HINT = "The gateway locks MFA for a while after 5 failed attempts; wait 5 minutes, then try again."
+
+
+def step_up_level(response: httpx.Response) -> str | None:
+    """The MFA level a 401 asks for (``step-up``, ``always``), or None when it asks for none."""
+    if response.status_code != 401:
+        return None
+    level = (response.headers.get("x-mfa-required") or "").lower()
+    if level == "true":
+        level = (response.headers.get("x-mfa-level") or "step-up").lower()
+    return level if level in STEP_UP_LEVELS else None
+
+
+class StepUpAuth(httpx.Auth):
+    """``Authorization: Bearer <token>``; a step-up answer is met through the provider."""
+
+    requires_response_body = True
+
+    def __init__(
+        self,
+        token: str | None,
+        provider: StepUpProvider | None = None,
+        *,
+        budget: RequestBudget | None = None,
+        on_asked: Callable[[float], None] | None = None,
+    ) -> None:
+        self.token = token
+        self.provider = provider
+        self.budget = budget
+        #: Told how many seconds the provider took (a person typing): the command's deadline moves on.
+        self.on_asked = on_asked
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        if self.token:
+            request.headers["Authorization"] = f"Bearer {self.token}"
+        response = yield request
+        level = step_up_level(response)
+        if level is None or self.provider is None:
+            return
+        import anyio
+
+        rejection: str | None = None
+        for _ in range(MAX_STEP_UP_TRIES):
+            asked = anyio.current_time()
+            headers = await self.provider(level, rejection)
+            if self.on_asked is not None:
+                self.on_asked(anyio.current_time() - asked)
+            for name, value in headers.items():
+                request.headers[name] = value
+            if self.budget is not None and limited_route(request.method, request.url.path):
+                await self.budget.acquire(priority=True)
+            response = yield request
+            if response.status_code == 429 and not is_rate_limit(response):
+                error, message = error_text(response)
+                raise MfaFailed(f"MFA locked: {message or error or 'too many failed MFA attempts'}", hint=LOCKOUT_HINT)
+            next_level = step_up_level(response)
+            if next_level is None:
+                return  # accepted, or an answer for the caller to judge
+            error, message = error_text(response)
+            level, rejection = next_level, message or error or "the MFA code was not accepted"
