@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 
@@ -183,3 +184,43 @@ def test_rack_proxy_mfa_like_the_go_proxy(deployed: RunningGateway, dclient: htt
     # API tokens pass
     bot = deployed.gateway.create_api_token("bot", role="admin")
     assert dclient.post("/api/v1/rack-proxy/apps", headers=bearer(bot), json={"name": "bots"}).status_code == 200
+
+
+def test_info_and_mfa_status_shapes(deployed: RunningGateway, dclient: httpx.Client, clock: FakeClock) -> None:
+    dev = login(dclient, deployed)["token"]
+    info = dclient.get("/api/v1/info", headers=bearer(dev)).json()
+    assert list(info) == ["user", "rack", "integrations", "version"]  # no "session" object
+    assert info["user"] == {"email": "developer@example.com", "name": "Developer", "roles": ["deployer"],
+                            "mfa_enrolled": False, "mfa_required": False, "has_trusted_device": False}
+    assert info["integrations"] == {"slack": False, "github": False, "circleci": False}
+    bot = deployed.gateway.create_api_token("bot", role="viewer", user_email="viewer@example.com")
+    as_token = dclient.get("/api/v1/info", headers=bearer(bot)).json()["user"]
+    assert (as_token["name"], as_token["roles"]) == ("Viewer User", [])  # the owner's name, no roles
+
+    token, _ = mfa_session(dclient, deployed, "mfa@example.com", clock)
+    (code,) = deployed.gateway.generate_backup_codes("mfa@example.com", count=1)
+    user = dclient.get("/api/v1/info", headers=bearer(token)).json()["user"]
+    assert (user["mfa_enrolled"], user["mfa_required"], user["preferred_mfa_method"]) == (True, True, "totp")
+    assert "recent_step_up_expires_at" in user
+    status = dclient.get("/api/v1/auth/mfa/status", headers=bearer(token)).json()
+    assert list(status) == ["enrolled", "required", "methods", "trusted_devices", "backup_codes",
+                            "recent_step_up_expires_at", "preferred_method", "webauthn_available"]
+    assert status["backup_codes"] == {"total": 1, "unused": 1}
+    assert set(status["methods"][0]) == {"id", "type", "label", "cli_capable", "created_at", "confirmed_at",
+                                         "last_used_at"}
+    assert code
+    plain = dclient.get("/api/v1/auth/mfa/status", headers=bearer(dev)).json()
+    assert "recent_step_up_expires_at" not in plain
+    assert "preferred_method" not in plain
+    assert (plain["enrolled"], plain["methods"]) == (False, [])
+
+
+def test_inline_webauthn_assertion_must_be_a_string(deployed: RunningGateway, dclient: httpx.Client,
+                                                    clock: FakeClock) -> None:
+    deployed.gateway.add_user("secadmin@example.com", "Sec Admin", roles=("admin",))
+    admin, _ = mfa_session(dclient, deployed, "secadmin@example.com", clock)
+    payload = json.dumps({"session_data": "s", "assertion_response": {"id": "an object"}}).encode()
+    header = base64.b64encode(payload).decode()
+    r = dclient.post("/api/v1/api-tokens", headers={**bearer(admin), "X-MFA-WebAuthn": header},
+                     json={"name": "ci", "role": "cicd"})
+    assert (r.status_code, r.json()) == (401, {"error": "mfa_verification_failed", "message": "Invalid MFA code"})

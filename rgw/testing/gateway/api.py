@@ -57,6 +57,8 @@ def _str_field(body: dict[str, Any], name: str, *, required: bool = True) -> str
 async def info(request: Request) -> Response:
     p = authenticate(request)
     gw = gateway_of(request)
+    if not gw.settings.extensions:
+        return JSONResponse(_deployed_info(request, gw, p))
     session = None
     if p.session is not None:
         session = {"expires_at": rfc3339(p.session.expires_at), "id": p.session.id}
@@ -68,6 +70,32 @@ async def info(request: Request) -> Response:
         "version": {"version": rgw.__version__, "commit_hash": "reference"},
         "session": session,
     })
+
+
+def _preferred_method(gw: Gateway, email: str) -> str | None:
+    kinds = [m.type for m in gw.store.mfa_methods(email)]
+    return "totp" if "totp" in kinds else ("webauthn" if kinds else None)
+
+
+def _deployed_info(request: Request, gw: Gateway, p: Principal) -> dict[str, Any]:
+    """`GET /info` as the Go server answers it (`handlers/api_handler_info.go`): no session object, the
+    token owner's name and no roles for API tokens, optional fields left out when unset."""
+    owner = gw.store.user(p.email)
+    user: dict[str, Any] = {"email": p.email, "name": owner.name if owner is not None else p.name,
+                            "roles": [] if p.session is None else p.roles, "mfa_enrolled": gw.mfa.enrolled(p.email),
+                            "mfa_required": owner.mfa_required if owner is not None else False}
+    preferred = _preferred_method(gw, p.email)
+    if preferred is not None:
+        user["preferred_mfa_method"] = preferred
+    if p.session is not None and p.session.mfa_verified_at is not None:
+        user["recent_step_up_expires_at"] = rfc3339(p.session.mfa_verified_at + gw.settings.step_up_window)
+    user["has_trusted_device"] = False
+    return {
+        "user": user,
+        "rack": {"name": gw.settings.rack_name, "alias": gw.settings.rack_name, "host": request.url.netloc},
+        "integrations": {"slack": False, "github": False, "circleci": False},
+        "version": {"version": rgw.__version__, "commit_hash": "reference"},
+    }
 
 
 def _session_principal(request: Request) -> Principal:
@@ -90,19 +118,47 @@ async def mfa_status(request: Request) -> Response:
     p = _session_principal(request)
     gw = gateway_of(request)
     methods = gw.store.mfa_methods(p.email)
-    kinds = [m.type for m in methods]
     step_up = None
     if p.session is not None and p.session.mfa_verified_at is not None:
         until = p.session.mfa_verified_at + gw.settings.step_up_window
         step_up = rfc3339(until) if until > gw.settings.clock() else None
+    preferred = _preferred_method(gw, p.email)
+    if not gw.settings.extensions:
+        return JSONResponse(_deployed_mfa_status(gw, p, step_up, preferred))
     return JSONResponse({
         "enrolled": bool(methods), "required": p.mfa_required,
         "methods": [{"id": m.id, "type": m.type, "label": m.label, "cli_capable": True,
                      "created_at": rfc3339(m.created_at), "last_used_at": rfc3339_or_none(m.last_used_at)}
                     for m in methods],
         "recent_step_up_expires_at": step_up,
-        "preferred_method": "totp" if "totp" in kinds else ("webauthn" if kinds else None),
+        "preferred_method": preferred,
     })
+
+
+def _deployed_mfa_status(gw: Gateway, p: Principal, step_up: str | None, preferred: str | None) -> dict[str, Any]:
+    """`GET /auth/mfa/status` in the Go server's shape (`MFAStatusResponse`): unset optional fields
+    are left out, and it reports trusted devices (none here), backup codes and WebAuthn availability."""
+    methods = []
+    for m in gw.store.mfa_methods(p.email):
+        method: dict[str, Any] = {"id": m.id, "type": m.type, "label": m.label, "cli_capable": True,
+                                  "created_at": rfc3339(m.created_at), "confirmed_at": rfc3339(m.created_at)}
+        if m.last_used_at is not None:
+            method["last_used_at"] = rfc3339(m.last_used_at)
+        methods.append(method)
+    codes = gw.store.row("SELECT COUNT(*), SUM(used_at IS NULL), MAX(used_at) FROM backup_codes WHERE email = ?",
+                         (p.email,))
+    total, unused, last_used = (int(codes[0]), int(codes[1] or 0), codes[2]) if codes is not None else (0, 0, None)
+    backup: dict[str, Any] = {"total": total, "unused": unused}
+    if last_used is not None:
+        backup["last_used_at"] = rfc3339(last_used)
+    body: dict[str, Any] = {"enrolled": bool(methods), "required": p.mfa_required, "methods": methods,
+                            "trusted_devices": [], "backup_codes": backup}
+    if step_up is not None:
+        body["recent_step_up_expires_at"] = step_up
+    if preferred is not None:
+        body["preferred_method"] = preferred
+    body["webauthn_available"] = True
+    return body
 
 
 def _verified(request: Request, p: Principal) -> Response:

@@ -236,12 +236,18 @@ def _recent_step_up(gw: Gateway, principal: Principal) -> bool:
     return at is not None and gw.settings.clock() - at <= gw.settings.step_up_window
 
 
-def _verify_inline(request: Request, gw: Gateway, principal: Principal, kind: str, value: str) -> None:
-    """Check an inline TOTP/backup code or WebAuthn assertion (MfaError when refused)."""
+def _verify_inline(request: Request, gw: Gateway, principal: Principal, kind: str, value: str, *,
+                   string_assertion: bool = False) -> None:
+    """Check an inline TOTP/backup code or WebAuthn assertion (MfaError when refused).
+
+    `string_assertion`: like the Go server's JSON routes, take `assertion_response` only as a JSON string.
+    """
     if kind == "totp":
         gw.mfa.verify_code(principal.email, value)
     else:
         payload = _decode_webauthn_header(value)
+        if string_assertion and not isinstance(payload.get("assertion_response"), str):
+            raise MfaError("session_incomplete")
         gw.mfa.assertion_verify(principal.email, payload.get("session_data"), payload.get("assertion_response"))
 
 
@@ -262,7 +268,7 @@ def _require_inline_mfa(request: Request, gw: Gateway, principal: Principal) -> 
     if kind not in ("totp", "webauthn"):
         raise Reply(json_error(400, "invalid_mfa_type", "MFA type must be 'totp' or 'webauthn'"))
     try:
-        _verify_inline(request, gw, principal, kind, value)
+        _verify_inline(request, gw, principal, kind, value, string_assertion=not gw.settings.extensions)
     except MfaError:
         raise Reply(json_error(401, "mfa_verification_failed", "Invalid MFA code")) from None
 
