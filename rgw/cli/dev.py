@@ -29,13 +29,19 @@ def _require_testing() -> None:
         ) from exc
 
 
-def _settings(db: str | None, allowed_domain: str, deployed_mode: bool) -> Any:
+def _settings(db: str | None, allowed_domain: str, deployed_mode: bool, rate_limit: bool | None = None) -> Any:
+    """Settings for the dev gateway; `rate_limit` None = the mode's default (on when deployed)."""
     from rgw.testing import GatewaySettings
+    from rgw.testing.gateway.settings import DEPLOYED_RATE_LIMIT
 
+    extra: dict[str, Any] = {}
+    if rate_limit is not None:
+        extra["rate_limit"] = DEPLOYED_RATE_LIMIT if rate_limit else None
     return GatewaySettings(
         db_path=db or ":memory:",
         allowed_domain=allowed_domain or None,
         extensions=not deployed_mode,
+        **extra,
     )
 
 
@@ -55,13 +61,17 @@ def _describe_users(gateway: Any) -> list[str]:
 @click.option("--allowed-domain", default="example.com", show_default=True, envvar="GOOGLE_ALLOWED_DOMAIN",
               help="Allowed email domain(s), comma-separated (GOOGLE_ALLOWED_DOMAIN).")
 @click.option("--deployed-mode", is_flag=True, help="Behave like a deployed Go gateway: no protocol extensions.")
+@click.option("--rate-limit/--no-rate-limit", default=None,
+              help="The deployed gateway's limit on its login routes (10/s, burst 20, per client IP). "
+                   "Default: on with --deployed-mode, off otherwise.")
 @pass_app
-async def dev_gateway(app: App, host: str, port: int, db: str | None, allowed_domain: str, deployed_mode: bool) -> None:
+async def dev_gateway(app: App, host: str, port: int, db: str | None, allowed_domain: str, deployed_mode: bool,
+                      rate_limit: bool | None) -> None:
     """Serve the reference gateway (a stand-in for a deployed rack gateway) until Ctrl-C."""
     _require_testing()
     from rgw.testing import running_gateway
 
-    settings = _settings(db, allowed_domain, deployed_mode)
+    settings = _settings(db, allowed_domain, deployed_mode, rate_limit)
     # uvicorn runs in its own thread; this task only sleeps, so Ctrl-C cancels it and leaving the
     # `with` shuts the server down cleanly.
     with running_gateway(settings, host=host, port=port) as gw:
@@ -70,6 +80,11 @@ async def dev_gateway(app: App, host: str, port: int, db: str | None, allowed_do
         app.echo("Seeded users:")
         for line in _describe_users(gw.gateway):
             app.echo(line)
+        limit = settings.rate_limit_value()
+        if limit is None:
+            app.echo("Rate limit: off")
+        else:
+            app.echo(f"Rate limit: {limit[0]:g} requests/s, burst {limit[1]}, per client IP, on the login routes")
         app.echo(f"Log in with: rack-gateway login dev {gw.url}")
         app.echo("Press Ctrl-C to stop.")
         await anyio.sleep_forever()

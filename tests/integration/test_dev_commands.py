@@ -6,7 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
+
+import pytest
 
 
 def clean_env() -> dict[str, str]:
@@ -59,3 +62,37 @@ def test_dev_gateway_serves_until_interrupted() -> None:
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "limited"),
+    [(["--deployed-mode"], True), (["--deployed-mode", "--no-rate-limit"], False), (["--rate-limit"], True)],
+    ids=["deployed-default", "deployed-off", "extensions-on"],
+)
+def test_dev_gateway_rate_limit_flag(flags: list[str], limited: bool) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rgw", "dev-gateway", "--port", "0", *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split()[4]
+        lines = [proc.stdout.readline() for _ in range(8)]
+        expected = "Rate limit: 10 requests/s, burst 20, per client IP, on the login routes\n" if limited else (
+            "Rate limit: off\n")
+        assert expected in lines
+        codes = []
+        for _ in range(21):
+            request = urllib.request.Request(f"{url}/api/v1/auth/cli/start", data=b"", method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    codes.append(response.status)
+            except urllib.error.HTTPError as exc:
+                codes.append(exc.code)
+        assert codes == [200] * 20 + ([429] if limited else [200])
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)

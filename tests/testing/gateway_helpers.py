@@ -116,3 +116,24 @@ class MiniKey:
                 "response": {"clientDataJSON": b64url(client_data), "authenticatorData": b64url(auth_data),
                              "signature": b64url(signature), "userHandle": None},
                 "clientExtensionResults": {}}
+
+
+class Authenticator:
+    """An authenticator app on the hand-moved clock: every code is from a fresh 30 s step, and 61 s
+    pass before each, so no two codes share a step and at most 5 fall in any 5 minutes."""
+
+    def __init__(self, secret: str, clock: FakeClock) -> None:
+        self.secret = secret
+        self.clock = clock
+
+    def code(self) -> str:
+        self.clock.advance(61)
+        return totp_at(self.secret, self.clock)
+
+
+def mfa_session(client: httpx.Client, gw: RunningGateway, email: str, clock: FakeClock) -> tuple[str, Authenticator]:
+    """A user enrolled in TOTP (enrolled now unless already) logged in with MFA: its session token
+    and authenticator."""
+    secret = gw.gateway.totp_secret(email) or gw.gateway.enroll_totp(email)
+    app = Authenticator(secret, clock)
+    return login(client, gw, email, totp_code=app.code())["token"], app

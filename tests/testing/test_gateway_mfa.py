@@ -13,7 +13,6 @@ from rgw.testing import RunningGateway
 from .gateway_helpers import CLI_MFA, COMPLETE, START, FakeClock, MiniKey, bearer, complete_body, login, totp_at
 
 MFA_USER = "mfa@example.com"
-LOCKED = {"error": "too_many_attempts", "message": "Too many failed MFA attempts. Try again in 5 minutes."}
 
 
 def mfa_start(gw: RunningGateway, client: httpx.Client, email: str = MFA_USER) -> dict[str, str]:
@@ -73,19 +72,6 @@ def test_backup_codes_single_use(gw: RunningGateway, client: httpx.Client) -> No
     again = mfa_start(gw, client)
     assert send_code(client, again["state"], codes[0]).json() == {"error": "invalid_code"}
     assert send_code(client, again["state"], codes[1]).status_code == 200
-
-
-def test_lockout_after_five_failures(gw: RunningGateway, client: httpx.Client, clock: FakeClock) -> None:
-    secret = gw.gateway.totp_secret(MFA_USER)
-    assert secret is not None
-    start = mfa_start(gw, client)
-    answers = [send_code(client, start["state"], "000000") for _ in range(5)]
-    assert [r.status_code for r in answers] == [400, 400, 400, 400, 429]
-    assert answers[4].json() == LOCKED
-    r = send_code(client, start["state"], totp_at(secret, clock))
-    assert (r.status_code, r.json()) == (429, LOCKED)
-    clock.advance(301)
-    assert send_code(client, start["state"], totp_at(secret, clock)).status_code == 200
 
 
 def test_cli_mfa_errors(gw: RunningGateway, client: httpx.Client) -> None:
@@ -188,15 +174,12 @@ def test_step_up(gw: RunningGateway, client: httpx.Client, clock: FakeClock, mfa
     assert r.status_code == 401
     assert r.headers["content-type"].startswith("text/plain")
     assert (r.headers["X-MFA-Required"], r.headers["X-MFA-Level"]) == ("true", "step-up")
-    r = client.post("/api/v1/api-tokens", headers=bearer(token), json={"name": "ci", "role": "cicd"})
-    assert (r.status_code, r.headers["X-MFA-Required"], r.json()["error"]) == (401, "step-up", "mfa_step_up_required")
     bad = client.delete("/api/v1/rack-proxy/apps/api", headers={**bearer(token), "X-Mfa-Totp": "000000"})
     assert bad.status_code == 401
     r = client.delete("/api/v1/rack-proxy/apps/api", headers={**bearer(token), "X-Mfa-Totp": totp_at(mfa_admin, clock)})
     assert r.status_code == 200
     # window open again: no header needed
-    r = client.post("/api/v1/api-tokens", headers=bearer(token), json={"name": "ci", "role": "cicd"})
-    assert r.status_code == 201
+    assert client.delete("/api/v1/rack-proxy/apps/worker", headers=bearer(token)).status_code == 200
     status = client.get("/api/v1/auth/mfa/status", headers=bearer(token)).json()
     assert status["recent_step_up_expires_at"] is not None
     assert status["preferred_method"] == "totp"
@@ -239,16 +222,3 @@ def test_totp_enroll_route(gw: RunningGateway, client: httpx.Client, clock: Fake
     assert r.status_code == 200
 
 
-def test_enrollment_required_on_protected_routes(gw: RunningGateway, client: httpx.Client) -> None:
-    gw.gateway.add_user("late@example.com", roles=("viewer",))
-    token = login(client, gw, "late@example.com")["token"]
-    # MFA becomes required for a signed-in user whose session survives (added straight to the store)
-    user = gw.gateway.user("late@example.com")
-    assert user is not None
-    gw.gateway.store.put_user(type(user)(user.email, user.name, user.roles, True), 0.0)
-    r = client.get("/api/v1/api-tokens/permissions", headers=bearer(token))
-    assert r.status_code == 200
-    r = client.get("/api/v1/info", headers=bearer(token))
-    assert r.json()["user"]["mfa_required"] is True
-    r = client.get("/api/v1/rack-proxy/apps", headers=bearer(token))
-    assert (r.status_code, r.headers["X-MFA-Level"]) == (401, "enrollment")

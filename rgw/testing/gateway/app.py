@@ -3,26 +3,44 @@
 Login routes live here (start, the stand-in Google sign-in page, the callback, the browser MFA page,
 `/complete` with long polling, `/auth/cli/mfa`); authenticated API routes live in `api.py`.  Any
 unexpected error becomes `500 {"error":"internal server error"}`; bad JSON is `400 invalid request`.
+The login routes (`/api/v1/auth/cli/*`, `/api/v1/auth/web/*`, and `POST /auth/mfa`, which stands in
+for the deployed web UI's `POST /api/v1/auth/cli/mfa`) share one rate-limit group, checked first.  An
+unknown route is `404 {"error":"not found"}`, or, without extensions, the Go router's empty 404.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from urllib.parse import urlencode
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from . import api, pages
 from .core import Gateway
 from .login import BrowserOutcome, LoginPageError, valid_loopback_uri
 from .mfa import MfaError
+from .ratelimit import LOGIN
 from .settings import GatewaySettings
-from .web import Reply, RequestCounter, base_url, bearer, endpoint, gateway_of, json_error, read_form, read_json
+from .web import (
+    Reply,
+    RequestCounter,
+    base_url,
+    bearer,
+    endpoint,
+    enforce_rate_limit,
+    gateway_of,
+    json_error,
+    not_found,
+    read_form,
+    read_json,
+    split_inline_mfa,
+)
 
 
 def _outcome(outcome: BrowserOutcome) -> Response:
@@ -49,6 +67,7 @@ async def index(request: Request) -> Response:
 
 @endpoint
 async def start(request: Request) -> Response:
+    enforce_rate_limit(request, LOGIN)
     gw = gateway_of(request)
     body = await read_json(request, optional=True)
     loopback = body.get("loopback_uri")
@@ -80,12 +99,36 @@ async def authorize_post(request: Request) -> Response:
 
 @endpoint
 async def callback(request: Request) -> Response:
+    enforce_rate_limit(request, LOGIN)
     q = request.query_params
+    gw = gateway_of(request)
+    if not gw.settings.extensions:
+        # The deployed callback keeps the code and sends the browser on to GET /auth/cli/mfa.
+        state, code = q.get("state", "").strip(), q.get("code", "").strip()
+        if not state or not code:
+            return PlainTextResponse("Missing code or state", 400)
+        try:
+            gw.login.receive_code(state, code)
+        except LoginPageError as exc:
+            return _page_error(exc)
+        return RedirectResponse("/api/v1/auth/cli/mfa?" + urlencode({"state": state}), 307)
     try:
-        outcome = gateway_of(request).login.callback(q.get("state", ""), q.get("code", ""), q.get("error", ""))
+        outcome = gw.login.callback(q.get("state", ""), q.get("code", ""), q.get("error", ""))
     except LoginPageError as exc:
         return _page_error(exc)
     return _outcome(outcome)
+
+
+@endpoint
+async def cli_mfa_form(request: Request) -> Response:
+    enforce_rate_limit(request, LOGIN)
+    state = request.query_params.get("state", "").strip()
+    if not state:
+        return HTMLResponse(pages.error_page("missing state"), 400)
+    try:
+        return _outcome(gateway_of(request).login.cli_mfa_form(state))
+    except LoginPageError as exc:
+        return _page_error(exc)
 
 
 @endpoint
@@ -101,6 +144,7 @@ async def mfa_page(request: Request) -> Response:
 
 @endpoint
 async def mfa_post(request: Request) -> Response:
+    enforce_rate_limit(request, LOGIN)
     form = await read_form(request)
     state = form.get("state", "")
     try:
@@ -121,6 +165,7 @@ async def done(request: Request) -> Response:
 
 @endpoint
 async def complete(request: Request) -> Response:
+    enforce_rate_limit(request, LOGIN)
     gw = gateway_of(request)
     body = await read_json(request)
     wait = body.get("wait")
@@ -155,6 +200,9 @@ async def complete(request: Request) -> Response:
 
 @endpoint
 async def cli_mfa(request: Request) -> Response:
+    enforce_rate_limit(request, LOGIN)
+    if not gateway_of(request).settings.extensions:
+        return await _deployed_cli_mfa(request)
     body = await read_json(request)
     state = body.get("state")
     gateway_of(request).login.mfa(
@@ -164,11 +212,40 @@ async def cli_mfa(request: Request) -> Response:
     return JSONResponse({"redirect": base_url(request) + "/auth/done"})
 
 
+async def _deployed_cli_mfa(request: Request) -> Response:
+    """`POST /auth/cli/mfa` as the Go server parses and answers it (`CLILoginMFASubmit`).
+
+    Every field must be a string (an assertion sent as a JSON object is `invalid_request`), the
+    method defaults to totp, and any refused verification, the attempt limit and a lock included,
+    is `400 invalid_code`.
+    """
+    try:
+        body = await read_json(request)
+    except Reply:
+        return json_error(400, "invalid_request")
+    fields = {k: body.get(k, "") for k in ("state", "method", "code", "session_data", "assertion_response")}
+    if not all(isinstance(v, str) for v in fields.values()):
+        return json_error(400, "invalid_request")
+    method = fields["method"].strip().lower() or "totp"
+    state = fields["state"].strip()
+    if not state:
+        return json_error(400, "state_required")
+    if method == "totp" and not fields["code"].strip():
+        return json_error(400, "code_required")
+    try:
+        gateway_of(request).login.mfa(state, method, fields["code"], fields["session_data"],
+                                      fields["assertion_response"])
+    except MfaError as exc:
+        return json_error(400, "invalid_code" if exc.verification_failed else exc.code)
+    return JSONResponse({"redirect": base_url(request) + "/auth/done"})
+
+
 @endpoint
 async def cli_webauthn_start(request: Request) -> Response:
     gw = gateway_of(request)
     if not gw.settings.extensions:
-        return json_error(404, "not found")
+        return not_found()
+    enforce_rate_limit(request, LOGIN)
     body = await read_json(request)
     state = body.get("state")
     return JSONResponse(gw.login.webauthn_start(state if isinstance(state, str) else "", base_url(request)))
@@ -177,7 +254,11 @@ async def cli_webauthn_start(request: Request) -> Response:
 @endpoint
 async def logout(request: Request) -> Response:
     gw = gateway_of(request)
-    token = bearer(request) or request.cookies.get("session_token")
+    if request.method != "GET" and not gw.settings.extensions:
+        return not_found()  # the Go server has GET only
+    enforce_rate_limit(request, LOGIN)
+    credential = bearer(request)
+    token = split_inline_mfa(credential)[0] if credential else request.cookies.get("session_token")
     if token:
         with contextlib.suppress(Exception):
             principal = gw.principal(token)
@@ -190,6 +271,8 @@ async def logout(request: Request) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
+        if exc.status_code in (404, 405) and not gateway_of(request).settings.extensions:
+            return not_found()  # gin: no route (and no 405s) -> NoRoute's empty 404
         text = {404: "not found", 405: "method not allowed"}.get(exc.status_code, str(exc.detail).lower())
         return json_error(exc.status_code, text)
     if isinstance(exc, Reply):
@@ -203,11 +286,12 @@ ROUTES = [
     Route("/api/v1/auth/cli/start", start, methods=["POST"]),
     Route("/oauth/authorize", authorize_page, methods=["GET"]),
     Route("/oauth/authorize", authorize_post, methods=["POST"]),
-    Route("/api/v1/auth/cli/callback", callback),
+    Route("/api/v1/auth/cli/callback", callback, methods=["GET"]),
     Route("/auth/mfa", mfa_page, methods=["GET"]),
     Route("/auth/mfa", mfa_post, methods=["POST"]),
     Route("/auth/done", done),
     Route("/api/v1/auth/cli/complete", complete, methods=["POST"]),
+    Route("/api/v1/auth/cli/mfa", cli_mfa_form, methods=["GET"]),
     Route("/api/v1/auth/cli/mfa", cli_mfa, methods=["POST"]),
     Route("/api/v1/auth/cli/mfa/webauthn/start", cli_webauthn_start, methods=["POST"]),
     Route("/api/v1/auth/web/logout", logout, methods=["GET", "POST"]),

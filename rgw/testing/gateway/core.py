@@ -19,6 +19,7 @@ from . import rbac
 from .login import LoginFlow
 from .mfa import MfaService
 from .rack import FakeRack
+from .ratelimit import RateLimiter
 from .sessions import AuthError, Principal, SessionManager
 from .settings import GatewaySettings
 from .store import ApiTokenRow, SessionRow, Store, User
@@ -86,7 +87,10 @@ class Gateway:
         self.watchers = StateWatchers()
         self.login = LoginFlow(self.store, self.settings, self.mfa, self.sessions, self.watchers.notify)
         self.rack = FakeRack(self.settings.rack_name)
+        limit = self.settings.rate_limit_value()
+        self.rate_limiter = None if limit is None else RateLimiter(limit[0], limit[1], self.settings.clock)
         self._counts: Counter[str] = Counter()
+        self._refused: Counter[str] = Counter()
         self._counts_lock = threading.Lock()
         if self.settings.seed:
             self._seed()
@@ -134,6 +138,17 @@ class Gateway:
         self.store.put_user(User(user.email, user.name, user.roles, required), self.settings.clock())
         self.sessions.revoke_user(user.email, "mfa_changed")
 
+    def lock_user(self, email: str) -> None:
+        """Lock a user as too many failed MFA attempts do: its sessions then fail with `user locked`."""
+        self.mfa.lock(self._known(email))
+
+    def unlock_user(self, email: str) -> None:
+        """What an administrator's unlock does (sessions revoked by the lock stay revoked)."""
+        self.mfa.unlock(self._known(email))
+
+    def user_locked(self, email: str) -> bool:
+        return self.mfa.locked(email.strip().lower())
+
     def _known(self, email: str) -> str:
         email = email.strip().lower()
         if self.store.user(email) is None:
@@ -154,7 +169,7 @@ class Gateway:
                          user_email: str = "admin@example.com") -> str:
         token, _ = self.sessions.create_token(
             name, role=role, permissions=list(permissions) if permissions is not None else None,
-            user_email=user_email,
+            user_email=user_email, created_by=user_email,
         )
         return token
 
@@ -191,10 +206,25 @@ class Gateway:
         with self._counts_lock:
             self._counts[path] += 1
 
+    def count_refused(self, path: str) -> None:
+        with self._counts_lock:
+            self._refused[path] += 1
+
     def request_count(self, path_prefix: str = "/api/v1/auth/cli/") -> int:
+        """Requests received on paths starting with `path_prefix` (refused ones included)."""
         with self._counts_lock:
             return sum(n for path, n in self._counts.items() if path.startswith(path_prefix))
+
+    def rate_limited_count(self, path_prefix: str = "/") -> int:
+        """Requests on paths starting with `path_prefix` refused with 429 by the rate limit.
+
+        E.g. `"/api/v1/auth/cli/callback"`: browser callbacks refused; `"/api/v1/auth/cli/"`: every
+        refusal on the login routes.
+        """
+        with self._counts_lock:
+            return sum(n for path, n in self._refused.items() if path.startswith(path_prefix))
 
     def reset_counts(self) -> None:
         with self._counts_lock:
             self._counts.clear()
+            self._refused.clear()

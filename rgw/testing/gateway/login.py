@@ -4,6 +4,11 @@ A login state moves `browser` → (`mfa`) → `verified`, or → `failed` ([ext]
 MFA-enrolment failure the deployed gateway also reports).  `/complete` redeems a verified state once
 (core) or answers the same body again for `idempotent_window` seconds ([ext]).  Every change calls
 `notify(state)` so held long polls answer at once.  All transitions run under one lock.
+
+A deployed gateway's browser makes two requests on its login routes (`handlers/auth_cli.go`): the
+callback only stores the code and redirects (307) to `GET /api/v1/auth/cli/mfa?state=`, which signs
+the user in.  Without extensions the reference gateway does the same (`receive_code`, then
+`cli_mfa_form`); with them the callback signs in at once.
 """
 
 from __future__ import annotations
@@ -78,6 +83,7 @@ class LoginFlow:
         self._lock = threading.RLock()
         self._redeemed: dict[str, tuple[float, str, dict[str, Any]]] = {}
         self._completed: dict[str, float] = {}
+        self._received: set[str] = set()  # states whose callback brought the code (deployed mode)
 
     @property
     def ext(self) -> bool:
@@ -138,6 +144,30 @@ class LoginFlow:
             if not code or st.code is None or st.email is None or not hmac.compare_digest(code, st.code):
                 raise LoginPageError(400, "invalid authorization code")
             return self._signed_in(replace(st, code=None), st.email)
+
+    def receive_code(self, state: str, code: str) -> None:
+        """The deployed callback: check and keep the code; `cli_mfa_form` signs the user in."""
+        with self._lock:
+            st = self._require(state)
+            if st.stage != "browser":
+                return
+            if st.code is None or st.email is None or not hmac.compare_digest(code, st.code):
+                raise LoginPageError(400, "invalid authorization code")
+            self._received.add(state)
+
+    def cli_mfa_form(self, state: str) -> BrowserOutcome:
+        """`GET /api/v1/auth/cli/mfa?state=`: sign in with a received code, or say where the login is."""
+        with self._lock:
+            st = self._require(state)
+            if state in self._received and st.stage == "browser" and st.email is not None:
+                self._received.discard(state)
+                return self._signed_in(replace(st, code=None), st.email)
+            if st.stage == "verified":
+                return BrowserOutcome(text="Login complete, return to your terminal.")
+            if st.stage == "mfa":
+                return BrowserOutcome(location="/auth/mfa?" + urlencode({"state": st.state}))
+            return BrowserOutcome(page="error", text=st.error or "This login is not waiting for sign-in.",
+                                  status=400)
 
     def sign_in(self, state: str, email: str) -> BrowserOutcome:
         """`complete_browser_login`: the user signed in as `email`."""

@@ -1,10 +1,14 @@
-"""MFA of the reference gateway: TOTP, backup codes, WebAuthn, lock-out and challenges.
+"""MFA of the reference gateway: TOTP, backup codes, WebAuthn, attempt limits, lock-out, challenges.
 
-TOTP codes (pyotp) are accepted one step either side of the gateway's clock and each code only once
-(the last accepted time step is remembered per method); backup codes are single use; five failures in
-five minutes lock a user out of MFA for the rest of that window.  WebAuthn ceremonies use py_webauthn
-with the request's own base URL: rp_id = its hostname, expected origin = `scheme://host:port`.  Pending
-WebAuthn challenges live in memory, keyed by an opaque `session_data` string, and are single use.
+As the deployed Go gateway does (`internal/gateway/auth/mfa/{totp,service,webauthn_assertion}.go`):
+TOTP codes are accepted for the time steps -1, 0 and +1 around the gateway's clock, and each step once
+per user (a replayed step is a failure); backup codes are single use; a user gets at most 5 TOTP/backup
+attempts and 5 WebAuthn attempts per 5 minutes, successes included (the sixth is refused, and logged
+as a failure); and a failure that makes 5 failures (both kinds) in 5 minutes locks the user until an
+administrator unlocks it.  A locked user's sessions fail with `authentication failed: user locked`
+(see sessions.py).  WebAuthn ceremonies use py_webauthn with the request's own base URL: rp_id = its
+hostname, expected origin = `scheme://host:port`.  Pending WebAuthn challenges live in memory, keyed
+by an opaque `session_data` string, and are single use.
 """
 
 from __future__ import annotations
@@ -35,26 +39,45 @@ from webauthn.helpers.structs import PublicKeyCredentialDescriptor
 from .settings import GatewaySettings
 from .store import Store
 
-LOCKOUT_FAILURES = 5
-LOCKOUT_WINDOW = 300.0
+ATTEMPT_LIMIT = 5  # attempts of one kind (TOTP/backup code, or WebAuthn) per user per window
+FAILURE_LIMIT = 5  # failures of both kinds per user per window that lock the user
+ATTEMPT_WINDOW = 300.0
 CHALLENGE_TTL = 300.0
 TOTP_STEP = 30
-LOCKOUT_MESSAGE = "Too many failed MFA attempts. Try again in 5 minutes."
+LOCK_REASON = "Automatic lock: 5 failed MFA attempts in 5 minutes"
+ATTEMPTS_MESSAGE = "Too many MFA attempts (at most 5 in 5 minutes, successes included). Try again in 5 minutes."
+LOCKED_MESSAGE = "Too many failed MFA attempts: the account is locked until an administrator unlocks it."
+# The deployed gateway's own error texts (err.Error() of its MFA service).
+GO_FAILED = "verification failed"
+GO_TOO_MANY = "too many attempts - try again in 5 minutes"
+GO_LOCKED_NOW = "account locked due to multiple failed attempts - contact administrator"
+GO_LOCKED = "account locked - contact administrator"
+GO_ASSERTION_FAILED = "failed to validate assertion"
 _TOTP_RE = re.compile(r"^\d{6}$")
+_EXT_STATUS = {"too_many_attempts": 429, "account_locked": 403}
+_EXT_MESSAGE = {"too_many_attempts": ATTEMPTS_MESSAGE, "account_locked": LOCKED_MESSAGE}
 
 
 class MfaError(Exception):
-    """An MFA failure; `code` is the wire error (`invalid_code`, `session_expired`, ...)."""
+    """An MFA failure.
 
-    def __init__(self, code: str, status: int = 400, message: str | None = None) -> None:
+    `code` is the reference gateway's wire error (`invalid_code`, `too_many_attempts`,
+    `account_locked`, `session_expired`, ...) with its `status` and `message`; `detail` is what the
+    deployed gateway's MFA service says for it, which deployed-mode routes answer instead.
+    """
+
+    def __init__(self, code: str, status: int | None = None, message: str | None = None,
+                 detail: str | None = None) -> None:
         super().__init__(code)
         self.code = code
-        self.status = status
-        self.message = message
+        self.status = status if status is not None else _EXT_STATUS.get(code, 400)
+        self.message = message if message is not None else _EXT_MESSAGE.get(code)
+        self.detail = detail if detail is not None else code
 
-
-def too_many_attempts() -> MfaError:
-    return MfaError("too_many_attempts", 429, LOCKOUT_MESSAGE)
+    @property
+    def verification_failed(self) -> bool:
+        """A code or assertion was checked and refused (or refused unchecked: limit, lock)."""
+        return self.code in ("invalid_code", "too_many_attempts", "account_locked")
 
 
 @dataclass(frozen=True)
@@ -129,34 +152,68 @@ class MfaService:
             names.append("backup_code")
         return names
 
-    # lock-out
+    # attempt limits and lock-out
     def locked(self, email: str) -> bool:
-        since = self._now() - LOCKOUT_WINDOW
-        row = self._store.row("SELECT COUNT(*) FROM mfa_failures WHERE email = ? AND at > ?", (email, since))
-        return row is not None and row[0] >= LOCKOUT_FAILURES
+        """Whether `email` is locked (after too many failed MFA attempts, until unlocked)."""
+        user = self._store.user(email)
+        return user is not None and user.locked_at is not None
 
-    def _fail(self, email: str) -> MfaError:
-        self._store.execute("INSERT INTO mfa_failures VALUES (?, ?)", (email, self._now()))
-        return too_many_attempts() if self.locked(email) else MfaError("invalid_code")
+    def unlock(self, email: str) -> None:
+        """Clear a lock.  Recent attempts still count, as on the deployed gateway."""
+        self._store.set_locked(email, None)
 
-    def _succeed(self, email: str) -> None:
-        self._store.execute("DELETE FROM mfa_failures WHERE email = ?", (email,))
+    def lock(self, email: str) -> None:
+        self._store.set_locked(email, self._now(), LOCK_REASON)
+
+    def attempts(self, email: str, kind: str | None = None, *, failed: bool = False) -> int:
+        """MFA attempts by `email` in the last 5 minutes (of `kind`, or only failures)."""
+        sql = "SELECT COUNT(*) FROM mfa_attempts WHERE email = ? AND at > ?"
+        params: list[object] = [email, self._now() - ATTEMPT_WINDOW]
+        if kind is not None:
+            sql += " AND kind = ?"
+            params.append(kind)
+        if failed:
+            sql += " AND success = 0"
+        row = self._store.row(sql, params)
+        return int(row[0]) if row is not None else 0
+
+    def _log(self, email: str, kind: str, success: bool, reason: str) -> None:
+        self._store.execute("INSERT INTO mfa_attempts VALUES (?, ?, ?, ?, ?)",
+                            (email, kind, int(success), reason, self._now()))
+
+    def _begin(self, email: str, kind: str) -> None:
+        """Refuse an attempt by a locked user, or over the attempt limit (that refusal is logged)."""
+        if self.locked(email):
+            raise MfaError("account_locked", detail=GO_LOCKED)
+        if self.attempts(email, kind) >= ATTEMPT_LIMIT:
+            self._log(email, kind, False, "rate_limited")
+            raise MfaError("too_many_attempts", detail=GO_TOO_MANY)
+
+    def _fail(self, email: str, kind: str, reason: str, detail: str = GO_FAILED) -> MfaError:
+        """Log a failure; the one that makes 5 in 5 minutes locks the user."""
+        self._log(email, kind, False, reason)
+        if self.attempts(email, failed=True) >= FAILURE_LIMIT:
+            self.lock(email)
+            return MfaError("account_locked", detail=GO_LOCKED_NOW)
+        return MfaError("invalid_code", detail=detail)
 
     # codes
     def verify_code(self, email: str, code: str | None) -> None:
         """Accept a TOTP or backup code once, or raise MfaError."""
         if not code or not code.strip():
-            raise MfaError("code_required")
+            raise MfaError("code_required", detail="code required")
         with self._lock:
-            if self.locked(email):
-                raise too_many_attempts()
+            self._begin(email, "totp")
             code = code.strip().replace(" ", "")
-            ok = self._use_totp(email, code) if _TOTP_RE.match(code) else self._use_backup(email, code)
-            if not ok:
-                raise self._fail(email)
-            self._succeed(email)
+            used = self._use_totp(email, code) if _TOTP_RE.match(code) else None
+            if used is False:
+                raise self._fail(email, "totp", "replay_detected")
+            if used is None and not self._use_backup(email, code):
+                raise self._fail(email, "totp", "invalid_code")
+            self._log(email, "totp", True, "" if used else "backup_code")
 
-    def _use_totp(self, email: str, code: str) -> bool:
+    def _use_totp(self, email: str, code: str) -> bool | None:
+        """True: accepted; False: its time step was used already; None: no TOTP method has this code."""
         now = self._now()
         step = int(now // TOTP_STEP)
         for method in self._store.mfa_methods(email):
@@ -165,14 +222,13 @@ class MfaService:
             totp = pyotp.TOTP(method.secret)
             for counter in (step - 1, step, step + 1):
                 if hmac.compare_digest(totp.generate_otp(counter), code):
-                    if counter <= method.last_counter:
-                        return False  # each code is usable once
-                    self._store.execute(
-                        "UPDATE mfa_methods SET last_counter = ?, last_used_at = ? WHERE id = ?",
-                        (counter, now, method.id),
-                    )
+                    cur = self._store.execute("INSERT OR IGNORE INTO used_totp_steps (email, step, at)"
+                                              " VALUES (?, ?, ?)", (email, counter, now))
+                    if cur.rowcount != 1:
+                        return False  # each time step is accepted once per user
+                    self._store.execute("UPDATE mfa_methods SET last_used_at = ? WHERE id = ?", (now, method.id))
                     return True
-        return False
+        return None
 
     def _use_backup(self, email: str, code: str) -> bool:
         cur = self._store.execute(
@@ -255,14 +311,17 @@ class MfaService:
         if not isinstance(response, dict) or not response:
             raise MfaError("session_incomplete")
         with self._lock:
-            if self.locked(email):
-                raise too_many_attempts()
-            challenge = self._take_challenge(session_data, email, "assert")
+            self._begin(email, "webauthn")
+            try:
+                challenge = self._take_challenge(session_data, email, "assert")
+            except MfaError:
+                self._log(email, "webauthn", False, "invalid_challenge")
+                raise
             raw_id = _b64_key(str(response.get("rawId") or response.get("id") or ""))
             method = next((m for m in self._store.mfa_methods(email)
                            if m.type == "webauthn" and _b64_key(m.credential_id or "") == raw_id), None)
             if method is None or method.public_key is None:
-                raise self._fail(email)
+                raise self._fail(email, "webauthn", "credential_not_found", "credential not found")
             try:
                 verified = verify_authentication_response(
                     credential=response, expected_challenge=challenge.challenge,
@@ -271,10 +330,10 @@ class MfaService:
                     credential_current_sign_count=method.sign_count,
                 )
             except (WebAuthnException, ValueError, KeyError, TypeError) as exc:
-                raise self._fail(email) from exc
+                raise self._fail(email, "webauthn", "validation_failed", GO_ASSERTION_FAILED) from exc
             self._store.execute(
                 "UPDATE mfa_methods SET sign_count = ?, last_used_at = ? WHERE id = ?",
                 (verified.new_sign_count, self._now(), method.id),
             )
-            self._succeed(email)
+            self._log(email, "webauthn", True, "")
 

@@ -3,7 +3,9 @@
 Session tokens (`rgw_sess_…`) are stored as HMAC(secret, token), so rotating the secret silently
 invalidates every session; the old secrets are kept only to tell the user *why* a session is gone.
 API tokens (`rgw_token_…`) are stored as SHA-256 and survive rotation.  Every failure is an
-`AuthError` whose `reason` is the wire reason (`session expired`, `session revoked`, ...).
+`AuthError` whose `reason` is the wire reason (`session expired`, `session revoked`, ...).  As on the
+deployed gateway, a session of a locked user fails with `user locked` and is revoked by that, so it
+answers `session revoked` from then on, even after an unlock.
 """
 
 from __future__ import annotations
@@ -24,7 +26,11 @@ REVOKE_MESSAGES = {
     "mfa_changed": "Your session was revoked because MFA enforcement changed for your account. "
                    "Please log in again (you may need to set up multi-factor authentication).",
     "logged_out": "This session was logged out. Please log in again.",
+    "locked": "Your session was revoked when your account was locked after too many failed MFA attempts. "
+              "Ask an administrator to unlock it, then log in again.",
 }
+LOCKED_MESSAGE = ("Your account is locked after too many failed MFA attempts. Ask an administrator to unlock "
+                  "it, then log in again.")
 NOT_FOUND_MESSAGE = "Session not found. Please log in again."
 SECRET_MESSAGE = ("Session not found: the gateway's session secret changed, which invalidated every "
                   "session. Please log in again.")
@@ -139,6 +145,10 @@ class SessionManager:
                             f"Your session expired after {days} days of inactivity. Please log in again.")
         if now > row.expires_at:
             raise AuthError("session expired", "Your session has expired. Please log in again.")
+        user = self._store.user(row.email)
+        if user is not None and user.locked_at is not None:
+            self.revoke(row.id, "locked")
+            raise AuthError("user locked", LOCKED_MESSAGE)
         expires_at = now + self._settings.session_ttl
         self._store.execute("UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?",
                             (now, expires_at, row.id))
@@ -155,7 +165,7 @@ class SessionManager:
 
     # API tokens
     def create_token(self, name: str, *, role: str | None, permissions: list[str] | None,
-                     user_email: str) -> tuple[str, ApiTokenRow]:
+                     user_email: str, created_by: str | None = None) -> tuple[str, ApiTokenRow]:
         if role is not None and role not in rbac.ROLE_PERMISSIONS:
             raise ValueError(f"unknown role: {role}")
         unknown = rbac.unknown_permissions(permissions or [])
@@ -167,11 +177,14 @@ class SessionManager:
         token = "rgw_token_" + secrets.token_urlsafe(32)
         public_id = str(uuid.uuid4())
         self._store.add_api_token(public_id, token_digest(token), name, perms, role, user_email.lower(),
-                                  self._settings.clock())
+                                  self._settings.clock(), created_by.lower() if created_by else None)
         return token, self._store.api_tokens(public_id=public_id)[0]
 
     def tokens(self) -> list[ApiTokenRow]:
         return self._store.api_tokens()
+
+    def token_name_taken(self, name: str) -> bool:
+        return self._store.row("SELECT 1 FROM api_tokens WHERE name = ?", (name,)) is not None
 
     def token(self, public_id: str) -> ApiTokenRow | None:
         found = self._store.api_tokens(public_id=public_id)

@@ -2,21 +2,38 @@
 
 `GatewaySettings` is plain data: every field has a default, durations are in seconds, and the clock
 is injectable so expiry tests move time instead of waiting for it.  `extensions=False` turns off
-every [ext] feature of PROTOCOL.md so the gateway behaves like a deployed Go gateway.
+every [ext] feature of PROTOCOL.md so the gateway behaves like a deployed Go gateway; that includes
+the deployed gateway's rate limit, which is on by default only in that mode.
 """
 
 from __future__ import annotations
 
+import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 DAY = 86400.0
+
+#: The deployed gateway's limit on its authentication routes: 10 requests/s per client IP, burst 20
+#: (RATE_LIMIT_RPS / RATE_LIMIT_BURST in the Go server).
+DEPLOYED_RATE_LIMIT: tuple[float, int] = (10.0, 20)
+
+
+class Default(enum.Enum):
+    """The marker of a setting whose default depends on other settings."""
+
+    FOR_MODE = "for-mode"
 
 
 @dataclass
 class GatewaySettings:
-    """Configuration of one reference gateway (all durations in seconds)."""
+    """Configuration of one reference gateway (all durations in seconds).
+
+    `rate_limit` is `(per_second, burst)` or None (off); left out, it is `DEPLOYED_RATE_LIMIT` with
+    `extensions=False` and off with extensions, resolved when the settings are made.
+    """
 
     db_path: str = ":memory:"
     allowed_domain: str | None = "example.com"
@@ -29,8 +46,21 @@ class GatewaySettings:
     step_up_window: float = 600.0
     long_poll_max: float = 25.0
     idempotent_window: float = 60.0
-    rate_limit: tuple[float, int] | None = None
+    rate_limit: tuple[float, int] | Literal[Default.FOR_MODE] | None = Default.FOR_MODE
     clock: Callable[[], float] = field(default=time.time)
+
+    def __post_init__(self) -> None:
+        if self.rate_limit is Default.FOR_MODE:
+            self.rate_limit = None if self.extensions else DEPLOYED_RATE_LIMIT
+        elif self.rate_limit is not None:
+            per_second, burst = self.rate_limit
+            if per_second <= 0 or burst < 1:
+                raise ValueError(f"rate_limit must be (per_second > 0, burst >= 1), not {self.rate_limit!r}")
+            self.rate_limit = (float(per_second), int(burst))
+
+    def rate_limit_value(self) -> tuple[float, int] | None:
+        """The resolved `rate_limit`: `(per_second, burst)` or None."""
+        return None if self.rate_limit is Default.FOR_MODE else self.rate_limit
 
     def allowed_domains(self) -> list[str]:
         """The allowed email domains, lower-cased; empty means any domain."""

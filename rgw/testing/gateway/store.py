@@ -3,7 +3,9 @@
 One connection (`check_same_thread=False`) guarded by a `threading.Lock`: the gateway's synchronous
 methods are called from the server's event loop and from test threads alike.  Tokens are never
 stored: sessions keep HMAC(secret, token), API tokens and backup codes keep SHA-256 digests.
-Rows come back as small frozen dataclasses so the rest of the gateway never sees SQL.
+Rows come back as small frozen dataclasses so the rest of the gateway never sees SQL.  A user's
+numeric id (the Go server's `user_id`) is the row's rowid, kept stable by upserting; columns added
+since a database file was made are added on open.
 """
 
 from __future__ import annotations
@@ -38,8 +40,18 @@ CREATE TABLE IF NOT EXISTS mfa_methods (
   last_counter INTEGER NOT NULL DEFAULT -1, created_at REAL NOT NULL, last_used_at REAL);
 CREATE TABLE IF NOT EXISTS backup_codes (
   id INTEGER PRIMARY KEY AUTOINCREMENT, email TEXT NOT NULL, code_hash TEXT NOT NULL, used_at REAL);
-CREATE TABLE IF NOT EXISTS mfa_failures (email TEXT NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS mfa_attempts (
+  email TEXT NOT NULL, kind TEXT NOT NULL, success INTEGER NOT NULL, reason TEXT, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS used_totp_steps (
+  email TEXT NOT NULL, step INTEGER NOT NULL, at REAL NOT NULL, PRIMARY KEY (email, step));
 """
+
+# Columns added after the first release, for database files made before them.
+ADDED_COLUMNS = (
+    ("users", "locked_at", "REAL"),
+    ("users", "locked_reason", "TEXT"),
+    ("api_tokens", "created_by", "TEXT"),
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,8 @@ class User:
     name: str
     roles: list[str]
     mfa_required: bool
+    id: int = 0  # assigned by the store
+    locked_at: float | None = None  # set by the store (MFA lock-out), cleared by an unlock
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,7 @@ class ApiTokenRow:
     created_at: float
     last_used_at: float | None
     expires_at: float | None
+    created_by: str | None = None  # email of the user who created it
 
 
 @dataclass(frozen=True)
@@ -117,6 +132,10 @@ class Store:
         self._db.row_factory = sqlite3.Row
         with self._lock:
             self._db.executescript(SCHEMA)
+            for table, column, kind in ADDED_COLUMNS:
+                present = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         with self._lock:
@@ -136,17 +155,32 @@ class Store:
 
     # users
     def put_user(self, user: User, now: float) -> None:
+        """Add or update a user (name, roles, MFA requirement); its id and lock are kept."""
         self.execute(
-            "INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO users (email, name, roles, mfa_required, created_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (email) DO UPDATE SET name = excluded.name, roles = excluded.roles,"
+            " mfa_required = excluded.mfa_required",
             (user.email, user.name, ",".join(user.roles), int(user.mfa_required), now),
         )
 
     def user(self, email: str) -> User | None:
-        r = self.row("SELECT * FROM users WHERE email = ?", (email.lower(),))
+        r = self.row("SELECT rowid AS id, * FROM users WHERE email = ?", (email.lower(),))
         if r is None:
             return None
         roles = [x for x in str(r["roles"]).split(",") if x]
-        return User(r["email"], r["name"], roles, bool(r["mfa_required"]))
+        return User(r["email"], r["name"], roles, bool(r["mfa_required"]), int(r["id"]), r["locked_at"])
+
+    def user_id(self, email: str) -> int | None:
+        r = self.row("SELECT rowid FROM users WHERE email = ?", (email.lower(),))
+        return None if r is None else int(r[0])
+
+    def set_locked(self, email: str, locked_at: float | None, reason: str | None = None) -> None:
+        """Lock a user (kept if already locked) or, with None, unlock it."""
+        if locked_at is None:
+            self.execute("UPDATE users SET locked_at = NULL, locked_reason = NULL WHERE email = ?", (email,))
+        else:
+            self.execute("UPDATE users SET locked_at = ?, locked_reason = ? WHERE email = ? AND locked_at IS NULL",
+                         (locked_at, reason, email))
 
     def users(self) -> list[User]:
         emails = [r["email"] for r in self.rows("SELECT email FROM users ORDER BY created_at, email")]
@@ -187,18 +221,18 @@ class Store:
 
     # api tokens
     def add_api_token(self, public_id: str, token_hash: str, name: str, permissions: list[str],
-                      role: str | None, user_email: str, now: float) -> int:
+                      role: str | None, user_email: str, now: float, created_by: str | None = None) -> int:
         cur = self.execute(
-            "INSERT INTO api_tokens (public_id, token_hash, name, permissions, role, user_email, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (public_id, token_hash, name, json.dumps(permissions), role, user_email, now),
+            "INSERT INTO api_tokens (public_id, token_hash, name, permissions, role, user_email, created_at,"
+            " created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (public_id, token_hash, name, json.dumps(permissions), role, user_email, now, created_by),
         )
         return int(cur.lastrowid or 0)
 
     def api_tokens(self, *, public_id: str | None = None, token_hash: str | None = None) -> list[ApiTokenRow]:
         """All API tokens, or the one with `public_id` or `token_hash`."""
         columns = ("SELECT id, public_id, token_hash, name, permissions, role, user_email, created_at,"
-                   " last_used_at, expires_at FROM api_tokens")
+                   " last_used_at, expires_at, created_by FROM api_tokens")
         if public_id is not None:
             found = self.rows(columns + " WHERE public_id = ?", (public_id,))
         elif token_hash is not None:
@@ -206,7 +240,7 @@ class Store:
         else:
             found = self.rows(columns + " ORDER BY id")
         return [
-            ApiTokenRow(r[0], r[1], r[2], r[3], list(json.loads(r[4])), r[5], r[6], r[7], r[8], r[9])
+            ApiTokenRow(r[0], r[1], r[2], r[3], list(json.loads(r[4])), r[5], r[6], r[7], r[8], r[9], r[10])
             for r in found
         ]
 
