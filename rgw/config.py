@@ -29,6 +29,8 @@ from rgw.models import RackConfig
 T = TypeVar("T")
 
 CONFIG_FILE = "config.json"
+#: A rack entry's note that the gateway rejected its session (the Go CLI ignores unknown fields).
+REJECTED_FIELD = "session_rejected"
 DEFAULT_LOCK_TIMEOUT = 30.0
 _RACK_FIELDS = tuple(f.name for f in fields(RackConfig) if f.name not in ("name", "extra"))
 
@@ -87,10 +89,15 @@ class ConfigData:
         return [rack for name in self.rack_names() if (rack := self.rack(name)) is not None]
 
     def put_rack(self, rack: RackConfig) -> None:
-        """Store ``rack``, keeping unknown fields of the existing entry and of ``rack.extra``."""
+        """Store ``rack``, keeping unknown fields of the existing entry and of ``rack.extra``.
+
+        A new session clears what was remembered about the old one's rejection.
+        """
         gateways = self._gateways()
         existing = gateways.get(rack.name)
         entry: dict[str, Any] = dict(existing) if isinstance(existing, dict) else {}
+        if entry.get("token") != rack.token:
+            entry.pop(REJECTED_FIELD, None)
         entry.update(rack.extra)
         for name in _RACK_FIELDS:
             value = getattr(rack, name)
@@ -107,12 +114,20 @@ class ConfigData:
             self.current = None
         return removed
 
+    def mark_rejected(self, name: str, token: str, reason: str, at: str) -> bool:
+        """Remember that the gateway rejected this rack's session (shown by ``racks`` until a login)."""
+        entry = self._gateways().get(name)
+        if not isinstance(entry, dict) or entry.get("token") != token:
+            return False  # another process has logged in since: its session is not the rejected one
+        entry[REJECTED_FIELD] = {"reason": reason, "at": at}
+        return True
+
     def clear_session(self, name: str) -> bool:
         """Forget the session of ``name`` but keep the rack and its URL (and unknown fields)."""
         entry = self._gateways().get(name)
         if not isinstance(entry, dict):
             return False
-        for key in ("token", "email", "expires_at", "session_id", "channel", "mfa_verified"):
+        for key in ("token", "email", "expires_at", "session_id", "channel", "mfa_verified", REJECTED_FIELD):
             entry.pop(key, None)
         return True
 

@@ -19,6 +19,8 @@
     +-- MfaError                  exit 9   MFA cannot be done here (no terminal, no key, no method)
     |   +-- MfaRejected                    the gateway refused one code (``code``: invalid_code, ...)
     |   +-- MfaFailed                      verification is over: tries used up, locked, login gone
+    |       +-- SessionNotVerified         the operation needs a session that verified MFA at login
+    +-- NotFound                  exit 12  the gateway knows no such API token (or other object)
     +-- PartialFailure            exit 11  some racks of a multi-rack command failed
     +-- Interrupted               exit 130 Ctrl-C
 
@@ -190,6 +192,19 @@ class MfaFailed(MfaError):
     default_hint = "Run the command again with a fresh code, or use a backup code."
 
 
+class NotFound(RgwError):
+    """The gateway knows no such thing (an API token id, say)."""
+
+    exit_code = 12
+    default_hint = "Check the id: rack-gateway api-token list shows the ones that exist."
+
+
+class SessionNotVerified(MfaFailed):
+    """The gateway wants a session that verified MFA when it logged in: no code can satisfy it now."""
+
+    default_hint = "Log in again and answer the MFA prompt, then run the command again."
+
+
 class PartialFailure(RgwError):
     exit_code = 11
     default_hint = "The racks that succeeded stay logged in. Run the login again for the others."
@@ -199,6 +214,9 @@ class Interrupted(RgwError):
     exit_code = 130
     default_hint = "Nothing was changed; run the command again when you are ready."
 
+
+#: What to do when a gateway requires MFA and the account has none enrolled.
+ENROL_HINT = "Enrol MFA (an authenticator app or a security key) in the gateway's web UI, then run it again."
 
 #: Exit codes, documented in the README; kept here so the table and the code cannot drift.
 EXIT_CODES: dict[int, str] = {
@@ -214,5 +232,6 @@ EXIT_CODES: dict[int, str] = {
     9: "MFA failed",
     10: "config problem (corrupt file, lock held too long, unknown rack)",
     11: "partial failure: some racks of a multi-rack command failed",
+    12: "not found (no such API token)",
     130: "interrupted (Ctrl-C)",
 }

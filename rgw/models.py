@@ -48,6 +48,15 @@ class RackConfig:
     def logged_in(self) -> bool:
         return bool(self.token)
 
+    @property
+    def rejected(self) -> str | None:
+        """Why the gateway last rejected this session (None: it has not, as far as we saw)."""
+        note = self.extra.get("session_rejected")
+        if isinstance(note, dict) and self.token:
+            reason = note.get("reason")
+            return reason if isinstance(reason, str) and reason else "rejected"
+        return None
+
 
 #: How many rack logins run at once by default (``login --all``, ``login --rack A --rack B``).
 DEFAULT_PARALLEL = 8

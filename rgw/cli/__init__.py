@@ -15,6 +15,7 @@ import asyncclick as click
 
 from rgw import __version__
 from rgw.cli.app import App
+from rgw.cli.options import add_global_options
 from rgw.errors import EXIT_CODES, Interrupted, RgwError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -62,6 +63,8 @@ async def cli(
     if isinstance(ctx.obj, App):  # an App handed in by run(obj=...): the demo and tests
         ctx.obj.rack_option = rack or ctx.obj.rack_option
         ctx.obj.api_token_option = api_token or ctx.obj.api_token_option
+        if config:
+            ctx.obj.use_config_dir(config)
     else:
         ctx.obj = App.create(config=config, rack=rack, api_token=api_token)
     ctx.obj.mfa_method = mfa_method or ctx.obj.mfa_method
@@ -73,6 +76,7 @@ def _register() -> None:
 
     for module in (auth, rack, tokens, admin, dev):
         for command in module.COMMANDS:
+            add_global_options(command)  # the Go CLI's persistent flags: after the command too
             cli.add_command(command)
 
 
@@ -80,10 +84,12 @@ _register()
 
 
 def report(error: RgwError, stream: TextIO | None = None) -> None:
+    from rgw.cli.app import safe_lines
+
     out = stream if stream is not None else sys.stderr
-    print(f"Error: {error.message}", file=out)
+    print(safe_lines(f"Error: {error.message}"), file=out)
     if error.hint:
-        print(error.hint, file=out)
+        print(safe_lines(error.hint), file=out)
 
 
 async def run(args: Sequence[str] | None = None, *, obj: App | None = None) -> int:

@@ -6,11 +6,29 @@ takes them on its admin routes, so tests and demos can revoke a session from the
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import asyncclick as click
 
 from rgw.cli.app import App
 from rgw.cli.options import pass_app, target_options
-from rgw.errors import UsageError
+from rgw.errors import GatewayError, UsageError
+
+
+@contextlib.contextmanager
+def reference_only(command: str) -> Iterator[None]:
+    """A deployed gateway answers these routes 404: say that it does not offer the command."""
+    try:
+        yield
+    except GatewayError as exc:
+        if exc.status != 404:
+            raise
+        raise GatewayError(
+            f"this gateway does not offer '{command}' (HTTP 404): it is a command of the reference gateway",
+            status=404,
+            hint="On a deployed rack gateway, do this in its web UI (Users and Sessions).",
+        ) from None
 
 
 @click.group("admin")
@@ -28,7 +46,8 @@ async def revoke_sessions(app: App, email: str | None, session_id: int | None) -
     if (email is None) == (session_id is None):
         raise UsageError("give exactly one of --email EMAIL or --session-id ID")
     async with app.connect() as (_target, client):
-        count = await client.revoke_sessions(email=email, session_id=session_id)
+        with reference_only("admin revoke-sessions"):
+            count = await client.revoke_sessions(email=email, session_id=session_id)
     app.echo(f"Revoked {count} session{'s' if count != 1 else ''}")
 
 
@@ -40,7 +59,8 @@ async def revoke_sessions(app: App, email: str | None, session_id: int | None) -
 async def require_mfa(app: App, email: str, off: bool) -> None:
     """Require MFA for a user (their sessions are invalidated, as on a deployed gateway)."""
     async with app.connect() as (_target, client):
-        await client.set_mfa_required(email, not off)
+        with reference_only("admin require-mfa"):
+            await client.set_mfa_required(email, not off)
     app.echo(f"MFA {'no longer ' if off else ''}required for {email}")
 
 

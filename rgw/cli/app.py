@@ -22,15 +22,17 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from rgw import __version__
 from rgw.config import ConfigData, ConfigStore, default_config_dir
-from rgw.errors import AuthenticationError, MfaError, MfaRequired, RgwError
+from rgw.errors import AuthenticationError, MfaError, MfaRequired, RgwError, SessionNotVerified
 from rgw.models import DeviceInfo
 from rgw.targets import Selection, Target, command_target
+from rgw.text import printable
 
 if TYPE_CHECKING:
     from rgw.client import GatewayClient, StepUpFactory
     from rgw.client.budget import Budgets
     from rgw.login.browser import BrowserLauncher
     from rgw.login.flow import PasteSource
+    from rgw.login.ledger import MfaLedger
     from rgw.login.mfa import Prompter
     from rgw.retry import RetryAttempt
 
@@ -72,6 +74,12 @@ class App:
         directory = Path(config).expanduser() if config else default_config_dir(env)
         return cls(config_dir=directory, rack_option=rack, api_token_option=api_token, environ=env)
 
+    def use_config_dir(self, directory: str) -> None:
+        """``--config DIR`` (also after the command): every later read and write goes there."""
+        self.config_dir = Path(directory).expanduser()
+        self._store = None
+        self._budgets = None
+
     @property
     def store(self) -> ConfigStore:
         if self._store is None:
@@ -98,10 +106,12 @@ class App:
     # -- output -----------------------------------------------------------------------------
 
     def echo(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
+        """A line (or lines) on stdout; anything that could drive the terminal is shown escaped."""
+        print(safe_lines(text), file=self.out, flush=True)
 
     def note(self, text: str) -> None:
-        print(text, file=self.err, flush=True)
+        """The same on stderr (progress, notices, warnings)."""
+        print(safe_lines(text), file=self.err, flush=True)
 
     def echo_json(self, value: Any) -> None:
         print(json.dumps(value, indent=2, sort_keys=True), file=self.out, flush=True)
@@ -155,7 +165,13 @@ class App:
             return self.step_up
         from rgw.cli.mfa import step_up_factory
 
-        return step_up_factory(self)
+        return step_up_factory(self, session_verified=target.rack.mfa_verified if target.rack else None)
+
+    def mfa_ledger(self, url: str) -> MfaLedger:
+        """The MFA answers this machine sent to ``url``'s gateway (kept in the config directory)."""
+        from rgw.login.ledger import MfaLedger
+
+        return MfaLedger(url, self.config_dir)
 
     async def target(self) -> Target:
         return command_target(await self.store.read(), self.selection)
@@ -169,9 +185,27 @@ class App:
                 yield target, client
             except MfaRequired as exc:
                 raise step_up_error(exc, target) from None
+            except SessionNotVerified as exc:
+                raise SessionNotVerified(
+                    exc.message, hint=f"{target.login_hint()}   (and answer the MFA prompt), then run it again."
+                ) from None
             except AuthenticationError as exc:
-                raise session_error(await _detailed(exc, client), target) from None
+                error = session_error(await _detailed(exc, client), target)
+                await self.remember_rejection(target, error)
+                raise error from None
         await self.remember_expiry(target, client)
+
+    async def remember_rejection(self, target: Target, error: AuthenticationError) -> None:
+        """The gateway rejected a stored session: ``racks`` says so until the next login."""
+        if target.api_token or target.rack is None:
+            return
+        from datetime import UTC, datetime
+
+        name, token = target.rack.name, target.token
+        reason = error.reason or "rejected"
+        at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        with contextlib.suppress(RgwError):  # the error the user sees matters more than this note
+            await self.store.update(lambda data: data.mark_rejected(name, token, reason, at))
 
     async def remember_expiry(self, target: Target, client: GatewayClient) -> None:
         """Store the sliding expiry the gateway echoed (``X-Session-Expires-At``) for this session."""
@@ -203,6 +237,11 @@ class App:
         )
 
 
+def safe_lines(text: str) -> str:
+    """Each of our lines made printable: foreign text inside them can carry no escape sequence."""
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
 async def _detailed(exc: AuthenticationError, client: GatewayClient) -> AuthenticationError:
     """Rack-proxy 401s carry only a reason; the JSON API says why (revoked, MFA change, new secret)."""
     if exc.detail is not None:
@@ -217,14 +256,15 @@ async def _detailed(exc: AuthenticationError, client: GatewayClient) -> Authenti
     return exc
 
 
-def session_error(exc: AuthenticationError, target: Target) -> RgwError:
+def session_error(exc: AuthenticationError, target: Target) -> AuthenticationError:
     """Rewrite a 401 into the seed's form, naming the cause and the exact login command."""
     reason = (exc.reason or "").removeprefix("authentication failed: ")
     explanation = explain_reason(reason, exc.detail)
     hint = target.login_hint()
     if explanation:
         hint = f"{hint}\n({explanation})"
-    return AuthenticationError("session expired or invalid", reason=reason, detail=exc.detail, hint=hint)
+    message = "the gateway rejected the API token" if target.api_token else "session expired or invalid"
+    return AuthenticationError(message, reason=reason, detail=exc.detail, hint=hint)
 
 
 def explain_reason(reason: str, message: str | None) -> str:

@@ -8,10 +8,18 @@ import anyio
 import asyncclick as click
 
 from rgw.cli.app import App
-from rgw.cli.options import pass_app, rack_option, target_options, timeout_option
+from rgw.cli.options import pass_app, target_options
 from rgw.cli.render import table
 from rgw.config import ConfigData
-from rgw.errors import AuthenticationError, GatewayUnreachable, PartialFailure, RgwError, UsageError
+from rgw.errors import (
+    ENROL_HINT,
+    AuthenticationError,
+    GatewayUnreachable,
+    MfaError,
+    PartialFailure,
+    RgwError,
+    UsageError,
+)
 from rgw.models import DEFAULT_PARALLEL, LoginRequest, parse_time
 from rgw.targets import login_target, login_targets, stored_session
 
@@ -33,7 +41,9 @@ def make_renderer(app: App, progress: str, racks: list[str]) -> EventSink:
 @click.command("login")
 @click.argument("rack_arg", metavar="[RACK]", required=False)
 @click.argument("url_arg", metavar="[URL]", required=False)
-@click.option("--rack", "racks", multiple=True, metavar="RACK", help="A stored rack to log in to; repeatable.")
+@click.option(
+    "--rack", "-r", "racks", multiple=True, metavar="RACK", help="A stored rack to log in to; repeat for several."
+)
 @click.option("--all", "all_racks", is_flag=True, help="Log in to every configured rack.")
 @click.option(
     "--expired-only", is_flag=True, help="With --all/--rack: only racks whose session is missing or rejected."
@@ -98,6 +108,8 @@ async def login(
     from rgw.login.flow import LoginOptions
     from rgw.login.multi import LoginCoordinator
 
+    if len(racks) == 1 and rack_arg is None and not all_racks:
+        rack_arg, racks = racks[0], ()  # `login --rack prod` is `login prod`
     multi = bool(racks) or all_racks
     if multi and (rack_arg is not None or url_arg):
         raise UsageError("give racks either as arguments or with --rack/--all, not both")
@@ -179,8 +191,7 @@ async def still_valid_removed(app: App, data: ConfigData, requests: list[LoginRe
 
 @click.command("logout")
 @click.option("--local", is_flag=True, help="Only forget the session here (when the gateway is unreachable).")
-@rack_option
-@timeout_option
+@target_options
 @pass_app
 async def logout(app: App, local: bool) -> None:
     """Revoke the session on the gateway and remove it locally (the rack stays configured)."""
@@ -243,6 +254,8 @@ async def test_auth(app: App, topic: str | None, as_json: bool) -> None:
     assert isinstance(session, dict)
     stored = target.rack.expires_at if target.rack else None
     expires = client.session_expires_at or session.get("expires_at") or stored
+    # The gateway lets such a user reach /info (and its MFA routes) but refuses most commands.
+    must_enrol = not target.api_token and user.get("mfa_required") is True and user.get("mfa_enrolled") is False
     if as_json:
         app.echo_json(
             {
@@ -251,17 +264,23 @@ async def test_auth(app: App, topic: str | None, as_json: bool) -> None:
                 "roles": roles if isinstance(roles, list) else [],
                 "credential": "api_token" if target.api_token else "session",
                 "expires_at": None if target.api_token else expires,
+                "mfa_enrollment_required": must_enrol,
                 "rack": target.rack_name,
                 "url": target.url,
             }
         )
-        return
-    app.echo(f"Authenticated as {email}")
-    app.echo(f"Role: {role_text}")
-    if target.api_token:
-        app.echo("Credential: API token")
     else:
-        app.echo(f"Session expires: {format_expiry(expires if isinstance(expires, str) else None)}")
+        app.echo(f"Authenticated as {email}")
+        app.echo(f"Role: {role_text}")
+        if target.api_token:
+            app.echo("Credential: API token")
+        else:
+            app.echo(f"Session expires: {format_expiry(expires if isinstance(expires, str) else None)}")
+    if must_enrol:
+        raise MfaError(
+            "MFA enrolment required: this gateway requires MFA for your account, and none is enrolled yet",
+            hint=ENROL_HINT,
+        )
 
 
 COMMANDS = [login, logout, test_auth]

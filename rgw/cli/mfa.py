@@ -97,18 +97,19 @@ def login_solver(app: App, emit: EventSink, *, name_racks: bool = False) -> Call
 
     def build(rack: str) -> LoginMfa:
         asker = RackPrompter(prompter, rack) if name_racks else prompter
-        return LoginMfa(rack, prompter=asker, settings=settings, emit=emit)
+        return LoginMfa(rack, prompter=asker, settings=settings, emit=emit, ledger=app.mfa_ledger)
 
     return build
 
 
-def step_up_factory(app: App) -> Callable[[GatewayClient], StepUpMfa]:
+def step_up_factory(app: App, *, session_verified: bool | None = None) -> Callable[[GatewayClient], StepUpMfa]:
     """Builds a client's step-up provider: the terminal (or ``--mfa-code``) answers step-up MFA."""
     prompter = prompter_for(app)
     settings = mfa_settings(app)
 
     def build(client: GatewayClient) -> StepUpMfa:
-        return StepUpMfa(client, prompter=prompter, settings=settings)
+        return StepUpMfa(client, prompter=prompter, settings=settings, ledger=app.mfa_ledger(client.base_url),
+                         session_verified=session_verified)
 
     return build
 

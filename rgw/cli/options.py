@@ -1,7 +1,11 @@
-"""Decorators shared by the command modules: the ``App`` and the per-command credential options.
+"""Options shared by the commands: the global ones (anywhere on the line), ``--timeout``, ``pass_app``.
 
-The seed document writes ``rack-gateway apps --api-token "rgw_token_..."``: the credential and rack
-options work after the command as well as before it (``rack-gateway --api-token ... apps``).
+The Go CLI's global flags are cobra persistent flags: they work before or after the command
+(``rack-gateway api-token create --name ci --role viewer --mfa-code 123456``, and the seed's
+``rack-gateway apps --api-token "rgw_token_..."``).  ``add_global_options`` gives every command and
+group the same five (``--rack/-r``, ``--config``, ``--api-token``, ``--mfa-method``,
+``--mfa-code``); each stores its value on the ``App``, so a value after the command overrides one
+before it, and ``--help`` of every command lists them.
 """
 
 from __future__ import annotations
@@ -17,34 +21,72 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 pass_app = click.make_pass_decorator(App)
 
+MFA_METHODS = ("totp", "webauthn", "backup_code")
 
-def _set(field: str) -> Callable[[click.Context, click.Parameter, str | None], None]:
-    def store(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+
+def _set(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def store(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
         if value:
             setattr(ctx.ensure_object(App), field, value)
 
     return store
 
 
-def api_token_option(command: F) -> F:
-    return click.option(
-        "--api-token",
-        metavar="TOKEN",
-        expose_value=False,
-        callback=_set("api_token_option"),
-        help="API token instead of the stored session (default: RACK_GATEWAY_API_TOKEN).",
-    )(command)
+def _set_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.ensure_object(App).use_config_dir(value)
 
 
-def rack_option(command: F) -> F:
-    return click.option(
-        "--rack",
-        "-r",
-        metavar="RACK",
-        expose_value=False,
-        callback=_set("rack_option"),
-        help="Rack to use (default: RACK_GATEWAY_RACK, then the current rack).",
-    )(command)
+def global_options() -> list[click.Option]:
+    """The five global options, as new ``click.Option`` objects (one set per command)."""
+    return [
+        click.Option(
+            ["--rack", "-r", "global_rack"],
+            metavar="RACK",
+            expose_value=False,
+            callback=_set("rack_option"),
+            help="Rack to use (default: RACK_GATEWAY_RACK, then the current rack).",
+        ),
+        click.Option(
+            ["--config", "global_config"],
+            metavar="DIR",
+            expose_value=False,
+            callback=_set_config,
+            help="Config directory (default: GATEWAY_CLI_CONFIG_DIR, then ~/.config/rack-gateway).",
+        ),
+        click.Option(
+            ["--api-token", "global_api_token"],
+            metavar="TOKEN",
+            expose_value=False,
+            callback=_set("api_token_option"),
+            help="API token instead of the stored session (default: RACK_GATEWAY_API_TOKEN).",
+        ),
+        click.Option(
+            ["--mfa-method", "global_mfa_method"],
+            type=click.Choice(MFA_METHODS),
+            expose_value=False,
+            callback=_set("mfa_method"),
+            help="MFA method at login and for step-up (default: the gateway's preferred one).",
+        ),
+        click.Option(
+            ["--mfa-code", "global_mfa_code"],
+            metavar="CODE",
+            expose_value=False,
+            callback=_set("mfa_code"),
+            help="A TOTP or backup code, used once without prompting (for runs without a terminal).",
+        ),
+    ]
+
+
+def add_global_options(command: click.Command) -> None:
+    """Give ``command`` (and, for a group, every subcommand) the global options it lacks."""
+    taken = {opt for param in command.params for opt in getattr(param, "opts", [])}
+    for option in global_options():
+        if not taken.intersection(option.opts):
+            command.params.append(option)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            add_global_options(sub)
 
 
 def _set_timeout(ctx: click.Context, _param: click.Parameter, value: float | None) -> None:
@@ -64,5 +106,5 @@ def timeout_option(command: F) -> F:
 
 
 def target_options(command: F) -> F:
-    """``--rack/-r``, ``--api-token`` and ``--timeout`` on a command that talks to a gateway."""
-    return rack_option(api_token_option(timeout_option(command)))
+    """What a command that talks to a gateway takes besides the global options: ``--timeout``."""
+    return timeout_option(command)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncclick as click
@@ -10,16 +10,13 @@ import asyncclick as click
 from rgw import __version__
 from rgw.cli.app import App
 from rgw.cli.options import pass_app, target_options
+from rgw.cli.render import table
 from rgw.config import ConfigData
 from rgw.errors import NoRackError
+from rgw.models import RackConfig, parse_time
+from rgw.text import printable
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-
-
-def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> list[str]:
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-    lines = ["  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in [headers, *rows]]
-    return lines
 
 
 @click.command("rack")
@@ -81,20 +78,51 @@ async def racks(app: App, as_json: bool) -> None:
                     "logged_in": r.logged_in,
                     "email": r.email,
                     "expires_at": r.expires_at,
+                    "rejected": r.rejected,
                 }
                 for r in entries
             ]
         )
         return
     if not entries:
-        app.note("No racks configured. Run: rack-gateway login <rack> <gateway-url>")
+        app.note("No racks configured. Please run: rack-gateway login <rack> <gateway-url>")
         return
+    now = datetime.now(UTC)
     rows = [
-        ("*" if r.name == current else "", r.name, r.url, r.email or "-", "logged in" if r.logged_in else "logged out")
+        (
+            "*" if r.name == current else "",
+            printable(r.name, limit=40),
+            printable(r.url),
+            printable(r.email or "-"),
+            session_state(r, now),
+        )
         for r in entries
     ]
     for line in table(rows, ("", "NAME", "URL", "USER", "SESSION")):
         app.echo(line)
+
+
+def time_left(expires_at: str | None, now: datetime) -> str:
+    """``89d left``, ``5h left``, ``12m left``; a passed expiry is the gateway's to judge (sessions slide)."""
+    expires = parse_time(expires_at)
+    if expires is None:
+        return ""
+    seconds = (expires - now).total_seconds()
+    if seconds <= 0:
+        return "expiry passed; the gateway decides"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} left"
+    return "<1m left"
+
+
+def session_state(rack: RackConfig, now: datetime) -> str:
+    if not rack.logged_in:
+        return "logged out"
+    if rack.rejected:
+        return printable(f"rejected ({rack.rejected}): log in again", limit=80)
+    left = time_left(rack.expires_at, now)
+    return f"logged in ({left})" if left else "logged in"
 
 
 @click.command("switch")

@@ -1,15 +1,23 @@
-"""``api-token list|get|create|delete``: API tokens for CI/CD and automation."""
+"""``api-token list|get|create|delete``: API tokens for CI/CD and automation.
+
+The deployed gateway's shapes (PROTOCOL.md, "API token records"): ``/api-tokens/permissions``
+lists ``roles`` as objects with their ``permissions``; ``--role R`` is expanded here into R's
+permissions (the gateway is never sent ``role``).  A token record names its creator in
+``created_by_email``; an unknown id is ``200 null`` (or ``404`` for a non-UUID): "not found".
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import asyncclick as click
 
 from rgw.cli.app import App
 from rgw.cli.options import pass_app, target_options
-from rgw.cli.rack import table
-from rgw.errors import UsageError
+from rgw.cli.render import table
+from rgw.errors import RgwError, UsageError
+from rgw.text import printable
 
 
 @click.group("api-token")
@@ -17,25 +25,62 @@ async def api_token() -> None:
     """Manage API tokens (list, get, create, delete)."""
 
 
-def _cell(token: dict[str, Any], key: str) -> str:
+def _cell(token: Mapping[str, Any], key: str) -> str:
     value = token.get(key)
     if isinstance(value, list):
         return ",".join(str(v) for v in value) or "-"
     return "-" if value in (None, "") else str(value)
 
 
-def _public_id(token: dict[str, Any]) -> str:
+def _public_id(token: Mapping[str, Any]) -> str:
     return _cell(token, "public_id") if token.get("public_id") else _cell(token, "id")
 
 
+def _owner(token: Mapping[str, Any]) -> str:
+    for key in ("created_by_email", "user_email", "created_by_name"):
+        if token.get(key):
+            return str(token[key])
+    return "-"
+
+
+def roles_of(catalogue: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Role name -> permissions, from the deployed list of role objects (or a plain mapping)."""
+    roles = catalogue.get("roles")
+    found: dict[str, list[str]] = {}
+    if isinstance(roles, list):
+        for role in roles:
+            if isinstance(role, Mapping) and isinstance(role.get("name"), str):
+                perms = role.get("permissions")
+                found[role["name"]] = [str(p) for p in perms] if isinstance(perms, list) else []
+    elif isinstance(roles, Mapping):
+        for name, perms in roles.items():
+            found[str(name)] = [str(p) for p in perms] if isinstance(perms, list) else []
+    return found
+
+
+def summarize(permissions: Any, roles: Mapping[str, list[str]]) -> str:
+    """The role whose permissions these are exactly, else how many there are."""
+    perms = sorted({str(p) for p in permissions}) if isinstance(permissions, list) else []
+    for name, role_perms in roles.items():
+        if role_perms and sorted(set(role_perms)) == perms:
+            return f"role {name}"
+    return f"{len(perms)} permission{'s' if len(perms) != 1 else ''}"
+
+
 @api_token.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (with every permission).")
 @target_options
 @pass_app
 async def list_tokens(app: App, as_json: bool) -> None:
     """List API tokens."""
     async with app.connect() as (_target, client):
         tokens = await client.list_api_tokens()
+        roles: dict[str, list[str]] = {}
+        if tokens and not as_json:
+            try:
+                roles = roles_of(await client.api_token_permissions())
+            except RgwError:
+                roles = {}  # the summary falls back to a count
     if as_json:
         app.echo_json(tokens)
         return
@@ -43,7 +88,13 @@ async def list_tokens(app: App, as_json: bool) -> None:
         app.note("No API tokens.")
         return
     rows = [
-        (_public_id(t), _cell(t, "name"), _cell(t, "user_email"), _cell(t, "permissions"), _cell(t, "last_used_at"))
+        (
+            printable(_public_id(t)),
+            printable(_cell(t, "name")),
+            printable(_owner(t)),
+            printable(summarize(t.get("permissions"), roles)),
+            printable(_cell(t, "last_used_at")),
+        )
         for t in tokens
     ]
     for line in table(rows, ("ID", "NAME", "USER", "PERMISSIONS", "LAST USED")):
@@ -62,9 +113,17 @@ async def get_token(app: App, public_id: str, as_json: bool) -> None:
     if as_json:
         app.echo_json(token)
         return
-    for key in ("public_id", "name", "user_email", "permissions", "created_at", "last_used_at", "expires_at"):
-        if key in token:
-            app.echo(f"{key.replace('_', ' ').capitalize() + ':':<14}{_cell(token, key)}")
+    fields = [
+        ("ID", _public_id(token)),
+        ("Name", _cell(token, "name")),
+        ("Created by", _owner(token)),
+        ("Permissions", _cell(token, "permissions")),
+        ("Created", _cell(token, "created_at")),
+        ("Last used", _cell(token, "last_used_at")),
+        ("Expires", _cell(token, "expires_at") if token.get("expires_at") else "never"),
+    ]
+    for label, value in fields:
+        app.echo(f"{label + ':':<13}{printable(value)}")
 
 
 @api_token.command("create")
@@ -90,14 +149,12 @@ async def create_token(
     async with app.connect() as (_target, client):
         perms = list(permissions)
         if role:
-            catalogue = await client.api_token_permissions()
-            roles = catalogue.get("roles") if isinstance(catalogue.get("roles"), dict) else {}
-            assert isinstance(roles, dict)
-            role_perms = roles.get(role)
-            if not isinstance(role_perms, list):
+            roles = roles_of(await client.api_token_permissions())
+            if role not in roles:
                 known = ", ".join(sorted(roles)) or "none"
-                raise UsageError(f"unknown role {role!r} (the gateway knows: {known})")
-            perms = sorted({*perms, *(str(p) for p in role_perms)})
+                raise UsageError(f"unknown role {role!r} (the gateway knows: {printable(known)})",
+                                 hint="Use one of the gateway's roles, or give --permission PERM.")
+            perms = sorted({*perms, *roles[role]})
         body: dict[str, Any] = {"name": name, "permissions": perms}
         if user_email:
             body["user_email"] = user_email
@@ -111,8 +168,8 @@ async def create_token(
         return
     details = created.get("api_token") if isinstance(created.get("api_token"), dict) else created
     assert isinstance(details, dict)
-    app.echo(f"Created API token {name} ({_public_id(details)})")
-    app.echo(f"Permissions: {', '.join(perms)}")
+    app.echo(f"Created API token {printable(name)} ({printable(_public_id(details))})")
+    app.echo(f"Permissions: {printable(', '.join(perms))}")
     app.echo(f"Token: {token}")
     app.note("Store it now: it will not be shown again.")
 
@@ -125,7 +182,7 @@ async def delete_token(app: App, public_id: str) -> None:
     """Delete (revoke) an API token."""
     async with app.connect() as (_target, client):
         await client.delete_api_token(public_id)
-    app.echo(f"Deleted API token {public_id}")
+    app.echo(f"Deleted API token {printable(public_id)}")
 
 
 COMMANDS = [api_token]

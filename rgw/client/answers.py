@@ -18,13 +18,17 @@ from urllib.parse import urlsplit
 import httpx
 
 from rgw.errors import (
+    ENROL_HINT,
     AuthenticationError,
     GatewayError,
     GatewayUnreachable,
     LoginError,
+    MfaError,
+    MfaFailed,
     MfaRequired,
     PermissionDenied,
 )
+from rgw.text import printable
 
 
 def classify_transport_error(exc: BaseException) -> str:
@@ -84,7 +88,16 @@ def unreachable(url: str, exc: BaseException) -> GatewayUnreachable:
 
 
 def error_text(response: httpx.Response) -> tuple[str, str | None]:
-    """(error, message) from a JSON ``{"error","message"}`` body or a text body."""
+    """(error, message) from a JSON ``{"error","message"}`` body or a text body, made printable.
+
+    The gateway's words go into error messages the terminal shows: a control character or an
+    escape sequence in them is escaped here, where they enter rgw, and each is cut to 300 characters.
+    """
+    error, message = _raw_error_text(response)
+    return printable(error, limit=300), (printable(message, limit=300) if message is not None else None)
+
+
+def _raw_error_text(response: httpx.Response) -> tuple[str, str | None]:
     content_type = response.headers.get("content-type", "")
     body = response.content[:4096]
     if "json" in content_type:
@@ -146,10 +159,18 @@ def check_response(response: httpx.Response) -> httpx.Response:
             if level.lower() == "true":
                 level = response.headers.get("x-mfa-level", "step-up")
             return_text = message or error or "MFA required"
-            raise MfaRequired(return_text, level=level.lower())
-        reason = response.headers.get("x-error-reason") or error or "authentication failed"
+            raise MfaRequired(return_text, level=level.lower().replace("_", "-"))
+        if error == "mfa_verification_failed":  # a wrong inline code is not a bad session
+            raise MfaFailed(f"MFA verification failed: {(message or 'invalid MFA code').rstrip('.')}",
+                            hint="Run it again with a fresh code.")
+        reason = printable(response.headers.get("x-error-reason") or error or "authentication failed", limit=200)
         raise AuthenticationError("session expired or invalid", reason=reason, detail=message)
     if status == 403:
+        if enrolment_required(response, error, message):
+            raise MfaError(
+                f"MFA enrolment required: {message or 'your account must enrol in MFA first'}",
+                hint=ENROL_HINT,
+            )
         text = error or "permission denied"
         if message and message not in text:
             text = f"{text}: {message}" if text == "insufficient permissions" else text
@@ -159,13 +180,24 @@ def check_response(response: httpx.Response) -> httpx.Response:
     raise GatewayError(_describe_status(response), status=status, retry_after=retry_after_of(response))
 
 
+def enrolment_required(response: httpx.Response, error: str, message: str | None) -> bool:
+    """A 403 that asks the user to enrol in MFA first (JSON routes say so by header and error code;
+    the deployed rack proxy only in its message)."""
+    if (response.headers.get("x-mfa-required") or "").lower() == "enrollment" or error == "mfa_enrollment_required":
+        return True
+    text = f"{error} {message or ''}".lower()
+    return "multi-factor authentication" in text and ("set up" in text or "enrol" in text)
+
+
 def parse_json(response: httpx.Response) -> Any:
     try:
         return json.loads(response.content)
-    except ValueError:
-        kind = "an HTML page" if response.content.lstrip()[:1] == b"<" else "invalid JSON"
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
+        what = "an HTML page where JSON was expected" if response.content.lstrip()[:1] == b"<" else (
+            "a body that is not valid JSON"
+        )
         raise GatewayError(
-            f"gateway sent {kind} instead of JSON (HTTP {response.status_code})",
+            f"gateway sent {what} (HTTP {response.status_code})",
             status=response.status_code,
             hint="Check the URL points at a rack gateway, not a web page or another service.",
         ) from None

@@ -35,7 +35,7 @@ from rgw.client.answers import (
 from rgw.client.budget import RequestBudget, limited_route
 from rgw.client.stepup import StepUpAuth, StepUpProvider
 from rgw.client.transport import BoundedTransport
-from rgw.errors import GatewayError, GatewayUnreachable, LoginError, MfaRejected, RgwError
+from rgw.errors import GatewayError, GatewayUnreachable, LoginError, MfaRejected, NotFound, RgwError
 from rgw.models import DeviceInfo, LoginPending, LoginStart, Session
 from rgw.retry import TRANSIENT_STATUSES, RetryAttempt, RetryPolicy, is_transient
 from rgw.urls import normalize_url
@@ -386,6 +386,15 @@ class GatewayClient:
             return
         check_response(response)
 
+    async def revoke(self, token: str) -> None:
+        """Revoke another session of ours on this gateway (a re-login's predecessor)."""
+        response = await self.send(
+            "GET", "/api/v1/auth/web/logout", auth=False, headers={"Authorization": f"Bearer {token}"}
+        )
+        if response.is_redirect or response.status_code < 300:
+            return
+        check_response(response)
+
     async def info(self) -> dict[str, Any]:
         return dict(_expect(await self.get_json("/api/v1/info"), dict, "info"))
 
@@ -407,13 +416,25 @@ class GatewayClient:
     # -- API tokens -----------------------------------------------------------------------------
 
     async def list_api_tokens(self) -> list[dict[str, Any]]:
+        """Every API token; the deployed gateway answers ``null`` when there are none."""
         data = await self.get_json("/api/v1/api-tokens")
+        if data is None:
+            return []
         if isinstance(data, dict) and isinstance(data.get("tokens"), list):
             data = data["tokens"]
         return [t for t in _expect(data, list, "API token list") if isinstance(t, dict)]
 
     async def get_api_token(self, public_id: str) -> dict[str, Any]:
-        return dict(_expect(await self.get_json(f"/api/v1/api-tokens/{_segment(public_id)}"), dict, "API token"))
+        """One token; ``200 null`` (an unknown UUID) and ``404`` (not a UUID) are ``NotFound``."""
+        try:
+            data = await self.get_json(f"/api/v1/api-tokens/{_segment(public_id)}")
+        except GatewayError as exc:
+            if exc.status != 404:
+                raise
+            data = None
+        if data is None:
+            raise NotFound(f"no API token {public_id!r} on this gateway")
+        return dict(_expect(data, dict, "API token"))
 
     async def api_token_permissions(self) -> dict[str, Any]:
         return dict(_expect(await self.get_json("/api/v1/api-tokens/permissions"), dict, "permissions"))
@@ -437,7 +458,25 @@ class GatewayClient:
         await self.request("POST", "/api/v1/admin/users/mfa", json_body={"email": email, "required": required})
 
     async def delete_api_token(self, public_id: str) -> None:
-        await self.request("DELETE", f"/api/v1/api-tokens/{_segment(public_id)}")
+        """Delete one token; an unknown id is ``NotFound`` (the deployed gateway: 404, or 500 for a non-UUID)."""
+        if not _is_uuid(public_id):
+            raise NotFound(f"no API token {public_id!r}: API token ids are UUIDs")
+        try:
+            await self.request("DELETE", f"/api/v1/api-tokens/{_segment(public_id)}")
+        except GatewayError as exc:
+            if exc.status == 404:
+                raise NotFound(f"no API token {public_id!r} on this gateway") from None
+            raise
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _segment(value: str) -> str:

@@ -12,18 +12,30 @@ ends it with ``MfaFailed``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
+from typing import Protocol
 
 import httpx
 
 from rgw.client.answers import error_text, is_rate_limit
 from rgw.client.budget import RequestBudget, limited_route
-from rgw.errors import MfaFailed
+from rgw.errors import MfaFailed, SessionNotVerified
 
-#: Called when a request needs step-up MFA, with the X-MFA-Required level and, after the gateway
-#: refused the last inline headers, its message (None the first time); returns the inline MFA
-#: headers for one retry, or raises (``MfaError``) to give up.
-StepUpProvider = Callable[[str, str | None], Awaitable[Mapping[str, str]]]
+
+class StepUpProvider(Protocol):
+    """Answers step-up MFA for a request (``rgw.login.mfa.StepUpMfa``)."""
+
+    async def answer(self, level: str, rejection: str | None) -> Mapping[str, str]:
+        """The inline MFA headers for one retry; ``rejection`` is the gateway's message after it
+        refused the last ones (None the first time).  Raises (``MfaError``) to give up."""
+        ...
+
+    async def accepted(self) -> None:
+        """The gateway accepted the last answer."""
+        ...
+
+
+
 #: Whatever the provider does, one request sends at most this many codes (the gateway's MFA
 #: lock-out is 5 failures in 5 minutes).
 MAX_STEP_UP_TRIES = 4
@@ -33,13 +45,26 @@ LOCKOUT_HINT = "The gateway locks MFA for a while after 5 failed attempts; wait 
 
 
 def step_up_level(response: httpx.Response) -> str | None:
-    """The MFA level a 401 asks for (``step-up``, ``always``), or None when it asks for none."""
+    """The MFA level a 401 asks for (``step-up``, ``always``), or None when it asks for none.
+
+    JSON routes say ``X-MFA-Required: step-up|always``; the rack proxy says ``X-MFA-Required: true``
+    with ``X-MFA-Level: step_up|always`` (the deployed proxy writes ``step_up``).
+    """
     if response.status_code != 401:
         return None
     level = (response.headers.get("x-mfa-required") or "").lower()
     if level == "true":
         level = (response.headers.get("x-mfa-level") or "step-up").lower()
+    level = level.replace("_", "-")
     return level if level in STEP_UP_LEVELS else None
+
+
+def code_refused(response: httpx.Response) -> bool:
+    """The deployed answer to a wrong inline code: ``401 {"error": "mfa_verification_failed"}``, no header."""
+    if response.status_code != 401:
+        return False
+    error, _message = error_text(response)
+    return error in ("mfa_verification_failed", "invalid_code")
 
 
 class StepUpAuth(httpx.Auth):
@@ -75,7 +100,7 @@ class StepUpAuth(httpx.Auth):
         rejection: str | None = None
         for _ in range(MAX_STEP_UP_TRIES):
             asked = anyio.current_time()
-            headers = await self.provider(level, rejection)
+            headers = await self.provider.answer(level, rejection)
             if self.on_asked is not None:
                 self.on_asked(anyio.current_time() - asked)
             for name, value in headers.items():
@@ -86,8 +111,17 @@ class StepUpAuth(httpx.Auth):
             if response.status_code == 429 and not is_rate_limit(response):
                 error, message = error_text(response)
                 raise MfaFailed(f"MFA locked: {message or error or 'too many failed MFA attempts'}", hint=LOCKOUT_HINT)
-            next_level = step_up_level(response)
-            if next_level is None:
-                return  # accepted, or an answer for the caller to judge
             error, message = error_text(response)
-            level, rejection = next_level, message or error or "the MFA code was not accepted"
+            next_level = step_up_level(response)
+            if next_level == "always" and error == "mfa_required":
+                # A code went with it and the gateway still asks for MFA, without saying the code
+                # was wrong: the deployed gateway wants a session that verified MFA when it logged in.
+                raise SessionNotVerified(
+                    "this operation needs a session that verified MFA when it logged in; this one did not"
+                )
+            if next_level is None and not code_refused(response):
+                if response.status_code < 400:
+                    await self.provider.accepted()
+                return  # accepted, or an answer for the caller to judge
+            level = next_level or level
+            rejection = message or error or "the MFA code was not accepted"

@@ -24,8 +24,17 @@ class BrowserLauncher(Protocol):
         ...
 
 
+def can_open(browser: BrowserLauncher) -> bool:
+    """Whether ``browser`` may open anything here (launchers without an ``available`` check: yes)."""
+    available = getattr(browser, "available", None)
+    return bool(available()) if callable(available) else True
+
+
 class NoBrowser:
     """``--no-browser``: never opens anything; the URL is printed for the user."""
+
+    def available(self) -> bool:
+        return False
 
     async def open(self, url: str) -> bool:
         return False
@@ -34,6 +43,10 @@ class NoBrowser:
 class SystemBrowser:
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self.environ = os.environ if environ is None else environ
+
+    def available(self) -> bool:
+        """A browser could open: ``$BROWSER`` names one, or there is a display (or macOS/Windows)."""
+        return bool(self.environ.get("BROWSER")) or self._has_display()
 
     def _has_display(self) -> bool:
         if sys.platform in ("darwin", "win32"):

@@ -37,10 +37,14 @@ class BrowserOpened(LoginEvent):
 
 @dataclass(frozen=True)
 class BrowserUnavailable(LoginEvent):
-    """No browser could be opened (or ``--no-browser``): the user opens ``auth_url`` by hand."""
+    """No browser could be opened (or ``--no-browser``): the user opens ``auth_url`` by hand.
+
+    ``url_shown``: the URL was printed already (with ``BrowserOpening``): do not print it twice.
+    """
 
     auth_url: str
     reason: str
+    url_shown: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,26 @@ class Waiting(LoginEvent):
     """Waiting for the browser sign-in (``stage`` browser) or for MFA in the browser (``mfa``)."""
 
     stage: str
+
+
+@dataclass(frozen=True)
+class StillWaiting(LoginEvent):
+    """The sign-in has taken ``elapsed`` seconds: say the likely causes, and how to retry or give up.
+
+    A deployed gateway that rejected the sign-in in the browser (wrong email domain, consent
+    cancelled) keeps answering "pending": only the user can tell.  ``can_reopen``: Enter opens the
+    browser again (a terminal).
+    """
+
+    elapsed: float
+    can_reopen: bool
+
+
+@dataclass(frozen=True)
+class PasteIgnored(LoginEvent):
+    """A line typed or pasted while waiting was not this login's callback URL; ``reason`` says why."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -98,6 +122,11 @@ class MfaCodeRejected(LoginEvent):
 @dataclass(frozen=True)
 class LoggedIn(LoginEvent):
     email: str
+
+
+@dataclass(frozen=True)
+class ReplacedSessionRevoked(LoginEvent):
+    """A re-login revoked, on the gateway, the session the new one replaced."""
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ import anyio.abc
 from rgw.client import GatewayClient
 from rgw.config import ConfigData, ConfigStore
 from rgw.errors import LoginTimeout, RgwError, UsageError
-from rgw.login.browser import BrowserLauncher
+from rgw.login.browser import BrowserLauncher, can_open
 from rgw.login.events import (
     BrowserOpened,
     BrowserOpening,
@@ -42,6 +42,9 @@ from rgw.login.events import (
     LoggedIn,
     MfaPrompt,
     OAuthSucceeded,
+    PasteIgnored,
+    ReplacedSessionRevoked,
+    StillWaiting,
     Waiting,
 )
 from rgw.login.poller import LoginPoller, Wakeup
@@ -49,6 +52,8 @@ from rgw.models import DeviceInfo, LoginPending, LoginStart, RackConfig, Session
 from rgw.retry import RetryAttempt, RetryPolicy, describe_failure, failure_kind
 
 DEFAULT_TIMEOUT = 600.0
+#: Seconds a re-login spends revoking the session it replaced before giving up on it.
+REVOKE_PATIENCE = 5.0
 
 
 class MfaSolver(Protocol):
@@ -99,23 +104,39 @@ class LoginOptions:
     make_current: bool = True
     #: Seconds the loopback listener stays up after the login for the browser's redirect.
     linger: float = 2.0
+    #: Seconds of waiting before the first "still waiting" reminder (then 3x as long each time; 0: none).
+    remind_after: float = 60.0
 
 
-def paste_result(line: str, state: str) -> tuple[bool, str | None] | None:
-    """(ok, error) for a pasted callback URL of this login, None for anything else."""
+@dataclass(frozen=True)
+class Pasted:
+    """What a line pasted while waiting means: this login's callback (``ok``), or why it is not."""
+
+    ok: bool | None
+    reason: str | None = None
+
+
+def paste_result(line: str, state: str) -> Pasted:
+    """Read a pasted line: this login's callback URL (ok or error), or the reason it is not one."""
     text = line.strip()
-    if not text:
-        return None
-    query = parse_qs(urlsplit(text).query) if "?" in text else parse_qs(text)
+    if len(text) > 8192:
+        return Pasted(None, "that line is too long to be the address your browser ended on")
+    try:
+        query = parse_qs(urlsplit(text).query) if "?" in text else parse_qs(text)
+    except ValueError:
+        query = {}
     pasted_state = (query.get("state") or [""])[0]
     result = (query.get("result") or [""])[0]
-    if not pasted_state or not hmac.compare_digest(pasted_state.encode(), state.encode()):
-        return None
+    if not pasted_state:
+        return Pasted(None, "that is not a URL with this login's state in it; paste the whole address from the "
+                            "browser's address bar after signing in")
+    if not hmac.compare_digest(pasted_state.encode(), state.encode()):
+        return Pasted(None, "that URL belongs to another login (its state does not match this one)")
     if result == "ok" or (not result and query.get("code")):
-        return (True, None)
+        return Pasted(True)
     if result == "error":
-        return (False, (query.get("error") or ["login failed in the browser"])[0])
-    return None
+        return Pasted(False, (query.get("error") or ["login failed in the browser"])[0])
+    return Pasted(None, "that URL has this login's state but no result; paste the address the browser ended on")
 
 
 class LoginFlow:
@@ -161,12 +182,15 @@ class LoginFlow:
         self.attempt = LoginAttempt(self, rack)
         return await self.attempt.run()
 
-    async def save(self, rack: str, session: Session) -> None:
+    async def save(self, rack: str, session: Session) -> str | None:
+        """Store the session; returns the token it replaced at the same gateway (None if none)."""
         url = self.client.base_url
         device = self.device
         make_current = self.options.make_current
 
-        def change(data: ConfigData) -> None:
+        def change(data: ConfigData) -> str | None:
+            old = data.rack(rack)
+            replaced = old.token if old is not None and old.token and old.url == url else None
             data.put_rack(
                 RackConfig(
                     name=rack,
@@ -185,8 +209,9 @@ class LoginFlow:
                 data.current = rack
             if not data.machine_id:
                 data.raw["machine_id"] = device.device_id
+            return replaced if replaced != session.token else None
 
-        await self.store.update(change)
+        return await self.store.update(change)
 
 
 class LoginAttempt:
@@ -246,10 +271,13 @@ class LoginAttempt:
                     outcome = await self.race(services)
                     if isinstance(outcome, Session):
                         with anyio.CancelScope(shield=True):
-                            await self.flow.save(self.rack, outcome)
+                            replaced = await self.flow.save(self.rack, outcome)
                         self.session = outcome
                         self.emit(LoggedIn(self.rack, outcome.email))
-                        await self.linger()
+                        async with anyio.create_task_group() as after:
+                            if replaced is not None:
+                                after.start_soon(self.revoke_replaced, replaced)
+                            after.start_soon(self.linger)
                 finally:
                     if self.listener is not None:
                         self.listener.forget(self.start.state)
@@ -323,15 +351,17 @@ class LoginAttempt:
             if self.listener is not None and start.loopback:
                 self._waiter = self.listener.expect(start.state, self.rack)
                 race.start_soon(self.serve_callback, self._waiter)
-            if self.options.open_browser:
+            if self.options.open_browser and can_open(self.flow.browser):
                 # The URL is shown before the launch, so a user on a remote machine can copy it.
                 self.emit(BrowserOpening(self.rack, start.auth_url))
                 # Not part of the race: a browser on its way to the listener is not cut off when
                 # the poller wins (it ends with the listener, after the linger).
                 services.start_soon(self.open_browser)
             else:
-                self.emit(BrowserUnavailable(self.rack, start.auth_url, "--no-browser"))
+                reason = "--no-browser" if not self.options.open_browser else "no browser on this machine"
+                self.emit(BrowserUnavailable(self.rack, start.auth_url, reason))
             self.say_once("waiting", Waiting(self.rack, "browser"))
+            race.start_soon(self.remind)
             if self.flow.paste is not None:
                 race.start_soon(self.read_pasted_url, self.flow.paste)
             race.start_soon(self.poll)
@@ -384,18 +414,32 @@ class LoginAttempt:
         self.wake.set()  # ok or not, the gateway's answer decides (a forged "error" aborts nothing)
 
     async def read_pasted_url(self, paste: PasteSource) -> None:
+        """Lines typed while waiting: Enter opens the browser again; a pasted callback URL wakes the poller."""
         start = self.start
         assert start is not None
         with self._paste_scope:
             while (line := await paste.read_line()) is not None:
-                parsed = paste_result(line, start.state)
-                if parsed is None:
+                if not line.strip():
+                    if self.options.open_browser and can_open(self.flow.browser) and self._racers is not None:
+                        self.emit(BrowserOpening(self.rack, start.auth_url))
+                        self._racers.start_soon(self.open_browser)
                     continue
-                ok, _error = parsed
-                self.emit(CallbackReceived(self.rack, ok, "paste"))
+                pasted = paste_result(line, start.state)
+                if pasted.ok is None:
+                    self.emit(PasteIgnored(self.rack, pasted.reason or "not this login's URL"))
+                    continue
+                self.emit(CallbackReceived(self.rack, pasted.ok, "paste"))
                 self.wake.set()  # the gateway's answer decides
-                if not ok:
-                    return
+
+    async def remind(self) -> None:
+        """Still pending after a while: say why that may be, and how to retry or give up."""
+        started = anyio.current_time()
+        delay = self.options.remind_after
+        while delay > 0:
+            await anyio.sleep_until(started + delay)
+            if "mfa" not in self._said:  # the MFA prompt is the user's next step, not a mystery
+                self.emit(StillWaiting(self.rack, delay, can_reopen=self.flow.paste is not None))
+            delay *= 3
 
     async def open_browser(self) -> None:
         start = self.start
@@ -411,7 +455,16 @@ class LoginAttempt:
         if opened:
             self.emit(BrowserOpened(self.rack))
         else:
-            self.emit(BrowserUnavailable(self.rack, start.auth_url, "no browser could be opened"))
+            self.emit(BrowserUnavailable(self.rack, start.auth_url, "no browser could be opened", url_shown=True))
+
+    async def revoke_replaced(self, token: str) -> None:
+        """Revoke the session the new one replaced (same gateway only); best effort, never fatal."""
+        with anyio.move_on_after(REVOKE_PATIENCE):
+            try:
+                await self.client.revoke(token)
+            except RgwError:
+                return  # already invalid, or the gateway is busy: it expires on its own
+            self.emit(ReplacedSessionRevoked(self.rack))
 
     async def linger(self) -> None:
         """Keep the listener up a moment for a browser redirect that is on its way.

@@ -23,11 +23,22 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import anyio
 import anyio.to_thread
 
 from rgw.client import GatewayClient
-from rgw.errors import GatewayError, MfaError, MfaFailed, MfaRejected, RgwError
+from rgw.errors import (
+    ENROL_HINT,
+    GatewayError,
+    GatewayUnreachable,
+    MfaError,
+    MfaFailed,
+    MfaRejected,
+    RgwError,
+    SessionNotVerified,
+)
 from rgw.login.events import EventSink, MfaCodeRejected, MfaVerified, discard
+from rgw.login.ledger import MfaLedger
 from rgw.models import LoginStart
 from rgw.retry import RetryPolicy
 
@@ -42,7 +53,6 @@ STEP_UP_NOTICE = "Step-up MFA required for this operation."
 LOCKOUT_HINT = "The gateway locks MFA for a while after 5 failed attempts; wait 5 minutes, then try again."
 NO_TERMINAL_HINT = "Pass --mfa-code CODE (a TOTP or backup code), or run the command in a terminal."
 GIVEN_CODE_HINT = "Check the code (--mfa-code is used once, without prompting)."
-ENROL_HINT = "Enrol MFA (an authenticator app or a security key) in the gateway's web UI, then run it again."
 _LABELS = {"totp": "TOTP", "webauthn": "security key", "backup_code": "backup code"}
 
 #: Fetches a WebAuthn challenge: ``{"options": {"publicKey": ...}, "session_data": ...}``.
@@ -181,6 +191,18 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def unprocessed(exc: BaseException) -> bool:
+    """A failure after which the gateway provably did not judge the answer (so it may be resent)."""
+    if isinstance(exc, GatewayUnreachable):
+        return not exc.request_sent
+    return isinstance(exc, GatewayError) and exc.status in (429, 503)
+
+
+def _kind(method: str) -> str:
+    """The ledger's kinds: the gateway counts codes (TOTP and backup) and security keys apart."""
+    return "webauthn" if method == "webauthn" else "code"
+
+
 def _challenge(started: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
     options = started.get("options")
     session_data = started.get("session_data")
@@ -207,6 +229,7 @@ class MfaDialog:
         preferred: str | None = None,
         on_rejected: Callable[[str, int], None] | None = None,
         no_terminal: str = "MFA verification required, but there is no terminal to enter a code",
+        ledger: MfaLedger | None = None,
     ) -> None:
         self.prompter = prompter
         self.settings = settings
@@ -216,6 +239,8 @@ class MfaDialog:
         self.preferred = preferred
         self.on_rejected = on_rejected
         self.no_terminal = no_terminal
+        #: Every answer sent to this gateway, by any process: none is sent that could lock the account.
+        self.ledger = ledger
         self.tries_left = settings.max_tries
         self._order: list[str] | None = None
         self._index = 0
@@ -232,13 +257,18 @@ class MfaDialog:
         return self._order
 
     async def credential(self, challenge: ChallengeSource) -> Credential:
-        """The next answer: the given code, a typed code, or a security key's assertion."""
+        """The next answer to send: the given code, a typed code, or a security key's assertion.
+
+        Checked against the ledger first: an answer that could lock the account is never produced.
+        """
         if self.settings.code is not None:
             self._method = "totp"
+            await self._check("totp")
             return Credential("totp", code=self.settings.code.strip())
         order = await self._methods()
         while True:
             self._method = method = order[self._index]
+            await self._check(method)
             if method != "webauthn":
                 return Credential(method, code=await self._ask(PROMPTS[method]))
             try:
@@ -248,6 +278,16 @@ class MfaDialog:
             except MfaError as exc:
                 if not self._next_method(exc.message):
                     raise
+
+    async def _check(self, method: str) -> None:
+        if self.ledger is not None:
+            await self.ledger.check(_kind(method))
+
+    async def accepted(self) -> None:
+        """The gateway accepted the last answer."""
+        if self.ledger is not None:
+            with anyio.CancelScope(shield=True):  # the ledger must know, even if the login ends now
+                await self.ledger.record(_kind(self._method), True)
 
     def _next_method(self, why: str) -> bool:
         """Move on to the next method (saying why); False when there is none."""
@@ -283,8 +323,11 @@ class MfaDialog:
         )
         return Credential("webauthn", assertion=assertion, session_data=session_data)
 
-    def rejected(self, exc: MfaRejected) -> None:
+    async def rejected(self, exc: MfaRejected) -> None:
         """The gateway refused the last answer: count it, and end the verification when it is over."""
+        if self.ledger is not None and exc.code not in ("session_expired", "session_incomplete"):
+            with anyio.CancelScope(shield=True):
+                await self.ledger.record(_kind(self._method), False)
         if exc.code == "too_many_attempts":
             raise MfaFailed(f"MFA locked: {exc.message}", hint=LOCKOUT_HINT)
         if exc.code in ("session_expired", "session_incomplete"):
@@ -317,13 +360,17 @@ class LoginMfa:
         settings: MfaSettings | None = None,
         emit: EventSink = discard,
         policy: RetryPolicy | None = None,
+        ledger: Callable[[str], MfaLedger | None] | None = None,
     ) -> None:
         self.rack = rack
         self.prompter: Prompter = prompter or NoPrompter()
         self.settings = settings or MfaSettings()
         self.emit = emit
-        #: Transient failures (a flaky link) of one submission are retried; a refusal never is.
+        #: A submission that provably did not reach the gateway is retried; any other never is (the
+        #: same code sent twice counts as a failure, and failures lock the account).
         self.policy = policy or RetryPolicy(max_attempts=4)
+        #: Gateway URL -> its MFA ledger (None: no ledger).
+        self.ledger = ledger
 
     async def solve(self, client: GatewayClient, start: LoginStart, methods: tuple[str, ...]) -> None:
         dialog = MfaDialog(
@@ -333,6 +380,7 @@ class LoginMfa:
             available=methods,
             preferred=methods[0] if methods else None,
             on_rejected=lambda text, left: self.emit(MfaCodeRejected(self.rack, _sentence(text), left)),
+            ledger=self.ledger(client.base_url) if self.ledger is not None else None,
         )
 
         async def challenge() -> Mapping[str, Any]:
@@ -344,17 +392,20 @@ class LoginMfa:
                 await self._submit(client, start, answer)
                 break
             except MfaRejected as exc:
-                dialog.rejected(exc)
+                await dialog.rejected(exc)
+        # Said first: the poller may now win the race and cancel this task.
         self.emit(MfaVerified(self.rack))
+        await dialog.accepted()
 
     async def _submit(self, client: GatewayClient, start: LoginStart, answer: Credential) -> None:
         fields: dict[str, Any] = (
-            {"session_data": answer.session_data, "assertion_response": answer.assertion}
+            # The deployed gateway reads the assertion as a JSON string.
+            {"session_data": answer.session_data, "assertion_response": json.dumps(answer.assertion)}
             if answer.method == "webauthn"
             else {"code": answer.code}
         )
         method = "webauthn" if answer.method == "webauthn" else "totp"
-        async for attempt in self.policy.retrying():
+        async for attempt in self.policy.retrying(retry_if=unprocessed):
             with attempt:
                 await client.submit_login_mfa(start.state, method, **fields)
 
@@ -373,24 +424,40 @@ class StepUpMfa:
         *,
         prompter: Prompter | None = None,
         settings: MfaSettings | None = None,
+        ledger: MfaLedger | None = None,
+        session_verified: bool | None = None,
     ) -> None:
         self.client = client
         self.prompter: Prompter = prompter or NoPrompter()
         self.settings = settings or MfaSettings()
+        self.ledger = ledger
+        #: Whether the session verified MFA at login (the stored ``mfa_verified``; None: unknown).
+        self.session_verified = session_verified
         self._dialog: MfaDialog | None = None
         self._announced = False
 
-    async def __call__(self, level: str, rejection: str | None) -> Mapping[str, str]:
+    async def answer(self, level: str, rejection: str | None) -> Mapping[str, str]:
         if rejection is None:
             self._dialog = None  # a new request: a new verification, with its own tries
+        dialog = self._dialog or await self._start()  # says so when the account has no MFA at all
+        if rejection is None:
+            if level == "always" and self.session_verified is False:
+                # The deployed gateway refuses "always" operations to a session that did not verify
+                # MFA at login, whatever code comes with them: asking for one would only waste it.
+                raise SessionNotVerified(
+                    "this operation needs a session that verified MFA when it logged in; this one did not"
+                )
             if not self._announced:
                 self._announced = True
                 self.prompter.notify(STEP_UP_NOTICE)
-        dialog = self._dialog or await self._start()
         if rejection is not None:
-            dialog.rejected(MfaRejected("invalid_code", rejection))
+            await dialog.rejected(MfaRejected("invalid_code", rejection))
         answer = await dialog.credential(self.client.step_up_challenge)
         return answer.headers()
+
+    async def accepted(self) -> None:
+        if self._dialog is not None:
+            await self._dialog.accepted()
 
     async def _start(self) -> MfaDialog:
         available: list[str] = []
@@ -417,6 +484,7 @@ class StepUpMfa:
                 f"{text} ({left} {'try' if left == 1 else 'tries'} left)"
             ),
             no_terminal="this operation needs MFA, but there is no terminal to enter a code",
+            ledger=self.ledger,
         )
         return self._dialog
 

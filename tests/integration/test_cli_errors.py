@@ -53,12 +53,12 @@ def http(status: str, body: bytes, content_type: str) -> bytes:
     [
         (
             http("200 OK", b"<html><body>Sign in</body></html>", "text/html"),
-            "Error: gateway sent an HTML page instead of JSON (HTTP 200)",
+            "Error: gateway sent an HTML page where JSON was expected (HTTP 200)",
             False,
         ),
         (
             http("200 OK", b'{"apps": [{"na', "application/json"),
-            "Error: gateway sent invalid JSON instead of JSON",
+            "Error: gateway sent a body that is not valid JSON (HTTP 200)",
             False,
         ),
         (
@@ -96,7 +96,7 @@ async def test_login_against_garbage_is_a_clear_error_and_writes_nothing(cli: Cl
     async with garbage_server(http("200 OK", b"<html>hello</html>", "text/html")) as url:
         result = await cli("login", "dev", url, "--timeout", "10")
     assert result.code == 6
-    assert result.err.startswith("Error: gateway sent an HTML page instead of JSON")
+    assert result.err.startswith("Error: gateway sent an HTML page where JSON was expected")
     assert not (cli.config_dir / "config.json").exists()
 
 
@@ -143,6 +143,7 @@ async def test_racks_json(cli: Cli, gateway: RunningGateway) -> None:
             "logged_in": True,
             "email": "developer@example.com",
             "expires_at": racks[0]["expires_at"],
+            "rejected": None,
         }
     ]
     assert "token" not in result.out

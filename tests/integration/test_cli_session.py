@@ -157,8 +157,9 @@ async def test_api_token_overrides_the_stored_session(cli: Cli, gateway: Running
     assert "Credential: API token" in auth.lines
     bad = await cli("--api-token", "rgw_token_wrong", "apps")
     assert bad.code == 3
-    assert bad.err.splitlines()[0] == "Error: session expired or invalid"
+    assert bad.err.splitlines()[0] == "Error: the gateway rejected the API token"
     assert "Check the API token" in bad.err
+    assert "rgw_token_wrong" not in bad.err
 
 
 async def test_rack_gateway_url_never_receives_another_racks_session(cli: Cli, gateway: RunningGateway) -> None:
@@ -183,9 +184,19 @@ async def test_permission_denied_shows_the_gateways_text(cli: Cli, gateway: Runn
 
 
 async def test_api_token_commands(cli: Cli, gateway: RunningGateway) -> None:
+    import pyotp
+
+    # Creating and deleting API tokens always needs MFA, from a session that verified MFA at login.
+    secret = gateway.gateway.enroll_totp("admin@example.com")
+
+    def code(step: int) -> str:  # each 30 s step is accepted once: one step for each use below
+        return pyotp.TOTP(secret).at(int(time.time()) + 30 * step)
+
     admin = ScriptedBrowser(email="admin@example.com")
-    assert (await cli("login", "dev", gateway.url, browser=admin)).code == 0
-    created = await cli("api-token", "create", "--name", "deploy-bot", "--role", "viewer", "--output", "token")
+    login = await cli("login", "dev", gateway.url, "--mfa-code", code(-1), browser=admin)
+    assert login.code == 0, login.err
+    created = await cli("api-token", "create", "--name", "deploy-bot", "--role", "viewer", "--output", "token",
+                        "--mfa-code", code(0))
     assert created.code == 0, created.err
     token = created.out.strip()
     assert token.startswith("rgw_")
@@ -200,7 +211,7 @@ async def test_api_token_commands(cli: Cli, gateway: RunningGateway) -> None:
     assert "deploy-bot" in got.out
     apps = await cli("--api-token", token, "apps")
     assert apps.code == 0, apps.err
-    deleted = await cli("api-token", "delete", str(public_id))
+    deleted = await cli("api-token", "delete", str(public_id), "--mfa-code", code(1))
     assert deleted.code == 0, deleted.err
     rejected = await cli("--api-token", token, "apps")
     assert rejected.code == 3

@@ -342,60 +342,100 @@ async def test_deployed_gateway_waits_for_mfa_in_the_browser(
 # -- step-up -------------------------------------------------------------------------------------
 
 
-async def admin_session(mcli: MfaCli) -> None:
-    result = await mcli.login(email=ADMIN)
+async def admin_session(mcli: MfaCli) -> str:
+    """admin@ with TOTP, logged in with MFA: a gateway's "always" operations (API tokens) need a
+    session that verified MFA at login.  The login spends the previous step's code, so the current
+    and the next step stay free for the step-ups that follow (each step is accepted once)."""
+    secret = mcli.gw.gateway.enroll_totp(ADMIN)
+    result = await mcli.login("--mfa-code", totp(secret, later=-1), email=ADMIN)
     assert result.code == 0, result.err
+    assert mcli.entry()["mfa_verified"] is True
+    return secret
+
+
+_names = iter(f"ci-{n}" for n in range(1000))
 
 
 async def create_token(mcli: MfaCli, *extra: str, **kwargs: Any) -> CliResult:
-    return await mcli(*extra, "api-token", "create", "--name", "ci", "--role", "viewer", "--output", "json", **kwargs)
+    name = next(_names)  # token names are unique on the gateway
+    return await mcli(*extra, "api-token", "create", "--name", name, "--role", "viewer", "--output", "json", **kwargs)
 
 
 async def test_step_up_with_totp(mcli: MfaCli) -> None:
-    await admin_session(mcli)
-    secret = mcli.gw.gateway.enroll_totp(ADMIN)  # enrolled after login: the next protected call steps up
+    secret = await admin_session(mcli)
     code = totp(secret)
     prompter = ScriptedPrompter([code])
     result = await create_token(mcli, prompter=prompter)
     assert result.code == 0, result.err
-    assert json.loads(result.out)["name"] == "ci"
+    assert json.loads(result.out)["name"].startswith("ci-")
     assert prompter.notices == ["Step-up MFA required for this operation."]
     assert prompter.prompts == [("Enter TOTP code:", True)]
     assert code not in result.err
 
-    # the verification opened the step-up window: no second prompt
-    again = await create_token(mcli, prompter=NeverAsk())
-    assert again.code == 0, again.err
+    # API tokens are "always" MFA: a verification opens no window, the next one asks again
+    again = ScriptedPrompter([totp(secret, later=1)])
+    result = await create_token(mcli, prompter=again)
+    assert result.code == 0, result.err
+    assert again.prompts == [("Enter TOTP code:", True)]
+
+
+async def test_always_mfa_with_a_session_that_never_verified_mfa(mcli: MfaCli) -> None:
+    result = await mcli.login(email=ADMIN)  # no MFA at login
+    assert result.code == 0, result.err
+    secret = mcli.gw.gateway.enroll_totp(ADMIN)  # enrolled afterwards
+    prompter = ScriptedPrompter([totp(secret)])
+    refused = await create_token(mcli, prompter=prompter)
+    assert refused.code == 9
+    assert prompter.prompts == []  # no code is asked for: none could satisfy the gateway
+    assert refused.err.splitlines() == [
+        "Error: this operation needs a session that verified MFA when it logged in; this one did not",
+        f"Please run: rack-gateway login dev {mcli.gw.url}   (and answer the MFA prompt), then run it again.",
+    ]
 
 
 async def test_step_up_wrong_code_is_asked_again(mcli: MfaCli) -> None:
-    await admin_session(mcli)
-    secret = mcli.gw.gateway.enroll_totp(ADMIN)
+    secret = await admin_session(mcli)
     prompter = ScriptedPrompter([wrong_code(secret), lambda: totp(secret)])
     result = await create_token(mcli, prompter=prompter)
     assert result.code == 0, result.err
     assert len(prompter.prompts) == 2
     assert prompter.notices[0] == "Step-up MFA required for this operation."
-    assert prompter.notices[1].startswith("The MFA code was not accepted.")
+    assert prompter.notices[1].startswith("Invalid MFA code")
     assert prompter.notices[1].endswith("(2 tries left)")
 
 
 async def test_step_up_gives_up_before_the_lock_out(mcli: MfaCli) -> None:
-    await admin_session(mcli)
-    secret = mcli.gw.gateway.enroll_totp(ADMIN)
+    secret = await admin_session(mcli)
     bad = wrong_code(secret)
     prompter = ScriptedPrompter([bad, bad, bad, bad])
     result = await create_token(mcli, prompter=prompter)
     assert result.code == 9
     assert len(prompter.prompts) == 3
-    assert "Error: MFA verification failed: The MFA code was not accepted." in result.err
-    assert not mcli.gw.gateway.mfa.locked(ADMIN)
+    assert "Error: MFA verification failed: Invalid MFA code" in result.err
+    assert not mcli.gw.gateway.user_locked(ADMIN)
     assert (await create_token(mcli, "--mfa-code", totp(secret))).code == 0
+
+
+async def test_the_ledger_stops_before_a_fifth_failure_locks_the_account(mcli: MfaCli) -> None:
+    secret = await admin_session(mcli)
+    bad = wrong_code(secret)
+    first = await create_token(mcli, prompter=ScriptedPrompter([bad, bad, bad]))
+    assert first.code == 9
+    second = ScriptedPrompter([bad, bad, bad])
+    result = await create_token(mcli, prompter=second)
+    assert result.code == 9
+    assert len(second.prompts) == 1  # a 4th failure is sent, never a 5th
+    assert "a 5th locks your account until an administrator unlocks it" in result.err
+    assert "Wait until " in result.err
+    assert not mcli.gw.gateway.user_locked(ADMIN)
+    # another process on the same machine (same config directory) is held back too
+    third = await create_token(mcli, "--mfa-code", totp(secret), prompter=NeverAsk())
+    assert third.code == 9
+    assert "not sending another MFA code" in third.err
 
 
 async def test_step_up_with_a_backup_code(mcli: MfaCli) -> None:
     await admin_session(mcli)
-    mcli.gw.gateway.enroll_totp(ADMIN)
     (backup,) = mcli.gw.gateway.generate_backup_codes(ADMIN, count=1)
     prompter = ScriptedPrompter([backup])
     result = await create_token(mcli, "--mfa-method", "backup_code", prompter=prompter)
@@ -405,18 +445,17 @@ async def test_step_up_with_a_backup_code(mcli: MfaCli) -> None:
 
 async def test_step_up_with_a_security_key(mcli: MfaCli) -> None:
     await admin_session(mcli)
-    key = await register_key(mcli.gw, mcli.token())  # the gateway now prefers WebAuthn for admin
+    key = await register_key(mcli.gw, mcli.token())
     touches = key.touch_requests
     prompter = NeverAsk()
-    result = await create_token(mcli, prompter=prompter, devices=[key])
+    result = await create_token(mcli, "--mfa-method", "webauthn", prompter=prompter, devices=[key])
     assert result.code == 0, result.err
     assert prompter.notices == ["Step-up MFA required for this operation.", "Touch your security key..."]
     assert key.touch_requests == touches + 1
 
 
 async def test_step_up_with_mfa_code_and_without_a_terminal(mcli: MfaCli) -> None:
-    await admin_session(mcli)
-    secret = mcli.gw.gateway.enroll_totp(ADMIN)
+    secret = await admin_session(mcli)
 
     refused = await create_token(mcli)  # no terminal, no code
     assert refused.code == 9
@@ -428,9 +467,22 @@ async def test_step_up_with_mfa_code_and_without_a_terminal(mcli: MfaCli) -> Non
     assert "Step-up MFA required for this operation." in result.err
 
 
+async def test_step_up_for_a_user_without_mfa_says_to_enrol(mcli: MfaCli) -> None:
+    mcli.gw.gateway.add_user("nomfa@example.com", roles=("admin",))
+    assert (await mcli.login(email="nomfa@example.com")).code == 0
+    prompter = ScriptedPrompter(["123456"])
+    result = await create_token(mcli, prompter=prompter)
+    assert result.code == 9
+    assert prompter.prompts == []
+    assert result.err.splitlines() == [
+        "Error: this operation needs MFA, but your account has no MFA method enrolled",
+        "Enrol MFA (an authenticator app or a security key) in the gateway's web UI, then run it again.",
+    ]
+
+
 async def test_step_up_on_the_rack_proxy(gateway: RunningGateway, mcli: MfaCli) -> None:
     """``DELETE rack-proxy/apps/<name>`` answers step-up in text/plain; the provider handles it too."""
-    await admin_session(mcli)
+    await plain_admin_session(mcli)  # no MFA at login, so no step-up window is open
     secret = gateway.gateway.enroll_totp(ADMIN)
     prompter = ScriptedPrompter([wrong_code(secret), lambda: totp(secret)])
     step_up = lambda client: StepUpMfa(client, prompter=prompter, settings=MfaSettings())  # noqa: E731
@@ -444,7 +496,6 @@ async def test_step_up_on_the_rack_proxy(gateway: RunningGateway, mcli: MfaCli) 
 
 async def test_api_tokens_never_prompt(mcli: MfaCli) -> None:
     await admin_session(mcli)
-    mcli.gw.gateway.enroll_totp(ADMIN)
     api_token = mcli.gw.gateway.create_api_token("automation", role="admin")
     result = await create_token(mcli, "--api-token", api_token, prompter=NeverAsk())
     assert result.code == 0, result.err
@@ -490,8 +541,14 @@ async def test_test_auth_mfa_status(mcli: MfaCli) -> None:
     assert webauthn.lines[-1] == "Methods: none"
 
 
+async def plain_admin_session(mcli: MfaCli) -> None:
+    """admin@ logged in without MFA (no step-up window open)."""
+    result = await mcli.login(email=ADMIN)
+    assert result.code == 0, result.err
+
+
 async def test_test_auth_mfa_closed_window(mcli: MfaCli) -> None:
-    await admin_session(mcli)
+    await plain_admin_session(mcli)
     await register_key(mcli.gw, mcli.token(), label="desk key")
     result = await mcli("test-auth", "webauthn")
     assert result.code == 0, result.err

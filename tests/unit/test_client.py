@@ -77,9 +77,9 @@ async def test_same_origin_redirect_is_followed() -> None:
         (httpx.Response(500, text="<html><body>oops</body></html>", headers={"content-type": "text/html"}),
          GatewayError, "gateway error (HTTP 500, an HTML page)"),
         (httpx.Response(200, text="<html>login</html>", headers={"content-type": "text/html"}),
-         GatewayError, "gateway sent an HTML page instead of JSON (HTTP 200)"),
+         GatewayError, "gateway sent an HTML page where JSON was expected (HTTP 200)"),
         (httpx.Response(200, content=b'{"user": {"ema', headers={"content-type": "application/json"}),
-         GatewayError, "gateway sent invalid JSON instead of JSON (HTTP 200)"),
+         GatewayError, "gateway sent a body that is not valid JSON (HTTP 200)"),
         (httpx.Response(200, json=[1, 2]), GatewayError, "gateway sent an unexpected info response"),
         (httpx.Response(502, json={"error": "bad gateway", "message": "rack unreachable"}), GatewayError,
          "gateway error (HTTP 502): rack unreachable"),
@@ -115,15 +115,23 @@ async def test_step_up_provider_retries_once_with_inline_header() -> None:
             401, json={"error": "mfa_step_up_required", "message": "verify"}, headers={"X-MFA-Required": "step-up"}
         )
 
-    async def provider(level: str, rejection: str | None) -> dict[str, str]:
-        assert (level, rejection) == ("step-up", None)
-        return {"X-Mfa-Totp": "123456"}
+    accepted: list[bool] = []
+
+    class Provider:
+        async def answer(self, level: str, rejection: str | None) -> dict[str, str]:
+            assert (level, rejection) == ("step-up", None)
+            return {"X-Mfa-Totp": "123456"}
+
+        async def accepted(self) -> None:
+            accepted.append(True)
 
     c = GatewayClient("https://gw.example.com", token="t", transport=httpx.MockTransport(handler),
-                      step_up=lambda _client: provider)
+                      step_up=lambda _client: Provider())
     async with c:
-        await c.delete_api_token("abc")
+        await c.delete_api_token("0b5c0f3e-6f7a-4d8e-9a1b-2c3d4e5f6a7b")
     assert len(seen) == 2
+    assert seen[1].headers["authorization"] == "Bearer t"
+    assert accepted == [True]
 
 
 async def test_complete_login_answers() -> None:

@@ -25,6 +25,7 @@ from rgw.models import LoginStart
 from rgw.targets import Target
 
 ALL = ("totp", "webauthn", "backup_code")
+TOKEN_ID = "0b5c0f3e-6f7a-4d8e-9a1b-2c3d4e5f6a7b"
 
 
 # -- method selection ------------------------------------------------------------------------------
@@ -135,15 +136,21 @@ async def test_rejected_codes_are_retried_at_most_max_step_up_tries_times() -> N
         sent.append(request.headers.get("x-mfa-totp"))
         return step_up_answer("The MFA code was not accepted.")
 
-    async def careless_provider(level: str, rejection: str | None) -> dict[str, str]:
-        calls.append(rejection)
-        return {"X-Mfa-Totp": "000000"}
+    class CarelessProvider:
+        """Never gives up, whatever the gateway says: the auth flow must stop it."""
+
+        async def answer(self, level: str, rejection: str | None) -> dict[str, str]:
+            calls.append(rejection)
+            return {"X-Mfa-Totp": "000000"}
+
+        async def accepted(self) -> None:
+            raise AssertionError("nothing was accepted")
 
     transport = httpx.MockTransport(handler)
     async with GatewayClient("https://gw.example.com", token="t", transport=transport,
-                             step_up=lambda _client: careless_provider) as client:
+                             step_up=lambda _client: CarelessProvider()) as client:
         with pytest.raises(MfaRequired):
-            await client.delete_api_token("abc")
+            await client.delete_api_token(TOKEN_ID)
     assert calls == [None] + ["The MFA code was not accepted."] * (MAX_STEP_UP_TRIES - 1)
     assert sent == [None] + ["000000"] * MAX_STEP_UP_TRIES
     assert MAX_STEP_UP_TRIES < 5
@@ -161,7 +168,7 @@ async def test_lock_out_during_step_up_is_an_mfa_error() -> None:
     async with GatewayClient("https://gw.example.com", token="t", transport=httpx.MockTransport(handler),
                              step_up=step_up) as client:
         with pytest.raises(MfaError, match="MFA locked: Too many failed MFA attempts") as info:
-            await client.delete_api_token("abc")
+            await client.delete_api_token(TOKEN_ID)
     assert info.value.exit_code == 9
 
 
@@ -177,7 +184,7 @@ async def test_a_given_code_is_used_once() -> None:
     async with GatewayClient("https://gw.example.com", token="t", transport=httpx.MockTransport(handler),
                              step_up=step_up) as client:
         with pytest.raises(MfaError, match="MFA verification failed: The MFA code was not accepted"):
-            await client.delete_api_token("abc")
+            await client.delete_api_token(TOKEN_ID)
     assert codes == [None, "123456"]
 
 

@@ -90,7 +90,7 @@ class Gateway:
         limit = self.settings.rate_limit_value()
         self.rate_limiter = None if limit is None else RateLimiter(limit[0], limit[1], self.settings.clock)
         self._counts: Counter[str] = Counter()
-        self._refused: Counter[str] = Counter()
+        self._refused: Counter[tuple[str, str]] = Counter()
         self._counts_lock = threading.Lock()
         if self.settings.seed:
             self._seed()
@@ -206,23 +206,30 @@ class Gateway:
         with self._counts_lock:
             self._counts[path] += 1
 
-    def count_refused(self, path: str) -> None:
+    def count_refused(self, path: str, method: str = "GET") -> None:
         with self._counts_lock:
-            self._refused[path] += 1
+            self._refused[(method.upper(), path)] += 1
 
     def request_count(self, path_prefix: str = "/api/v1/auth/cli/") -> int:
         """Requests received on paths starting with `path_prefix` (refused ones included)."""
         with self._counts_lock:
             return sum(n for path, n in self._counts.items() if path.startswith(path_prefix))
 
-    def rate_limited_count(self, path_prefix: str = "/") -> int:
-        """Requests on paths starting with `path_prefix` refused with 429 by the rate limit.
+    def rate_limited_count(self, path_prefix: str = "/", method: str | None = None) -> int:
+        """Requests on paths starting with `path_prefix` (and of `method`) refused with 429 by the rate limit.
 
         E.g. `"/api/v1/auth/cli/callback"`: browser callbacks refused; `"/api/v1/auth/cli/"`: every
         refusal on the login routes.
         """
         with self._counts_lock:
-            return sum(n for path, n in self._refused.items() if path.startswith(path_prefix))
+            return sum(n for (verb, path), n in self._refused.items()
+                       if path.startswith(path_prefix) and (method is None or verb == method.upper()))
+
+    def browser_refusals(self) -> int:
+        """Requests of the user's browser the rate limit refused: the OAuth callback, and the deployed
+        server's sign-in step it redirects to (``GET /auth/cli/mfa``). Any of them loses that login."""
+        return (self.rate_limited_count("/api/v1/auth/cli/callback")
+                + self.rate_limited_count("/api/v1/auth/cli/mfa", method="GET"))
 
     def reset_counts(self) -> None:
         with self._counts_lock:

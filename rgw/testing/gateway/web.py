@@ -227,7 +227,7 @@ def enforce_rate_limit(request: Request, group: str) -> None:
         return
     peer = request.client.host if request.client else ""
     if not limiter.allow(group, ratelimit.client_ip(request.headers, peer)):
-        gw.count_refused(request.url.path)
+        gw.count_refused(request.url.path, request.method)
         raise Reply(limiter.refusal())
 
 

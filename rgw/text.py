@@ -1,0 +1,32 @@
+"""Making text that is not ours safe to print on a terminal.
+
+A gateway's error message, an email address, an app or role name, an ``auth_url``, a rack name
+from the config: any of them could carry escape sequences (set the window title, clear the
+screen, move the cursor up and forge a "Logged in as admin" line) or bidirectional overrides that
+make text read differently from what it is.  ``printable`` shows every such character escaped
+(``\\x1b``, ``\\n``, ``\\u202e``) and leaves the rest alone.  Text output runs foreign text
+through it; JSON output stays exact (``json.dumps`` escapes control characters itself).
+"""
+
+from __future__ import annotations
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(value: object, *, limit: int | None = None) -> str:
+    """``value`` as text with control, format and separator characters escaped; cut at ``limit``."""
+    text = value if isinstance(value, str) else str(value)
+    if limit is not None and len(text) > limit:
+        text = text[: max(0, limit - 1)] + "…"
+    if text.isprintable():
+        return text
+    out: list[str] = []
+    for char in text:
+        if char.isprintable():
+            out.append(char)
+        elif char in _NAMED:
+            out.append(_NAMED[char])
+        else:
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    return "".join(out)
