@@ -181,6 +181,9 @@ async def test_gateway_error_ends_the_login_at_once(gateway: RunningGateway, tmp
     assert "GOOGLE_ALLOWED_DOMAIN" in info.value.hint
     assert "LoggedIn" not in recorder.kinds()
     assert "GatewayRetry" not in recorder.kinds()
+    # The browser was sent to the CLI's listener with the gateway's error, and the listener showed it.
+    assert browser.last_status == 200
+    assert "Login to rack dev failed: email domain not allowed: mallory@evil.com." in browser.last_page
     # The gateway failed the login and the CLI collected that failure: the state is gone.
     opening = await recorder.first(ev.BrowserOpening)
     assert isinstance(opening, ev.BrowserOpening)
@@ -188,6 +191,33 @@ async def test_gateway_error_ends_the_login_at_once(gateway: RunningGateway, tmp
     assert not (tmp_path / "config" / "config.json").exists() or "dev" not in (
         (tmp_path / "config" / "config.json").read_text()
     )
+
+
+class SilentBrowser:
+    """Says it opened the URL and never visits it: no redirect will reach the listener."""
+
+    async def open(self, url: str) -> bool:
+        return True
+
+
+async def test_a_failure_is_not_reported_as_a_timeout_when_the_deadline_cuts_the_linger(
+    gateway: RunningGateway, tmp_path: Path
+) -> None:
+    recorder = Recorder()
+
+    async def user(rec: Recorder) -> None:
+        opening = await rec.first(ev.BrowserOpening)
+        assert isinstance(opening, ev.BrowserOpening)
+        await rec.first(ev.Waiting)
+        gateway.gateway.fail_browser_login(state_of(opening.auth_url), "consent cancelled")
+
+    # The listener would wait 600 s for the browser's redirect: the 3 s deadline ends the wait.
+    options = LoginOptions(timeout=3, linger=600)
+    with pytest.raises(LoginError) as info:
+        await run_flow(gateway, tmp_path, browser=SilentBrowser(), options=options, recorder=recorder, user=user)
+    assert type(info.value) is LoginError
+    assert str(info.value) == "consent cancelled"
+    assert info.value.exit_code == 7
 
 
 async def test_deadline_says_what_probably_happened(deployed_gateway: RunningGateway, tmp_path: Path) -> None:
