@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -118,24 +121,97 @@ def test_two_logins_to_the_same_rack_coalesce(gateway: RunningGateway, tmp_path:
     assert gateway.gateway.request_count("/api/v1/auth/cli/start") == 1
 
 
+#: The one failure a concurrent ``switch rack00`` may have: rack00 was not stored yet when it ran
+#: (the racks it lists are the ones whose logins had finished by then).
+SWITCH_TOO_EARLY = re.compile(
+    r"Error: unknown rack 'rack00' \(configured: (none|rack(0[1-9]|1[0-9])(, rack(0[1-9]|1[0-9]))*)\)\n"
+    r"Run: rack-gateway login rack00 <gateway-url>\n"
+)
+RACKS_ROW = re.compile(r"(\*)? *rack\d\d +http://127\.0\.0\.1:\d+ +developer@example\.com +logged in")
+
+
+@dataclass
+class FileWatch:
+    """Reads a file over and over in a thread: every version seen must be a whole config, and no
+    version may lose a rack an earlier one had (the racks of this test are only ever added)."""
+
+    path: Path
+    stop: threading.Event = field(default_factory=threading.Event)
+    versions: set[bytes] = field(default_factory=set)
+    problems: list[str] = field(default_factory=list)
+
+    def run(self) -> None:
+        racks: set[str] = set()
+        while not self.stop.wait(0.0005):  # about a thousand reads a second, leaving the CPU to the test
+            try:
+                content = self.path.read_bytes()
+            except FileNotFoundError:
+                if racks:
+                    self.problems.append("config.json disappeared")
+                continue
+            if content in self.versions:
+                continue
+            self.versions.add(content)
+            try:
+                now = set(json.loads(content)["gateways"])
+            except (ValueError, KeyError, TypeError) as exc:
+                self.problems.append(f"not a whole config ({exc}): {content[:80]!r}...")
+                continue
+            if not racks <= now:
+                self.problems.append(f"racks lost: {sorted(racks - now)}")
+            racks = now
+
+
 def test_twenty_processes_share_one_config_file(gateway: RunningGateway, tmp_path: Path) -> None:
     config = tmp_path / "cfg"
+    watch = FileWatch(config / "config.json")
+    watcher = threading.Thread(target=watch.run, daemon=True)
+    watcher.start()
     logins = [spawn(config, "login", f"rack{i:02d}", gateway.url, "--timeout", "90") for i in range(20)]
-    readers: list[subprocess.Popen[str]] = []
+    # A pair of readers (racks, switch rack00) at the start and each time another login finishes, so
+    # they read while the file is being rewritten; each with how many logins had finished when it
+    # started, and whether rack00's login was among them (rack00 saved).
+    readers: list[tuple[subprocess.Popen[str], int, bool]] = []
+    finished = -1
     while any(p.poll() is None for p in logins):
-        if len(readers) < 30:
-            readers.append(spawn(config, "racks"))
-            readers.append(spawn(config, "switch", "rack00"))
-        time.sleep(0.2)
+        done = sum(p.poll() is not None for p in logins)
+        if done != finished:
+            finished, rack00_saved = done, logins[0].poll() == 0
+            readers.append((spawn(config, "racks"), done, rack00_saved))
+            readers.append((spawn(config, "switch", "rack00"), done, rack00_saved))
+        time.sleep(0.05)  # how often the logins are looked at; each ends by its own --timeout
     for proc in logins:
         out, err = proc.communicate(timeout=90)
         assert proc.returncode == 0, err
         assert out == "Logged in as developer@example.com\n"
-    for proc in readers:
-        _, err = proc.communicate(timeout=90)
-        # A switch that ran before rack00 existed fails cleanly; nothing else may fail.
-        assert proc.returncode in (0, 10), err
-        assert "Traceback" not in err
+    watch.stop.set()
+    watcher.join(timeout=10)
+    assert not watcher.is_alive()
+    assert watch.problems == []
+    assert len(watch.versions) > 1  # it saw the file change under it
+    assert any(0 < done < len(logins) for _, done, _ in readers), "no reader ran while the logins were writing"
+    for proc, done, rack00_saved in readers:
+        out, err = proc.communicate(timeout=90)
+        command = proc.args[-1] if isinstance(proc.args, list) else proc.args
+        if command == "racks":
+            # Any version of the file is a whole one: a table with at least the racks whose logins
+            # had finished when the reader started, or (before any had) no racks at all.
+            assert proc.returncode == 0, err
+            lines = out.splitlines()
+            if lines:
+                assert lines[0].split() == ["NAME", "URL", "USER", "SESSION"], out
+                assert all(RACKS_ROW.fullmatch(line) for line in lines[1:]), out
+                assert len(lines) - 1 >= done, out
+            else:
+                assert done == 0, err
+                assert err == "No racks configured. Run: rack-gateway login <rack> <gateway-url>\n"
+        elif proc.returncode == 10 and not rack00_saved and SWITCH_TOO_EARLY.fullmatch(err):
+            assert out == ""  # ran before rack00 existed: a clean, specific failure
+        else:
+            # A corrupt read, a lock timeout or anything else is a failure (exit 10 included).
+            assert proc.returncode == 0, err
+            assert out == "Switched to rack00\n"
+            assert err == ""
     data = json.loads((config / "config.json").read_text())
     assert stat.S_IMODE((config / "config.json").stat().st_mode) == 0o600
     assert sorted(data["gateways"]) == [f"rack{i:02d}" for i in range(20)]
