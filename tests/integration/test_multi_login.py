@@ -19,6 +19,7 @@ import pytest
 
 from rgw.testing import RunningGateway
 from tests.integration.conftest import Cli
+from tests.integration.pipes import PipeReader
 
 pytestmark = pytest.mark.anyio
 
@@ -220,36 +221,114 @@ def test_twenty_processes_share_one_config_file(gateway: RunningGateway, tmp_pat
     assert not [p for p in config.iterdir() if p.name.endswith(".tmp")]
 
 
+#: Rewrites the config file with one more version until it is killed (or ``argv[2]`` times): the
+#: counter goes on from the file's, and every version written is reported on stdout.
 WRITER = """
 import anyio, sys
 from pathlib import Path
 from rgw.config import ConfigStore
 
+def change(data):
+    n = data.raw.get("counter", 0) + 1
+    data.raw["counter"] = n
+    data.raw["padding"] = "x" * (n % 5000)
+    return n
+
 async def main():
     store = ConfigStore(Path(sys.argv[1]))
-    n = 0
-    while True:
-        n += 1
-        def change(data, n=n):
-            data.raw["counter"] = n
-            data.raw["padding"] = "x" * (n % 5000)
-        await store.update(change)
-        if n == 1:
-            print("started", flush=True)
+    times = int(sys.argv[2])
+    while times != 0:
+        print(await store.update(change), flush=True)
+        times -= 1
 
 anyio.run(main)
 """
+#: The temp files ``rgw.config`` writes next to the file before renaming them over it.
+TEMP_FILE = re.compile(r"\.config\.json\.(\d+)\.[0-9a-f]{8}\.tmp")
+LOCK_FILES = {"config.json.lock", "config.json.lock.owner"}
+
+
+def leftovers(config: Path, killed: set[int]) -> set[str]:
+    """The temp files in ``config``: each one from a writer that was killed, at most one per writer."""
+    found: dict[int, list[str]] = {}
+    for path in config.iterdir():
+        if path.name == "config.json" or path.name in LOCK_FILES:
+            continue
+        match = TEMP_FILE.fullmatch(path.name)
+        assert match is not None, f"unexpected file left in the config directory: {path.name}"
+        assert int(match[1]) in killed, f"{path.name} was left by a writer that was not killed"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        found.setdefault(int(match[1]), []).append(path.name)
+    assert all(len(names) == 1 for names in found.values()), found
+    return {name for names in found.values() for name in names}
+
+
+def assert_whole(config: Path, counter: int) -> None:
+    data = json.loads((config / "config.json").read_text())
+    assert data["counter"] == counter
+    assert data["padding"] == "x" * (counter % 5000)
+    assert stat.S_IMODE((config / "config.json").stat().st_mode) == 0o600
+
+
+def temp_file_of(config: Path, pid: int, timeout: float) -> str:
+    """The name of ``pid``'s temp file once one is in ``config`` (the writer is inside a write)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:  # a busy scan: the file exists only while one version is written
+        for name in os.listdir(config):
+            match = TEMP_FILE.fullmatch(name)
+            if match is not None and int(match[1]) == pid:
+                return name
+            assert match is not None or name == "config.json" or name in LOCK_FILES, f"unexpected file {name}"
+    raise AssertionError(f"writer {pid} was never seen inside a write within {timeout:g} s")
 
 
 def test_sigkill_mid_write_leaves_a_whole_file(tmp_path: Path) -> None:
     config = tmp_path / "cfg"
-    for round_ in range(5):
-        with subprocess.Popen([sys.executable, "-c", WRITER, str(config)], stdout=subprocess.PIPE, text=True) as proc:
-            assert proc.stdout is not None
-            assert proc.stdout.readline() == "started\n"
-            time.sleep(0.05 * (round_ + 1))  # let it write many versions before the kill
-            proc.send_signal(signal.SIGKILL)
+    last = 0
+    killed: set[int] = set()
+    mid_write_kills = 0
+    for round_ in range(6):
+        with subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(config), "-1"], stdout=subprocess.PIPE, text=True
+        ) as proc:
+            try:
+                out = PipeReader(proc.stdout, "the writer")
+                first = int(out.wait_for(lambda line: True, 30, "first version"))
+                assert first == last + 1  # it went on from the version the last kill left
+                # Let it write more versions each round, then kill it while it goes on writing: right
+                # after it reported a version (even rounds), or while its temp file is there (odd rounds).
+                wanted = first + 2 ** (round_ // 2 + 1)
+                out.wait_for(lambda line, wanted=wanted: int(line) >= wanted, 30, f"version {wanted}")
+                if round_ % 2:
+                    temp_file_of(config, proc.pid, 30)
+            finally:
+                proc.send_signal(signal.SIGKILL)  # the writer never stops by itself
             proc.wait(timeout=10)
-        data = json.loads((config / "config.json").read_text())
-        assert data["counter"] >= 1
-        assert data["padding"] == "x" * (data["counter"] % 5000)
+            reported = [int(line) for line in out.text().split()]
+        assert proc.returncode == -signal.SIGKILL
+        killed.add(proc.pid)
+        assert reported == list(range(first, reported[-1] + 1))
+        assert reported[-1] >= wanted > first + 1  # it had written versions and was writing more
+        # The file is whole: the last version the writer reported, or one it renamed into place but
+        # had not reported yet when the kill landed.
+        counter = json.loads((config / "config.json").read_text())["counter"]
+        assert counter in (reported[-1], reported[-1] + 1)
+        assert counter > last
+        assert_whole(config, counter)
+        left = {name for name in leftovers(config, killed) if f".{proc.pid}." in name}
+        if left:
+            # Killed inside a write: that version never reached config.json.
+            assert counter == reported[-1]
+            mid_write_kills += 1
+        last = counter
+    assert mid_write_kills > 0, "no kill landed inside a write (no temp file was ever left)"
+    # A new writer's one successful write leaves the file whole and no temp file of its own; what the
+    # killed writers left is left alone.
+    before = leftovers(config, killed)
+    done = subprocess.run(
+        [sys.executable, "-c", WRITER, str(config), "1"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{last + 1}\n"
+    assert_whole(config, last + 1)
+    assert leftovers(config, killed) == before
