@@ -3,11 +3,13 @@
 ``PipeReader(proc.stderr, "the login")`` drains the pipe in a daemon thread (so the child never blocks
 on a full pipe) and keeps every line.  ``wait_for(predicate, timeout, what)`` returns the first line
 that matches, or fails with ``what`` was not seen, and everything read so far, once the deadline
-passes or the pipe closes.  ``text()`` is the whole output once the process has ended.
+passes or the pipe closes.  ``text()`` is the whole output once the process has ended; the reader
+closes the pipe at its end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +35,8 @@ class PipeReader:
         except (OSError, ValueError):
             pass  # the test closed the pipe (a failing test ending its subprocess): the output ends here
         finally:
+            with contextlib.suppress(OSError):
+                pipe.close()
             with self._changed:
                 self._closed = True
                 self._changed.notify_all()

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from rgw.testing import GatewaySettings, RunningGateway, running_gateway
+from tests.integration.pipes import PipeReader
 
 
 def cli_env(env: dict[str, str] | None = None) -> dict[str, str]:
@@ -175,15 +176,15 @@ def test_ctrl_c_exits_130_and_leaves_the_config_untouched(deployed: RunningGatew
         text=True,
         env=env,
     )
-    assert proc.stderr is not None
-    # Wait until the login is really waiting (the URL line is printed), then press Ctrl-C.
-    for line in proc.stderr:
-        if line.startswith("Waiting for the browser"):
-            break
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130
-    assert "Traceback" not in err
+    out, err = PipeReader(proc.stdout, "the login"), PipeReader(proc.stderr, "the login")
+    try:
+        # Wait until the login is really waiting (the URL line is printed), then press Ctrl-C.
+        err.wait_for(lambda line: line.startswith("Waiting for the browser"), 30, "wait for the sign-in")
+    finally:
+        proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+    assert out.text() == ""
+    assert "Traceback" not in err.text()
     assert (config / "config.json").read_bytes() == before
 
 

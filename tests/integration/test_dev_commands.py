@@ -8,6 +8,8 @@ import subprocess
 import sys
 import urllib.request
 
+from tests.integration.pipes import PipeReader
+
 
 def clean_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RACK_GATEWAY_", "GATEWAY_CLI_"))}
@@ -43,19 +45,18 @@ def test_dev_gateway_serves_until_interrupted() -> None:
         text=True,
         env=clean_env(),
     )
+    out, err = PipeReader(proc.stdout, "the dev gateway"), PipeReader(proc.stderr, "the dev gateway")
     try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
+        first = out.wait_for(lambda line: True, 30, "first line")
         assert first.startswith("Reference gateway listening on http://127.0.0.1:")
         assert "(deployed-gateway mode (no extensions))" in first
         url = first.split()[4]
         with urllib.request.urlopen(f"{url}/api/v1/health", timeout=10) as response:
             assert response.status == 200
-        lines = [proc.stdout.readline() for _ in range(8)]
-        assert "Seeded users:\n" in lines
-        assert any("mfa@example.com" in line and "TOTP secret" in line for line in lines)
+        out.wait_for(lambda line: line == "Seeded users:\n", 30, "list of seeded users")
+        out.wait_for(lambda line: "mfa@example.com" in line and "TOTP secret" in line, 30, "TOTP secret of mfa@")
     finally:
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130
-    assert "Traceback" not in err
+    assert proc.wait(timeout=30) == 130
+    assert "Traceback" not in err.text()
+    assert out.text().startswith(first)

@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -105,20 +106,25 @@ def spawn(config: Path, *args: str, env: dict[str, str] | None = None) -> subpro
 def test_two_logins_to_the_same_rack_coalesce(gateway: RunningGateway, tmp_path: Path) -> None:
     config = tmp_path / "cfg"
     gateway.gateway.reset_counts()
-    first = spawn(config, "login", "dev", gateway.url, "--timeout", "60", env=cli_env(delay=2.0))
-    assert first.stderr is not None
-    for line in first.stderr:  # the first login has published its sign-in URL
-        if line.startswith("Waiting for the browser"):
-            break
+    # The first login waits for a sign-in that only the test will do, so it is still running when
+    # the second one starts, however slow the machine.
+    first = spawn(config, "login", "dev", gateway.url, "--timeout", "60", "--no-browser")
+    out1, err1 = PipeReader(first.stdout, "the first login"), PipeReader(first.stderr, "the first login")
+    prefix = "Open this URL in your browser: "
+    url = err1.wait_for(lambda line: line.startswith(prefix), 30, "sign-in URL").removeprefix(prefix).strip()
+    err1.wait_for(lambda line: line.startswith("Waiting for the browser"), 30, "wait for the sign-in")
     second = spawn(config, "login", "dev", gateway.url, "--timeout", "60")
-    out2, err2 = second.communicate(timeout=60)
-    out1, _ = first.communicate(timeout=60)
-    assert first.returncode == 0
-    assert second.returncode == 0, err2
-    assert out1 == out2 == "Logged in as developer@example.com\n"
-    assert "A login to this rack is already running in process" in err2
-    assert f"Its sign-in URL: {gateway.url}/oauth/authorize?state=" in err2
-    assert "Opening browser" not in err2
+    out2, err2 = PipeReader(second.stdout, "the second login"), PipeReader(second.stderr, "the second login")
+    err2.wait_for(lambda line: line.startswith("A login to this rack is already running in process"), 30,
+                  "coalesced wait")
+    gateway.gateway.complete_browser_login(parse_qs(urlsplit(url).query)["state"][0], "developer@example.com")
+    assert first.wait(timeout=60) == 0, err1.text()
+    assert second.wait(timeout=60) == 0, err2.text()
+    assert out1.text() == out2.text() == "Logged in as developer@example.com\n"
+    said = err2.text()
+    assert f"A login to this rack is already running in process {first.pid}; waiting for its session..." in said
+    assert f"Its sign-in URL: {url}\n" in said
+    assert "Opening browser" not in said
     assert gateway.gateway.request_count("/api/v1/auth/cli/start") == 1
 
 
