@@ -98,7 +98,8 @@ class JsonRenderer:
 
 class LiveRenderer:
     """On a terminal: lines worth keeping scroll above a live block of one status line per rack,
-    each with a spinner and the seconds it has been waiting.
+    each with a spinner and the seconds it has been waiting; a finished rack shows ``✓`` when it
+    logged in and ``✗`` when its login failed.
 
     Worth keeping: the sign-in URL (to copy), and for a single rack the seed's lines (``OAuth
     successful``, ``MFA verification required.``, ``MFA verified``).  While the terminal asks for an
@@ -114,6 +115,7 @@ class LiveRenderer:
         self.started = {rack: clock() for rack in racks}
         self.status = dict.fromkeys(racks, "starting...")
         self.done: set[str] = set()
+        self.failed: set[str] = set()
         self.drawn = 0
         self.frame = 0
         self.paused = False
@@ -131,6 +133,10 @@ class LiveRenderer:
             self.paused = False
         if isinstance(event, ev.LoggedIn | ev.LoginFailed):
             self.done.add(event.rack)
+        if isinstance(event, ev.LoginFailed):
+            self.failed.add(event.rack)
+        elif isinstance(event, ev.LoggedIn):
+            self.failed.discard(event.rack)
         self._draw()
 
     def _classify(self, event: ev.LoginEvent) -> tuple[list[str], str | None]:
@@ -165,7 +171,10 @@ class LiveRenderer:
         for rack, status in self.status.items():
             if rack in self.done and not self.multi:
                 continue
-            spinner = "✓" if rack in self.done else self.FRAMES[self.frame % len(self.FRAMES)]
+            if rack in self.done:
+                spinner = "✗" if rack in self.failed else "✓"
+            else:
+                spinner = self.FRAMES[self.frame % len(self.FRAMES)]
             elapsed = "" if rack in self.done else f" ({now - self.started[rack]:.0f} s)"
             lines.append(f"{spinner} " + (f"{rack}: " if self.multi else "") + status + elapsed)
         width = max(20, _columns() - 1)

@@ -29,7 +29,7 @@ import anyio.abc
 
 from rgw.client import GatewayClient
 from rgw.config import ConfigData, ConfigStore
-from rgw.errors import LoginTimeout, RgwError, UsageError
+from rgw.errors import LoginError, LoginTimeout, RgwError, UsageError
 from rgw.login.browser import BrowserLauncher, can_open
 from rgw.login.events import (
     BrowserOpened,
@@ -243,6 +243,8 @@ class LoginAttempt:
         with anyio.move_on_after(self.options.timeout):
             await self._login()
         if self.session is None:
+            if isinstance(self._outcome, RgwError):
+                raise self._outcome  # decided before the deadline, which only cut the linger short
             raise LoginTimeout(
                 f"login to {self.rack} timed out after {self.options.timeout:g} s without a completed sign-in"
             )
@@ -278,6 +280,10 @@ class LoginAttempt:
                             if replaced is not None:
                                 after.start_soon(self.revoke_replaced, replaced)
                             after.start_soon(self.linger)
+                    elif isinstance(outcome, LoginError):
+                        # The gateway failed the login (domain, user, consent) and sent the browser to
+                        # the listener with its error at the same instant: let the browser show it.
+                        await self.linger()
                 finally:
                     if self.listener is not None:
                         self.listener.forget(self.start.state)
@@ -469,8 +475,9 @@ class LoginAttempt:
     async def linger(self) -> None:
         """Keep the listener up a moment for a browser redirect that is on its way.
 
-        The gateway wakes the poller and redirects the browser at the same instant; closing the
-        listener at once would show the user a "connection refused" page after a good login.
+        The gateway wakes the poller and redirects the browser at the same instant, after a good
+        login and after one it failed; closing the listener at once would show the user a
+        "connection refused" page instead of the result.
         """
         waiter = self._waiter
         if self.listener is None or waiter is None or not self._browser_opened:

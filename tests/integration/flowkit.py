@@ -2,12 +2,15 @@
 
 ``Recorder`` is the flow's ``emit``: it keeps every event in order (tests compare the sequence) and lets a
 task wait for the first event of a kind, which is how a test plays the user ("once the URL is shown,
-sign in").  Shared by the orchestrator tests and the flaky-link tests.
+sign in").  ``wait_until`` waits, with a deadline, for a condition on the gateway or the fault proxy,
+which run in their own threads and have no events a test could await on both backends.  Shared by the
+orchestrator tests and the flaky-link tests.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
@@ -51,3 +54,13 @@ class Recorder:
             if found:
                 return found[0]
             await self.changed.wait()
+
+
+async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Return once ``condition()`` holds; fail naming ``what`` if it does not within ``timeout`` seconds."""
+    try:
+        with anyio.fail_after(timeout):
+            while not condition():
+                await anyio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"{what}: not within {timeout:g} s") from None

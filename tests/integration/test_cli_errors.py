@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
 import anyio.abc
 import pytest
 
-from rgw.testing import RunningGateway
+from rgw.testing import GatewaySettings, RunningGateway, running_gateway
 from tests.integration.conftest import Cli
 
 pytestmark = pytest.mark.anyio
@@ -131,18 +133,26 @@ async def test_unknown_and_missing_racks(cli: Cli, gateway: RunningGateway) -> N
     assert "looks like a URL" in url_only.err
 
 
-async def test_racks_json(cli: Cli, gateway: RunningGateway) -> None:
-    assert (await cli("login", "dev", gateway.url)).code == 0
-    result = await cli("racks", "--json")
-    racks = json.loads(result.out)
-    assert racks == [
+async def test_racks_json(cli: Cli) -> None:
+    # A frozen gateway clock: the session the login gets expires exactly session_ttl from now.
+    now = float(int(time.time()))
+    with running_gateway(GatewaySettings(clock=lambda: now)) as gw:
+        assert (await cli("login", "dev", gw.url)).code == 0
+        issued = datetime.fromtimestamp(now + gw.settings.session_ttl, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        session_id = cli.config()["gateways"]["dev"]["session_id"]
+        row = gw.gateway.store.row("SELECT expires_at FROM sessions WHERE id = ?", (session_id,))
+        assert row is not None
+        assert row["expires_at"] == now + gw.settings.session_ttl
+        result = await cli("racks", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out) == [
         {
             "name": "dev",
-            "url": gateway.url,
+            "url": gw.url,
             "current": True,
             "logged_in": True,
             "email": "developer@example.com",
-            "expires_at": racks[0]["expires_at"],
+            "expires_at": issued,
             "rejected": None,
         }
     ]

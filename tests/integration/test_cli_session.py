@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import stat
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,10 +20,34 @@ from tests.integration.conftest import Cli
 pytestmark = pytest.mark.anyio
 
 
-async def login(cli: Cli, gw: RunningGateway, rack: str = "dev", *extra: str) -> None:
-    result = await cli("login", rack, gw.url, "--timeout", "60", *extra)
+async def login(
+    cli: Cli, gw: RunningGateway, rack: str = "dev", *extra: str, email: str = "developer@example.com"
+) -> None:
+    result = await cli("login", rack, gw.url, "--timeout", "60", *extra, browser=ScriptedBrowser(email=email))
     assert result.code == 0, result.err
-    assert result.lines[-1] == "Logged in as developer@example.com"
+    assert result.lines[-1] == f"Logged in as {email}"
+
+
+async def who(cli: Cli, *args: str, env: dict[str, str] | None = None) -> tuple[str, str, str]:
+    """``test-auth --json`` with ``args``: (rack, url, email) of the session the command used."""
+    result = await cli("test-auth", "--json", *args, env=env)
+    assert result.code == 0, result.err
+    answer = json.loads(result.out)
+    return answer["rack"], answer["url"], answer["email"]
+
+
+@pytest.fixture
+def other_gateway() -> Iterator[RunningGateway]:
+    with running_gateway(GatewaySettings()) as gw:
+        yield gw
+
+
+async def two_racks(cli: Cli, one: RunningGateway, two: RunningGateway) -> None:
+    """Rack ``one``: admin@example.com on ``one``; the current rack ``two``: developer@example.com on
+    ``two``.  A command that uses the wrong rack shows the wrong user, role and URL."""
+    await login(cli, one, "one", email="admin@example.com")
+    await login(cli, two, "two")
+    assert cli.config()["current"] == "two"
 
 
 async def test_login_use_and_logout(cli: Cli, gateway: RunningGateway) -> None:
@@ -89,22 +115,33 @@ async def test_login_use_and_logout(cli: Cli, gateway: RunningGateway) -> None:
     ]
 
 
-async def test_login_again_by_name_and_switch(cli: Cli, gateway: RunningGateway) -> None:
-    await login(cli, gateway, "one")
-    await login(cli, gateway, "two")
-    assert cli.config()["current"] == "two"
-    relogin = await cli("login", "one", "--timeout", "60")
+async def test_login_again_by_name_and_switch(
+    cli: Cli, gateway: RunningGateway, other_gateway: RunningGateway
+) -> None:
+    await two_racks(cli, gateway, other_gateway)
+    # Logging in again by name alone goes to the rack's stored URL and makes it current.
+    relogin = await cli("login", "one", "--timeout", "60", browser=ScriptedBrowser(email="admin@example.com"))
     assert relogin.code == 0, relogin.err
+    assert relogin.out == "Logged in as admin@example.com\n"
+    assert cli.config()["current"] == "one"
+    assert cli.config()["gateways"]["one"]["url"] == gateway.url
     switched = await cli("switch", "two")
     assert switched.out == "Switched to two\n"
     assert cli.config()["current"] == "two"
     unknown = await cli("switch", "nope")
     assert unknown.code == 10
     assert "unknown rack 'nope'" in unknown.err
+    # The current rack is two; --rack and RACK_GATEWAY_RACK pick one for a single command.
+    assert await who(cli) == ("two", other_gateway.url, "developer@example.com")
+    assert await who(cli, "--rack", "one") == ("one", gateway.url, "admin@example.com")
+    assert await who(cli, env={"RACK_GATEWAY_RACK": "one"}) == ("one", gateway.url, "admin@example.com")
     by_flag = await cli("--rack", "one", "test-auth")
-    assert by_flag.code == 0
+    assert by_flag.code == 0, by_flag.err
+    assert by_flag.lines[:2] == ["Authenticated as admin@example.com", "Role: admin"]
     by_env = await cli("test-auth", env={"RACK_GATEWAY_RACK": "one"})
-    assert by_env.code == 0
+    assert by_env.code == 0, by_env.err
+    assert by_env.lines[:2] == ["Authenticated as admin@example.com", "Role: admin"]
+    assert cli.config()["current"] == "two"  # choosing a rack for one command does not switch
 
 
 @pytest.mark.parametrize(
@@ -201,8 +238,6 @@ async def test_api_token_commands(cli: Cli, gateway: RunningGateway) -> None:
     token = created.out.strip()
     assert token.startswith("rgw_")
     listing = await cli("api-token", "list", "--json")
-    import json
-
     tokens: list[dict[str, Any]] = json.loads(listing.out)
     mine = next(t for t in tokens if t["name"] == "deploy-bot")
     public_id = mine.get("public_id") or mine["id"]
@@ -239,16 +274,20 @@ async def test_seed_error_for_a_domain_that_is_not_allowed(cli: Cli, gateway: Ru
     assert not (cli.config_dir / "config.json").exists()
 
 
-async def test_credential_options_after_the_command_as_in_the_seed(cli: Cli, gateway: RunningGateway) -> None:
+async def test_credential_options_after_the_command_as_in_the_seed(
+    cli: Cli, gateway: RunningGateway, other_gateway: RunningGateway
+) -> None:
     token = gateway.gateway.create_api_token("ci", role="viewer")
     env = {"RACK_GATEWAY_URL": gateway.url}
     apps = await cli("apps", "--api-token", token, env=env)
     assert apps.code == 0, apps.err
     assert apps.lines[0].split() == ["APP", "STATUS", "GEN", "RELEASE"]
-    await login(cli, gateway, "one")
-    await login(cli, gateway, "two")
+    await two_racks(cli, gateway, other_gateway)
     auth = await cli("test-auth", "-r", "one")
     assert auth.code == 0, auth.err
+    assert auth.lines[:2] == ["Authenticated as admin@example.com", "Role: admin"]
+    assert await who(cli, "-r", "one") == ("one", gateway.url, "admin@example.com")
+    assert await who(cli) == ("two", other_gateway.url, "developer@example.com")
     tokens = await cli("api-token", "list", "--api-token", "rgw_token_bogus")
     assert tokens.code == 3
 

@@ -11,6 +11,8 @@ import urllib.request
 
 import pytest
 
+from tests.integration.pipes import PipeReader
+
 
 def clean_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RACK_GATEWAY_", "GATEWAY_CLI_"))}
@@ -46,22 +48,21 @@ def test_dev_gateway_serves_until_interrupted() -> None:
         text=True,
         env=clean_env(),
     )
+    out, err = PipeReader(proc.stdout, "the dev gateway"), PipeReader(proc.stderr, "the dev gateway")
     try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
+        first = out.wait_for(lambda line: True, 30, "first line")
         assert first.startswith("Reference gateway listening on http://127.0.0.1:")
         assert "(deployed-gateway mode (no extensions))" in first
         url = first.split()[4]
         with urllib.request.urlopen(f"{url}/api/v1/health", timeout=10) as response:
             assert response.status == 200
-        lines = [proc.stdout.readline() for _ in range(8)]
-        assert "Seeded users:\n" in lines
-        assert any("mfa@example.com" in line and "TOTP secret" in line for line in lines)
+        out.wait_for(lambda line: line == "Seeded users:\n", 30, "list of seeded users")
+        out.wait_for(lambda line: "mfa@example.com" in line and "TOTP secret" in line, 30, "TOTP secret of mfa@")
     finally:
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130
-    assert "Traceback" not in err
+    assert proc.wait(timeout=30) == 130
+    assert "Traceback" not in err.text()
+    assert out.text().startswith(first)
 
 
 @pytest.mark.parametrize(
@@ -77,13 +78,12 @@ def test_dev_gateway_rate_limit_flag(flags: list[str], limited: bool) -> None:
         text=True,
         env=clean_env(),
     )
+    out, err = PipeReader(proc.stdout, "the dev gateway"), PipeReader(proc.stderr, "the dev gateway")
     try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().split()[4]
-        lines = [proc.stdout.readline() for _ in range(8)]
+        url = out.wait_for(lambda line: line.startswith("Reference gateway listening on"), 30, "its URL").split()[4]
         expected = "Rate limit: 10 requests/s, burst 20, per client IP, on the login routes\n" if limited else (
             "Rate limit: off\n")
-        assert expected in lines
+        out.wait_for(lambda line: line == expected, 30, expected.strip())
         codes = []
         for _ in range(21):
             request = urllib.request.Request(f"{url}/api/v1/auth/cli/start", data=b"", method="POST")
@@ -95,4 +95,5 @@ def test_dev_gateway_rate_limit_flag(flags: list[str], limited: bool) -> None:
         assert codes == [200] * 20 + ([429] if limited else [200])
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=30)
+    assert proc.wait(timeout=30) == 130
+    assert "Traceback" not in err.text()

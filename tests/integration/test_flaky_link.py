@@ -31,7 +31,7 @@ from rgw.models import DeviceInfo, Session
 from rgw.retry import RetryPolicy
 from rgw.testing import GatewaySettings, RunningGateway, running_gateway
 from rgw.testing.faultproxy import BlackoutMode, FaultPlan, FaultProxy
-from tests.integration.flowkit import Recorder, device_on, state_of
+from tests.integration.flowkit import Recorder, device_on, state_of, wait_until
 
 pytestmark = [
     pytest.mark.anyio,
@@ -148,23 +148,26 @@ async def test_twenty_logins_survive_resets_503s_jitter_and_a_blackout(
                 url = await login.auth_url()
                 assert url is not None, f"login {login.index} ended before the wait: {login.result!r}"
                 states.append(state_of(url))
-            # Every login is waiting, most with a poll in flight: the link goes dark.
-            proxy.blackout(BLACKOUT, mode=blackout)
-            # Half the users finish signing in while the link is dark: in hang mode a held long poll
-            # is answered by the gateway (which redeems the login) and the answer never arrives, so
-            # only the idempotent completion saves it.  A deployed gateway answers polls at once, so
-            # its logins are only completed once requests already on their way have been answered.
-            await anyio.sleep(0.5)
             half = LOGINS // 2
+            if gw.settings.extensions:
+                # Every login of the first half holds a long poll on the gateway when the link goes dark.
+                await wait_until(
+                    lambda: all(gw.gateway.watchers.waiting(state) for state in states[:half]),
+                    "a long poll held on the gateway by every login of the first half",
+                    timeout=60,
+                )
+            proxy.blackout(BLACKOUT, mode=blackout)
+            # Half the users finish signing in while the link is dark: a held long poll is answered by
+            # the gateway (which redeems the login) and the answer never arrives (hang: held until
+            # the blackout ends, then closed; reset: reset), so only the idempotent completion saves
+            # it.  A deployed gateway answers polls at once: its logins are redeemed after the blackout.
             for login, state in zip(logins[:half], states[:half], strict=True):
                 gw.gateway.complete_browser_login(state, login.email)
-                await anyio.sleep(0.15)
             assert proxy.blackout_active, "the first half must be completed during the blackout"
-            await anyio.sleep(proxy.blackout_remaining + 0.1)
+            await wait_until(lambda: not proxy.blackout_active, "the end of the blackout", timeout=BLACKOUT + 30)
             # The other half after the link came back (still resetting, 503ing and jittering).
             for login, state in zip(logins[half:], states[half:], strict=True):
                 gw.gateway.complete_browser_login(state, login.email)
-                await anyio.sleep(0.05)
         stats = proxy.stats.snapshot()
 
     tokens = set()
@@ -201,14 +204,19 @@ async def drop_the_completion_answer(gw: RunningGateway, tmp_path: Path) -> tupl
             # before the change still uses the clean plan, so wait for a first dropped answer: every
             # later request, the redeeming one included, is read under this plan.
             proxy.plan = FaultPlan(drop_response_rate=1.0)
-            while proxy.stats.dropped == 0:
-                await anyio.sleep(0.02)
+            await wait_until(lambda: proxy.stats.dropped > 0, "a first dropped answer")
             gw.gateway.complete_browser_login(state, login.email)
-            while gw.gateway.login.state(state) is not None:  # the gateway redeemed it (and the answer died)
-                await anyio.sleep(0.02)
-            await anyio.sleep(0.3)  # let the client see the loss and retry into the dead link
+            # The gateway redeemed the login (and the answer died) ...
+            await wait_until(lambda: gw.gateway.login.state(state) is None, "the gateway redeeming the login")
+            redeemed = gw.gateway.request_count("/api/v1/auth/cli/complete")
+            # ... and the client saw the loss and retried into the dead link (that answer dies too).
+            await wait_until(
+                lambda: gw.gateway.request_count("/api/v1/auth/cli/complete") > redeemed,
+                "a retry reaching the gateway after the redeeming request",
+            )
             proxy.plan = FaultPlan()
-        assert proxy.stats.dropped >= 2  # a pending answer before the sign-in, then the redeeming one
+        # A pending answer before the sign-in, the redeeming one, and at least one retry after it.
+        assert proxy.stats.dropped >= 3
     return login, state, proxy
 
 

@@ -170,36 +170,86 @@ async def test_browser_fails_but_login_succeeds(gateway: RunningGateway, tmp_pat
 
 async def test_gateway_error_ends_the_login_at_once(gateway: RunningGateway, tmp_path: Path) -> None:
     recorder = Recorder()
+    browser = ScriptedBrowser(email="mallory@evil.com")
+    # A 600 s deadline the test could never wait for: only the gateway's answer ends this login.
     with pytest.raises(LoginError, match=r"^email domain not allowed$") as info:
-        await run_flow(
-            gateway,
-            tmp_path,
-            browser=ScriptedBrowser(email="mallory@evil.com"),
-            options=LoginOptions(timeout=600),
-            recorder=recorder,
-        )
+        await run_flow(gateway, tmp_path, browser=browser, options=LoginOptions(timeout=600), recorder=recorder)
+    assert type(info.value) is LoginError  # not a LoginTimeout
+    assert info.value.exit_code == 7
     assert info.value.hint is not None
     assert "Signed in as mallory@evil.com" in info.value.hint
     assert "GOOGLE_ALLOWED_DOMAIN" in info.value.hint
     assert "LoggedIn" not in recorder.kinds()
+    assert "GatewayRetry" not in recorder.kinds()
+    # The browser was sent to the CLI's listener with the gateway's error, and the listener showed it.
+    assert browser.last_status == 200
+    assert "Login to rack dev failed: email domain not allowed: mallory@evil.com." in browser.last_page
+    # The gateway failed the login and the CLI collected that failure: the state is gone.
+    opening = await recorder.first(ev.BrowserOpening)
+    assert isinstance(opening, ev.BrowserOpening)
+    assert gateway.gateway.login.state(state_of(opening.auth_url)) is None
     assert not (tmp_path / "config" / "config.json").exists() or "dev" not in (
         (tmp_path / "config" / "config.json").read_text()
     )
 
 
+class SilentBrowser:
+    """Says it opened the URL and never visits it: no redirect will reach the listener."""
+
+    async def open(self, url: str) -> bool:
+        return True
+
+
+async def test_a_failure_is_not_reported_as_a_timeout_when_the_deadline_cuts_the_linger(
+    gateway: RunningGateway, tmp_path: Path
+) -> None:
+    recorder = Recorder()
+
+    async def user(rec: Recorder) -> None:
+        opening = await rec.first(ev.BrowserOpening)
+        assert isinstance(opening, ev.BrowserOpening)
+        await rec.first(ev.Waiting)
+        gateway.gateway.fail_browser_login(state_of(opening.auth_url), "consent cancelled")
+
+    # The listener would wait 600 s for the browser's redirect: the 3 s deadline ends the wait.
+    options = LoginOptions(timeout=3, linger=600)
+    with pytest.raises(LoginError) as info:
+        await run_flow(gateway, tmp_path, browser=SilentBrowser(), options=options, recorder=recorder, user=user)
+    assert type(info.value) is LoginError
+    assert str(info.value) == "consent cancelled"
+    assert info.value.exit_code == 7
+
+
 async def test_deadline_says_what_probably_happened(deployed_gateway: RunningGateway, tmp_path: Path) -> None:
     recorder = Recorder()
+    browser = ScriptedBrowser(email="mallory@evil.com")
     # A deployed gateway keeps a domain-rejected login pending: only the deadline ends it.
     with pytest.raises(LoginTimeout) as info:
         await run_flow(
             deployed_gateway,
             tmp_path,
-            browser=ScriptedBrowser(email="mallory@evil.com"),
+            browser=browser,
             options=LoginOptions(timeout=2, pace=0.2),
             recorder=recorder,
         )
-    assert "email domain is not allowed" in (info.value.hint or "")
+    # The user really signed in and the gateway showed them its domain error page ...
+    assert browser.last_status == 403
+    assert "email domain not allowed: mallory@evil.com" in browser.last_page
+    # ... but told the CLI nothing: the login is still pending there, signed in as mallory ...
+    opening = await recorder.first(ev.BrowserOpening)
+    assert isinstance(opening, ev.BrowserOpening)
+    state = deployed_gateway.gateway.login.state(state_of(opening.auth_url))
+    assert state is not None
+    assert (state.stage, state.email, state.error) == ("browser", "mallory@evil.com", None)
+    assert deployed_gateway.gateway.login.pending_body(state) == {"status": "pending"}
+    # ... so the CLI polled until its deadline and timed out, naming the likely causes.
+    assert str(info.value) == "login to dev timed out after 2 s without a completed sign-in"
     assert info.value.exit_code == 8
+    assert info.value.hint == LoginTimeout.default_hint
+    assert "email domain is not allowed" in info.value.hint
+    # Every poll was answered (pending) and none failed; nothing but the wait happened.
+    assert sorted(recorder.kinds()) == ["BrowserOpened", "BrowserOpening", "GatewayReachable", "Waiting"]
+    assert not (tmp_path / "config" / "config.json").exists()
 
 
 async def test_cancellation_leaves_config_untouched_and_closes_the_listener(
