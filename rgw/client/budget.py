@@ -4,7 +4,10 @@ A deployed gateway allows 10 requests/s (burst 20) per client IP on its ``/auth/
 user's browser, every ``rack-gateway`` process and every CI job behind the same NAT address draw
 from that one bucket.  A CLI that polls too often makes the gateway refuse the browser's own OAuth
 callback, and that login can then never complete.  So every request to a limited route first takes
-a slot from a budget set well below the server's limit (``DEFAULT_RATE``/``DEFAULT_BURST``).
+a slot from a budget set below the server's limit (``DEFAULT_RATE``/``DEFAULT_BURST``), and the
+budget is this machine's share of the gateway's bucket, the browser's part included: a login's
+``/start`` also pays for the two requests the user's browser will make because of it (the OAuth
+callback and the sign-in step the deployed gateway redirects it to), so those always find room.
 
 The budget is a GCRA schedule (a token bucket written as one timestamp, the *theoretical arrival
 time*): taking a slot moves it one interval on and tells the caller when its slot comes.  The
@@ -31,13 +34,14 @@ import anyio.to_thread
 
 from rgw.shared import update_json_file
 
-#: Our share of the deployed limit (10/s, burst 20).  The browser spends two requests of the same
-#: budget per login (the OAuth callback and the sign-in step it is redirected to) while a login
-#: costs us at least two, so at 4/s the browser's share never exceeds ours and the server sees at
-#: most 8/s from this machine: the callback always finds the bucket far from empty, with room for
-#: other users behind the same address.
-DEFAULT_RATE = 4.0
-DEFAULT_BURST = 4
+#: This machine's share of the deployed limit (10/s, burst 20), browser included: 7/s leaves 3/s for
+#: other users behind the same address, and a burst of 7 keeps the server's bucket at 13 or more.
+#: Any window of T seconds then carries at most 7T + 7 of our slots plus browser requests charged
+#: earlier (at most 8 more), well inside the 20 + 10T the gateway accepts.
+DEFAULT_RATE = 7.0
+DEFAULT_BURST = 7
+#: Requests the user's browser makes on the limited routes for one login (callback, sign-in step).
+BROWSER_REQUESTS_PER_LOGIN = 2
 BUDGET_FILE = "rate-budget.json"
 #: A schedule further ahead than this is stale (a clock jump, a crashed process): start afresh.
 MAX_HORIZON = 300.0
@@ -48,6 +52,15 @@ def limited_route(method: str, path: str) -> bool:
     if path.startswith(("/api/v1/auth/cli/", "/api/v1/auth/web/", "/api/v1/auth/mfa/")):
         return True
     return method.upper() == "POST" and path.rstrip("/") == "/api/v1/api-tokens"
+
+
+def slots_for(method: str, path: str) -> int:
+    """Budget slots a request takes: 0 off the limited routes; a login's start pays for its browser too."""
+    if not limited_route(method, path):
+        return 0
+    if path.rstrip("/") == "/api/v1/auth/cli/start":
+        return 1 + BROWSER_REQUESTS_PER_LOGIN
+    return 1
 
 
 def origin_key(url: str) -> str:
@@ -70,13 +83,15 @@ class _Schedule:
         self.interval = 1.0 / rate
         self.burst = burst
 
-    def take(self, tat: float | None, now: float, *, priority: bool) -> tuple[float, float]:
-        """(new tat, delay) for one request at ``now``."""
+    def take(self, tat: float | None, now: float, *, priority: bool, slots: int = 1) -> tuple[float, float]:
+        """(new tat, delay) for one request at ``now`` taking ``slots`` slots."""
         start = now if tat is None or tat < now or tat > now + MAX_HORIZON else tat
-        new_tat = start + self.interval
+        # The request itself needs the first slot now; the others are for what it causes later
+        # (the browser's requests after a login's start): they only push later requests back.
+        new_tat = start + self.interval * slots
         if priority:  # a person is waiting on this one (an MFA code): it goes first
             return new_tat, 0.0
-        send_at = new_tat - self.burst * self.interval
+        send_at = start + self.interval - self.burst * self.interval
         return new_tat, max(0.0, send_at - now)
 
     def push_back(self, tat: float | None, now: float, pause: float) -> float:
@@ -131,16 +146,16 @@ class RequestBudget:
     def path(self) -> Path | None:
         return self.directory / BUDGET_FILE if self.directory is not None else None
 
-    async def reserve(self, *, priority: bool = False) -> Slot:
-        """Take the next slot of the schedule (nothing is waited for here)."""
-        delay = await self._update(lambda tat, now: self.schedule.take(tat, now, priority=priority))
-        self.taken += 1
+    async def reserve(self, *, priority: bool = False, slots: int = 1) -> Slot:
+        """Take the next ``slots`` slots of the schedule (nothing is waited for here)."""
+        delay = await self._update(lambda tat, now: self.schedule.take(tat, now, priority=priority, slots=slots))
+        self.taken += slots
         self.waited += delay
         return Slot(delay)
 
-    async def acquire(self, *, priority: bool = False) -> float:
-        """Wait for this request's slot; returns the seconds waited."""
-        slot = await self.reserve(priority=priority)
+    async def acquire(self, *, priority: bool = False, slots: int = 1) -> float:
+        """Wait for this request's slots; returns the seconds waited."""
+        slot = await self.reserve(priority=priority, slots=slots)
         if slot.delay > 0:
             await anyio.sleep(slot.delay)
         return slot.delay

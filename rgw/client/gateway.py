@@ -32,7 +32,7 @@ from rgw.client.answers import (
     retry_after_of,
     unreachable,
 )
-from rgw.client.budget import RequestBudget, limited_route
+from rgw.client.budget import RequestBudget, slots_for
 from rgw.client.stepup import StepUpAuth, StepUpProvider
 from rgw.client.transport import BoundedTransport
 from rgw.errors import GatewayError, GatewayUnreachable, LoginError, MfaRejected, NotFound, RgwError
@@ -236,8 +236,9 @@ class GatewayClient:
         """
         url = path
         for _ in range(4):
-            if self.budget is not None and limited_route(method, urlsplit(url).path or url):
-                await self.budget.acquire(priority=priority)
+            slots = slots_for(method, urlsplit(url).path or url)
+            if self.budget is not None and slots:
+                await self.budget.acquire(priority=priority, slots=slots)
             response = await self._exchange(method, url, json_body, dict(headers or {}), extra_read, auth)
             if is_rate_limit(response):
                 if self.budget is not None:

@@ -107,16 +107,21 @@ async def test_api_token_get_json_is_the_token_the_gateway_holds(
     clock.now += 60
     result = await cli("api-token", "get", row.public_id, "--json")
     assert result.code == 0, result.err
-    expected = {
+    owner = staging.gateway.store.user_id("deployer@example.com")
+    expected = {  # the deployed record shape (PROTOCOL.md, "API token records")
         "id": row.id,
         "public_id": row.public_id,
         "name": "deploy-bot",
+        "user_id": owner,
+        "created_by_user_id": owner,  # created on the gateway's side for that user
+        "created_by_email": "deployer@example.com",
+        "created_by_name": "Deployer User",
         "permissions": row.permissions,
-        "user_email": "deployer@example.com",
         "created_at": rfc3339(created_at),
         "last_used_at": rfc3339(created_at + 2 * DAY + 5),
         "expires_at": None,
     }
+    assert owner
     assert row.permissions  # the viewer role's permissions
     assert json.loads(result.out) == expected
     assert result.out == as_printed(expected)

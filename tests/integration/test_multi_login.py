@@ -211,7 +211,7 @@ def test_twenty_processes_share_one_config_file(gateway: RunningGateway, tmp_pat
                 assert len(lines) - 1 >= done, out
             else:
                 assert done == 0, err
-                assert err == "No racks configured. Run: rack-gateway login <rack> <gateway-url>\n"
+                assert err == "No racks configured. Please run: rack-gateway login <rack> <gateway-url>\n"
         elif proc.returncode == 10 and not rack00_saved and SWITCH_TOO_EARLY.fullmatch(err):
             assert out == ""  # ran before rack00 existed: a clean, specific failure
         else:

@@ -129,3 +129,20 @@ def test_budgets_are_one_per_gateway(tmp_path: Path) -> None:
     budgets = Budgets(tmp_path)
     assert budgets.for_url("https://a.example.com") is budgets.for_url("https://a.example.com:443")
     assert budgets.for_url("https://a.example.com") is not budgets.for_url("https://b.example.com")
+
+
+def test_a_login_start_pays_for_the_browser_requests_it_causes() -> None:
+    from rgw.client.budget import BROWSER_REQUESTS_PER_LOGIN, slots_for
+
+    assert BROWSER_REQUESTS_PER_LOGIN == 2  # the OAuth callback and the sign-in step it redirects to
+    assert slots_for("POST", "/api/v1/auth/cli/start") == 3
+    assert slots_for("POST", "/api/v1/auth/cli/complete") == 1
+    assert slots_for("GET", "/api/v1/info") == 0
+
+
+def test_slots_move_the_schedule_by_that_many_intervals() -> None:
+    schedule = _Schedule(rate=10.0, burst=1)
+    tat, delay = schedule.take(None, 0.0, priority=False, slots=3)
+    assert delay == 0.0
+    _, delay = schedule.take(tat, 0.0, priority=False)
+    assert round(delay, 6) == 0.3
