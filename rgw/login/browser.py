@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Mapping
 from typing import Protocol
 
 import anyio.to_thread
 
+_REGISTRY_LOCK = threading.Lock()
 _CONSOLE_BROWSERS = frozenset({"www-browser", "links", "elinks", "lynx", "w3m", "links2"})
 
 
@@ -60,7 +62,10 @@ class SystemBrowser:
         if not explicit and not self._has_display():
             return False
         try:
-            controller = webbrowser.get()
+            # webbrowser fills its registry on first use without holding its lock all the way
+            # through: a second thread could see it half-filled and find no browser at all.
+            with _REGISTRY_LOCK:
+                controller = webbrowser.get()
         except webbrowser.Error:
             return False
         name = getattr(controller, "name", "") or ""
