@@ -1,12 +1,15 @@
 """The config file: the only code that reads or writes ``config.json``.
 
 ``config.json`` is shared by every ``rack-gateway`` process on the machine (and by the Go CLI), so
-every change is a read-modify-write under an exclusive lock (``filelock``, bounded wait, the holder
-named on timeout), written to a temp file in the same directory, fsynced, then ``os.replace``d: a
-reader sees the previous or the next version, never half of one.  The file is 0600 and its
-directory 0700.  Fields this CLI does not know are kept.  A corrupt file is an error naming the file
-and is never overwritten.  File I/O goes through ``rgw.aio`` (aiofiles on asyncio); the lock is taken with
-non-blocking tries so that a wait can be cancelled.
+every change is a read-modify-write under an exclusive lock (``rgw.locks``: an ``flock`` opened
+``O_NOFOLLOW``, bounded wait, the holder named on timeout), written to a temp file in the same
+directory, fsynced, then ``os.replace``d: a reader sees the previous or the next version, never half
+of one.  The file is 0600 and its directory 0700; a directory or file that another user owns or can
+write is refused (as ssh refuses such a ``~/.ssh``), a file others can read is warned about.  A
+``config.json`` that is a symlink (dotfile managers) is written through to its target, which stays
+a symlink's target.  Fields this CLI does not know are kept.  A corrupt file is an error naming the
+file and is never overwritten.  File I/O runs in worker threads (``rgw.aio``); the lock is taken
+with non-blocking tries so that a wait can be cancelled.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -24,6 +28,7 @@ import anyio
 
 from rgw import aio
 from rgw.errors import ConfigCorrupt, ConfigError, ConfigLockTimeout
+from rgw.locks import FileLock, describe_holder, holder_record, read_holder
 from rgw.models import RackConfig
 
 T = TypeVar("T")
@@ -156,108 +161,100 @@ def rack_from_dict(name: str, entry: Mapping[str, Any]) -> RackConfig:
 
 
 class ConfigStore:
-    """Reads and atomically rewrites ``<directory>/config.json`` under an exclusive lock."""
+    """Reads and atomically rewrites ``<directory>/config.json`` under an exclusive lock.
 
-    def __init__(self, directory: Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
+    ``on_warning`` hears about things worth telling the user that do not stop anything (a
+    ``config.json`` other users can read).
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        on_warning: Callable[[str], None] | None = None,
+    ) -> None:
         self.directory = directory
         self.path = directory / CONFIG_FILE
         self.lock_path = directory / (CONFIG_FILE + ".lock")
-        self.owner_path = directory / (CONFIG_FILE + ".lock.owner")
         self.lock_timeout = lock_timeout
+        self.on_warning = on_warning
         self._local_lock: anyio.Lock | None = None
-        self._directory_ready = False
+        self._warned = False
+
+    def _warn(self, warnings: list[str]) -> None:
+        if warnings and not self._warned and self.on_warning is not None:
+            self._warned = True
+            for text in warnings:
+                self.on_warning(text)
 
     async def read(self) -> ConfigData:
         """A snapshot of the file; an absent file is an empty config (nothing is created)."""
         try:
-            content = await aio.read_bytes(self.path)
-        except FileNotFoundError:
-            return ConfigData()
+            content, warnings = await aio.call(_read_checked, self.directory, self.path)
         except OSError as exc:
             raise ConfigError(
                 f"cannot read config file {self.path}: {exc.strerror or exc}",
                 hint="Check the file's permissions.",
             ) from exc
-        return self._parse(content)
-
-    def _parse(self, content: bytes) -> ConfigData:
-        if not content.strip():
-            return ConfigData()
-        try:
-            raw = json.loads(content)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ConfigCorrupt(
-                f"config file {self.path} is not valid JSON ({exc})",
-                hint="Fix or move the file aside; rack-gateway will not overwrite it.",
-            ) from exc
-        if not isinstance(raw, dict) or not isinstance(raw.get("gateways", {}), dict):
-            raise ConfigCorrupt(
-                f"config file {self.path} does not hold a rack-gateway config",
-                hint="Fix or move the file aside; rack-gateway will not overwrite it.",
-            )
-        return ConfigData(raw=raw)
+        self._warn(warnings)
+        return ConfigData() if content is None else _parse(self.path, content)
 
     async def update(self, change: Callable[[ConfigData], T]) -> T:
         """Apply ``change`` to the latest file content under the lock and write it back atomically.
 
         ``change`` mutates the ``ConfigData`` it is given and returns any value; nothing is written
-        when it raises or changes nothing.  Under the lock the work takes two trips to a worker
-        thread (mark the owner and read; write, fsync and rename), so many parallel logins in one
-        process do not queue on the thread pool once per system call.
+        when it raises or changes nothing.  Under the lock the whole read-modify-write is one trip to
+        a worker thread (``change`` runs there too: it only touches its ``ConfigData``), so many
+        parallel logins in one process do not queue on the thread pool once per system call.
         """
-        async with self.locked():
+        async with self.locked() as lock:
             try:
-                content = await aio.call(_mark_owner_and_read, self.owner_path, _owner_record(), self.path)
+                result, warnings = await aio.call(_update_locked, self.directory, self.path, lock, change)
             except OSError as exc:
                 raise ConfigError(
-                    f"cannot read config file {self.path}: {exc.strerror or exc}",
-                    hint="Check the file's permissions.",
+                    f"cannot write config file {self.path}: {exc.strerror or exc}",
+                    hint="Check the disk has room and the directory's permissions.",
                 ) from exc
-            data = self._parse(content) if content is not None else ConfigData()
-            before = json.dumps(data.raw, sort_keys=True)
-            result = change(data)
-            if json.dumps(data.raw, sort_keys=True) != before:
-                await self._write(data)
+            self._warn(warnings)
             return result
 
     @contextlib.asynccontextmanager
-    async def locked(self) -> AsyncIterator[None]:
+    async def locked(self) -> AsyncIterator[FileLock]:
         # Tasks of this process queue on an anyio lock first, so only one of them at a time polls
         # the file lock (parallel logins in one command would otherwise back off against each other).
         if self._local_lock is None:
             self._local_lock = anyio.Lock()
-        async with self._local_lock, self._file_locked():
-            yield
+        async with self._local_lock:
+            lock = await self._acquire()
+            try:
+                yield lock
+            finally:
+                lock.release()  # an flock release: never blocks, nothing to shield
 
-    @contextlib.asynccontextmanager
-    async def _file_locked(self) -> AsyncIterator[None]:
-        if not self._directory_ready:
-            await self.ensure_directory()
-            self._directory_ready = True
-        import filelock
-
-        lock = filelock.FileLock(str(self.lock_path), mode=0o600, thread_local=False)
+    async def _acquire(self) -> FileLock:
+        lock = FileLock(self.lock_path)
         # Non-blocking tries (flock LOCK_NB never blocks the loop) so that Ctrl-C and cancellation
         # interrupt the wait at once; the wait is bounded by lock_timeout.
         give_up = anyio.current_time() + self.lock_timeout
         delay = 0.002
         while True:
             try:
-                lock.acquire(blocking=False)
-                break
-            except filelock.Timeout:
-                if anyio.current_time() >= give_up:
-                    holder = await self._lock_holder()
-                    raise ConfigLockTimeout(
-                        f"config file {self.path} is locked by {holder} (waited {self.lock_timeout:g} s)",
-                        hint="Wait for that rack-gateway process to finish, or stop it.",
-                    ) from None
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 0.05)
-        try:
-            yield
-        finally:
-            lock.release()  # an flock release: never blocks, nothing to shield
+                if lock.try_acquire():
+                    return lock
+            except FileNotFoundError:
+                await self.ensure_directory()
+                continue
+            except OSError as exc:
+                raise ConfigError(f"cannot lock {self.lock_path}: {exc.strerror or exc}") from exc
+            if anyio.current_time() >= give_up:
+                holder = describe_holder(await aio.call(read_holder, self.lock_path))
+                raise ConfigLockTimeout(
+                    f"config file {self.path} is locked by {holder} (waited {self.lock_timeout:g} s)",
+                    hint="Wait for that rack-gateway process to finish, or stop it.",
+                )
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     async def ensure_directory(self) -> None:
         """Create the config directory (0700) if it does not exist; an existing one is left as it is."""
@@ -266,50 +263,102 @@ class ConfigStore:
         except OSError as exc:
             raise ConfigError(f"cannot create config directory {self.directory}: {exc.strerror or exc}") from exc
 
-    async def _lock_holder(self) -> str:
-        try:
-            owner = json.loads(await aio.read_bytes(self.owner_path))
-            return f"process {int(owner['pid'])} ({owner.get('command') or 'rack-gateway'})"
-        except (OSError, ValueError, KeyError, TypeError):
-            return "another process"
 
-    async def _write(self, data: ConfigData) -> None:
-        content = (json.dumps(data.raw, indent=2) + "\n").encode()
-        try:
-            await aio.call(_write_atomically, self.path, content)
-        except OSError as exc:
-            raise ConfigError(f"cannot write config file {self.path}: {exc.strerror or exc}") from exc
-
-
-def _owner_record() -> bytes:
-    import sys
-
-    command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv[:3]))
-    return json.dumps({"pid": os.getpid(), "command": command}).encode()
-
-
-def _mark_owner_and_read(owner_path: Path, owner: bytes, path: Path) -> bytes | None:
-    """Runs in a worker thread right after the lock is taken: say who holds it, read the file.
-
-    The owner file is left behind on release: only a process that cannot get the lock reads it, and
-    by then the holder has written its own record.
-    """
-    with contextlib.suppress(OSError):
-        fd = os.open(owner_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, owner)
-        finally:
-            os.close(fd)
+def _parse(path: Path, content: bytes) -> ConfigData:
+    if not content.strip():
+        return ConfigData()
     try:
-        return path.read_bytes()
+        raw = json.loads(content)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ConfigCorrupt(
+            f"config file {path} is not valid JSON ({detail[:200]})",
+            hint="Fix or move the file aside; rack-gateway will not overwrite it.",
+        ) from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("gateways", {}), dict):
+        raise ConfigCorrupt(
+            f"config file {path} does not hold a rack-gateway config",
+            hint="Fix or move the file aside; rack-gateway will not overwrite it.",
+        )
+    return ConfigData(raw=raw)
+
+
+def _unsafe(path: Path, info: os.stat_result, what: str) -> None:
+    """Refuse a directory or file another user owns or can write (as ssh does with ~/.ssh)."""
+    if info.st_uid != os.getuid():
+        raise ConfigError(
+            f"{what} {path} belongs to another user (uid {info.st_uid}); rack-gateway will not use it",
+            hint=f"Use your own config directory (--config DIR), or: sudo chown {os.getuid()} {path}",
+        )
+    if info.st_mode & 0o022:
+        mode = stat.S_IMODE(info.st_mode)
+        fix = "700" if stat.S_ISDIR(info.st_mode) else "600"
+        raise ConfigError(
+            f"{what} {path} can be written by other users (mode {mode:o}); rack-gateway will not use it",
+            hint=f"Please run: chmod {fix} {path}",
+        )
+
+
+def _check(directory: Path, path: Path) -> tuple[Path, list[str]]:
+    """Runs in a worker thread: the file to read and write (a symlink's target), and any warnings.
+
+    The directory and the file must be ours and writable by nobody else; a file others can read
+    gets a warning (the next write makes it 0600).
+    """
+    warnings: list[str] = []
+    try:
+        _unsafe(directory, os.stat(directory), "config directory")
     except FileNotFoundError:
-        return None
+        return path, warnings
+    target = path
+    if path.is_symlink():  # a dotfile manager's link: write through to its target, keep the link
+        target = Path(os.path.realpath(path))
+        _unsafe(target.parent, os.stat(target.parent), "config directory")
+    try:
+        info = os.stat(target)
+    except FileNotFoundError:
+        return target, warnings
+    _unsafe(target, info, "config file")
+    if info.st_mode & 0o044:
+        warnings.append(
+            f"Warning: {path} can be read by other users (mode {stat.S_IMODE(info.st_mode):o}); it holds your "
+            f"session tokens. Please run: chmod 600 {target}"
+        )
+    return target, warnings
+
+
+def _read_checked(directory: Path, path: Path) -> tuple[bytes | None, list[str]]:
+    target, warnings = _check(directory, path)
+    try:
+        return target.read_bytes(), warnings
+    except FileNotFoundError:
+        return None, warnings
+
+
+def _update_locked(
+    directory: Path, path: Path, lock: FileLock, change: Callable[[ConfigData], T]
+) -> tuple[T, list[str]]:
+    """Runs in a worker thread with the lock held: say who holds it, read, change, write back."""
+    lock.write_holder(holder_record())
+    target, warnings = _check(directory, path)
+    try:
+        content: bytes | None = target.read_bytes()
+    except FileNotFoundError:
+        content = None
+    data = ConfigData() if content is None else _parse(path, content)
+    before = json.dumps(data.raw, sort_keys=True)
+    result = change(data)
+    if json.dumps(data.raw, sort_keys=True) != before:
+        _write_atomically(target, (json.dumps(data.raw, indent=2) + "\n").encode())
+        if content is not None and warnings:
+            os.chmod(target, 0o600)  # the new file is 0600 already; this says so for a reused inode
+    return result, warnings
 
 
 def _write_atomically(path: Path, content: bytes) -> None:
-    """Runs in a worker thread: temp file (0600) in the same directory, fsync, rename, fsync dir."""
+    """Temp file (0600) in the same directory, fsync, rename over ``path``, fsync the directory."""
     tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         try:
             aio.write_all(fd, content)

@@ -116,19 +116,20 @@ async def test_failed_change_writes_nothing(tmp_path: Path) -> None:
 
 
 async def test_lock_wait_is_bounded_and_names_the_holder(tmp_path: Path) -> None:
-    import filelock
+    from rgw.locks import FileLock
 
     store = ConfigStore(tmp_path, lock_timeout=0.2)
     await store.update(lambda data: data.put_rack(RackConfig(name="a", url="https://a")))
-    (tmp_path / "config.json.lock.owner").write_text(json.dumps({"pid": 4242, "command": "rack-gateway login"}))
-    held = filelock.FileLock(str(store.lock_path))
-    held.acquire()
+    held = FileLock(store.lock_path)
+    assert held.try_acquire()
+    held.write_holder(json.dumps({"pid": os.getpid(), "command": "rack-gateway"}).encode())
     try:
         with pytest.raises(ConfigLockTimeout) as info:
             await store.update(lambda data: None)
     finally:
         held.release()
-    assert "process 4242 (rack-gateway login)" in info.value.message
+    assert f"process {os.getpid()} (rack-gateway)" in info.value.message
+    assert "no longer running" not in info.value.message
 
 
 def test_default_config_dir_precedence(tmp_path: Path) -> None:
