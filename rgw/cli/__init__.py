@@ -84,10 +84,18 @@ _register()
 
 
 def report(error: RgwError, stream: TextIO | None = None) -> None:
+    """``Error: <message>`` (red on a terminal that takes colour) and the hint, on stderr."""
+    import os
+
     from rgw.cli.app import safe_lines
 
     out = stream if stream is not None else sys.stderr
-    print(safe_lines(f"Error: {error.message}"), file=out)
+    try:
+        color = out.isatty() and os.environ.get("TERM", "") != "dumb" and "NO_COLOR" not in os.environ
+    except (AttributeError, ValueError):
+        color = False
+    label = "\x1b[1;31mError:\x1b[0m" if color else "Error:"
+    print(f"{label} {safe_lines(error.message)}", file=out)
     if error.hint:
         print(safe_lines(error.hint), file=out)
 

@@ -95,6 +95,14 @@ class App:
             self.interactive = bool(sys.stdin and sys.stdin.isatty() and sys.stderr.isatty())
         return self.interactive
 
+    def live_terminal(self, stream: TextIO) -> bool:
+        """A terminal that takes cursor movement: a TTY whose ``TERM`` is not ``dumb``."""
+        return _isatty(stream) and self.environ.get("TERM", "") != "dumb"
+
+    def use_color(self, stream: TextIO) -> bool:
+        """Colour only on a live terminal, and never with ``NO_COLOR`` set (https://no-color.org)."""
+        return self.live_terminal(stream) and "NO_COLOR" not in self.environ
+
     def paste_source(self) -> PasteSource | None:
         """On a terminal, lines the user pastes (the URL the browser ended on); else None."""
         if not self.is_interactive():
@@ -235,6 +243,13 @@ class App:
             device_os=default_device_os(),
             client_version=f"rgw-python/{__version__}",
         )
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def safe_lines(text: str) -> str:

@@ -33,8 +33,8 @@ def make_renderer(app: App, progress: str, racks: list[str]) -> EventSink:
 
     if progress == "json":
         return JsonRenderer(app.err)
-    if app.err.isatty():
-        return LiveRenderer(app.err, racks)
+    if app.live_terminal(app.err):
+        return LiveRenderer(app.err, racks, color=app.use_color(app.err))
     return TextRenderer(app.err, prefix_racks=len(racks) > 1)
 
 

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from typing import TextIO
 
 from rgw.login import events as ev
+from rgw.text import printable
 
 
 def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> list[str]:
@@ -31,44 +32,71 @@ def retry_line(kind: str, error: str, attempt: int, delay: float) -> str:
     return f"{what} - retrying (attempt {attempt}, next in {delay:.1f} s)"
 
 
+STILL_WAITING = (
+    "Still waiting for the sign-in after {elapsed}. If the browser showed an error, the likely causes are: "
+    "your email domain is not allowed on this gateway, or the consent page was cancelled; if it is still "
+    "open, finish signing in there."
+)
+
+
 def describe(event: ev.LoginEvent) -> str | None:
-    """The progress line for ``event`` (None: nothing to say)."""
+    """The progress line(s) for ``event`` (None: nothing to say).  Foreign text is made printable."""
     match event:
         case ev.GatewayReachable():
             return None
         case ev.BrowserOpening(auth_url=url):
-            return f"Opening browser for authentication...\nIf it does not open, visit: {url}"
+            # The seed's line, with the URL on a line of its own that a terminal can select whole.
+            return f"Opening browser for authentication...\nIf it does not open, visit: {printable(url)}"
         case ev.BrowserOpened():
             return None
+        case ev.BrowserUnavailable(url_shown=True):
+            return "The browser could not be opened: open the URL above yourself."
         case ev.BrowserUnavailable(auth_url=url):
-            return f"Open this URL in your browser: {url}"
+            return f"Open this URL in your browser: {printable(url)}"
         case ev.Waiting(stage="mfa"):
             return "Waiting for MFA to be completed in the browser..."
         case ev.Waiting():
             return "Waiting for the browser sign-in to finish (and for MFA there, if your account requires it)..."
+        case ev.StillWaiting(elapsed=elapsed, can_reopen=can_reopen):
+            then = (
+                "Press Enter to open the browser again, or Ctrl-C to give up."
+                if can_reopen
+                else "Run the login again to start over, or press Ctrl-C to give up."
+            )
+            return STILL_WAITING.format(elapsed=_duration(elapsed)) + "\n" + then
         case ev.GatewayRetry(attempt=attempt, delay=delay, error=error, kind=kind):
-            return retry_line(kind, error, attempt, delay)
+            return retry_line(kind, printable(error), attempt, delay)
         case ev.CallbackReceived(ok=True, via="paste"):
             return "Got the pasted URL, finishing the login..."
+        case ev.CallbackReceived(ok=False, via="paste"):
+            return "The pasted URL says the sign-in failed; asking the gateway..."
         case ev.CallbackReceived():
             return None
+        case ev.PasteIgnored(reason=reason):
+            return f"Ignored that line: {printable(reason)}."
         case ev.OAuthSucceeded():
             return "OAuth successful"
         case ev.MfaPrompt():
             return "MFA verification required."
         case ev.MfaCodeRejected(message=message, attempts_left=left):
-            return f"{message} ({left} {'try' if left == 1 else 'tries'} left)"
+            return f"{printable(message)} ({left} {'try' if left == 1 else 'tries'} left)"
         case ev.MfaVerified():
             return "MFA verified"
         case ev.CoalescedWait(pid=pid, auth_url=url):
             who = f"process {pid}" if pid else "another process"
             line = f"A login to this rack is already running in {who}; waiting for its session..."
-            return line + (f"\nIts sign-in URL: {url}" if url else "")
+            return line + (f"\nIts sign-in URL: {printable(url)}" if url else "")
+        case ev.ReplacedSessionRevoked():
+            return None  # quiet: the new session works, the old one is gone
         case ev.LoggedIn():
             return None  # the command prints "Logged in as" on stdout
         case ev.LoginFailed():
             return None  # the command reports errors
     return None
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} minutes"
 
 
 class TextRenderer:
@@ -81,7 +109,7 @@ class TextRenderer:
         if text is None:
             return
         for line in text.splitlines():
-            prefix = f"[{event.rack}] " if self.prefix_racks else ""
+            prefix = f"[{printable(event.rack)}] " if self.prefix_racks else ""
             print(prefix + line, file=self.stream, flush=True)
 
 
@@ -108,8 +136,18 @@ class LiveRenderer:
 
     FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
-    def __init__(self, stream: TextIO, racks: list[str], *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        racks: list[str],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        columns: Callable[[], int] | None = None,
+        color: bool = False,
+    ) -> None:
         self.stream = stream
+        self.columns = columns or _columns
+        self.color = color
         self.multi = len(racks) > 1
         self.clock = clock
         self.started = {rack: clock() for rack in racks}
@@ -124,7 +162,7 @@ class LiveRenderer:
         keep, status = self._classify(event)
         self._clear()
         for line in keep:
-            print((f"[{event.rack}] " if self.multi else "") + line, file=self.stream)
+            print((f"[{printable(event.rack)}] " if self.multi else "") + line, file=self.stream)
         if status is not None:
             self.status[event.rack] = status
         if isinstance(event, ev.MfaPrompt):
@@ -141,19 +179,17 @@ class LiveRenderer:
 
     def _classify(self, event: ev.LoginEvent) -> tuple[list[str], str | None]:
         match event:
-            case ev.BrowserOpening(auth_url=url):
-                return (["Opening browser for authentication...", f"If it does not open, visit: {url}"], None)
-            case ev.BrowserUnavailable(auth_url=url):
-                return ([f"Open this URL in your browser: {url}"], None)
+            case ev.BrowserOpening() | ev.BrowserUnavailable() | ev.StillWaiting() | ev.PasteIgnored():
+                return ((describe(event) or "").splitlines(), None)
             case ev.CoalescedWait() | ev.MfaCodeRejected():
                 return ((describe(event) or "").splitlines(), None)
             case ev.OAuthSucceeded() | ev.MfaPrompt() | ev.MfaVerified():
                 text = describe(event) or ""
                 return ([] if self.multi else [text], text)
             case ev.LoggedIn(email=email):
-                return ([], f"logged in as {email}")
+                return ([], f"logged in as {printable(email)}")
             case ev.LoginFailed(message=message):
-                return ([f"Error: {message}"] if self.multi else [], f"failed: {message}")
+                return ([f"Error: {printable(message)}"] if self.multi else [], f"failed: {printable(message)}")
         return ([], describe(event))
 
     def _clear(self) -> None:
@@ -167,21 +203,29 @@ class LiveRenderer:
             self.stream.flush()
             return
         now = self.clock()
+        width = max(20, self.columns() - 1)
         lines = []
         for rack, status in self.status.items():
             if rack in self.done and not self.multi:
                 continue
             if rack in self.done:
-                spinner = "✗" if rack in self.failed else "✓"
+                spinner = self.style("✗", "31") if rack in self.failed else self.style("✓", "32")
             else:
                 spinner = self.FRAMES[self.frame % len(self.FRAMES)]
-            elapsed = "" if rack in self.done else f" ({now - self.started[rack]:.0f} s)"
-            lines.append(f"{spinner} " + (f"{rack}: " if self.multi else "") + status + elapsed)
-        width = max(20, _columns() - 1)
+            # The timer leads, so a narrow terminal cuts the status, never the seconds.
+            elapsed = "" if rack in self.done else f"{now - self.started[rack]:3.0f} s  "
+            text = (f"{printable(rack)}: " if self.multi else "") + (status or "")
+            room = width - 2 - len(elapsed)
+            if len(text) > room:
+                text = text[: max(0, room - 1)] + "…"
+            lines.append(f"{spinner} {elapsed}{text}")
         for line in lines:  # one terminal row each, or the block could not be cleared exactly
-            self.stream.write((line if len(line) <= width else line[: width - 1] + "…") + "\n")
+            self.stream.write(line + "\n")
         self.drawn = len(lines)
         self.stream.flush()
+
+    def style(self, text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
 
     async def animate(self, interval: float = 0.1) -> None:
         """Redraw the block every ``interval`` seconds (spinner and elapsed time) until cancelled."""
