@@ -14,6 +14,13 @@ import pytest
 from rgw.cli import run
 from rgw.cli.app import App
 from rgw.testing import GatewaySettings, RunningGateway, ScriptedBrowser, running_gateway
+from tests.integration import procs
+
+
+@pytest.fixture(autouse=True)
+def _reap_spawned() -> Iterator[None]:
+    yield
+    procs.reap()
 
 
 @pytest.fixture

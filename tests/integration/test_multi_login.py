@@ -21,6 +21,7 @@ import pytest
 from rgw.testing import RunningGateway
 from tests.integration.conftest import Cli
 from tests.integration.pipes import PipeReader
+from tests.integration.procs import spawn
 
 pytestmark = pytest.mark.anyio
 
@@ -87,20 +88,6 @@ async def test_expired_only_logs_in_just_the_rejected_racks(cli: Cli, gateway: R
     assert "Every selected rack already has a valid session." in nothing.err
 
 
-def cli_env(email: str = "developer@example.com", delay: float = 0.0) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RACK_GATEWAY_", "GATEWAY_CLI_", "DISPLAY"))}
-    env["BROWSER"] = f"{sys.executable} -m rgw.testing.scripted_browser --email {email} --delay {delay} %s"
-    return env
-
-
-def spawn(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "rgw", "--config", str(config), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env or cli_env(),
-    )
 
 
 def test_two_logins_to_the_same_rack_coalesce(gateway: RunningGateway, tmp_path: Path) -> None:
@@ -134,7 +121,9 @@ SWITCH_TOO_EARLY = re.compile(
     r"Error: unknown rack 'rack00' \(configured: (none|rack(0[1-9]|1[0-9])(, rack(0[1-9]|1[0-9]))*)\)\n"
     r"Run: rack-gateway login rack00 <gateway-url>\n"
 )
-RACKS_ROW = re.compile(r"(\*)? *rack\d\d +http://127\.0\.0\.1:\d+ +developer@example\.com +logged in")
+RACKS_ROW = re.compile(
+    r" *(\* +)?rack\d\d +http://127\.0\.0\.1:\d+ +developer@example\.com +logged in \(\d+[dhm] left\)"
+)
 
 
 @dataclass
@@ -251,7 +240,7 @@ anyio.run(main)
 """
 #: The temp files ``rgw.config`` writes next to the file before renaming them over it.
 TEMP_FILE = re.compile(r"\.config\.json\.(\d+)\.[0-9a-f]{8}\.tmp")
-LOCK_FILES = {"config.json.lock", "config.json.lock.owner"}
+LOCK_FILES = {"config.json.lock"}  # the one lock file; its holder writes its PID into it
 
 
 def leftovers(config: Path, killed: set[int]) -> set[str]:

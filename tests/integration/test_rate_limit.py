@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -22,7 +20,7 @@ from rgw.testing import RunningGateway, ScriptedBrowser
 from rgw.testing.faultproxy import FaultPlan, FaultProxy
 from tests.integration.conftest import Cli
 from tests.integration.flowkit import state_of
-from tests.integration.test_multi_login import cli_env
+from tests.integration.procs import spawn
 
 pytestmark = pytest.mark.anyio
 
@@ -55,16 +53,7 @@ def test_twenty_login_processes_all_finish_and_no_browser_request_is_refused(
     racks = [f"r{i:02d}" for i in range(20)]
     seed(config, gw.url, racks)
     gw.gateway.reset_counts()
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "rgw", "--config", str(config), "login", rack, "--timeout", "150"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=cli_env(),
-        )
-        for rack in racks
-    ]
+    procs = [spawn(config, "login", rack, "--timeout", "150") for rack in racks]
     for proc in procs:
         out, err = proc.communicate(timeout=200)
         assert proc.returncode == 0, err
