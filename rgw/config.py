@@ -144,6 +144,7 @@ def rack_from_dict(name: str, entry: Mapping[str, Any]) -> RackConfig:
 
     session_id = entry.get("session_id")
     mfa = entry.get("mfa_verified")
+    insecure = entry.get("insecure_http")
     known = {*_RACK_FIELDS}
     return RackConfig(
         name=name,
@@ -156,6 +157,7 @@ def rack_from_dict(name: str, entry: Mapping[str, Any]) -> RackConfig:
         device_id=text("device_id"),
         device_name=text("device_name"),
         mfa_verified=mfa if isinstance(mfa, bool) else None,
+        insecure_http=True if insecure is True else None,
         extra={k: v for k, v in entry.items() if k not in known},
     )
 

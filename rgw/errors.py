@@ -4,6 +4,7 @@
 
     RgwError                      exit 1   base; message + hint
     +-- UsageError                exit 2   bad flag or argument combination
+    |   +-- InsecureGateway                plain HTTP to another machine, no opt-in
     +-- ConfigError               exit 10  config file unreadable, unsafe, or locked too long
     |   +-- ConfigCorrupt                  not JSON, or not a rack-gateway config
     |   +-- ConfigLockTimeout              another process held the lock too long
@@ -54,6 +55,12 @@ class RgwError(Exception):
 class UsageError(RgwError):
     exit_code = 2
     default_hint = "Run: rack-gateway --help"
+
+
+class InsecureGateway(UsageError):
+    """A credential would travel in clear text (plain HTTP to another machine)."""
+
+    default_hint = "Use the gateway's https:// URL."
 
 
 class ConfigError(RgwError):

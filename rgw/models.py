@@ -42,6 +42,8 @@ class RackConfig:
     device_id: str | None = None
     device_name: str | None = None
     mfa_verified: bool | None = None
+    #: The user's explicit opt-in to plain HTTP to this rack's (non-loopback) gateway.
+    insecure_http: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -68,6 +70,8 @@ class LoginRequest:
 
     rack: str
     url: str
+    #: Plain HTTP to another machine allowed for this rack (``login --insecure-http``, or stored).
+    insecure_http: bool = False
 
 
 @dataclass(frozen=True)

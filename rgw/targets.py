@@ -8,6 +8,9 @@ the rules are tested as a table (``tests/unit/test_targets.py``).  The rules, fr
 - URL: with an API token, ``RACK_GATEWAY_URL`` > the stored rack's URL ("Override gateway URL (used
   with API token)"); with a stored session, only that rack's own URL: a session is never sent to
   another URL.  Without a stored rack, ``RACK_GATEWAY_URL`` names the gateway.
+- plain HTTP to another machine (``rgw.urls.check_link``): only with the rack's stored opt-in
+  (``login --insecure-http``) for that rack's own URL, or ``RACK_GATEWAY_INSECURE_HTTP=1`` for an
+  API-token run.  The decision is made here; the client enforces it again.
 
 Every failure says what to run next, always as ``Please run: rack-gateway ...``.
 """
@@ -18,9 +21,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rgw.config import ConfigData
-from rgw.errors import NoRackError, NotLoggedIn, UsageError
+from rgw.errors import ConfigError, NoRackError, NotLoggedIn, UsageError
 from rgw.models import LoginRequest, RackConfig
-from rgw.urls import looks_like_url, normalize_url
+from rgw.text import is_token
+from rgw.urls import check_link, link_kind, looks_like_url, normalize_url
 
 #: Longest rack name accepted (the Go CLI stores any alias; this keeps tables and prompts sane).
 MAX_RACK_NAME = 100
@@ -35,11 +39,14 @@ def check_rack_name(name: str) -> str:
     if not name or not name.strip():
         raise UsageError("the rack name is empty", hint="Give the rack a name, e.g.: rack-gateway login production URL")
     if len(name) > MAX_RACK_NAME:
-        raise UsageError(f"the rack name is longer than {MAX_RACK_NAME} characters",
-                         hint="Choose a shorter name for the rack.")
+        raise UsageError(
+            f"the rack name is longer than {MAX_RACK_NAME} characters", hint="Choose a shorter name for the rack."
+        )
     if not name.isprintable() or name != name.strip():
-        raise UsageError(f"the rack name {name!r} has spaces or control characters at its ends or inside it",
-                         hint="Use letters, digits and punctuation, e.g. production or eu-staging.")
+        raise UsageError(
+            f"the rack name {name!r} has spaces or control characters at its ends or inside it",
+            hint="Use letters, digits and punctuation, e.g. production or eu-staging.",
+        )
     return name
 
 
@@ -61,6 +68,10 @@ class Selection:
     def token(self) -> str | None:
         return self.api_token or self.env("RACK_GATEWAY_API_TOKEN")
 
+    def insecure_http(self) -> bool:
+        """``RACK_GATEWAY_INSECURE_HTTP=1``: this run's explicit opt-in to plain HTTP (API tokens)."""
+        return self.env("RACK_GATEWAY_INSECURE_HTTP") == "1"
+
 
 @dataclass(frozen=True)
 class Target:
@@ -71,6 +82,8 @@ class Target:
     rack_name: str | None
     rack: RackConfig | None
     api_token: bool
+    #: Plain HTTP to another machine allowed (the rack's stored opt-in, or the run's).
+    insecure_http: bool = False
 
     def login_hint(self) -> str:
         if self.api_token:
@@ -87,7 +100,7 @@ def command_target(data: ConfigData, selection: Selection) -> Target:
     if api_token and env_url:
         url = normalize_url(env_url)  # the API token's gateway; a stored session stays where it is
     elif rack is not None and rack.url:
-        url = normalize_url(rack.url)
+        url = stored_url(rack)
     elif env_url:
         url, rack = normalize_url(env_url), None
     elif name:
@@ -98,35 +111,63 @@ def command_target(data: ConfigData, selection: Selection) -> Target:
         raise NoRackError(
             "no rack selected", hint="Please run: rack-gateway switch <rack>   (or set RACK_GATEWAY_RACK)"
         )
+    if api_token is not None and not is_token(api_token):
+        raise UsageError(
+            "the API token has spaces, line breaks or non-ASCII characters in it",
+            hint="Check --api-token / RACK_GATEWAY_API_TOKEN (a file saved with CRLF line endings?); "
+            "the token is not shown here.",
+        )
+    stored_opt_in = bool(rack is not None and rack.insecure_http and rack.url and stored_url(rack) == url)
     if api_token:
-        return Target(url=url, token=api_token, rack_name=name, rack=rack, api_token=True)
+        insecure = stored_opt_in or selection.insecure_http()
+        check_link(url, insecure_http=insecure, rack=name)
+        return Target(url=url, token=api_token, rack_name=name, rack=rack, api_token=True, insecure_http=insecure)
     if rack is None or not rack.token:
         raise NotLoggedIn(f"not logged in to {name or url}", hint=login_hint(name, url))
-    return Target(url=url, token=rack.token, rack_name=name, rack=rack, api_token=False)
+    if not is_token(rack.token):
+        raise ConfigError(
+            f"the stored session of rack {rack.name!r} is not a valid token (edited by hand?)",
+            hint=login_hint(rack.name, url),
+        )
+    check_link(url, insecure_http=stored_opt_in, rack=name)
+    return Target(url=url, token=rack.token, rack_name=name, rack=rack, api_token=False, insecure_http=stored_opt_in)
 
 
-def login_target(data: ConfigData, selection: Selection, rack_arg: str | None, url_arg: str | None) -> LoginRequest:
-    """``login RACK URL`` (a new rack) | ``login RACK`` (a stored one) | ``login`` (the selected one)."""
+def login_target(
+    data: ConfigData,
+    selection: Selection,
+    rack_arg: str | None,
+    url_arg: str | None,
+    *,
+    insecure_http: bool = False,
+) -> LoginRequest:
+    """``login RACK URL`` (a new rack) | ``login RACK`` (a stored one) | ``login`` (the selected one).
+
+    ``insecure_http`` is ``login --insecure-http``; a stored rack keeps the opt-in it was given.
+    """
     if rack_arg is not None:
         check_rack_name(rack_arg)
-    if rack_arg and url_arg:
-        return LoginRequest(rack_arg, normalize_url(url_arg))
+    if rack_arg is not None and url_arg is not None:
+        return _login_request(rack_arg, url_arg, insecure_http)
     env_url = selection.env("RACK_GATEWAY_URL")
     name = rack_arg or selection.rack_name(data)
     if name is None:
         raise UsageError("which rack? no rack given and none is current", hint=login_hint(None, env_url))
     rack = data.rack(name)
     if rack is not None and rack.url:
-        return LoginRequest(name, normalize_url(rack.url))
+        return _login_request(name, stored_url(rack), insecure_http or bool(rack.insecure_http))
     if rack_arg and looks_like_url(rack_arg):
-        raise UsageError(f"{rack_arg!r} looks like a URL: give the rack a name first",
-                         hint=login_hint("production", rack_arg))
+        raise UsageError(
+            f"{rack_arg!r} looks like a URL: give the rack a name first", hint=login_hint("production", rack_arg)
+        )
     if env_url:
-        return LoginRequest(name, normalize_url(env_url))
+        return _login_request(name, env_url, insecure_http)
     raise NoRackError(f"unknown rack {name!r}", hint=login_hint(name, None))
 
 
-def login_targets(data: ConfigData, racks: Sequence[str], *, all_racks: bool) -> list[LoginRequest]:
+def login_targets(
+    data: ConfigData, racks: Sequence[str], *, all_racks: bool, insecure_http: bool = False
+) -> list[LoginRequest]:
     """``login --rack A --rack B`` or ``login --all``: stored racks only, each once."""
     names = data.rack_names() if all_racks else list(dict.fromkeys(racks))
     requests: list[LoginRequest] = []
@@ -134,8 +175,25 @@ def login_targets(data: ConfigData, racks: Sequence[str], *, all_racks: bool) ->
         rack = data.rack(name)
         if rack is None or not rack.url:
             raise NoRackError(f"unknown rack {name!r}", hint=login_hint(name, None))
-        requests.append(LoginRequest(name, normalize_url(rack.url)))
+        requests.append(_login_request(name, stored_url(rack), insecure_http or bool(rack.insecure_http)))
     return requests
+
+
+def stored_url(rack: RackConfig) -> str:
+    """A stored rack's URL, normalized, or a ``ConfigError`` naming the rack (a hand-edited config)."""
+    try:
+        return normalize_url(rack.url)
+    except UsageError as exc:
+        raise ConfigError(
+            f"rack {rack.name!r} has a bad URL in the config: {exc.message}",
+            hint=f"Fix it with: rack-gateway login {rack.name} https://<gateway>",
+        ) from None
+
+
+def _login_request(name: str, url: str, insecure_http: bool) -> LoginRequest:
+    normalized = normalize_url(url)
+    check_link(normalized, insecure_http=insecure_http, rack=name)
+    return LoginRequest(name, normalized, insecure_http=insecure_http and link_kind(normalized) == "plain")
 
 
 def stored_session(data: ConfigData, selection: Selection) -> RackConfig:

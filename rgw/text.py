@@ -30,3 +30,17 @@ def printable(value: object, *, limit: int | None = None) -> str:
             code = ord(char)
             out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
     return "".join(out)
+
+
+#: The longest credential accepted (the gateway's tokens are far shorter; this bounds headers).
+MAX_TOKEN = 4096
+
+
+def is_token(value: object) -> bool:
+    """A credential fit for an ``Authorization`` header: printable ASCII, no whitespace, not too long.
+
+    A token with CR/LF (a file saved with CRLF line endings, a hostile gateway) could inject a
+    header; a non-ASCII one cannot be sent at all.  Callers reject such a token without ever
+    showing it.
+    """
+    return isinstance(value, str) and 0 < len(value) <= MAX_TOKEN and all(33 <= ord(c) <= 126 for c in value)

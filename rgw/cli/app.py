@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 from rgw import __version__
 from rgw.config import ConfigData, ConfigStore, default_config_dir
 from rgw.errors import AuthenticationError, MfaError, MfaRequired, RgwError, SessionNotVerified
-from rgw.models import DeviceInfo
+from rgw.models import DeviceInfo, LoginRequest
 from rgw.targets import Selection, Target, command_target
 from rgw.text import printable
+from rgw.urls import check_link
 
 if TYPE_CHECKING:
     from rgw.client import GatewayClient, StepUpFactory
@@ -65,6 +66,7 @@ class App:
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT
     _store: ConfigStore | None = None
     _budgets: Budgets | None = None
+    _link_notices: set[str] = field(default_factory=set)
 
     @classmethod
     def create(
@@ -135,28 +137,40 @@ class App:
             self._budgets = Budgets(self.config_dir)
         return self._budgets
 
-    def login_client(self, url: str) -> GatewayClient:
+    def login_client(self, request: LoginRequest) -> GatewayClient:
         """A client for a login: paced by the shared budget, retried by the login orchestrator itself."""
         from rgw.client import GatewayClient
 
-        return GatewayClient(url, budget=self.budgets.for_url(url))
+        self.link_notice(request.url, request.insecure_http)
+        return GatewayClient(request.url, budget=self.budgets.for_url(request.url), insecure_http=request.insecure_http)
 
-    def command_client(self, url: str, token: str | None, *, step_up: StepUpFactory | None = None) -> GatewayClient:
+    def command_client(
+        self, url: str, token: str | None, *, step_up: StepUpFactory | None = None, insecure_http: bool = False
+    ) -> GatewayClient:
         """A client for one command: retries transient failures until the command's ``--timeout``."""
         import anyio
 
         from rgw.client import GatewayClient
         from rgw.retry import RetryPolicy
 
+        self.link_notice(url, insecure_http)
         return GatewayClient(
             url,
             token=token,
+            insecure_http=insecure_http,
             budget=self.budgets.for_url(url),
             policy=RetryPolicy(),
             deadline=anyio.current_time() + self.command_timeout,
             on_retry=self._note_retry,
             step_up=step_up,
         )
+
+    def link_notice(self, url: str, insecure_http: bool) -> None:
+        """Say once per gateway when its link is plain HTTP (Tailscale, or the user's opt-in)."""
+        notice = check_link(url, insecure_http=insecure_http)
+        if notice is not None and url not in self._link_notices:
+            self._link_notices.add(url)
+            self.note(notice)
 
     def _note_retry(self, attempt: RetryAttempt) -> None:
         from rgw.cli.render import retry_line
@@ -188,7 +202,10 @@ class App:
     async def connect(self) -> AsyncIterator[tuple[Target, GatewayClient]]:
         """Resolve the target and open a client; a 401 becomes the seed's session error."""
         target = await self.target()
-        async with self.command_client(target.url, target.token, step_up=self.step_up_for(target)) as client:
+        step_up = self.step_up_for(target)
+        async with self.command_client(
+            target.url, target.token, step_up=step_up, insecure_http=target.insecure_http
+        ) as client:
             try:
                 yield target, client
             except MfaRequired as exc:
@@ -308,8 +325,10 @@ def step_up_error(exc: MfaRequired, target: Target) -> RgwError:
             hint="Enroll in the gateway's web UI, then run the command again.",
         )
     if target.api_token:
-        return MfaError(f"the gateway requires MFA for this operation: {exc.message}",
-                        hint="API tokens cannot answer MFA; use a token whose role does not need it.")
+        return MfaError(
+            f"the gateway requires MFA for this operation: {exc.message}",
+            hint="API tokens cannot answer MFA; use a token whose role does not need it.",
+        )
     return MfaError(
         f"MFA verification required for this operation: {exc.message}",
         hint="Run it in a terminal to be prompted, or pass --mfa-code CODE.",

@@ -21,7 +21,7 @@ from rgw.errors import (
     UsageError,
 )
 from rgw.models import DEFAULT_PARALLEL, LoginRequest, parse_time
-from rgw.targets import login_target, login_targets, stored_session
+from rgw.targets import login_target, login_targets, stored_session, stored_url
 
 if TYPE_CHECKING:  # the events and renderers are imported by the login command only
     from rgw.login.events import EventSink
@@ -78,6 +78,11 @@ def make_renderer(app: App, progress: str, racks: list[str]) -> EventSink:
     help="Progress on stderr: lines, or one JSON event a line.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the per-rack results as JSON on stdout.")
+@click.option(
+    "--insecure-http",
+    is_flag=True,
+    help="Allow a plain-HTTP gateway on another machine (stored for the rack; credentials travel unencrypted).",
+)
 @pass_app
 async def login(
     app: App,
@@ -93,6 +98,7 @@ async def login(
     no_loopback: bool,
     progress: str,
     as_json: bool,
+    insecure_http: bool,
 ) -> None:
     """Log in to a rack gateway through your browser.
 
@@ -117,11 +123,12 @@ async def login(
         raise UsageError("--expired-only goes with --all or --rack")
     data = await app.store.read()  # the one read before the flow's locked write
     if multi:
-        requests = login_targets(data, racks, all_racks=all_racks)
+        requests = login_targets(data, racks, all_racks=all_racks, insecure_http=insecure_http)
         if expired_only:
             requests = await still_valid_removed(app, data, requests)
     else:
-        requests = [login_target(data, app.selection, rack_arg if rack_arg is not None else app.rack_option, url_arg)]
+        rack = rack_arg if rack_arg is not None else app.rack_option
+        requests = [login_target(data, app.selection, rack, url_arg, insecure_http=insecure_http)]
     if not requests:
         app.note("Every selected rack already has a valid session." if expired_only else "No racks to log in to.")
         if as_json:
@@ -173,8 +180,8 @@ async def still_valid_removed(app: App, data: ConfigData, requests: list[LoginRe
     """``--expired-only``: the racks whose session is missing or that the gateway rejects now."""
     valid: set[str] = set()
 
-    async def check(name: str, url: str, token: str) -> None:
-        async with app.command_client(url, token) as client:
+    async def check(name: str, request: LoginRequest, token: str) -> None:
+        async with app.command_client(request.url, token, insecure_http=request.insecure_http) as client:
             try:
                 await client.info()
             except RgwError:
@@ -185,7 +192,7 @@ async def still_valid_removed(app: App, data: ConfigData, requests: list[LoginRe
         for request in requests:
             rack = data.rack(request.rack)
             if rack is not None and rack.token:
-                tg.start_soon(check, request.rack, request.url, rack.token)
+                tg.start_soon(check, request.rack, request, rack.token)
     return [r for r in requests if r.rack not in valid]
 
 
@@ -200,7 +207,7 @@ async def logout(app: App, local: bool) -> None:
     assert rack.token is not None
     revoked = "skipped"
     if not local:
-        async with app.command_client(rack.url, rack.token) as client:
+        async with app.command_client(stored_url(rack), rack.token, insecure_http=bool(rack.insecure_http)) as client:
             try:
                 await client.logout()
                 revoked = "revoked"

@@ -58,15 +58,24 @@ def _describe_users(gateway: Any) -> list[str]:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port (0 = random).")
 @click.option("--db", metavar="PATH", help="SQLite file (default: in memory).")
-@click.option("--allowed-domain", default="example.com", show_default=True, envvar="GOOGLE_ALLOWED_DOMAIN",
-              help="Allowed email domain(s), comma-separated (GOOGLE_ALLOWED_DOMAIN).")
+@click.option(
+    "--allowed-domain",
+    default="example.com",
+    show_default=True,
+    envvar="GOOGLE_ALLOWED_DOMAIN",
+    help="Allowed email domain(s), comma-separated (GOOGLE_ALLOWED_DOMAIN).",
+)
 @click.option("--deployed-mode", is_flag=True, help="Behave like a deployed Go gateway: no protocol extensions.")
-@click.option("--rate-limit/--no-rate-limit", default=None,
-              help="The deployed gateway's limit on its login routes (10/s, burst 20, per client IP). "
-                   "Default: on with --deployed-mode, off otherwise.")
+@click.option(
+    "--rate-limit/--no-rate-limit",
+    default=None,
+    help="The deployed gateway's limit on its login routes (10/s, burst 20, per client IP). "
+    "Default: on with --deployed-mode, off otherwise.",
+)
 @pass_app
-async def dev_gateway(app: App, host: str, port: int, db: str | None, allowed_domain: str, deployed_mode: bool,
-                      rate_limit: bool | None) -> None:
+async def dev_gateway(
+    app: App, host: str, port: int, db: str | None, allowed_domain: str, deployed_mode: bool, rate_limit: bool | None
+) -> None:
     """Serve the reference gateway (a stand-in for a deployed rack gateway) until Ctrl-C."""
     _require_testing()
     from rgw.testing import running_gateway

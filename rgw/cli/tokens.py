@@ -16,8 +16,8 @@ import asyncclick as click
 from rgw.cli.app import App
 from rgw.cli.options import pass_app, target_options
 from rgw.cli.render import table
-from rgw.errors import RgwError, UsageError
-from rgw.text import printable
+from rgw.errors import GatewayError, RgwError, UsageError
+from rgw.text import is_token, printable
 
 
 @click.group("api-token")
@@ -152,14 +152,21 @@ async def create_token(
             roles = roles_of(await client.api_token_permissions())
             if role not in roles:
                 known = ", ".join(sorted(roles)) or "none"
-                raise UsageError(f"unknown role {role!r} (the gateway knows: {printable(known)})",
-                                 hint="Use one of the gateway's roles, or give --permission PERM.")
+                raise UsageError(
+                    f"unknown role {role!r} (the gateway knows: {printable(known)})",
+                    hint="Use one of the gateway's roles, or give --permission PERM.",
+                )
             perms = sorted({*perms, *roles[role]})
         body: dict[str, Any] = {"name": name, "permissions": perms}
         if user_email:
             body["user_email"] = user_email
         created = await client.create_api_token(body)
     token = created.get("token")
+    if not is_token(token):
+        raise GatewayError(
+            "the gateway's answer has no usable token (missing, or not printable ASCII without spaces)",
+            hint="Run rack-gateway api-token list: the token may have been created; delete it if so.",
+        )
     if output == "token":
         app.echo(str(token))
         return

@@ -56,8 +56,16 @@ def classify_transport_error(exc: BaseException) -> str:
             return "timeout"
         pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
     text = str(exc).lower()
-    if any(s in text for s in ("name or service not known", "nodename nor servname", "getaddrinfo",
-                               "temporary failure in name resolution", "no address associated")):
+    if any(
+        s in text
+        for s in (
+            "name or service not known",
+            "nodename nor servname",
+            "getaddrinfo",
+            "temporary failure in name resolution",
+            "no address associated",
+        )
+    ):
         return "dns"
     if "refused" in text:
         return "refused"
@@ -73,7 +81,7 @@ def unreachable(url: str, exc: BaseException) -> GatewayUnreachable:
     # No connection was made, so no byte of the request was sent.
     sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
     host = urlsplit(url).netloc or url
-    detail = str(exc).strip()
+    detail = redact(str(exc).strip())
     message = f"gateway {host} unreachable: {GatewayUnreachable.CAUSES[cause]}"
     if detail and cause in ("tls", "network"):
         message += f" ({detail[:200]})"
@@ -161,8 +169,10 @@ def check_response(response: httpx.Response) -> httpx.Response:
             return_text = message or error or "MFA required"
             raise MfaRequired(return_text, level=level.lower().replace("_", "-"))
         if error == "mfa_verification_failed":  # a wrong inline code is not a bad session
-            raise MfaFailed(f"MFA verification failed: {(message or 'invalid MFA code').rstrip('.')}",
-                            hint="Run it again with a fresh code.")
+            raise MfaFailed(
+                f"MFA verification failed: {(message or 'invalid MFA code').rstrip('.')}",
+                hint="Run it again with a fresh code.",
+            )
         reason = printable(response.headers.get("x-error-reason") or error or "authentication failed", limit=200)
         raise AuthenticationError("session expired or invalid", reason=reason, detail=message)
     if status == 403:
@@ -193,8 +203,10 @@ def parse_json(response: httpx.Response) -> Any:
     try:
         return json.loads(response.content)
     except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
-        what = "an HTML page where JSON was expected" if response.content.lstrip()[:1] == b"<" else (
-            "a body that is not valid JSON"
+        what = (
+            "an HTML page where JSON was expected"
+            if response.content.lstrip()[:1] == b"<"
+            else ("a body that is not valid JSON")
         )
         raise GatewayError(
             f"gateway sent {what} (HTTP {response.status_code})",
@@ -231,3 +243,12 @@ def login_refused(text: str) -> LoginError:
                 return LoginError(head.strip(), hint=f"Signed in as {detail.strip()}. {advice}")
             return LoginError(text, hint=advice)
     return LoginError(text)
+
+
+def redact(text: str) -> str:
+    """An exception's text with anything that may be a credential taken out (header values, bearer tokens)."""
+    import re
+
+    if "header" in text.lower():
+        return "an HTTP header could not be sent"
+    return re.sub(r"(?i)(bearer|token|authorization)([\s:=]+)\S+", r"\1\2<redacted>", text)

@@ -35,10 +35,11 @@ from rgw.client.answers import (
 from rgw.client.budget import RequestBudget, slots_for
 from rgw.client.stepup import StepUpAuth, StepUpProvider
 from rgw.client.transport import BoundedTransport
-from rgw.errors import GatewayError, GatewayUnreachable, LoginError, MfaRejected, NotFound, RgwError
+from rgw.errors import GatewayError, GatewayUnreachable, LoginError, MfaRejected, NotFound, RgwError, UsageError
 from rgw.models import DeviceInfo, LoginPending, LoginStart, Session
 from rgw.retry import TRANSIENT_STATUSES, RetryAttempt, RetryPolicy, is_transient
-from rgw.urls import normalize_url
+from rgw.text import is_token
+from rgw.urls import browser_url, check_link, normalize_url
 
 USER_AGENT = f"rack-gateway/{__version__} (python)"
 MAX_LONG_POLL = 25.0
@@ -135,8 +136,17 @@ class GatewayClient:
         policy: RetryPolicy | None = None,
         deadline: float | None = None,
         on_retry: Callable[[RetryAttempt], None] | None = None,
+        insecure_http: bool = False,
     ) -> None:
         self.base_url = normalize_url(base_url)
+        if token is not None and not is_token(token):
+            raise UsageError(
+                "the token has spaces, line breaks or non-ASCII characters in it and cannot be sent",
+                hint="Check the token (a file saved with CRLF line endings?); it is not shown here.",
+            )
+        #: The user's opt-in to plain HTTP to this (non-loopback) gateway; without it, refused here too.
+        self.insecure_http = insecure_http
+        check_link(self.base_url, insecure_http=insecure_http)
         self.token = token
         self.timeouts = timeouts or Timeouts()
         #: The shared request budget of this gateway (None: requests are not paced).
@@ -249,8 +259,10 @@ class GatewayClient:
                     retry_after=retry_after_of(response),
                     hint="Too many requests from this address reached the gateway; wait a little and retry.",
                 )
-            if self.policy is not None and response.status_code in TRANSIENT_STATUSES and (
-                repeatable or response.status_code == 503
+            if (
+                self.policy is not None
+                and response.status_code in TRANSIENT_STATUSES
+                and (repeatable or response.status_code == 503)
             ):
                 check_response(response)  # raises the GatewayError the policy retries
             if exp := response.headers.get("x-session-expires-at"):
@@ -310,12 +322,19 @@ class GatewayClient:
                 raise LoginError(f"gateway refused to start a login: {message or error}")
         check_response(response)
         data = _expect(parse_json(response), dict, "login start")
-        return LoginStart(
-            auth_url=_text(data, "auth_url", "login start"),
-            state=_text(data, "state", "login start"),
-            code_verifier=_text(data, "code_verifier", "login start"),
-            loopback=data.get("loopback") is True,
-        )
+        auth_url = _text(data, "auth_url", "login start")
+        try:
+            browser_url(auth_url, gateway=self.base_url, insecure_http=self.insecure_http)
+        except ValueError as exc:
+            raise GatewayError(
+                f"the gateway's sign-in URL was refused: {exc} (it is not opened and not shown)",
+                hint="Only an absolute https:// URL goes to the browser; check that this is a rack gateway.",
+            ) from None
+        state = _text(data, "state", "login start")
+        verifier = _text(data, "code_verifier", "login start")
+        if not is_token(state) or not is_token(verifier):
+            raise GatewayError("the gateway's login state is not printable ASCII without spaces")
+        return LoginStart(auth_url=auth_url, state=state, code_verifier=verifier, loopback=data.get("loopback") is True)
 
     async def complete_login(
         self, start: LoginStart, device: DeviceInfo, *, wait: float | None = None, seen_stage: str | None = None
@@ -372,8 +391,12 @@ class GatewayClient:
 
     async def login_webauthn_options(self, state: str) -> dict[str, Any]:
         response = await self.send(
-            "POST", "/api/v1/auth/cli/mfa/webauthn/start", json_body={"state": state}, auth=False,
-            idempotent=True, priority=True,
+            "POST",
+            "/api/v1/auth/cli/mfa/webauthn/start",
+            json_body={"state": state},
+            auth=False,
+            idempotent=True,
+            priority=True,
         )
         check_response(response)
         return dict(_expect(parse_json(response), dict, "WebAuthn options"))
@@ -493,8 +516,14 @@ def _session_from(data: Mapping[str, Any]) -> Session:
         value = data.get(key)
         return value if isinstance(value, str) and value else None
 
+    token = _text(data, "token", "login")
+    if not is_token(token):
+        raise GatewayError(
+            "the gateway issued a session token that is not printable ASCII without spaces; nothing was stored",
+            hint="The gateway is misbehaving (or is not a rack gateway); report it to its administrator.",
+        )
     return Session(
-        token=_text(data, "token", "login"),
+        token=token,
         email=_text(data, "email", "login"),
         name=text("name"),
         expires_at=text("expires_at"),

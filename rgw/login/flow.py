@@ -128,8 +128,11 @@ def paste_result(line: str, state: str) -> Pasted:
     pasted_state = (query.get("state") or [""])[0]
     result = (query.get("result") or [""])[0]
     if not pasted_state:
-        return Pasted(None, "that is not a URL with this login's state in it; paste the whole address from the "
-                            "browser's address bar after signing in")
+        return Pasted(
+            None,
+            "that is not a URL with this login's state in it; paste the whole address from the "
+            "browser's address bar after signing in",
+        )
     if not hmac.compare_digest(pasted_state.encode(), state.encode()):
         return Pasted(None, "that URL belongs to another login (its state does not match this one)")
     if result == "ok" or (not result and query.get("code")):
@@ -185,6 +188,7 @@ class LoginFlow:
     async def save(self, rack: str, session: Session) -> str | None:
         """Store the session; returns the token it replaced at the same gateway (None if none)."""
         url = self.client.base_url
+        insecure_http = True if self.client.insecure_http else None
         device = self.device
         make_current = self.options.make_current
 
@@ -203,6 +207,7 @@ class LoginFlow:
                     device_id=session.device_id or device.device_id,
                     device_name=session.device_name or device.device_name,
                     mfa_verified=session.mfa_verified,
+                    insecure_http=insecure_http,
                 )
             )
             if make_current or data.current is None:
@@ -319,8 +324,11 @@ class LoginAttempt:
         def on_retry(attempt: RetryAttempt) -> None:
             nonlocal failures
             failures += 1
-            self.emit(GatewayRetry(self.rack, failures, attempt.delay, describe_failure(attempt.error),
-                                   failure_kind(attempt.error)))
+            self.emit(
+                GatewayRetry(
+                    self.rack, failures, attempt.delay, describe_failure(attempt.error), failure_kind(attempt.error)
+                )
+            )
 
         policy = self.flow.policy.with_attempts(self.options.start_attempts)
         uri = self.listener.uri if self.listener is not None else None

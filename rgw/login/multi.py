@@ -72,7 +72,7 @@ class LoginCoordinator:
         policy: RetryPolicy | None = None,
         paste: PasteSource | None = None,
         mfa: Callable[[str], MfaSolver | None] | None = None,
-        client_factory: Callable[[str], GatewayClient] | None = None,
+        client_factory: Callable[[LoginRequest], GatewayClient] | None = None,
     ) -> None:
         self.store = store
         self.browser = browser
@@ -83,8 +83,8 @@ class LoginCoordinator:
         self.paste = paste
         #: Builds the terminal MFA solver of one rack's login (None: MFA only in the browser).
         self.mfa = mfa
-        #: Gateway URL -> the client a login uses (the CLI's is paced by the shared request budget).
-        self.client_factory = client_factory or GatewayClient
+        #: A rack's login -> the client it uses (the CLI's is paced by the shared request budget).
+        self.client_factory = client_factory or _plain_client
 
     async def login_one(self, request: LoginRequest, listener: ListenerLike | None = None) -> RackLoginResult:
         """Log in to one rack; errors become a failed result (never an exception)."""
@@ -107,7 +107,7 @@ class LoginCoordinator:
             async def publish(start: LoginStart) -> None:
                 await lock.publish(start.auth_url)
 
-            async with self.client_factory(request.url) as client:
+            async with self.client_factory(request) as client:
                 flow = LoginFlow(
                     client=client,
                     store=self.store,
@@ -142,9 +142,7 @@ class LoginCoordinator:
                 await anyio.sleep(_LOCK_POLL)
                 waited += _LOCK_POLL
         if scope.cancelled_caught:
-            raise LoginTimeout(
-                f"login to {request.rack} timed out waiting for another rack-gateway login to finish"
-            )
+            raise LoginTimeout(f"login to {request.rack} timed out waiting for another rack-gateway login to finish")
         after = (await self.store.read()).rack(request.rack)
         if after is not None and after.token and after.token != old_token:
             await lock.release()
@@ -183,3 +181,7 @@ class LoginCoordinator:
         except OSError:
             return None  # polling alone still completes every login
         return listener
+
+
+def _plain_client(request: LoginRequest) -> GatewayClient:
+    return GatewayClient(request.url, insecure_http=request.insecure_http)

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import uvicorn
@@ -54,8 +55,9 @@ def _url(host: str, sock: socket.socket) -> str:
 
 
 def _server(gateway: Gateway) -> uvicorn.Server:
-    config = uvicorn.Config(create_app(gateway=gateway), lifespan="off", log_level="warning",
-                            access_log=False, timeout_graceful_shutdown=5)
+    config = uvicorn.Config(
+        create_app(gateway=gateway), lifespan="off", log_level="warning", access_log=False, timeout_graceful_shutdown=5
+    )
     return uvicorn.Server(config)
 
 
@@ -76,8 +78,9 @@ def _wait_healthy(url: str, thread: threading.Thread, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def running_gateway(settings: GatewaySettings | None = None, *, host: str = "127.0.0.1",
-                    port: int = 0) -> Iterator[RunningGateway]:
+def running_gateway(
+    settings: GatewaySettings | None = None, *, host: str = "127.0.0.1", port: int = 0
+) -> Iterator[RunningGateway]:
     """Serve a new reference gateway on `host:port` (0 = any free port) for the `with` block."""
     settings = settings if settings is not None else GatewaySettings()
     gateway = Gateway(settings)
@@ -100,8 +103,36 @@ def running_gateway(settings: GatewaySettings | None = None, *, host: str = "127
         gateway.store.close()
 
 
-def serve_forever(settings: GatewaySettings | None = None, host: str = "127.0.0.1", port: int = 8080,
-                  ready: Callable[..., None] | None = None, *, stop: threading.Event | None = None) -> None:
+@contextlib.contextmanager
+def running_app(app: Any, *, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve any ASGI ``app`` (a hostile gateway in a test) on a free loopback port; yields its URL.
+
+    The socket is bound and listening before the server thread starts, so the URL accepts
+    connections at once (the kernel queues them until uvicorn takes over).
+    """
+    sock = _bind(host, 0)
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="rgw-app", daemon=True)
+    thread.start()
+    try:
+        yield _url(host, sock)
+    finally:
+        server.should_exit = True
+        thread.join(SHUTDOWN_TIMEOUT)
+        if thread.is_alive():
+            server.force_exit = True
+            thread.join(SHUTDOWN_TIMEOUT)
+        sock.close()
+
+
+def serve_forever(
+    settings: GatewaySettings | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    ready: Callable[..., None] | None = None,
+    *,
+    stop: threading.Event | None = None,
+) -> None:
     """Serve a reference gateway in this thread until interrupted (or `stop` is set).
 
     `ready(url)` — or `ready(url, gateway)` when it takes two positional parameters — is called from a

@@ -81,8 +81,11 @@ def test_dev_gateway_rate_limit_flag(flags: list[str], limited: bool) -> None:
     out, err = PipeReader(proc.stdout, "the dev gateway"), PipeReader(proc.stderr, "the dev gateway")
     try:
         url = out.wait_for(lambda line: line.startswith("Reference gateway listening on"), 30, "its URL").split()[4]
-        expected = "Rate limit: 10 requests/s, burst 20, per client IP, on the login routes\n" if limited else (
-            "Rate limit: off\n")
+        expected = (
+            "Rate limit: 10 requests/s, burst 20, per client IP, on the login routes\n"
+            if limited
+            else ("Rate limit: off\n")
+        )
         out.wait_for(lambda line: line == expected, 30, expected.strip())
         codes = []
         for _ in range(21):

@@ -91,7 +91,8 @@ async def authorize_post(request: Request) -> Response:
     form = await read_form(request)
     try:
         location = gateway_of(request).login.authorize(
-            form.get("state", ""), form.get("email", ""), form.get("action", "allow"))
+            form.get("state", ""), form.get("email", ""), form.get("action", "allow")
+        )
     except LoginPageError as exc:
         return _page_error(exc)
     return RedirectResponse(location, 302)
@@ -152,8 +153,9 @@ async def mfa_post(request: Request) -> Response:
     except MfaError as exc:
         if exc.code == "session_expired":
             return HTMLResponse(pages.error_page("invalid or expired state"), 400)
-        text = exc.message or {"invalid_code": "That code is not valid.",
-                               "code_required": "Enter a code."}.get(exc.code, exc.code)
+        text = exc.message or {"invalid_code": "That code is not valid.", "code_required": "Enter a code."}.get(
+            exc.code, exc.code
+        )
         return HTMLResponse(pages.mfa_page(state, text), exc.status)
     return RedirectResponse(outcome.location or "/auth/done", 302)
 
@@ -206,8 +208,11 @@ async def cli_mfa(request: Request) -> Response:
     body = await read_json(request)
     state = body.get("state")
     gateway_of(request).login.mfa(
-        state if isinstance(state, str) else "", body.get("method"), body.get("code"),
-        body.get("session_data"), body.get("assertion_response"),
+        state if isinstance(state, str) else "",
+        body.get("method"),
+        body.get("code"),
+        body.get("session_data"),
+        body.get("assertion_response"),
     )
     return JSONResponse({"redirect": base_url(request) + "/auth/done"})
 
@@ -233,8 +238,9 @@ async def _deployed_cli_mfa(request: Request) -> Response:
     if method == "totp" and not fields["code"].strip():
         return json_error(400, "code_required")
     try:
-        gateway_of(request).login.mfa(state, method, fields["code"], fields["session_data"],
-                                      fields["assertion_response"])
+        gateway_of(request).login.mfa(
+            state, method, fields["code"], fields["session_data"], fields["assertion_response"]
+        )
     except MfaError as exc:
         return json_error(400, "invalid_code" if exc.verification_failed else exc.code)
     return JSONResponse({"redirect": base_url(request) + "/auth/done"})

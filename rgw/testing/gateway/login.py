@@ -73,8 +73,14 @@ def _with_query(uri: str, params: dict[str, str]) -> str:
 class LoginFlow:
     """Login states: start, browser sign-in, MFA, redemption."""
 
-    def __init__(self, store: Store, settings: GatewaySettings, mfa: MfaService, sessions: SessionManager,
-                 notify: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: GatewaySettings,
+        mfa: MfaService,
+        sessions: SessionManager,
+        notify: Callable[[str], None],
+    ) -> None:
         self._store = store
         self._settings = settings
         self._mfa = mfa
@@ -93,11 +99,24 @@ class LoginFlow:
         state = secrets.token_urlsafe(32)
         verifier = secrets.token_urlsafe(96)
         use_loopback = self.ext and loopback_uri is not None
-        self._store.put_state(LoginState(state, verifier, loopback_uri if use_loopback else None, "browser",
-                                         None, None, None, self._settings.clock(), None, None))
+        self._store.put_state(
+            LoginState(
+                state,
+                verifier,
+                loopback_uri if use_loopback else None,
+                "browser",
+                None,
+                None,
+                None,
+                self._settings.clock(),
+                None,
+                None,
+            )
+        )
         body: dict[str, Any] = {
             "auth_url": f"{base_url}/oauth/authorize?state={state}&client_id=rack-gateway",
-            "state": state, "code_verifier": verifier,
+            "state": state,
+            "code_verifier": verifier,
         }
         if use_loopback:
             body["loopback"] = True
@@ -137,8 +156,9 @@ class LoginFlow:
             if st.stage == "verified":
                 return BrowserOutcome(text="Login complete, return to your terminal.")
             if st.stage != "browser":
-                return BrowserOutcome(page="error", text=st.error or "This login is not waiting for sign-in.",
-                                      status=400)
+                return BrowserOutcome(
+                    page="error", text=st.error or "This login is not waiting for sign-in.", status=400
+                )
             if error:
                 return self._fail(st, CANCELLED_TEXT)
             if not code or st.code is None or st.email is None or not hmac.compare_digest(code, st.code):
@@ -166,8 +186,7 @@ class LoginFlow:
                 return BrowserOutcome(text="Login complete, return to your terminal.")
             if st.stage == "mfa":
                 return BrowserOutcome(location="/auth/mfa?" + urlencode({"state": st.state}))
-            return BrowserOutcome(page="error", text=st.error or "This login is not waiting for sign-in.",
-                                  status=400)
+            return BrowserOutcome(page="error", text=st.error or "This login is not waiting for sign-in.", status=400)
 
     def sign_in(self, state: str, email: str) -> BrowserOutcome:
         """`complete_browser_login`: the user signed in as `email`."""
@@ -203,8 +222,9 @@ class LoginFlow:
         self._store.put_state(replace(st, stage="failed", error=text))
         self._notify(st.state)
         if st.loopback_uri:
-            return BrowserOutcome(location=_with_query(
-                st.loopback_uri, {"state": st.state, "result": "error", "error": text}))
+            return BrowserOutcome(
+                location=_with_query(st.loopback_uri, {"state": st.state, "result": "error", "error": text})
+            )
         return BrowserOutcome(page="error", text=text, status=403)
 
     def _verify(self, st: LoginState, mfa_verified_at: float | None) -> BrowserOutcome:
@@ -249,7 +269,8 @@ class LoginFlow:
         state, verifier, device_id = body.get("state"), body.get("code_verifier"), body.get("device_id")
         optional = [body.get(k) for k in ("device_name", "device_os", "client_version")]
         if not all(isinstance(v, str) and v for v in (state, verifier, device_id)) or not all(
-                v is None or isinstance(v, str) for v in optional):
+            v is None or isinstance(v, str) for v in optional
+        ):
             return 400, {"error": "invalid request"}
         assert isinstance(state, str)
         assert isinstance(verifier, str)
@@ -260,8 +281,7 @@ class LoginFlow:
             return 500, {"error": "internal server error"}  # the deployed gateway's UUID column
         with self._lock:
             now = self._settings.clock()
-            self._redeemed = {k: v for k, v in self._redeemed.items()
-                              if now - v[0] <= self._settings.idempotent_window}
+            self._redeemed = {k: v for k, v in self._redeemed.items() if now - v[0] <= self._settings.idempotent_window}
             if self.ext and state in self._redeemed:
                 _, known, answer = self._redeemed[state]
                 if not hmac.compare_digest(known, verifier):
@@ -295,13 +315,23 @@ class LoginFlow:
             return 400, {"error": UNAUTHORIZED_TEXT}
         device_name = str(body.get("device_name") or "")[:150]
         token, row = self._sessions.issue(
-            user, device_id=str(body["device_id"]), device_name=device_name,
-            device_os=str(body.get("device_os") or ""), mfa_verified_at=st.mfa_verified_at,
+            user,
+            device_id=str(body["device_id"]),
+            device_name=device_name,
+            device_os=str(body.get("device_os") or ""),
+            mfa_verified_at=st.mfa_verified_at,
         )
         answer: dict[str, Any] = {
-            "token": token, "email": user.email, "name": user.name, "expires_at": rfc3339(row.expires_at),
-            "session_id": row.id, "channel": "cli", "device_id": row.device_id, "device_name": device_name,
-            "mfa_verified": st.mfa_verified_at is not None, "mfa_required": user.mfa_required,
+            "token": token,
+            "email": user.email,
+            "name": user.name,
+            "expires_at": rfc3339(row.expires_at),
+            "session_id": row.id,
+            "channel": "cli",
+            "device_id": row.device_id,
+            "device_name": device_name,
+            "mfa_verified": st.mfa_verified_at is not None,
+            "mfa_required": user.mfa_required,
             "enrollment_required": False,
         }
         self._store.delete_state(st.state)

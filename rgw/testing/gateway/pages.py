@@ -16,8 +16,10 @@ _STYLE = "body{font-family:sans-serif;max-width:36em;margin:3em auto}button{marg
 
 
 def _page(title: str, body: str) -> str:
-    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{escape(title)}</title>"
-            f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>{body}</body></html>")
+    return (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{escape(title)}</title>'
+        f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>{body}</body></html>"
+    )
 
 
 def _hidden(name: str, value: str) -> str:
@@ -52,8 +54,10 @@ def mfa_page(state: str, error: str | None = None) -> str:
         '<label>Authentication code <input name="code" inputmode="numeric" autocomplete="one-time-code">'
         '</label><button type="submit">Verify</button></form>'
     )
-    return _page("Multi-factor authentication", problem + "<p>Enter a code from your authenticator app"
-                 " or a backup code.</p>" + form)
+    return _page(
+        "Multi-factor authentication",
+        problem + "<p>Enter a code from your authenticator app or a backup code.</p>" + form,
+    )
 
 
 def done_page(text: str = "Login complete, return to your terminal.") -> str:
