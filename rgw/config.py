@@ -26,10 +26,11 @@ from typing import Any, TypeVar
 
 import anyio
 
-from rgw import aio
+from rgw import aio, secrets
 from rgw.errors import ConfigCorrupt, ConfigError, ConfigLockTimeout
 from rgw.locks import FileLock, describe_holder, holder_record, read_holder
 from rgw.models import RackConfig
+from rgw.secrets import Keyring
 
 T = TypeVar("T")
 
@@ -37,6 +38,8 @@ CONFIG_FILE = "config.json"
 #: A rack entry's note that the gateway rejected its session (the Go CLI ignores unknown fields).
 REJECTED_FIELD = "session_rejected"
 DEFAULT_LOCK_TIMEOUT = 30.0
+#: What a logout forgets of a rack's entry (the rack, its URL and unknown fields stay).
+_SESSION_FIELDS = ("token", "email", "expires_at", "session_id", "channel", "mfa_verified")
 _RACK_FIELDS = tuple(f.name for f in fields(RackConfig) if f.name not in ("name", "extra"))
 
 
@@ -132,7 +135,7 @@ class ConfigData:
         entry = self._gateways().get(name)
         if not isinstance(entry, dict):
             return False
-        for key in ("token", "email", "expires_at", "session_id", "channel", "mfa_verified", REJECTED_FIELD):
+        for key in (*_SESSION_FIELDS, REJECTED_FIELD, secrets.STORAGE_FIELD):
             entry.pop(key, None)
         return True
 
@@ -175,12 +178,15 @@ class ConfigStore:
         *,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         on_warning: Callable[[str], None] | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
         self.directory = directory
         self.path = directory / CONFIG_FILE
         self.lock_path = directory / (CONFIG_FILE + ".lock")
         self.lock_timeout = lock_timeout
         self.on_warning = on_warning
+        #: Where tokens kept in the OS keyring are fetched from and put (``rgw.secrets``).
+        self.keyring = keyring
         self._local_lock: anyio.Lock | None = None
         self._warned = False
 
@@ -200,7 +206,22 @@ class ConfigStore:
                 hint="Check the file's permissions.",
             ) from exc
         self._warn(warnings)
-        return ConfigData() if content is None else _parse(self.path, content)
+        data = ConfigData() if content is None else _parse(self.path, content)
+        if secrets.uses_keyring(data.raw):
+            notes: list[str] = []
+            await aio.call(secrets.fetch, data.raw, self._keyring(), notes)
+            self._tell(notes)
+        return data
+
+    def _keyring(self) -> Keyring:
+        if self.keyring is None:
+            self.keyring = secrets.Keyring()
+        return self.keyring
+
+    def _tell(self, notes: list[str]) -> None:
+        if self.on_warning is not None:
+            for text in dict.fromkeys(notes):
+                self.on_warning(text)
 
     async def update(self, change: Callable[[ConfigData], T]) -> T:
         """Apply ``change`` to the latest file content under the lock and write it back atomically.
@@ -212,13 +233,16 @@ class ConfigStore:
         """
         async with self.locked() as lock:
             try:
-                result, warnings = await aio.call(_update_locked, self.directory, self.path, lock, change)
+                result, warnings, notes = await aio.call(
+                    _update_locked, self.directory, self.path, lock, change, self._keyring
+                )
             except OSError as exc:
                 raise ConfigError(
                     f"cannot write config file {self.path}: {exc.strerror or exc}",
                     hint="Check the disk has room and the directory's permissions.",
                 ) from exc
             self._warn(warnings)
+            self._tell(notes)
             return result
 
     @contextlib.asynccontextmanager
@@ -338,9 +362,13 @@ def _read_checked(directory: Path, path: Path) -> tuple[bytes | None, list[str]]
 
 
 def _update_locked(
-    directory: Path, path: Path, lock: FileLock, change: Callable[[ConfigData], T]
-) -> tuple[T, list[str]]:
-    """Runs in a worker thread with the lock held: say who holds it, read, change, write back."""
+    directory: Path, path: Path, lock: FileLock, change: Callable[[ConfigData], T], keyring: Callable[[], Keyring]
+) -> tuple[T, list[str], list[str]]:
+    """Runs in a worker thread with the lock held: say who holds it, read, change, write back.
+
+    With tokens in the OS keyring (``rgw.secrets``), ``change`` sees them as if they were in the
+    file; they go back to the keyring (or into the file) before the write.
+    """
     lock.write_holder(holder_record())
     target, warnings = _check(directory, path)
     try:
@@ -348,13 +376,18 @@ def _update_locked(
     except FileNotFoundError:
         content = None
     data = ConfigData() if content is None else _parse(path, content)
+    notes: list[str] = []
+    held = secrets.fetch(data.raw, keyring(), notes) if secrets.uses_keyring(data.raw) else {}
+    tokens = secrets.file_tokens(data.raw)
     before = json.dumps(data.raw, sort_keys=True)
     result = change(data)
     if json.dumps(data.raw, sort_keys=True) != before:
+        if held or secrets.uses_keyring(data.raw):
+            secrets.persist(data.raw, held, tokens, keyring(), notes)
         _write_atomically(target, (json.dumps(data.raw, indent=2) + "\n").encode())
         if content is not None and warnings:
             os.chmod(target, 0o600)  # the new file is 0600 already; this says so for a reused inode
-    return result, warnings
+    return result, warnings, notes
 
 
 def _write_atomically(path: Path, content: bytes) -> None:

@@ -85,7 +85,7 @@ class App:
     @property
     def store(self) -> ConfigStore:
         if self._store is None:
-            self._store = ConfigStore(self.config_dir)
+            self._store = ConfigStore(self.config_dir, on_warning=self.note)
         return self._store
 
     @property

@@ -83,6 +83,12 @@ def make_renderer(app: App, progress: str, racks: list[str]) -> EventSink:
     is_flag=True,
     help="Allow a plain-HTTP gateway on another machine (stored for the rack; credentials travel unencrypted).",
 )
+@click.option(
+    "--token-storage",
+    type=click.Choice(["file", "keyring"]),
+    default=None,
+    help="Where this machine keeps session tokens from now on: config.json (0600, the default) or the OS keyring.",
+)
 @pass_app
 async def login(
     app: App,
@@ -99,6 +105,7 @@ async def login(
     progress: str,
     as_json: bool,
     insecure_http: bool,
+    token_storage: str | None,
 ) -> None:
     """Log in to a rack gateway through your browser.
 
@@ -145,6 +152,7 @@ async def login(
             use_loopback=not no_loopback,
             loopback_port=loopback_port,
             make_current=not multi,
+            token_storage=token_storage,
         ),
         paste=app.paste_source() if len(requests) == 1 else None,
         # MFA in the terminal when the gateway asks for it; questions name their rack when many log in.

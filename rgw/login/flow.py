@@ -106,6 +106,8 @@ class LoginOptions:
     linger: float = 2.0
     #: Seconds of waiting before the first "still waiting" reminder (then 3x as long each time; 0: none).
     remind_after: float = 60.0
+    #: ``--token-storage``: where this machine keeps session tokens from now on (None: as it is).
+    token_storage: str | None = None
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,7 @@ class LoginFlow:
         insecure_http = True if self.client.insecure_http else None
         device = self.device
         make_current = self.options.make_current
+        token_storage = self.options.token_storage
 
         def change(data: ConfigData) -> str | None:
             old = data.rack(rack)
@@ -210,6 +213,8 @@ class LoginFlow:
                     insecure_http=insecure_http,
                 )
             )
+            if token_storage is not None:
+                data.raw["token_storage"] = token_storage  # rgw.secrets moves every token on this write
             if make_current or data.current is None:
                 data.current = rack
             if not data.machine_id:
