@@ -78,12 +78,12 @@ async def dev_gateway(
 ) -> None:
     """Serve the reference gateway (a stand-in for a deployed rack gateway) until Ctrl-C."""
     _require_testing()
-    from rgw.testing import running_gateway
+    from rgw.testing import serving_gateway
 
     settings = _settings(db, allowed_domain, deployed_mode, rate_limit)
-    # uvicorn runs in its own thread; this task only sleeps, so Ctrl-C cancels it and leaving the
-    # `with` shuts the server down cleanly.
-    with running_gateway(settings, host=host, port=port) as gw:
+    # uvicorn serves as a task on this loop; this task then sleeps until Ctrl-C cancels it, and
+    # leaving the `async with` shuts the server down.
+    async with serving_gateway(settings, host=host, port=port) as gw:
         mode = "deployed-gateway mode (no extensions)" if deployed_mode else "with protocol extensions"
         app.echo(f"Reference gateway listening on {gw.url} ({mode})")
         app.echo("Seeded users:")
@@ -108,34 +108,27 @@ async def demo(app: App, email: str, deployed_mode: bool, real_browser: bool) ->
     """Run a complete login on a built-in reference gateway: login, test-auth, apps, rack, logout."""
     _require_testing()
     from rgw.cli import run
-    from rgw.testing import ScriptedBrowser, running_gateway
+    from rgw.testing import ScriptedBrowser, serving_gateway
 
     settings = _settings(None, "example.com", deployed_mode)
-    with tempfile.TemporaryDirectory(prefix="rgw-demo-") as tmp, running_gateway(settings) as gw:
-        config_dir = Path(tmp) / "config"
-        app.echo(f"Started the reference gateway at {gw.url}; config in {config_dir}")
-        browser = None if real_browser else ScriptedBrowser(email=email)
-        if browser is not None:
-            app.echo(f"A scripted browser signs in as {email}.")
-        steps = [
-            ["login", "demo", gw.url],
-            ["test-auth"],
-            ["apps"],
-            ["rack"],
-            ["racks"],
-            ["logout"],
-        ]
-        for args in steps:
-            app.echo("")
-            app.echo("$ rack-gateway " + shlex.join(args))
-            step_app = App(
-                config_dir=config_dir, environ={}, out=app.out, err=app.out, browser=browser, interactive=False
-            )
-            code = await run(["--config", str(config_dir), *args], obj=step_app)
-            if code != 0:
-                raise RgwError(f"demo step 'rack-gateway {shlex.join(args)}' failed with exit code {code}")
-        app.echo("")
-        app.echo("Demo complete: logged in, used the session, and logged out.")
+    with tempfile.TemporaryDirectory(prefix="rgw-demo-") as tmp:
+        async with serving_gateway(settings) as gw:
+            config_dir = Path(tmp) / "config"
+            app.echo(f"Started the reference gateway at {gw.url}; config in {config_dir}")
+            browser = None if real_browser else ScriptedBrowser(email=email)
+            if browser is not None:
+                app.echo(f"A scripted browser signs in as {email}.")
+            for args in (["login", "demo", gw.url], ["test-auth"], ["apps"], ["rack"], ["racks"], ["logout"]):
+                app.echo("")
+                app.echo("$ rack-gateway " + shlex.join(args))
+                step = App(
+                    config_dir=config_dir, environ={}, out=app.out, err=app.out, browser=browser, interactive=False
+                )
+                code = await run(["--config", str(config_dir), *args], obj=step)
+                if code != 0:
+                    raise RgwError(f"demo step 'rack-gateway {shlex.join(args)}' failed with exit code {code}")
+    app.echo("")
+    app.echo("Demo complete: logged in, used the session, and logged out.")
 
 
 COMMANDS = [dev_gateway, demo]

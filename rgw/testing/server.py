@@ -3,20 +3,21 @@
 `running_gateway` binds the socket itself (so port 0 works and the URL is known before serving),
 runs uvicorn on its own asyncio loop in a daemon thread, and returns once `GET /api/v1/health`
 answers; on exit it wakes held long polls, asks uvicorn to stop and joins the thread.  It is a plain
-context manager, so asyncio and trio tests can both use it.  `serve_forever` blocks the caller.
+context manager, so asyncio and trio tests can both use it.  `serving_gateway` serves on the caller's
+asyncio loop instead, as a task of a task group (``dev-gateway``, ``demo``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import httpx
 import uvicorn
 
@@ -125,59 +126,55 @@ def running_app(app: Any, *, host: str = "127.0.0.1") -> Iterator[str]:
         sock.close()
 
 
-def serve_forever(
-    settings: GatewaySettings | None = None,
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    ready: Callable[..., None] | None = None,
-    *,
-    stop: threading.Event | None = None,
-) -> None:
-    """Serve a reference gateway in this thread until interrupted (or `stop` is set).
+class _Server(uvicorn.Server):
+    """uvicorn on the caller's event loop: says when it is serving, leaves signals to the CLI."""
 
-    `ready(url)` — or `ready(url, gateway)` when it takes two positional parameters — is called from a
-    helper thread once `/api/v1/health` answers.  uvicorn runs its own asyncio loop here, so call this
-    outside any running event loop.  In the main thread Ctrl-C stops the server and then propagates as
-    KeyboardInterrupt; in another thread signals cannot reach uvicorn, so pass `stop` (or, from async
-    code, prefer `with running_gateway(...) as gw:` and sleep until cancelled).
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.serving = anyio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if not self.should_exit:
+            self.serving.set()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # Ctrl-C cancels the command's task group; uvicorn must not swallow it
+
+
+@contextlib.asynccontextmanager
+async def serving_gateway(
+    settings: GatewaySettings | None = None, *, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[RunningGateway]:
+    """Serve a reference gateway on this (asyncio) event loop for the ``async with`` block.
+
+    uvicorn runs as a task of a task group; the block starts once uvicorn says it is serving (its
+    startup event, no polling), and leaving it asks uvicorn to shut down and waits for it.
+    ``dev-gateway`` and ``demo`` use this; thread-based ``running_gateway`` serves tests on any backend.
     """
     settings = settings if settings is not None else GatewaySettings()
     gateway = Gateway(settings)
     sock = _bind(host, port)
-    server = _server(gateway)
-    url = _url(host, sock)
-    serving = threading.current_thread()
-
-    def watch() -> None:
-        try:
-            _wait_healthy(url, serving, STARTUP_TIMEOUT)
-        except RuntimeError:
-            return
-        if ready is not None:
-            if _positional_arity(ready) >= 2:
-                ready(url, gateway)
-            else:
-                ready(url)
-        if stop is not None:
-            while not stop.wait(0.1) and serving.is_alive() and not server.should_exit:
-                pass
-            server.should_exit = True
-
-    threading.Thread(target=watch, name="rgw-gateway-ready", daemon=True).start()
+    server = _Server(
+        uvicorn.Config(
+            create_app(gateway=gateway),
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
+    )
     try:
-        server.run(sockets=[sock])
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server.serve, [sock])
+            with anyio.fail_after(STARTUP_TIMEOUT):
+                await server.serving.wait()
+            try:
+                yield RunningGateway(_url(host, sock), gateway, settings, server)
+            finally:
+                gateway.close()  # wakes held long polls
+                server.should_exit = True
     finally:
-        gateway.close()
         sock.close()
         gateway.store.close()
-
-
-def _positional_arity(func: Callable[..., None]) -> int:
-    try:
-        params = inspect.signature(func).parameters.values()
-    except (TypeError, ValueError):
-        return 1
-    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
-        return 2
-    return sum(1 for p in params if p.kind in kinds)

@@ -21,9 +21,9 @@ from rgw.cli import run
 from rgw.cli.app import App
 from rgw.client import GatewayClient, parse_json
 from rgw.login.mfa import MfaSettings, StepUpMfa
-from rgw.login.webauthn import create_credential
 from rgw.testing import RunningGateway, ScriptedBrowser
 from rgw.testing.authenticator import SoftAuthenticator
+from rgw.testing.enrol import create_credential
 from tests.integration.conftest import CliResult
 
 pytestmark = pytest.mark.anyio

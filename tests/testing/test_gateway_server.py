@@ -1,40 +1,53 @@
-"""Running the reference gateway: `serve_forever` with a stop event, and the Python API."""
+"""Running the reference gateway: `serving_gateway` on the caller's event loop, and the Python API."""
 
 from __future__ import annotations
 
-import queue
-import threading
-from typing import Any
+import socket
 
+import anyio
 import httpx
 import pytest
 
-from rgw.testing import Gateway, GatewaySettings, create_app, serve_forever
+from rgw.testing import Gateway, GatewaySettings, create_app, serving_gateway
+
+pytestmark_asyncio = pytest.mark.parametrize("anyio_backend", ["asyncio"])
 
 
-@pytest.mark.parametrize("two_args", [False, True])
-def test_serve_forever_ready_and_stop(two_args: bool) -> None:
-    urls: queue.Queue[tuple[str, Any]] = queue.Queue()
-    stop = threading.Event()
+@pytestmark_asyncio
+@pytest.mark.anyio
+async def test_serving_gateway_serves_on_this_loop_and_stops_when_left() -> None:
+    async with serving_gateway(GatewaySettings()) as gw:
+        assert gw.url.startswith("http://127.0.0.1:")
+        async with httpx.AsyncClient(timeout=5) as client:
+            assert (await client.get(gw.url + "/api/v1/health")).json() == {"status": "ok"}
+        port = int(gw.url.rsplit(":", 1)[1])
+    # Left: the port no longer accepts connections.
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=2):
+        pass
 
-    def ready_one(url: str) -> None:
-        urls.put((url, None))
 
-    def ready_two(url: str, gateway: Any) -> None:
-        urls.put((url, gateway))
+@pytestmark_asyncio
+@pytest.mark.anyio
+async def test_cancelling_the_task_group_stops_the_gateway() -> None:
+    urls: list[str] = []
+    up = anyio.Event()
+    async with anyio.create_task_group() as tg:
 
-    ready = ready_two if two_args else ready_one
-    thread = threading.Thread(
-        target=serve_forever, args=(GatewaySettings(), "127.0.0.1", 0, ready), kwargs={"stop": stop}, daemon=True
-    )
-    thread.start()
-    url, gateway = urls.get(timeout=15)
-    assert url.startswith("http://127.0.0.1:")
-    assert (gateway is not None) == two_args
-    assert httpx.get(url + "/api/v1/health").json() == {"status": "ok"}
-    stop.set()
-    thread.join(15)
-    assert not thread.is_alive()
+        async def serve() -> None:
+            async with serving_gateway(GatewaySettings()) as gw:
+                urls.append(gw.url)
+                up.set()
+                await anyio.sleep_forever()
+
+        tg.start_soon(serve)
+        with anyio.fail_after(15):
+            await up.wait()
+        tg.cancel_scope.cancel()
+    with (
+        pytest.raises(ConnectionRefusedError),
+        socket.create_connection(("127.0.0.1", int(urls[0].rsplit(":", 1)[1])), timeout=2),
+    ):
+        pass
 
 
 def test_gateway_api_without_server() -> None:

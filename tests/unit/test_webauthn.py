@@ -35,8 +35,9 @@ from webauthn.helpers.structs import (
 from webauthn.registration.verify_registration_response import VerifiedRegistration
 
 from rgw.errors import MfaError
-from rgw.login.webauthn import b64url_decode, b64url_encode, create_credential, get_assertion, origin_of
+from rgw.login.webauthn import b64url_decode, b64url_encode, get_assertion, origin_of
 from rgw.testing.authenticator import SoftAuthenticator
+from rgw.testing.enrol import create_credential
 
 ORIGIN = "http://127.0.0.1:8123"
 RP_ID = "127.0.0.1"

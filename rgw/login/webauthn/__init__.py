@@ -16,19 +16,17 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rgw.errors import MfaError as MfaError  # re-exported: callers catch ``webauthn.MfaError``
-from rgw.login.webauthn.ctap import assert_blocking, find_devices, register_blocking, run_exchange
+from rgw.login.webauthn.ctap import assert_blocking, find_devices, run_exchange
 from rgw.login.webauthn.messages import (
     assertion_request,
     b64url_decode,
     b64url_encode,
     origin_of,
-    registration_request,
 )
 
 __all__ = [
     "b64url_decode",
     "b64url_encode",
-    "create_credential",
     "find_devices",
     "get_assertion",
     "origin_of",
@@ -52,20 +50,3 @@ async def get_assertion(
     """
     req = assertion_request(public_key, origin, timeout)
     return await run_exchange(assert_blocking, req, devices, on_touch)
-
-
-async def create_credential(
-    public_key: Mapping[str, Any],
-    origin: str,
-    *,
-    devices: Sequence[Any] | None = None,
-    timeout: float = 60.0,  # noqa: ASYNC109 - the deadline must also cancel the key, see run_exchange
-    on_touch: Callable[[], None] | None = None,
-) -> dict[str, Any]:
-    """Register a security key with the gateway: the ``registration_response`` JSON.
-
-    Keys that already hold one of ``excludeCredentials`` are skipped; the first other key is used.
-    Attestation is passed on only when the gateway asks for it (otherwise ``fmt: "none"``).
-    """
-    req = registration_request(public_key, origin, timeout)
-    return await run_exchange(register_blocking, req, devices, on_touch)

@@ -1,7 +1,7 @@
 """The CTAP2 side of WebAuthn: USB keys, the blocking exchange in a worker thread, and its errors.
 
-``find_devices`` opens the USB HID keys; ``run_exchange`` runs one ceremony (``assert_blocking`` or
-``register_blocking``) in a worker thread under the request's deadline.  Each key is first probed
+``find_devices`` opens the USB HID keys; ``run_exchange`` runs one ceremony (``assert_blocking``, or
+``rgw.testing.enrol``'s registration) in a worker thread under the request's deadline.  Each key is first probed
 without a touch (``up: false``) for the credentials the gateway names, so only a key that can answer
 blinks; a deadline or a cancellation sets the exchange's ``threading.Event``, which fido2 turns into a
 CTAPHID cancel.  CTAP and HID failures are translated into ``MfaError`` with a hint here, at one
@@ -20,13 +20,13 @@ import anyio.from_thread
 import anyio.to_thread
 
 from rgw.errors import MfaError
-from rgw.login.webauthn.messages import CeremonyRequest, assertion_json, registration_json
+from rgw.login.webauthn.messages import CeremonyRequest, assertion_json
 
 if TYPE_CHECKING:
     from fido2.ctap import CtapError
     from fido2.ctap2.base import Ctap2, Info
 
-__all__ = ["assert_blocking", "find_devices", "register_blocking", "run_exchange"]
+__all__ = ["assert_blocking", "find_devices", "run_exchange"]
 
 _T = TypeVar("_T")
 
@@ -309,56 +309,6 @@ def assert_blocking(devices: Sequence[Any], req: CeremonyRequest, exchange: _Exc
         raise MfaError("The security key did not say which credential it used", hint=RETRY_HINT)
     user_handle = response.user.get("id") if response.user else None
     return assertion_json(req, credential_id, bytes(response.auth_data), bytes(response.signature), user_handle)
-
-
-def register_blocking(devices: Sequence[Any], req: CeremonyRequest, exchange: _Exchange) -> dict[str, Any]:
-    """Create a credential on the first of ``devices`` not excluded by the gateway (worker thread)."""
-    _require_fido2()
-    from fido2 import cbor
-    from fido2.ctap import CtapError
-
-    def attempt(ctap: Ctap2) -> Any:
-        options = dict(_uv_options(ctap.info, req.user_verification) or {})
-        if req.resident_key:
-            if not ctap.info.options.get("rk"):
-                raise MfaError("This security key cannot store a discoverable credential")
-            options["rk"] = True
-        exclude = None
-        if req.credentials:
-            probe = _probe(ctap, req.rp_id, req.credentials, exchange)
-            if probe.found:
-                raise _ctap_error(CtapError(CtapError.ERR.CREDENTIAL_EXCLUDED), exchange)
-            if probe.found is None:
-                exclude = req.credentials  # the key checks the list itself
-        exchange.notify_touch()
-        return ctap.make_credential(
-            req.client_data_hash,
-            req.rp,
-            req.user,
-            list(req.key_params),
-            exclude,
-            options=options or None,
-            event=exchange.cancel,
-        )
-
-    response = _first_key(
-        devices,
-        exchange,
-        attempt,
-        MfaError(
-            "No connected security key can create a WebAuthn credential",
-            hint="Insert a FIDO2 security key and try again.",
-        ),
-    )
-    auth_data = response.auth_data
-    if auth_data.credential_data is None:
-        raise MfaError("The security key returned no credential", hint=RETRY_HINT)
-    fmt, att_stmt = response.fmt, dict(response.att_stmt)
-    if req.attestation == "none":
-        # As browsers do: drop the attestation statement the gateway did not ask for.
-        fmt, att_stmt = "none", {}
-    attestation_object = cbor.encode({"fmt": fmt, "authData": bytes(auth_data), "attStmt": att_stmt})
-    return registration_json(req, bytes(auth_data.credential_data.credential_id), attestation_object)
 
 
 # -- from the event loop -----------------------------------------------------------------------

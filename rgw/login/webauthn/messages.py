@@ -28,8 +28,6 @@ __all__ = [
     "b64url_decode",
     "b64url_encode",
     "origin_of",
-    "registration_json",
-    "registration_request",
 ]
 
 # -- base64url ---------------------------------------------------------------------------------
@@ -170,55 +168,6 @@ def assertion_request(public_key: Mapping[str, Any], origin: str, timeout: float
     )
 
 
-def registration_request(public_key: Mapping[str, Any], origin: str, timeout: float) -> CeremonyRequest:
-    """Parse the gateway's registration options (``webauthn.create``) for the key at ``origin``."""
-    options = _unwrap(public_key)
-    origin = origin_of(origin)
-    challenge = _bytes_field(options.get("challenge"), "challenge")
-    rp = options.get("rp")
-    user = options.get("user")
-    if not isinstance(rp, Mapping) or not isinstance(user, Mapping):
-        raise _bad_options("rp or user missing")
-    rp_id = rp.get("id") or urlsplit(origin).hostname
-    if not isinstance(rp_id, str) or not rp_id:
-        raise _bad_options("rp.id")
-    _check_rp_id(rp_id, origin)
-    ctap_user: dict[str, Any] = {"id": _bytes_field(user.get("id"), "user.id")}
-    for key in ("name", "displayName"):
-        if isinstance(user.get(key), str):
-            ctap_user[key] = user[key]
-    # WebAuthn's default when the RP names none: ES256, then RS256.
-    default_params = [{"type": "public-key", "alg": -7}, {"type": "public-key", "alg": -257}]
-    params = options.get("pubKeyCredParams") or default_params
-    if not isinstance(params, list):
-        raise _bad_options("pubKeyCredParams is not a list")
-    key_params = [
-        {"type": "public-key", "alg": p["alg"]}
-        for p in params
-        if isinstance(p, Mapping) and p.get("type") == "public-key" and isinstance(p.get("alg"), int)
-    ]
-    if not key_params:
-        raise _bad_options("no public-key algorithm in pubKeyCredParams")
-    selection = options.get("authenticatorSelection") or {}
-    if not isinstance(selection, Mapping):
-        raise _bad_options("authenticatorSelection")
-    resident = selection.get("residentKey") == "required" or (
-        "residentKey" not in selection and selection.get("requireResidentKey") is True
-    )
-    return CeremonyRequest(
-        rp_id=rp_id,
-        client_data=_client_data("webauthn.create", challenge, origin),
-        user_verification=str(selection.get("userVerification") or "preferred"),
-        timeout=_timeout(options, timeout),
-        credentials=_descriptors(options.get("excludeCredentials"), "excludeCredentials"),
-        rp={"id": rp_id, "name": str(rp.get("name") or rp_id)},
-        user=ctap_user,
-        key_params=key_params,
-        resident_key=resident,
-        attestation=str(options.get("attestation") or "none"),
-    )
-
-
 # -- responses ---------------------------------------------------------------------------------
 
 
@@ -233,16 +182,6 @@ def assertion_json(
     }
     if isinstance(user_handle, bytes) and user_handle:
         body["userHandle"] = b64url_encode(user_handle)
-    return _credential_json(credential_id, body)
-
-
-def registration_json(req: CeremonyRequest, credential_id: bytes, attestation_object: bytes) -> dict[str, Any]:
-    """The ``registration_response`` document for a new credential on a USB key."""
-    body = {
-        "clientDataJSON": b64url_encode(req.client_data),
-        "attestationObject": b64url_encode(attestation_object),
-        "transports": ["usb"],
-    }
     return _credential_json(credential_id, body)
 
 
