@@ -26,6 +26,7 @@ import h11
 from anyio.abc import SocketAttribute
 
 from rgw.models import CallbackResult
+from rgw.text import printable
 
 __all__ = ["CallbackListener", "CallbackWaiter"]
 
@@ -237,7 +238,7 @@ class CallbackListener:
         waiter = self._match(states[0])
         if waiter is None or results[0] not in ("ok", "error"):
             return invalid
-        rack = html.escape(waiter.rack)
+        rack = html.escape(printable(waiter.rack))
         if results[0] == "ok":
             waiter._deliver(CallbackResult(state=waiter.state, ok=True))
             return (
@@ -251,7 +252,7 @@ class CallbackListener:
         waiter._deliver(CallbackResult(state=waiter.state, ok=False, error=error))
         page = _page(
             "Login failed",
-            f"Login to rack {rack} failed: {html.escape(error)}. "
+            f"Login to rack {rack} failed: {html.escape(printable(error))}. "
             "You can close this window; the terminal has the details.",
         )
         return 200, page, waiter
