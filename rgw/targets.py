@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rgw.config import ConfigData
-from rgw.errors import NoRackError, NotLoggedIn, UsageError
+from rgw.errors import ConfigError, NoRackError, NotLoggedIn, UsageError
 from rgw.models import LoginRequest, RackConfig
 from rgw.urls import looks_like_url, normalize_url
 
@@ -41,6 +41,17 @@ def check_rack_name(name: str) -> str:
         raise UsageError(f"the rack name {name!r} has spaces or control characters at its ends or inside it",
                          hint="Use letters, digits and punctuation, e.g. production or eu-staging.")
     return name
+
+
+def stored_url(rack: RackConfig) -> str:
+    """A stored rack's URL, normalized; one a hand edit broke is a config error that names the rack."""
+    try:
+        return normalize_url(rack.url)
+    except UsageError as exc:
+        raise ConfigError(
+            f"rack {rack.name!r} in the config file has an unusable URL: {exc.message}",
+            hint=f"Store a new URL with: rack-gateway login {rack.name} <gateway-url>",
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -87,7 +98,7 @@ def command_target(data: ConfigData, selection: Selection) -> Target:
     if api_token and env_url:
         url = normalize_url(env_url)  # the API token's gateway; a stored session stays where it is
     elif rack is not None and rack.url:
-        url = normalize_url(rack.url)
+        url = stored_url(rack)
     elif env_url:
         url, rack = normalize_url(env_url), None
     elif name:
@@ -117,7 +128,7 @@ def login_target(data: ConfigData, selection: Selection, rack_arg: str | None, u
         raise UsageError("which rack? no rack given and none is current", hint=login_hint(None, env_url))
     rack = data.rack(name)
     if rack is not None and rack.url:
-        return LoginRequest(name, normalize_url(rack.url))
+        return LoginRequest(name, stored_url(rack))
     if rack_arg and looks_like_url(rack_arg):
         raise UsageError(f"{rack_arg!r} looks like a URL: give the rack a name first",
                          hint=login_hint("production", rack_arg))
@@ -134,7 +145,7 @@ def login_targets(data: ConfigData, racks: Sequence[str], *, all_racks: bool) ->
         rack = data.rack(name)
         if rack is None or not rack.url:
             raise NoRackError(f"unknown rack {name!r}", hint=login_hint(name, None))
-        requests.append(LoginRequest(name, normalize_url(rack.url)))
+        requests.append(LoginRequest(name, stored_url(rack)))
     return requests
 
 

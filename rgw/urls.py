@@ -16,7 +16,10 @@ def normalize_url(url: str) -> str:
         text = "https://" + text
     if text.endswith("/"):
         text = text[:-1]
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)  # raises ValueError for a broken [IPv6] host
+    except ValueError:
+        raise UsageError(f"not a gateway URL: {url!r}", hint="Example: https://gateway.example.com") from None
     try:
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:

@@ -21,7 +21,7 @@ from rgw.errors import (
     UsageError,
 )
 from rgw.models import DEFAULT_PARALLEL, LoginRequest, parse_time
-from rgw.targets import login_target, login_targets, stored_session
+from rgw.targets import login_target, login_targets, stored_session, stored_url
 
 if TYPE_CHECKING:  # the events and renderers are imported by the login command only
     from rgw.login.events import EventSink
@@ -200,7 +200,7 @@ async def logout(app: App, local: bool) -> None:
     assert rack.token is not None
     revoked = "skipped"
     if not local:
-        async with app.command_client(rack.url, rack.token) as client:
+        async with app.command_client(stored_url(rack), rack.token) as client:
             try:
                 await client.logout()
                 revoked = "revoked"
