@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 PROFILE_VARIABLE = "RGW_HYPOTHESIS_PROFILE"
 _SCALE = {"ci": 1, "thorough": 20}
+#: Hypothesis's "explain" phase re-parses test sources and trips over deep recursion in some of them.
+_PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
 
 settings.register_profile(
     "ci",
@@ -23,12 +25,14 @@ settings.register_profile(
     database=None,
     deadline=None,
     print_blob=True,
+    phases=_PHASES,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 settings.register_profile(
     "thorough",
     deadline=None,
     print_blob=True,
+    phases=_PHASES,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 PROFILE = os.environ.get(PROFILE_VARIABLE, "ci")
