@@ -12,6 +12,11 @@ def normalize_url(url: str) -> str:
     text = url.strip()
     if not text:
         raise UsageError("the gateway URL is empty", hint="Example: rack-gateway login production https://gateway.example.com")
+    if not text.isprintable() or any(char.isspace() for char in text):
+        raise UsageError(
+            f"not a gateway URL: {url!r} (it has spaces or control characters)",
+            hint="Example: https://gateway.example.com",
+        )
     if "://" not in text:
         text = "https://" + text
     if text.endswith("/"):

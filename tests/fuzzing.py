@@ -11,8 +11,14 @@ target does I/O (sockets, files, an event loop), so no deadline: hangs are caugh
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
 from hypothesis import HealthCheck, Phase, settings
+
+from rgw.errors import RgwError
+
+T = TypeVar("T")
 
 PROFILE_VARIABLE = "RGW_HYPOTHESIS_PROFILE"
 _SCALE = {"ci": 1, "thorough": 20}
@@ -44,3 +50,11 @@ settings.load_profile(PROFILE)
 def fuzz_settings(examples: int) -> settings:
     """The loaded profile with ``examples`` examples scaled to it (see the module docstring)."""
     return settings(max_examples=examples * _SCALE[PROFILE])
+
+
+def attempt(call: Callable[[], T]) -> tuple[T | None, RgwError | None]:
+    """``(result, None)`` or ``(None, the RgwError it raised)``: any other exception propagates."""
+    try:
+        return call(), None
+    except RgwError as exc:
+        return None, exc

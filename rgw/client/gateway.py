@@ -170,15 +170,19 @@ class GatewayClient:
         if transport is None:
             tls = verify or default_ssl_context() if self.base_url.startswith("https:") else False
             transport = httpx.AsyncHTTPTransport(verify=tls)
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            timeout=self.timeouts.httpx(),
-            transport=BoundedTransport(transport, total=self.timeouts.total, deadline=lambda: self.deadline),
-            follow_redirects=False,
-            cookies=_no_cookies(),
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json", "Accept-Encoding": "identity"},
-            trust_env=False,
-        )
+        try:
+            self._http = httpx.AsyncClient(
+                base_url=self.base_url,
+                timeout=self.timeouts.httpx(),
+                transport=BoundedTransport(transport, total=self.timeouts.total, deadline=lambda: self.deadline),
+                follow_redirects=False,
+                cookies=_no_cookies(),
+                headers={"User-Agent": USER_AGENT, "Accept": "application/json", "Accept-Encoding": "identity"},
+                trust_env=False,
+            )
+            self._http.base_url.host  # noqa: B018 - decodes the IDNA name: raises for a malformed one
+        except (httpx.InvalidURL, UnicodeError) as exc:  # what urlsplit lets through and httpx does not
+            raise UsageError(f"not a gateway URL: {self.base_url!r} ({exc})", hint=BAD_URL_HINT) from None
 
     async def __aenter__(self) -> GatewayClient:
         return self
