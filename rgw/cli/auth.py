@@ -8,7 +8,7 @@ import anyio
 import asyncclick as click
 
 from rgw.cli.app import App
-from rgw.cli.options import pass_app, target_options
+from rgw.cli.options import Seconds, pass_app, target_options
 from rgw.cli.render import table
 from rgw.config import ConfigData
 from rgw.errors import (
@@ -58,7 +58,7 @@ def make_renderer(app: App, progress: str, racks: list[str]) -> EventSink:
 @click.option("--no-browser", is_flag=True, help="Do not open a browser; print the URL to open.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=1),
+    type=Seconds(min=1),
     default=600.0,
     show_default=True,
     help="Seconds to wait for the whole login.",

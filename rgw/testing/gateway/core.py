@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import threading
+import weakref
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -76,6 +78,15 @@ class StateWatchers:
             self.notify(state)
 
 
+#: Every reference gateway of this process, for tests that check no token it issued was printed.
+_GATEWAYS: weakref.WeakSet[Gateway] = weakref.WeakSet()
+
+
+def live_gateways() -> list[Gateway]:
+    """The reference gateways this process has made and still holds."""
+    return list(_GATEWAYS)
+
+
 class Gateway:
     """One reference gateway: users, logins, sessions, tokens, MFA and a fake rack."""
 
@@ -94,6 +105,7 @@ class Gateway:
         self._counts_lock = threading.Lock()
         if self.settings.seed:
             self._seed()
+        _GATEWAYS.add(self)
 
     def _seed(self) -> None:
         for email, name, roles, mfa_required in SEED_USERS:
@@ -189,6 +201,14 @@ class Gateway:
             created_by=user_email,
         )
         return token
+
+    def issued(self, token: str) -> bool:
+        """Whether this gateway issued ``token`` (a session, even a revoked one or one under an old
+        secret, or an API token it still has); False once its store is closed."""
+        try:
+            return self.sessions.issued(token)
+        except sqlite3.ProgrammingError:
+            return False
 
     def session_valid(self, token: str) -> bool:
         try:
