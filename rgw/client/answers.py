@@ -102,7 +102,29 @@ def error_text(response: httpx.Response) -> tuple[str, str | None]:
     escape sequence in them is escaped here, where they enter rgw, and each is cut to 300 characters.
     """
     error, message = _raw_error_text(response)
+    secrets = _sent_credentials(response)
+    error, message = _without(error, secrets), (_without(message, secrets) if message is not None else None)
     return printable(error, limit=300), (printable(message, limit=300) if message is not None else None)
+
+
+def _sent_credentials(response: httpx.Response) -> list[str]:
+    """The credential this request carried (``Bearer <token>`` or the step-up ``<token>.totp.<code>``)."""
+    try:
+        header = response.request.headers.get("authorization", "")
+    except RuntimeError:  # a response built without a request (tests)
+        return []
+    value = header.split(" ", 1)[1].strip() if " " in header else header.strip()
+    if len(value) < 8:
+        return []
+    return sorted({value, value.split(".", 1)[0]} - {""}, key=len, reverse=True)
+
+
+def _without(text: str, secrets: list[str]) -> str:
+    """A hostile gateway may echo the credential in its error text: it never reaches the terminal."""
+    for secret in secrets:
+        if len(secret) >= 8:
+            text = text.replace(secret, "<redacted>")
+    return text
 
 
 def _raw_error_text(response: httpx.Response) -> tuple[str, str | None]:
