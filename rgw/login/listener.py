@@ -49,8 +49,8 @@ _STYLE = (
     "body{font:16px/1.5 system-ui,sans-serif;background:#f3f4f6;color:#111;margin:0}"
     "main{max-width:32em;margin:3em auto;padding:1.5em 2em;background:#fff;border-radius:8px;"
     "box-shadow:0 1px 4px #0002}"
-    "h1{font-size:1.35em;margin:.1em 0 .7em}.rack{margin:0;color:#555;font-size:.9em;text-transform:uppercase;"
-    "letter-spacing:.05em}.close{font-weight:600}"
+    "h1{font-size:1.35em;margin:.1em 0 .7em}.rack{margin:0;color:#555;font-size:.9em}"
+    "code{white-space:nowrap}.close{font-weight:600}.error{color:#b91c1c;font-weight:600}"
 )
 # The page's only style, allowed by hash: the policy stays default-src 'none' for everything else.
 _STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
@@ -259,12 +259,12 @@ class CallbackListener:
                  "</strong>")
         if results[0] == "ok":
             waiter._deliver(CallbackResult(state=waiter.state, ok=True))
-            page = _page("Logged in", f"Logged in to rack {rack}. {where} has the session.", rack=rack)
+            page = _page(f"Logged in to rack {rack}", f"{where} has the session.", result=True)
             return 200, page, waiter
         error = (query.get("error") or ["unknown error"])[0][:_MAX_ERROR_TEXT] or "unknown error"
         waiter._deliver(CallbackResult(state=waiter.state, ok=False, error=error))
-        page = _page("Login failed", f"Login to rack {rack} failed: {html.escape(error)}. {where} has the details.",
-                     rack=rack)
+        page = _page(f"Login to rack {rack} failed", f"{where} has the details.", result=True,
+                     error=html.escape(error))
         return 200, page, waiter
 
     def _match(self, state: str) -> CallbackWaiter | None:
@@ -335,19 +335,19 @@ def _header(request: h11.Request, name: bytes) -> bytes | None:
     return values[0] if len(values) == 1 else None
 
 
-def _page(title: str, message: str, *, rack: str | None = None) -> bytes:
-    """A minimal page; callers escape anything that came from outside (``rack`` too).
+def _page(title: str, message: str, *, result: bool = False, error: str | None = None) -> bytes:
+    """A minimal page; callers escape anything that came from outside.
 
-    With a ``rack`` it is a login's result: it names the rack and says the tab may be closed.
+    A login's ``result`` page also says the tab may be closed; ``error`` comes first, in red.
     """
-    header = f'<p class="rack">rack-gateway · rack {rack}</p>' if rack is not None else ""
-    close = '<p class="close">You can close this tab.</p>' if rack is not None else ""
-    label = f"{title} · rack {rack}" if rack is not None else title
+    close = '<p class="close">You can close this tab.</p>' if result else ""
+    problem = f'<p class="error">{error}</p>' if error is not None else ""
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>rack-gateway: {label}</title><style>{_STYLE}</style></head>"
-        f"<body><main>{header}<h1>{title}</h1><p>{message}</p>{close}</main></body></html>\n"
+        f"<title>rack-gateway: {title}</title><style>{_STYLE}</style></head>"
+        f'<body><main><p class="rack">rack-gateway</p><h1>{title}</h1>{problem}<p>{message}</p>{close}'
+        "</main></body></html>\n"
     ).encode()
 
 

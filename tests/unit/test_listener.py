@@ -105,8 +105,8 @@ GATEWAY_ERROR = "email domain not allowed: <b>eve@evil.example</b>"
         pytest.param(
             "prod<script>alert(1)</script>",
             {"result": "ok"},
-            "Logged in to rack prod&lt;script&gt;alert(1)&lt;/script&gt;. The terminal running "
-            "<code>rack-gateway login</code> on <strong>dev-box (process 42)</strong> has the session.",
+            "<h1>Logged in to rack prod&lt;script&gt;alert(1)&lt;/script&gt;</h1><p>The terminal running "
+            "<code>rack-gateway login</code> on <strong>dev-box (process 42)</strong> has the session.</p>",
             "<script>",
             CallbackResult(state=STATE, ok=True, error=None),
             id="ok-shows-the-rack",
@@ -114,9 +114,9 @@ GATEWAY_ERROR = "email domain not allowed: <b>eve@evil.example</b>"
         pytest.param(
             "production",
             {"result": "error", "error": GATEWAY_ERROR},
-            "Login to rack production failed: email domain not allowed: "
-            "&lt;b&gt;eve@evil.example&lt;/b&gt;. The terminal running <code>rack-gateway login</code> "
-            "on <strong>dev-box (process 42)</strong> has the details.",
+            '<h1>Login to rack production failed</h1><p class="error">email domain not allowed: '
+            "&lt;b&gt;eve@evil.example&lt;/b&gt;</p><p>The terminal running <code>rack-gateway login</code> "
+            "on <strong>dev-box (process 42)</strong> has the details.</p>",
             "<b>",
             CallbackResult(state=STATE, ok=False, error=GATEWAY_ERROR),
             id="error-carries-the-gateway-text",

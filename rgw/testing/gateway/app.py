@@ -199,7 +199,9 @@ async def mfa_post(request: Request) -> Response:
         text = exc.message or {"invalid_code": "That code is not valid.",
                                "code_required": "Enter a code."}.get(exc.code, exc.code)
         return HTMLResponse(pages.mfa_page(state, gw.login.context(found), text), exc.status)
-    return RedirectResponse(outcome.location or "/auth/done", 302)
+    # Verified: on to the CLI's loopback page [ext], or this login's own done page (not /auth/done,
+    # which cannot say which login it was: the CLI may have redeemed it by the time the browser asks).
+    return _outcome(outcome)
 
 
 @endpoint

@@ -21,7 +21,7 @@ _STYLE = (
     "main{max-width:32em;margin:3em auto;padding:1.5em 2em;background:#fff;border-radius:8px;"
     "box-shadow:0 1px 4px #0002}"
     "h1{font-size:1.35em;margin:.1em 0 .7em}"
-    ".rack{margin:0;color:#555;font-size:.9em;text-transform:uppercase;letter-spacing:.05em}"
+    ".rack{margin:0;color:#555;font-size:.9em}code{white-space:nowrap}"
     ".who{color:#333}.note{color:#555;font-size:.9em}"
     ".terminal{color:#555;font-size:.9em;border-top:1px solid #e5e7eb;margin-top:1.5em;padding-top:.8em}"
     ".error{color:#b91c1c;font-weight:600}"
@@ -108,7 +108,7 @@ def done_page(ctx: LoginContext | None, rack: str | None = None) -> str:
     body = (f'<p class="who">Signed in{who}.</p>'
             "<p>Login complete, return to your terminal: <code>rack-gateway login</code> there has the session.</p>"
             '<p class="close">You can close this tab.</p>')
-    return _page("Login complete", body, ctx, rack)
+    return _page("Logged in", body, ctx, rack)
 
 
 def error_page(text: str, ctx: LoginContext | None = None, *, cli_told: bool = True, rack: str | None = None) -> str:
