@@ -49,10 +49,15 @@ class Found:
         )
 
 
-def find_chromium() -> Found:
-    browser = os.environ.get("RGW_CHROMIUM") or next(filter(None, map(shutil.which, BROWSERS)), None)
-    driver = os.environ.get("RGW_CHROMEDRIVER") or next(filter(None, map(shutil.which, DRIVERS)), None)
-    return Found(browser, driver)
+def _locate(override: str | None, names: tuple[str, ...]) -> str | None:
+    if override:  # RGW_CHROMIUM / RGW_CHROMEDRIVER: this file, if it is a program
+        return override if os.path.isfile(override) and os.access(override, os.X_OK) else None
+    return next(filter(None, map(shutil.which, names)), None)
+
+
+def find_chromium(environ: dict[str, str] | None = None) -> Found:
+    env = os.environ if environ is None else environ
+    return Found(_locate(env.get("RGW_CHROMIUM"), BROWSERS), _locate(env.get("RGW_CHROMEDRIVER"), DRIVERS))
 
 
 def start_chromium(found: Found, profile: Path) -> WebDriver:

@@ -246,3 +246,24 @@ def test_rate_limited_deployed_mode(oidc_provider: Provider, page: Page, cli: Cl
         assert gw.gateway.request_count("/api/v1/auth/cli/complete") >= 1
         entry = config_of(cli)["gateways"]["dev"]
         assert (entry["email"], entry["mfa_verified"]) == ("mfa@example.com", True)
+
+
+def test_the_built_in_sign_in_page(page: Page, cli: Cli) -> None:
+    """Without a provider the reference gateway's own page stands in for Google."""
+    with running_gateway(GatewaySettings()) as gw:
+        login = cli.start("login", "staging", gw.url, "--timeout", "60")
+        page.open(cli.inbox.next_url(HANDOFF_WAIT))
+        page.wait_for_url(gw.url + "/oauth/authorize?state=", "the built-in sign-in page")
+        page.screenshot("gateway-sign-in")
+        assert page.text.splitlines()[:3] == [
+            "Rack gateway · rack dev",
+            "Sign in",
+            "Choose an account to continue to rack dev.",
+        ]
+        assert "For the rack-gateway login on " in page.text  # the CLI's host, sent with /start [ext]
+        page.press("button[value='ops@example.com']")
+        page.wait_for_text("You can close this tab.")
+        assert "Logged in to rack staging" in page.text.splitlines()
+        code, out, err = login.finish()
+        assert code == 0, err
+        assert out == "Logged in as ops@example.com\n"

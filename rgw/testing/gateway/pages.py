@@ -26,6 +26,8 @@ _STYLE = (
     ".terminal{color:#555;font-size:.9em;border-top:1px solid #e5e7eb;margin-top:1.5em;padding-top:.8em}"
     ".error{color:#b91c1c;font-weight:600}"
     "form{margin:.4em 0}button{font:inherit;padding:.35em .9em;cursor:pointer}"
+    ".accounts form{display:inline-block;margin:.15em .3em .15em 0}.accounts button{padding:.25em .6em}"
+    ".role{color:#666;font-size:.85em}"
     "input{font:inherit;padding:.3em;width:12em}.close{font-weight:600}"
 )
 
@@ -70,25 +72,22 @@ def _hidden(name: str, value: str) -> str:
 
 
 def sign_in_page(state: str, users: Iterable[User], ctx: LoginContext) -> str:
-    forms = []
-    for user in users:
-        forms.append(
-            f'<form method="post" action="/oauth/authorize">{_hidden("state", state)}{_hidden("action", "allow")}'
-            f'<button type="submit" name="email" value="{escape(user.email)}">Sign in as {escape(user.email)}'
-            f" ({escape(', '.join(user.roles))})</button></form>"
-        )
-    forms.append(
+    accounts = "".join(
         f'<form method="post" action="/oauth/authorize">{_hidden("state", state)}{_hidden("action", "allow")}'
-        '<label>Email <input type="email" name="email" autocomplete="email"></label> '
-        '<button type="submit">Continue</button></form>'
+        f'<button type="submit" name="email" value="{escape(user.email)}">{escape(user.email)}'
+        f' <span class="role">({escape(", ".join(user.roles))})</span></button></form>'
+        for user in users
     )
-    forms.append(
+    other = (
+        f'<form method="post" action="/oauth/authorize">{_hidden("state", state)}{_hidden("action", "allow")}'
+        '<label>Another account <input type="email" name="email" autocomplete="email"></label> '
+        '<button type="submit">Continue</button></form>'
         f'<form method="post" action="/oauth/authorize">{_hidden("state", state)}{_hidden("action", "cancel")}'
         '<button type="submit">Cancel</button></form>'
     )
-    intro = (f"<p>Choose an account to continue to rack <b>{escape(ctx.rack)}</b>.</p>"
-             '<p class="note">This page stands in for Google on the reference gateway.</p>')
-    return _page("Sign in", intro + "".join(forms), ctx)
+    intro = f"<p>Choose an account to continue to rack <b>{escape(ctx.rack)}</b>.</p>"
+    note = '<p class="note">This page stands in for Google on the reference gateway.</p>'
+    return _page("Sign in", f'{intro}<div class="accounts">{accounts}</div>{other}{note}', ctx)
 
 
 def mfa_page(state: str, ctx: LoginContext, error: str | None = None) -> str:
