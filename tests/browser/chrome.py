@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -131,7 +131,13 @@ class Page:
 
     def wait_for(self, condition: Callable[[WebDriver], object], what: str, timeout: float = WAIT) -> None:
         try:
-            WebDriverWait(self.driver, timeout, poll_frequency=POLL).until(condition)
+            # A page replaced while it is being read (a form posted, a redirect) is read again.
+            WebDriverWait(
+                self.driver,
+                timeout,
+                poll_frequency=POLL,
+                ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+            ).until(condition)
         except TimeoutException:
             self.screenshot(f"timeout-{what}")
             raise AssertionError(

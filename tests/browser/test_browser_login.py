@@ -165,7 +165,7 @@ def test_email_domain_not_allowed_is_said_at_once_with_extensions(
 
 def test_email_domain_not_allowed_on_a_deployed_gateway(oidc_provider: Provider, page: Page, cli: Cli) -> None:
     with oidc_gateway(oidc_provider, extensions=False, rate_limit=None) as gw:
-        login = cli.start("login", "dev", gw.url, "--timeout", "8")
+        login = cli.start("login", "dev", gw.url, "--timeout", "10")
         page.open(cli.inbox.next_url(HANDOFF_WAIT))
         sign_in_at_provider(page, oidc_provider, "mallory@evil.com")
         page.wait_for_text("You can close this tab.")
@@ -175,7 +175,7 @@ def test_email_domain_not_allowed_on_a_deployed_gateway(oidc_provider: Provider,
         assert login.proc.poll() is None  # the deployed gateway tells the CLI nothing: it waits on
         code, _out, err = login.finish()
     assert code == 8, err
-    assert error_lines(err) == ["Error: login to dev timed out after 8 s without a completed sign-in", TIMEOUT_HINT]
+    assert error_lines(err) == ["Error: login to dev timed out after 10 s without a completed sign-in", TIMEOUT_HINT]
 
 
 def test_consent_denied(oidc_provider: Provider, page: Page, cli: Cli) -> None:
