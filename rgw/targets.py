@@ -35,11 +35,14 @@ def check_rack_name(name: str) -> str:
     if not name or not name.strip():
         raise UsageError("the rack name is empty", hint="Give the rack a name, e.g.: rack-gateway login production URL")
     if len(name) > MAX_RACK_NAME:
-        raise UsageError(f"the rack name is longer than {MAX_RACK_NAME} characters",
-                         hint="Choose a shorter name for the rack.")
+        raise UsageError(
+            f"the rack name is longer than {MAX_RACK_NAME} characters", hint="Choose a shorter name for the rack."
+        )
     if not name.isprintable() or name != name.strip():
-        raise UsageError(f"the rack name {name!r} has spaces or control characters at its ends or inside it",
-                         hint="Use letters, digits and punctuation, e.g. production or eu-staging.")
+        raise UsageError(
+            f"the rack name {name!r} has spaces or control characters at its ends or inside it",
+            hint="Use letters, digits and punctuation, e.g. production or eu-staging.",
+        )
     return name
 
 
@@ -119,8 +122,9 @@ def login_target(data: ConfigData, selection: Selection, rack_arg: str | None, u
     if rack is not None and rack.url:
         return LoginRequest(name, normalize_url(rack.url))
     if rack_arg and looks_like_url(rack_arg):
-        raise UsageError(f"{rack_arg!r} looks like a URL: give the rack a name first",
-                         hint=login_hint("production", rack_arg))
+        raise UsageError(
+            f"{rack_arg!r} looks like a URL: give the rack a name first", hint=login_hint("production", rack_arg)
+        )
     if env_url:
         return LoginRequest(name, normalize_url(env_url))
     raise NoRackError(f"unknown rack {name!r}", hint=login_hint(name, None))

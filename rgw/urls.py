@@ -11,7 +11,9 @@ def normalize_url(url: str) -> str:
     """``gateway.example.com/`` -> ``https://gateway.example.com`` (scheme added, one ``/`` stripped)."""
     text = url.strip()
     if not text:
-        raise UsageError("the gateway URL is empty", hint="Example: rack-gateway login production https://gateway.example.com")
+        raise UsageError(
+            "the gateway URL is empty", hint="Example: rack-gateway login production https://gateway.example.com"
+        )
     if "://" not in text:
         text = "https://" + text
     if text.endswith("/"):

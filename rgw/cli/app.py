@@ -308,8 +308,10 @@ def step_up_error(exc: MfaRequired, target: Target) -> RgwError:
             hint="Enroll in the gateway's web UI, then run the command again.",
         )
     if target.api_token:
-        return MfaError(f"the gateway requires MFA for this operation: {exc.message}",
-                        hint="API tokens cannot answer MFA; use a token whose role does not need it.")
+        return MfaError(
+            f"the gateway requires MFA for this operation: {exc.message}",
+            hint="API tokens cannot answer MFA; use a token whose role does not need it.",
+        )
     return MfaError(
         f"MFA verification required for this operation: {exc.message}",
         hint="Run it in a terminal to be prompted, or pass --mfa-code CODE.",

@@ -41,8 +41,13 @@ def _require_testing() -> None:
         ) from exc
 
 
-def _settings(db: str | None, allowed_domain: str, deployed_mode: bool, rate_limit: bool | None = None,
-              oidc: tuple[str, str, str] | None = None) -> Any:
+def _settings(
+    db: str | None,
+    allowed_domain: str,
+    deployed_mode: bool,
+    rate_limit: bool | None = None,
+    oidc: tuple[str, str, str] | None = None,
+) -> Any:
     """Settings for the dev gateway; `rate_limit` None = the mode's default (on when deployed);
     `oidc` = (issuer, client id, client secret) of an OpenID Connect provider to sign in with."""
     from rgw.testing import GatewaySettings
@@ -88,22 +93,54 @@ def _describe_users(gateway: Any) -> list[str]:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port (0 = random).")
 @click.option("--db", metavar="PATH", help="SQLite file (default: in memory).")
-@click.option("--allowed-domain", default="example.com", show_default=True, envvar="GOOGLE_ALLOWED_DOMAIN",
-              help="Allowed email domain(s), comma-separated (GOOGLE_ALLOWED_DOMAIN).")
+@click.option(
+    "--allowed-domain",
+    default="example.com",
+    show_default=True,
+    envvar="GOOGLE_ALLOWED_DOMAIN",
+    help="Allowed email domain(s), comma-separated (GOOGLE_ALLOWED_DOMAIN).",
+)
 @click.option("--deployed-mode", is_flag=True, help="Behave like a deployed Go gateway: no protocol extensions.")
-@click.option("--rate-limit/--no-rate-limit", default=None,
-              help="The deployed gateway's limit on its login routes (10/s, burst 20, per client IP). "
-                   "Default: on with --deployed-mode, off otherwise.")
-@click.option("--oidc-issuer", metavar="URL", envvar="RGW_OIDC_ISSUER",
-              help="Sign in through this OpenID Connect provider instead of the built-in page (RGW_OIDC_ISSUER).")
-@click.option("--oidc-client-id", metavar="ID", envvar="RGW_OIDC_CLIENT_ID", default="rack-gateway",
-              show_default=True, help="The gateway's client id at the provider (RGW_OIDC_CLIENT_ID).")
-@click.option("--oidc-client-secret", metavar="SECRET", envvar="RGW_OIDC_CLIENT_SECRET", default="",
-              help="The gateway's client secret at the provider; prefer RGW_OIDC_CLIENT_SECRET.")
+@click.option(
+    "--rate-limit/--no-rate-limit",
+    default=None,
+    help="The deployed gateway's limit on its login routes (10/s, burst 20, per client IP). "
+    "Default: on with --deployed-mode, off otherwise.",
+)
+@click.option(
+    "--oidc-issuer",
+    metavar="URL",
+    envvar="RGW_OIDC_ISSUER",
+    help="Sign in through this OpenID Connect provider instead of the built-in page (RGW_OIDC_ISSUER).",
+)
+@click.option(
+    "--oidc-client-id",
+    metavar="ID",
+    envvar="RGW_OIDC_CLIENT_ID",
+    default="rack-gateway",
+    show_default=True,
+    help="The gateway's client id at the provider (RGW_OIDC_CLIENT_ID).",
+)
+@click.option(
+    "--oidc-client-secret",
+    metavar="SECRET",
+    envvar="RGW_OIDC_CLIENT_SECRET",
+    default="",
+    help="The gateway's client secret at the provider; prefer RGW_OIDC_CLIENT_SECRET.",
+)
 @pass_app
-async def dev_gateway(app: App, host: str, port: int, db: str | None, allowed_domain: str, deployed_mode: bool,
-                      rate_limit: bool | None, oidc_issuer: str | None, oidc_client_id: str,
-                      oidc_client_secret: str) -> None:
+async def dev_gateway(
+    app: App,
+    host: str,
+    port: int,
+    db: str | None,
+    allowed_domain: str,
+    deployed_mode: bool,
+    rate_limit: bool | None,
+    oidc_issuer: str | None,
+    oidc_client_id: str,
+    oidc_client_secret: str,
+) -> None:
     """Serve the reference gateway (a stand-in for a deployed rack gateway) until Ctrl-C."""
     _require_testing()
     from rgw.testing import running_gateway
@@ -119,8 +156,10 @@ async def dev_gateway(app: App, host: str, port: int, db: str | None, allowed_do
         app.echo(f"Reference gateway listening on {gw.url} ({mode})")
         if gw.gateway.oidc is not None:
             await _check_provider(gw.gateway)
-            app.echo(f"Sign-in: OpenID Connect provider {printable(gw.gateway.oidc.issuer)} "
-                     f"(client id {printable(oidc_client_id)}), redirect URI {gw.url}/api/v1/auth/cli/callback")
+            app.echo(
+                f"Sign-in: OpenID Connect provider {printable(gw.gateway.oidc.issuer)} "
+                f"(client id {printable(oidc_client_id)}), redirect URI {gw.url}/api/v1/auth/cli/callback"
+            )
         app.echo("Seeded users:")
         for line in _describe_users(gw.gateway):
             app.echo(line)

@@ -108,8 +108,13 @@ def step_up_factory(app: App, *, session_verified: bool | None = None) -> Callab
     settings = mfa_settings(app)
 
     def build(client: GatewayClient) -> StepUpMfa:
-        return StepUpMfa(client, prompter=prompter, settings=settings, ledger=app.mfa_ledger(client.base_url),
-                         session_verified=session_verified)
+        return StepUpMfa(
+            client,
+            prompter=prompter,
+            settings=settings,
+            ledger=app.mfa_ledger(client.base_url),
+            session_verified=session_verified,
+        )
 
     return build
 

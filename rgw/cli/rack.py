@@ -134,8 +134,9 @@ async def switch(app: App, name: str) -> None:
     def change(data: ConfigData) -> None:
         if data.rack(name) is None:
             known = ", ".join(data.rack_names()) or "none"
-            raise NoRackError(f"unknown rack {name!r} (configured: {known})",
-                              hint=f"Run: rack-gateway login {name} <gateway-url>")
+            raise NoRackError(
+                f"unknown rack {name!r} (configured: {known})", hint=f"Run: rack-gateway login {name} <gateway-url>"
+            )
         data.current = name
 
     await app.store.update(change)

@@ -152,8 +152,10 @@ async def create_token(
             roles = roles_of(await client.api_token_permissions())
             if role not in roles:
                 known = ", ".join(sorted(roles)) or "none"
-                raise UsageError(f"unknown role {role!r} (the gateway knows: {printable(known)})",
-                                 hint="Use one of the gateway's roles, or give --permission PERM.")
+                raise UsageError(
+                    f"unknown role {role!r} (the gateway knows: {printable(known)})",
+                    hint="Use one of the gateway's roles, or give --permission PERM.",
+                )
             perms = sorted({*perms, *roles[role]})
         body: dict[str, Any] = {"name": name, "permissions": perms}
         if user_email:

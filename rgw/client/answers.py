@@ -56,8 +56,16 @@ def classify_transport_error(exc: BaseException) -> str:
             return "timeout"
         pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
     text = str(exc).lower()
-    if any(s in text for s in ("name or service not known", "nodename nor servname", "getaddrinfo",
-                               "temporary failure in name resolution", "no address associated")):
+    if any(
+        s in text
+        for s in (
+            "name or service not known",
+            "nodename nor servname",
+            "getaddrinfo",
+            "temporary failure in name resolution",
+            "no address associated",
+        )
+    ):
         return "dns"
     if "refused" in text:
         return "refused"
@@ -161,8 +169,10 @@ def check_response(response: httpx.Response) -> httpx.Response:
             return_text = message or error or "MFA required"
             raise MfaRequired(return_text, level=level.lower().replace("_", "-"))
         if error == "mfa_verification_failed":  # a wrong inline code is not a bad session
-            raise MfaFailed(f"MFA verification failed: {(message or 'invalid MFA code').rstrip('.')}",
-                            hint="Run it again with a fresh code.")
+            raise MfaFailed(
+                f"MFA verification failed: {(message or 'invalid MFA code').rstrip('.')}",
+                hint="Run it again with a fresh code.",
+            )
         reason = printable(response.headers.get("x-error-reason") or error or "authentication failed", limit=200)
         raise AuthenticationError("session expired or invalid", reason=reason, detail=message)
     if status == 403:
@@ -193,8 +203,10 @@ def parse_json(response: httpx.Response) -> Any:
     try:
         return json.loads(response.content)
     except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
-        what = "an HTML page where JSON was expected" if response.content.lstrip()[:1] == b"<" else (
-            "a body that is not valid JSON"
+        what = (
+            "an HTML page where JSON was expected"
+            if response.content.lstrip()[:1] == b"<"
+            else ("a body that is not valid JSON")
         )
         raise GatewayError(
             f"gateway sent {what} (HTTP {response.status_code})",

@@ -249,8 +249,10 @@ class GatewayClient:
                     retry_after=retry_after_of(response),
                     hint="Too many requests from this address reached the gateway; wait a little and retry.",
                 )
-            if self.policy is not None and response.status_code in TRANSIENT_STATUSES and (
-                repeatable or response.status_code == 503
+            if (
+                self.policy is not None
+                and response.status_code in TRANSIENT_STATUSES
+                and (repeatable or response.status_code == 503)
             ):
                 check_response(response)  # raises the GatewayError the policy retries
             if exp := response.headers.get("x-session-expires-at"):
@@ -378,8 +380,12 @@ class GatewayClient:
 
     async def login_webauthn_options(self, state: str) -> dict[str, Any]:
         response = await self.send(
-            "POST", "/api/v1/auth/cli/mfa/webauthn/start", json_body={"state": state}, auth=False,
-            idempotent=True, priority=True,
+            "POST",
+            "/api/v1/auth/cli/mfa/webauthn/start",
+            json_body={"state": state},
+            auth=False,
+            idempotent=True,
+            priority=True,
         )
         check_response(response)
         return dict(_expect(parse_json(response), dict, "WebAuthn options"))

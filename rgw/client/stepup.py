@@ -35,7 +35,6 @@ class StepUpProvider(Protocol):
         ...
 
 
-
 #: Whatever the provider does, one request sends at most this many codes (the gateway's MFA
 #: lock-out is 5 failures in 5 minutes).
 MAX_STEP_UP_TRIES = 4
@@ -86,9 +85,7 @@ class StepUpAuth(httpx.Auth):
         #: Told how many seconds the provider took (a person typing): the command's deadline moves on.
         self.on_asked = on_asked
 
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         if self.token:
             request.headers["Authorization"] = f"Bearer {self.token}"
         response = yield request

@@ -128,8 +128,11 @@ def paste_result(line: str, state: str) -> Pasted:
     pasted_state = (query.get("state") or [""])[0]
     result = (query.get("result") or [""])[0]
     if not pasted_state:
-        return Pasted(None, "that is not a URL with this login's state in it; paste the whole address from the "
-                            "browser's address bar after signing in")
+        return Pasted(
+            None,
+            "that is not a URL with this login's state in it; paste the whole address from the "
+            "browser's address bar after signing in",
+        )
     if not hmac.compare_digest(pasted_state.encode(), state.encode()):
         return Pasted(None, "that URL belongs to another login (its state does not match this one)")
     if result == "ok" or (not result and query.get("code")):
@@ -319,8 +322,11 @@ class LoginAttempt:
         def on_retry(attempt: RetryAttempt) -> None:
             nonlocal failures
             failures += 1
-            self.emit(GatewayRetry(self.rack, failures, attempt.delay, describe_failure(attempt.error),
-                                   failure_kind(attempt.error)))
+            self.emit(
+                GatewayRetry(
+                    self.rack, failures, attempt.delay, describe_failure(attempt.error), failure_kind(attempt.error)
+                )
+            )
 
         policy = self.flow.policy.with_attempts(self.options.start_attempts)
         uri = self.listener.uri if self.listener is not None else None

@@ -255,16 +255,14 @@ class CallbackListener:
         if waiter is None or results[0] not in ("ok", "error"):
             return invalid
         rack = html.escape(waiter.rack)
-        where = (f"The terminal running <code>rack-gateway login</code> on <strong>{html.escape(self.terminal)}"
-                 "</strong>")
+        where = f"The terminal running <code>rack-gateway login</code> on <strong>{html.escape(self.terminal)}</strong>"
         if results[0] == "ok":
             waiter._deliver(CallbackResult(state=waiter.state, ok=True))
             page = _page(f"Logged in to rack {rack}", f"{where} has the session.", result=True)
             return 200, page, waiter
         error = (query.get("error") or ["unknown error"])[0][:_MAX_ERROR_TEXT] or "unknown error"
         waiter._deliver(CallbackResult(state=waiter.state, ok=False, error=error))
-        page = _page(f"Login to rack {rack} failed", f"{where} has the details.", result=True,
-                     error=html.escape(error))
+        page = _page(f"Login to rack {rack} failed", f"{where} has the details.", result=True, error=html.escape(error))
         return 200, page, waiter
 
     def _match(self, state: str) -> CallbackWaiter | None:

@@ -141,8 +141,7 @@ def method_order(
     if requested is not None:
         if not allowed(requested):
             raise MfaError(
-                f"--mfa-method {requested}: your account has no {_LABELS[requested]} "
-                f"(available: {', '.join(known)})",
+                f"--mfa-method {requested}: your account has no {_LABELS[requested]} (available: {', '.join(known)})",
                 hint=f"Use --mfa-method {known[0]}, or leave the option out.",
             )
         return [requested]
@@ -207,8 +206,10 @@ def _challenge(started: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
     options = started.get("options")
     session_data = started.get("session_data")
     if not isinstance(options, Mapping) or not isinstance(session_data, str) or not session_data:
-        raise MfaError("The gateway sent an unusable security-key challenge",
-                       hint="Use another method: --mfa-method totp or --mfa-method backup_code.")
+        raise MfaError(
+            "The gateway sent an unusable security-key challenge",
+            hint="Use another method: --mfa-method totp or --mfa-method backup_code.",
+        )
     return options, session_data
 
 
@@ -331,8 +332,9 @@ class MfaDialog:
         if exc.code == "too_many_attempts":
             raise MfaFailed(f"MFA locked: {exc.message}", hint=LOCKOUT_HINT)
         if exc.code in ("session_expired", "session_incomplete"):
-            raise MfaFailed(f"MFA failed: the login is no longer waiting for MFA ({exc.code})",
-                            hint="Run the login again.")
+            raise MfaFailed(
+                f"MFA failed: the login is no longer waiting for MFA ({exc.code})", hint="Run the login again."
+            )
         failed = f"MFA verification failed: {exc.message.strip().rstrip('.')}"
         if exc.code != "invalid_code":
             raise MfaFailed(failed)
@@ -465,8 +467,7 @@ class StepUpMfa:
         if self.settings.code is None:
             status = await self._status()
             if status.get("enrolled") is False and not status.get("methods"):
-                raise MfaError("this operation needs MFA, but your account has no MFA method enrolled",
-                               hint=ENROL_HINT)
+                raise MfaError("this operation needs MFA, but your account has no MFA method enrolled", hint=ENROL_HINT)
             methods = status.get("methods")
             if isinstance(methods, list):
                 available = [str(m.get("type")) for m in methods if isinstance(m, dict)]

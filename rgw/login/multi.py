@@ -142,9 +142,7 @@ class LoginCoordinator:
                 await anyio.sleep(_LOCK_POLL)
                 waited += _LOCK_POLL
         if scope.cancelled_caught:
-            raise LoginTimeout(
-                f"login to {request.rack} timed out waiting for another rack-gateway login to finish"
-            )
+            raise LoginTimeout(f"login to {request.rack} timed out waiting for another rack-gateway login to finish")
         after = (await self.store.read()).rack(request.rack)
         if after is not None and after.token and after.token != old_token:
             await lock.release()

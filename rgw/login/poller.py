@@ -77,8 +77,9 @@ class LoginPoller:
     def _on_retry(self, attempt: RetryAttempt) -> None:
         self._failures += 1
         self.emit(
-            GatewayRetry(self.rack, self._failures, attempt.delay, describe_failure(attempt.error),
-                         failure_kind(attempt.error))
+            GatewayRetry(
+                self.rack, self._failures, attempt.delay, describe_failure(attempt.error), failure_kind(attempt.error)
+            )
         )
 
     async def _poll_once(self, seen_stage: str | None = None) -> LoginPending | Session:
@@ -92,9 +93,7 @@ class LoginPoller:
                 )
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
-    async def poll_until_complete(
-        self, on_pending: Callable[[LoginPending], Awaitable[None]] | None = None
-    ) -> Session:
+    async def poll_until_complete(self, on_pending: Callable[[LoginPending], Awaitable[None]] | None = None) -> Session:
         """Poll until the gateway returns a session; terminal answers raise ``LoginError``."""
         last_stage: str | None = None
         if self.first_wait > 0:

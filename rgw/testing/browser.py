@@ -50,9 +50,17 @@ def _find_form(page: str, action_suffix: str) -> tuple[str, dict[str, str]] | No
 class ScriptedBrowser:
     """A user in a browser, scripted: sign in as `email`, allow or cancel, answer MFA with TOTP."""
 
-    def __init__(self, email: str = "developer@example.com", action: str = "allow", totp_secret: str | None = None,
-                 timeout: float = 10.0, *, delay: float = 0.0, clock: Callable[[], float] = time.time,
-                 mfa_gate: Callable[[], Awaitable[object]] | None = None) -> None:
+    def __init__(
+        self,
+        email: str = "developer@example.com",
+        action: str = "allow",
+        totp_secret: str | None = None,
+        timeout: float = 10.0,
+        *,
+        delay: float = 0.0,
+        clock: Callable[[], float] = time.time,
+        mfa_gate: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
         self.email = email
         #: Awaited on the MFA page before the code is posted: lets a test hold the browser back
         #: (e.g. until the terminal is prompting too), to play a user who finishes MFA there later.

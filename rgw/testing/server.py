@@ -54,8 +54,9 @@ def _url(host: str, sock: socket.socket) -> str:
 
 
 def _server(gateway: Gateway) -> uvicorn.Server:
-    config = uvicorn.Config(create_app(gateway=gateway), lifespan="off", log_level="warning",
-                            access_log=False, timeout_graceful_shutdown=5)
+    config = uvicorn.Config(
+        create_app(gateway=gateway), lifespan="off", log_level="warning", access_log=False, timeout_graceful_shutdown=5
+    )
     return uvicorn.Server(config)
 
 
@@ -76,8 +77,9 @@ def _wait_healthy(url: str, thread: threading.Thread, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def running_gateway(settings: GatewaySettings | None = None, *, host: str = "127.0.0.1",
-                    port: int = 0) -> Iterator[RunningGateway]:
+def running_gateway(
+    settings: GatewaySettings | None = None, *, host: str = "127.0.0.1", port: int = 0
+) -> Iterator[RunningGateway]:
     """Serve a new reference gateway on `host:port` (0 = any free port) for the `with` block."""
     settings = settings if settings is not None else GatewaySettings()
     gateway = Gateway(settings)
@@ -100,8 +102,14 @@ def running_gateway(settings: GatewaySettings | None = None, *, host: str = "127
         gateway.store.close()
 
 
-def serve_forever(settings: GatewaySettings | None = None, host: str = "127.0.0.1", port: int = 8080,
-                  ready: Callable[..., None] | None = None, *, stop: threading.Event | None = None) -> None:
+def serve_forever(
+    settings: GatewaySettings | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    ready: Callable[..., None] | None = None,
+    *,
+    stop: threading.Event | None = None,
+) -> None:
     """Serve a reference gateway in this thread until interrupted (or `stop` is set).
 
     `ready(url)` — or `ready(url, gateway)` when it takes two positional parameters — is called from a

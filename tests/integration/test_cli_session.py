@@ -115,9 +115,7 @@ async def test_login_use_and_logout(cli: Cli, gateway: RunningGateway) -> None:
     ]
 
 
-async def test_login_again_by_name_and_switch(
-    cli: Cli, gateway: RunningGateway, other_gateway: RunningGateway
-) -> None:
+async def test_login_again_by_name_and_switch(cli: Cli, gateway: RunningGateway, other_gateway: RunningGateway) -> None:
     await two_racks(cli, gateway, other_gateway)
     # Logging in again by name alone goes to the rack's stored URL and makes it current.
     relogin = await cli("login", "one", "--timeout", "60", browser=ScriptedBrowser(email="admin@example.com"))
@@ -232,8 +230,9 @@ async def test_api_token_commands(cli: Cli, gateway: RunningGateway) -> None:
     admin = ScriptedBrowser(email="admin@example.com")
     login = await cli("login", "dev", gateway.url, "--mfa-code", code(-1), browser=admin)
     assert login.code == 0, login.err
-    created = await cli("api-token", "create", "--name", "deploy-bot", "--role", "viewer", "--output", "token",
-                        "--mfa-code", code(0))
+    created = await cli(
+        "api-token", "create", "--name", "deploy-bot", "--role", "viewer", "--output", "token", "--mfa-code", code(0)
+    )
     assert created.code == 0, created.err
     token = created.out.strip()
     assert token.startswith("rgw_")

@@ -106,8 +106,10 @@ def test_no_browser_prints_the_url(deployed: RunningGateway, tmp_path: Path) -> 
     assert state is not None
     assert (state.stage, state.email) == ("browser", None)
     assert deployed.gateway.request_count("/oauth/authorize") == 0
-    assert error_lines(result.stderr) == ["Error: login to dev timed out after 2 s without a completed sign-in",
-                                          TIMEOUT_HINT]
+    assert error_lines(result.stderr) == [
+        "Error: login to dev timed out after 2 s without a completed sign-in",
+        TIMEOUT_HINT,
+    ]
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "c" / "config.json").exists()
 
@@ -115,9 +117,11 @@ def test_no_browser_prints_the_url(deployed: RunningGateway, tmp_path: Path) -> 
 def test_a_wrong_domain_on_a_deployed_gateway_ends_at_the_deadline(deployed: RunningGateway, tmp_path: Path) -> None:
     deployed.gateway.reset_counts()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rgw", "--config", str(tmp_path / "c"), "login", "dev", deployed.url,
-         "--timeout", "6"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(browser_env("mallory@evil.com")),
+        [sys.executable, "-m", "rgw", "--config", str(tmp_path / "c"), "login", "dev", deployed.url, "--timeout", "6"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(browser_env("mallory@evil.com")),
     )
 
     def rejected() -> bool:  # the browser signed in as mallory and reached the callback, which refused it
@@ -148,8 +152,9 @@ def test_a_wrong_domain_on_a_deployed_gateway_ends_at_the_deadline(deployed: Run
 def test_a_wrong_domain_on_an_extension_gateway_fails_at_once(tmp_path: Path) -> None:
     with running_gateway(GatewaySettings()) as gw:
         # A 600 s deadline the test could never wait for: only the gateway's answer ends this login.
-        result = run_cli("login", "dev", gw.url, "--timeout", "600", config=tmp_path / "c",
-                         env=browser_env("mallory@evil.com"))
+        result = run_cli(
+            "login", "dev", gw.url, "--timeout", "600", config=tmp_path / "c", env=browser_env("mallory@evil.com")
+        )
         # The gateway failed the login and the CLI collected the failure: the state is gone.
         assert gw.gateway.login.state(auth_state(result.stderr, "If it does not open, visit: ")) is None
     assert result.returncode == 7

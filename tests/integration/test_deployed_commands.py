@@ -70,8 +70,9 @@ def test_every_command_takes_the_global_options() -> None:
 
 async def test_global_options_after_the_command(cli: Cli, deployed: RunningGateway, tmp_path: object) -> None:
     secret = await admin_with_mfa(cli, deployed)
-    created = await cli("api-token", "create", "--name", "ci", "--role", "viewer", "--output", "json",
-                        "--mfa-code", code(secret, 1))
+    created = await cli(
+        "api-token", "create", "--name", "ci", "--role", "viewer", "--output", "json", "--mfa-code", code(secret, 1)
+    )
     assert created.code == 0, created.err
     assert json.loads(created.out)["name"] == "ci"
     other = cli.config_dir.parent / "elsewhere"
@@ -90,8 +91,9 @@ async def test_global_options_after_the_command(cli: Cli, deployed: RunningGatew
 
 async def test_api_tokens_in_the_deployed_shapes(cli: Cli, deployed: RunningGateway) -> None:
     secret = await admin_with_mfa(cli, deployed)
-    created = await cli("api-token", "create", "--name", "deploy-bot", "--role", "viewer",
-                        "--mfa-code", code(secret, 1))
+    created = await cli(
+        "api-token", "create", "--name", "deploy-bot", "--role", "viewer", "--mfa-code", code(secret, 1)
+    )
     assert created.code == 0, created.err
     lines = created.out.splitlines()
     assert lines[0].startswith("Created API token deploy-bot (")

@@ -84,8 +84,11 @@ def test_dev_gateway_rate_limit_flag(flags: list[str], limited: bool) -> None:
     out, err = PipeReader(proc.stdout, "the dev gateway"), PipeReader(proc.stderr, "the dev gateway")
     try:
         url = out.wait_for(lambda line: line.startswith("Reference gateway listening on"), 30, "its URL").split()[4]
-        expected = "Rate limit: 10 requests/s, burst 20, per client IP, on the login routes\n" if limited else (
-            "Rate limit: off\n")
+        expected = (
+            "Rate limit: 10 requests/s, burst 20, per client IP, on the login routes\n"
+            if limited
+            else ("Rate limit: off\n")
+        )
         out.wait_for(lambda line: line == expected, 30, expected.strip())
         codes = []
         for _ in range(21):
@@ -115,8 +118,10 @@ def test_dev_gateway_signs_in_through_an_openid_connect_provider(oidc_provider: 
     try:
         url = out.wait_for(lambda line: line.startswith("Reference gateway listening on"), 30, "its URL").split()[4]
         said = out.wait_for(lambda line: line.startswith("Sign-in: "), 30, "the sign-in line")
-        assert said == (f"Sign-in: OpenID Connect provider {oidc_provider.url} (client id rack-gateway), "
-                        f"redirect URI {url}/api/v1/auth/cli/callback\n")
+        assert said == (
+            f"Sign-in: OpenID Connect provider {oidc_provider.url} (client id rack-gateway), "
+            f"redirect URI {url}/api/v1/auth/cli/callback\n"
+        )
         request = urllib.request.Request(f"{url}/api/v1/auth/cli/start", data=b"", method="POST")
         with urllib.request.urlopen(request, timeout=10) as response:
             start = json.loads(response.read())
@@ -147,7 +152,11 @@ def test_dev_gateway_with_an_unreachable_provider_says_so_at_start() -> None:
         port = sock.getsockname()[1]
     result = subprocess.run(
         [sys.executable, "-m", "rgw", "dev-gateway", "--port", "0", "--oidc-issuer", f"http://127.0.0.1:{port}"],
-        capture_output=True, text=True, env=clean_env(), timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 1
     assert result.stderr.splitlines()[-2:] == [

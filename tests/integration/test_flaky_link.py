@@ -48,8 +48,7 @@ BLACKOUT = 3.0
 #: The faulty link of issue 3: resets on 30% of new connections, 20% 503s, 200 ms ± 150 ms per answer.
 FLAKY = FaultPlan(reset_rate=0.3, error_rate=0.2, delay=0.2, jitter=0.15)
 #: Seed users without MFA: the logins are spread over them.
-EMAILS = ("developer@example.com", "admin@example.com", "deployer@example.com", "ops@example.com",
-          "viewer@example.com")
+EMAILS = ("developer@example.com", "admin@example.com", "deployer@example.com", "ops@example.com", "viewer@example.com")
 #: The production backoff (0.2 s initial, 5 s cap, full jitter).
 POLICY = RetryPolicy()
 #: A first try of ``/start`` fails with p = 0.3 + 0.7 * 0.2 = 0.44 on this link, and six tries in a

@@ -87,15 +87,14 @@ async def test_loopback_wakes_the_poller(gateway: RunningGateway, tmp_path: Path
     recorder = Recorder()
     # No long poll and a 60 s pace: only the loopback hit can finish this login in time.
     options = LoginOptions(timeout=30, long_poll=0, pace=60)
-    session, flow = await run_flow(
-        gateway, tmp_path, browser=ScriptedBrowser(), options=options, recorder=recorder
-    )
+    session, flow = await run_flow(gateway, tmp_path, browser=ScriptedBrowser(), options=options, recorder=recorder)
     assert session.email == "developer@example.com"
     kinds = recorder.kinds()
     assert kinds[:2] == ["GatewayReachable", "BrowserOpening"]
     # The scripted user finishes inside open(), so BrowserOpened may come after the callback.
-    assert sorted(kinds) == sorted([*kinds[:2], "Waiting", "BrowserOpened", "CallbackReceived", "OAuthSucceeded",
-                                    "LoggedIn"])
+    assert sorted(kinds) == sorted(
+        [*kinds[:2], "Waiting", "BrowserOpened", "CallbackReceived", "OAuthSucceeded", "LoggedIn"]
+    )
     assert kinds.index("Waiting") < kinds.index("CallbackReceived") < kinds.index("OAuthSucceeded")
     assert kinds[-1] == "LoggedIn"
     assert isinstance(recorder.events[0], ev.GatewayReachable)

@@ -326,9 +326,7 @@ async def test_browser_finishing_mfa_first_cancels_the_prompt(mcli: MfaCli) -> N
     assert mcli.entry()["mfa_verified"] is True
 
 
-async def test_deployed_gateway_waits_for_mfa_in_the_browser(
-    deployed_gateway: RunningGateway, tmp_path: Path
-) -> None:
+async def test_deployed_gateway_waits_for_mfa_in_the_browser(deployed_gateway: RunningGateway, tmp_path: Path) -> None:
     cli = MfaCli(tmp_path / "config", deployed_gateway)
     browser = ScriptedBrowser(email=MFA_USER, totp_secret=secret_of(deployed_gateway))
     result = await cli.login(prompter=NeverAsk(), browser=browser)

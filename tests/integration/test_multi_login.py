@@ -43,9 +43,7 @@ async def test_many_racks_in_one_command(cli: Cli, gateway: RunningGateway) -> N
     result = await cli("login", "--rack", "a", "--rack", "b", "--rack", "c", "--rack", "a")
     assert result.code == 0, result.err
     assert result.lines[0].split() == ["RACK", "RESULT", "DETAIL"]
-    assert sorted(line.split()[:3] for line in result.lines[1:]) == [
-        [name, "logged", "in"] for name in ("a", "b", "c")
-    ]
+    assert sorted(line.split()[:3] for line in result.lines[1:]) == [[name, "logged", "in"] for name in ("a", "b", "c")]
     assert "[b] Opening browser for authentication..." in result.err
     config = cli.config()
     assert config["current"] == "a"  # a multi-rack login does not move the current rack
@@ -88,8 +86,6 @@ async def test_expired_only_logs_in_just_the_rejected_racks(cli: Cli, gateway: R
     assert "Every selected rack already has a valid session." in nothing.err
 
 
-
-
 def test_two_logins_to_the_same_rack_coalesce(gateway: RunningGateway, tmp_path: Path) -> None:
     config = tmp_path / "cfg"
     gateway.gateway.reset_counts()
@@ -102,8 +98,9 @@ def test_two_logins_to_the_same_rack_coalesce(gateway: RunningGateway, tmp_path:
     err1.wait_for(lambda line: line.startswith("Waiting for the browser"), 30, "wait for the sign-in")
     second = spawn(config, "login", "dev", gateway.url, "--timeout", "60")
     out2, err2 = PipeReader(second.stdout, "the second login"), PipeReader(second.stderr, "the second login")
-    err2.wait_for(lambda line: line.startswith("A login to this rack is already running in process"), 30,
-                  "coalesced wait")
+    err2.wait_for(
+        lambda line: line.startswith("A login to this rack is already running in process"), 30, "coalesced wait"
+    )
     gateway.gateway.complete_browser_login(parse_qs(urlsplit(url).query)["state"][0], "developer@example.com")
     assert first.wait(timeout=60) == 0, err1.text()
     assert second.wait(timeout=60) == 0, err2.text()

@@ -38,8 +38,14 @@ class FakeClock:
 
 
 def complete_body(start: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    body = {"state": start["state"], "code_verifier": start["code_verifier"], "device_id": DEVICE_ID,
-            "device_name": "test-host", "device_os": "linux", "client_version": "rgw-test"}
+    body = {
+        "state": start["state"],
+        "code_verifier": start["code_verifier"],
+        "device_id": DEVICE_ID,
+        "device_name": "test-host",
+        "device_os": "linux",
+        "client_version": "rgw-test",
+    }
     body.update(extra)
     return body
 
@@ -53,8 +59,9 @@ def totp_at(secret: str, clock: FakeClock, offset: int = 0) -> str:
     return pyotp.TOTP(secret).at(int(clock()) + offset)
 
 
-def login(client: httpx.Client, gw: RunningGateway, email: str = "developer@example.com",
-          totp_code: str | None = None) -> dict[str, Any]:
+def login(
+    client: httpx.Client, gw: RunningGateway, email: str = "developer@example.com", totp_code: str | None = None
+) -> dict[str, Any]:
     """Log `email` in through the API (sign-in marked by the gateway object); the 200 body."""
     start = client.post(START).json()
     gw.gateway.complete_browser_login(start["state"], email)
@@ -85,37 +92,58 @@ class MiniKey:
 
     def _cose(self) -> bytes:
         numbers = self.private.public_key().public_numbers()
-        return cbor.encode({1: 2, 3: -7, -1: 1, -2: numbers.x.to_bytes(32, "big"),
-                            -3: numbers.y.to_bytes(32, "big")})
+        return cbor.encode({1: 2, 3: -7, -1: 1, -2: numbers.x.to_bytes(32, "big"), -3: numbers.y.to_bytes(32, "big")})
 
     @staticmethod
     def _client_data(kind: str, challenge: str, origin: str) -> bytes:
-        return json.dumps({"type": kind, "challenge": challenge, "origin": origin,
-                           "crossOrigin": False}).encode()
+        return json.dumps({"type": kind, "challenge": challenge, "origin": origin, "crossOrigin": False}).encode()
 
     def register(self, options: dict[str, Any], origin: str) -> dict[str, Any]:
         public_key = options["publicKey"]
         rp_id = public_key["rp"]["id"]
-        auth_data = (hashlib.sha256(rp_id.encode()).digest() + bytes([0x41]) + struct.pack(">I", 0)
-                     + b"\0" * 16 + struct.pack(">H", len(self.credential_id)) + self.credential_id + self._cose())
+        auth_data = (
+            hashlib.sha256(rp_id.encode()).digest()
+            + bytes([0x41])
+            + struct.pack(">I", 0)
+            + b"\0" * 16
+            + struct.pack(">H", len(self.credential_id))
+            + self.credential_id
+            + self._cose()
+        )
         attestation = cbor.encode({"fmt": "none", "attStmt": {}, "authData": auth_data})
         client_data = self._client_data("webauthn.create", public_key["challenge"], origin)
-        return {"id": b64url(self.credential_id), "rawId": b64url(self.credential_id), "type": "public-key",
-                "response": {"clientDataJSON": b64url(client_data), "attestationObject": b64url(attestation),
-                             "transports": ["usb"]},
-                "clientExtensionResults": {}}
+        return {
+            "id": b64url(self.credential_id),
+            "rawId": b64url(self.credential_id),
+            "type": "public-key",
+            "response": {
+                "clientDataJSON": b64url(client_data),
+                "attestationObject": b64url(attestation),
+                "transports": ["usb"],
+            },
+            "clientExtensionResults": {},
+        }
 
     def get_assertion(self, options: dict[str, Any], origin: str) -> dict[str, Any]:
         public_key = options["publicKey"]
         self.sign_count += 1
-        auth_data = (hashlib.sha256(public_key["rpId"].encode()).digest() + bytes([0x01])
-                     + struct.pack(">I", self.sign_count))
+        auth_data = (
+            hashlib.sha256(public_key["rpId"].encode()).digest() + bytes([0x01]) + struct.pack(">I", self.sign_count)
+        )
         client_data = self._client_data("webauthn.get", public_key["challenge"], origin)
         signature = self.private.sign(auth_data + hashlib.sha256(client_data).digest(), ec.ECDSA(hashes.SHA256()))
-        return {"id": b64url(self.credential_id), "rawId": b64url(self.credential_id), "type": "public-key",
-                "response": {"clientDataJSON": b64url(client_data), "authenticatorData": b64url(auth_data),
-                             "signature": b64url(signature), "userHandle": None},
-                "clientExtensionResults": {}}
+        return {
+            "id": b64url(self.credential_id),
+            "rawId": b64url(self.credential_id),
+            "type": "public-key",
+            "response": {
+                "clientDataJSON": b64url(client_data),
+                "authenticatorData": b64url(auth_data),
+                "signature": b64url(signature),
+                "userHandle": None,
+            },
+            "clientExtensionResults": {},
+        }
 
 
 class Authenticator:

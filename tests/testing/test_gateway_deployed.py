@@ -13,11 +13,15 @@ from rgw.testing import GatewaySettings, RunningGateway, running_gateway
 
 from .gateway_helpers import CLI_MFA, COMPLETE, START, FakeClock, bearer, complete_body, login, mfa_session
 
-ENROLL_JSON = {"error": "mfa_enrollment_required",
-               "message": "Multi-factor authentication enrollment is required before you can access this resource."}
-ENROLL_PROXY = {"error": "mfa_enrollment_required",
-                "message": "You must set up multi-factor authentication before you can continue using the CLI. "
-                           "Please run rack-gateway login and finish MFA enrollment."}
+ENROLL_JSON = {
+    "error": "mfa_enrollment_required",
+    "message": "Multi-factor authentication enrollment is required before you can access this resource.",
+}
+ENROLL_PROXY = {
+    "error": "mfa_enrollment_required",
+    "message": "You must set up multi-factor authentication before you can continue using the CLI. "
+    "Please run rack-gateway login and finish MFA enrollment.",
+}
 
 
 @pytest.fixture
@@ -41,8 +45,10 @@ def either(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[Running
 def test_admin_routes_are_404_like_unknown_routes(deployed: RunningGateway, dclient: httpx.Client) -> None:
     admin = login(dclient, deployed, "admin@example.com")
     dev = login(dclient, deployed)
-    for path, body in (("/api/v1/admin/sessions/revoke", {"email": "developer@example.com"}),
-                       ("/api/v1/admin/users/mfa", {"email": "developer@example.com", "required": True})):
+    for path, body in (
+        ("/api/v1/admin/sessions/revoke", {"email": "developer@example.com"}),
+        ("/api/v1/admin/users/mfa", {"email": "developer@example.com", "required": True}),
+    ):
         r = dclient.post(path, headers=bearer(admin["token"]), json=body)
         assert (r.status_code, r.content) == (404, b"")
     assert deployed.gateway.session_valid(dev["token"])
@@ -100,8 +106,9 @@ def test_mfa_enrollment_required(either: RunningGateway, clock: FakeClock) -> No
 def test_the_browser_makes_two_login_requests(deployed: RunningGateway, dclient: httpx.Client) -> None:
     start = dclient.post(START).json()
     dclient.get(start["auth_url"])
-    posted = dclient.post("/oauth/authorize", data={"state": start["state"], "email": "developer@example.com",
-                                                    "action": "allow"})
+    posted = dclient.post(
+        "/oauth/authorize", data={"state": start["state"], "email": "developer@example.com", "action": "allow"}
+    )
     deployed.gateway.reset_counts()
     callback = dclient.get(posted.headers["location"])
     assert (callback.status_code, callback.headers["location"]) == (307, f"/api/v1/auth/cli/mfa?state={start['state']}")
@@ -121,8 +128,9 @@ def test_the_browser_makes_two_login_requests(deployed: RunningGateway, dclient:
 
 def test_mfa_users_go_on_to_the_mfa_page(deployed: RunningGateway, dclient: httpx.Client) -> None:
     start = dclient.post(START).json()
-    posted = dclient.post("/oauth/authorize", data={"state": start["state"], "email": "mfa@example.com",
-                                                    "action": "allow"})
+    posted = dclient.post(
+        "/oauth/authorize", data={"state": start["state"], "email": "mfa@example.com", "action": "allow"}
+    )
     form = dclient.get(dclient.get(posted.headers["location"]).headers["location"])
     assert (form.status_code, form.headers["location"]) == (302, f"/auth/mfa?state={start['state']}")
 
@@ -137,8 +145,9 @@ def test_cli_mfa_is_parsed_like_the_go_server(deployed: RunningGateway, dclient:
 
     state = start["state"]
     assert dclient.post(CLI_MFA, content=b"{nope").json() == {"error": "invalid_request"}
-    assert submit({"state": state, "method": "webauthn", "session_data": "s",
-                   "assertion_response": {"id": "an object"}}) == {"error": "invalid_request"}
+    assert submit(
+        {"state": state, "method": "webauthn", "session_data": "s", "assertion_response": {"id": "an object"}}
+    ) == {"error": "invalid_request"}
     assert submit({"method": "totp", "code": "123456"}) == {"error": "state_required"}
     assert submit({"state": state}) == {"error": "code_required"}  # the method defaults to totp
     assert submit({"state": "unknown", "code": "123456"}) == {"error": "session_expired"}
@@ -151,14 +160,18 @@ def test_verify_answers(either: RunningGateway, clock: FakeClock) -> None:
         token, app = mfa_session(client, either, "mfa@example.com", clock)
         body = client.post("/api/v1/auth/mfa/verify", headers=bearer(token), json={"code": app.code()}).json()
         go_fields = {"mfa_verified_at", "recent_step_up_expires_at", "trusted_device_cookie"}
-        assert set(body) == (go_fields | {"verified", "step_up_expires_at"} if either.settings.extensions
-                             else go_fields)
+        assert set(body) == (
+            go_fields | {"verified", "step_up_expires_at"} if either.settings.extensions else go_fields
+        )
         assert body["trusted_device_cookie"] is False
         r = client.post("/api/v1/auth/mfa/verify", headers=bearer(token), json={"code": ""})
         if not either.settings.extensions:
             assert (r.status_code, r.json()) == (400, {"error": "invalid request"})
-            r = client.post("/api/v1/auth/mfa/webauthn/assertion/verify", headers=bearer(token),
-                            json={"session_data": "s", "assertion_response": {"id": "an object"}})
+            r = client.post(
+                "/api/v1/auth/mfa/webauthn/assertion/verify",
+                headers=bearer(token),
+                json={"session_data": "s", "assertion_response": {"id": "an object"}},
+            )
             assert (r.status_code, r.json()) == (400, {"error": "invalid request"})
 
 
@@ -190,8 +203,14 @@ def test_info_and_mfa_status_shapes(deployed: RunningGateway, dclient: httpx.Cli
     dev = login(dclient, deployed)["token"]
     info = dclient.get("/api/v1/info", headers=bearer(dev)).json()
     assert list(info) == ["user", "rack", "integrations", "version"]  # no "session" object
-    assert info["user"] == {"email": "developer@example.com", "name": "Developer", "roles": ["deployer"],
-                            "mfa_enrolled": False, "mfa_required": False, "has_trusted_device": False}
+    assert info["user"] == {
+        "email": "developer@example.com",
+        "name": "Developer",
+        "roles": ["deployer"],
+        "mfa_enrolled": False,
+        "mfa_required": False,
+        "has_trusted_device": False,
+    }
     assert info["integrations"] == {"slack": False, "github": False, "circleci": False}
     bot = deployed.gateway.create_api_token("bot", role="viewer", user_email="viewer@example.com")
     as_token = dclient.get("/api/v1/info", headers=bearer(bot)).json()["user"]
@@ -203,11 +222,26 @@ def test_info_and_mfa_status_shapes(deployed: RunningGateway, dclient: httpx.Cli
     assert (user["mfa_enrolled"], user["mfa_required"], user["preferred_mfa_method"]) == (True, True, "totp")
     assert "recent_step_up_expires_at" in user
     status = dclient.get("/api/v1/auth/mfa/status", headers=bearer(token)).json()
-    assert list(status) == ["enrolled", "required", "methods", "trusted_devices", "backup_codes",
-                            "recent_step_up_expires_at", "preferred_method", "webauthn_available"]
+    assert list(status) == [
+        "enrolled",
+        "required",
+        "methods",
+        "trusted_devices",
+        "backup_codes",
+        "recent_step_up_expires_at",
+        "preferred_method",
+        "webauthn_available",
+    ]
     assert status["backup_codes"] == {"total": 1, "unused": 1}
-    assert set(status["methods"][0]) == {"id", "type", "label", "cli_capable", "created_at", "confirmed_at",
-                                         "last_used_at"}
+    assert set(status["methods"][0]) == {
+        "id",
+        "type",
+        "label",
+        "cli_capable",
+        "created_at",
+        "confirmed_at",
+        "last_used_at",
+    }
     assert code
     plain = dclient.get("/api/v1/auth/mfa/status", headers=bearer(dev)).json()
     assert "recent_step_up_expires_at" not in plain
@@ -215,12 +249,14 @@ def test_info_and_mfa_status_shapes(deployed: RunningGateway, dclient: httpx.Cli
     assert (plain["enrolled"], plain["methods"]) == (False, [])
 
 
-def test_inline_webauthn_assertion_must_be_a_string(deployed: RunningGateway, dclient: httpx.Client,
-                                                    clock: FakeClock) -> None:
+def test_inline_webauthn_assertion_must_be_a_string(
+    deployed: RunningGateway, dclient: httpx.Client, clock: FakeClock
+) -> None:
     deployed.gateway.add_user("secadmin@example.com", "Sec Admin", roles=("admin",))
     admin, _ = mfa_session(dclient, deployed, "secadmin@example.com", clock)
     payload = json.dumps({"session_data": "s", "assertion_response": {"id": "an object"}}).encode()
     header = base64.b64encode(payload).decode()
-    r = dclient.post("/api/v1/api-tokens", headers={**bearer(admin), "X-MFA-WebAuthn": header},
-                     json={"name": "ci", "role": "cicd"})
+    r = dclient.post(
+        "/api/v1/api-tokens", headers={**bearer(admin), "X-MFA-WebAuthn": header}, json={"name": "ci", "role": "cicd"}
+    )
     assert (r.status_code, r.json()) == (401, {"error": "mfa_verification_failed", "message": "Invalid MFA code"})

@@ -58,24 +58,30 @@ def test_five_attempts_in_five_minutes_successes_included(either: RunningGateway
         token = mfa_login(either, client, clock)  # attempt 1, a success
         for _ in range(4):  # attempts 2-5, all successes, each on a new time step
             clock.advance(30)
-            assert client.post(VERIFY, headers=bearer(token), json={"code": totp_at(secret(either), clock)}
-                               ).status_code == 200
+            assert (
+                client.post(VERIFY, headers=bearer(token), json={"code": totp_at(secret(either), clock)}).status_code
+                == 200
+            )
         clock.advance(30)
         sixth = client.post(VERIFY, headers=bearer(token), json={"code": totp_at(secret(either), clock)})
         if either.settings.extensions:
-            assert (sixth.status_code, sixth.json()) == (429, {"error": "too_many_attempts",
-                                                               "message": ATTEMPTS_MESSAGE})
+            assert (sixth.status_code, sixth.json()) == (
+                429,
+                {"error": "too_many_attempts", "message": ATTEMPTS_MESSAGE},
+            )
         else:
             assert (sixth.status_code, sixth.json()) == (400, {"error": "too many attempts - try again in 5 minutes"})
         assert not either.gateway.user_locked(MFA_USER)  # a refusal at the limit does not lock
         # the refusal is itself logged: the window clears only 5 minutes after it
         clock.advance(301)
-        assert client.post(VERIFY, headers=bearer(token), json={"code": totp_at(secret(either), clock)}
-                           ).status_code == 200
+        assert (
+            client.post(VERIFY, headers=bearer(token), json={"code": totp_at(secret(either), clock)}).status_code == 200
+        )
 
 
-def test_attempt_limit_at_login_is_invalid_code_on_a_deployed_gateway(deployed: RunningGateway,
-                                                                      clock: FakeClock) -> None:
+def test_attempt_limit_at_login_is_invalid_code_on_a_deployed_gateway(
+    deployed: RunningGateway, clock: FakeClock
+) -> None:
     with http(deployed) as client:
         for _ in range(5):
             clock.advance(30)
@@ -93,7 +99,8 @@ def test_five_failures_lock_the_user_until_unlocked(deployed: RunningGateway, cl
         clock.advance(301)  # the login's success has left the window
         answers = [client.post(VERIFY, headers=bearer(token), json={"code": "000000"}) for _ in range(5)]
         assert [r.json()["error"] for r in answers] == ["verification failed"] * 4 + [
-            "account locked due to multiple failed attempts - contact administrator"]
+            "account locked due to multiple failed attempts - contact administrator"
+        ]
         assert {r.status_code for r in answers} == {400}
         assert deployed.gateway.user_locked(MFA_USER)
         # a locked user's session fails once with "user locked", and is revoked by that
@@ -113,14 +120,16 @@ def test_five_failures_lock_the_user_until_unlocked(deployed: RunningGateway, cl
         assert client.get("/api/v1/info", headers=bearer(fresh)).status_code == 200
 
 
-def test_a_new_session_of_a_locked_user_fails_on_the_rack_proxy_too(deployed: RunningGateway,
-                                                                    clock: FakeClock) -> None:
+def test_a_new_session_of_a_locked_user_fails_on_the_rack_proxy_too(deployed: RunningGateway, clock: FakeClock) -> None:
     with http(deployed) as client:
         token = mfa_login(deployed, client, clock)
         deployed.gateway.lock_user(MFA_USER)
         r = client.get("/api/v1/rack-proxy/apps", headers=bearer(token))
         assert (r.status_code, r.text, r.headers["X-Error-Reason"]) == (
-            401, "authentication failed: user locked\n", "user locked")
+            401,
+            "authentication failed: user locked\n",
+            "user locked",
+        )
 
 
 def test_the_lock_answers_with_extensions(gw: RunningGateway, clock: FakeClock) -> None:
@@ -140,8 +149,11 @@ def test_failures_of_both_kinds_count_toward_the_lock(deployed: RunningGateway, 
         for _ in range(3):
             assert client.post(VERIFY, headers=bearer(token), json={"code": "000000"}).status_code == 400
         for _ in range(2):  # security-key failures: an unknown challenge is logged as one
-            r = client.post("/api/v1/auth/mfa/webauthn/assertion/verify", headers=bearer(token),
-                            json={"session_data": "never-issued", "assertion_response": '{"id": "x"}'})
+            r = client.post(
+                "/api/v1/auth/mfa/webauthn/assertion/verify",
+                headers=bearer(token),
+                json={"session_data": "never-issued", "assertion_response": '{"id": "x"}'},
+            )
             assert r.status_code == 400
         assert not deployed.gateway.user_locked(MFA_USER)  # a challenge failure never locks by itself
         r = client.post(VERIFY, headers=bearer(token), json={"code": "000000"})
@@ -170,9 +182,14 @@ def test_a_replayed_step_counts_as_a_failure(deployed: RunningGateway, clock: Fa
         token = login(client, deployed, MFA_USER, totp_code=code)["token"]
         for _ in range(4):  # the same code, still inside its window: each a replay
             assert client.post(VERIFY, headers=bearer(token), json={"code": code}).json() == {
-                "error": "verification failed"}
-        reasons = [r[0] for r in deployed.gateway.store.rows(
-            "SELECT reason FROM mfa_attempts WHERE email = ? AND success = 0", (MFA_USER,))]
+                "error": "verification failed"
+            }
+        reasons = [
+            r[0]
+            for r in deployed.gateway.store.rows(
+                "SELECT reason FROM mfa_attempts WHERE email = ? AND success = 0", (MFA_USER,)
+            )
+        ]
         assert reasons == ["replay_detected"] * 4
         assert deployed.gateway.mfa.attempts(MFA_USER, failed=True) == 4
 

@@ -82,15 +82,18 @@ def test_loopback_redirect_ok(client: httpx.Client) -> None:
     assert start["loopback"] is True
     page = client.get(start["auth_url"])
     assert page.status_code == 200
-    posted = client.post("/oauth/authorize", data={"state": start["state"], "email": "viewer@example.com",
-                                                  "action": "allow"})
+    posted = client.post(
+        "/oauth/authorize", data={"state": start["state"], "email": "viewer@example.com", "action": "allow"}
+    )
     r = client.get(posted.headers["location"])
     assert r.status_code == 302
     assert r.headers["location"] == f"{loopback}?state={start['state']}&result=ok"
 
 
-@pytest.mark.parametrize("uri", ["http://example.com:80/x", "https://127.0.0.1:5000/x", "http://127.0.0.1/x",
-                                 "http://localhost.evil.com:80/", 42])
+@pytest.mark.parametrize(
+    "uri",
+    ["http://example.com:80/x", "https://127.0.0.1:5000/x", "http://127.0.0.1/x", "http://localhost.evil.com:80/", 42],
+)
 def test_loopback_uri_rejected(client: httpx.Client, uri: object) -> None:
     r = client.post(START, json={"loopback_uri": uri})
     assert (r.status_code, r.json()) == (400, {"error": "invalid loopback_uri"})
@@ -139,8 +142,12 @@ def test_mfa_required_not_enrolled(gw: RunningGateway, client: httpx.Client) -> 
 
 def test_complete_validation(client: httpx.Client) -> None:
     start = client.post(START).json()
-    for bad in ({}, {"state": start["state"]}, {"state": start["state"], "code_verifier": "x"},
-                complete_body(start, device_name=7)):
+    for bad in (
+        {},
+        {"state": start["state"]},
+        {"state": start["state"], "code_verifier": "x"},
+        complete_body(start, device_name=7),
+    ):
         r = client.post(COMPLETE, json=bad)
         assert (r.status_code, r.json()) == (400, {"error": "invalid request"})
     for raw in (b"{not json", b"[1, 2]", b"", b"\xff\xfe"):
@@ -202,8 +209,10 @@ def test_core_mode(core: RunningGateway) -> None:
         assert "Login complete" in r.text
         ok = client.post(COMPLETE, json=complete_body(start, code_verifier="anything"))
         assert ok.status_code == 200
-        assert "X-Session-Expires-At" not in client.get("/api/v1/info", headers={
-            "Authorization": f"Bearer {ok.json()['token']}"}).headers
+        assert (
+            "X-Session-Expires-At"
+            not in client.get("/api/v1/info", headers={"Authorization": f"Bearer {ok.json()['token']}"}).headers
+        )
         again = client.post(COMPLETE, json=complete_body(start))
         assert (again.status_code, again.json()) == (400, {"error": "invalid or expired state"})
         # webauthn start at login is an extension
@@ -271,8 +280,7 @@ async def test_long_poll_wakes_on_failure(gw: RunningGateway) -> None:
 @pytest.mark.anyio
 async def test_long_poll_answers_when_mfa_stage_begins(gw: RunningGateway) -> None:
     answer = await answer_to_held_poll(gw, lambda state: gw.gateway.complete_browser_login(state, "mfa@example.com"))
-    assert (answer.status_code, answer.json()) == (
-        202, {"status": "pending", "stage": "mfa", "mfa_methods": ["totp"]})
+    assert (answer.status_code, answer.json()) == (202, {"status": "pending", "stage": "mfa", "mfa_methods": ["totp"]})
 
 
 def test_long_poll_times_out_pending() -> None:

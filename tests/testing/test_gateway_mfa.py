@@ -110,9 +110,15 @@ def register_key(gw: RunningGateway, client: httpx.Client, token: str) -> MiniKe
     key = MiniKey()
     started = client.post("/api/v1/auth/mfa/webauthn/register/start", headers=bearer(token)).json()
     assert started["options"]["publicKey"]["rp"]["id"] == "127.0.0.1"
-    r = client.post("/api/v1/auth/mfa/webauthn/register/finish", headers=bearer(token), json={
-        "session_data": started["session_data"], "registration_response": key.register(started["options"], gw.url),
-        "label": "test key"})
+    r = client.post(
+        "/api/v1/auth/mfa/webauthn/register/finish",
+        headers=bearer(token),
+        json={
+            "session_data": started["session_data"],
+            "registration_response": key.register(started["options"], gw.url),
+            "label": "test key",
+        },
+    )
     assert r.status_code == 200, r.text
     assert r.json()["type"] == "webauthn"
     return key
@@ -127,19 +133,28 @@ def test_webauthn_register_and_assert(gw: RunningGateway, client: httpx.Client) 
     assert status["preferred_method"] == "webauthn"
     started = client.post("/api/v1/auth/mfa/webauthn/assertion/start", headers=bearer(token)).json()
     assertion = key.get_assertion(started["options"], gw.url)
-    r = client.post("/api/v1/auth/mfa/webauthn/assertion/verify", headers=bearer(token),
-                    json={"session_data": started["session_data"], "assertion_response": assertion})
+    r = client.post(
+        "/api/v1/auth/mfa/webauthn/assertion/verify",
+        headers=bearer(token),
+        json={"session_data": started["session_data"], "assertion_response": assertion},
+    )
     assert r.status_code == 200
     assert r.json()["verified"] is True
     # the challenge is single use
-    r = client.post("/api/v1/auth/mfa/webauthn/assertion/verify", headers=bearer(token),
-                    json={"session_data": started["session_data"], "assertion_response": assertion})
+    r = client.post(
+        "/api/v1/auth/mfa/webauthn/assertion/verify",
+        headers=bearer(token),
+        json={"session_data": started["session_data"], "assertion_response": assertion},
+    )
     assert r.json() == {"error": "session_expired"}
     # a key the gateway does not know fails
     started = client.post("/api/v1/auth/mfa/webauthn/assertion/start", headers=bearer(token)).json()
     stranger = MiniKey().get_assertion(started["options"], gw.url)
-    r = client.post("/api/v1/auth/mfa/webauthn/assertion/verify", headers=bearer(token),
-                    json={"session_data": started["session_data"], "assertion_response": stranger})
+    r = client.post(
+        "/api/v1/auth/mfa/webauthn/assertion/verify",
+        headers=bearer(token),
+        json={"session_data": started["session_data"], "assertion_response": stranger},
+    )
     assert r.json() == {"error": "invalid_code"}
 
 
@@ -150,13 +165,26 @@ def test_webauthn_at_login(gw: RunningGateway, client: httpx.Client) -> None:
     assert pending == {"status": "pending", "stage": "mfa", "mfa_methods": ["webauthn"]}
     started = client.post("/api/v1/auth/cli/mfa/webauthn/start", json={"state": start["state"]}).json()
     wrong_origin = key.get_assertion(started["options"], "http://evil.test:1")
-    r = client.post(CLI_MFA, json={"state": start["state"], "method": "webauthn",
-                                   "session_data": started["session_data"], "assertion_response": wrong_origin})
+    r = client.post(
+        CLI_MFA,
+        json={
+            "state": start["state"],
+            "method": "webauthn",
+            "session_data": started["session_data"],
+            "assertion_response": wrong_origin,
+        },
+    )
     assert r.json() == {"error": "invalid_code"}
     started = client.post("/api/v1/auth/cli/mfa/webauthn/start", json={"state": start["state"]}).json()
-    r = client.post(CLI_MFA, json={"state": start["state"], "method": "webauthn",
-                                   "session_data": started["session_data"],
-                                   "assertion_response": key.get_assertion(started["options"], gw.url)})
+    r = client.post(
+        CLI_MFA,
+        json={
+            "state": start["state"],
+            "method": "webauthn",
+            "session_data": started["session_data"],
+            "assertion_response": key.get_assertion(started["options"], gw.url),
+        },
+    )
     assert r.status_code == 200, r.text
     assert client.post(COMPLETE, json=complete_body(start)).json()["mfa_verified"] is True
 
@@ -190,14 +218,16 @@ def test_step_up(gw: RunningGateway, client: httpx.Client, clock: FakeClock, mfa
     assert client.get("/api/v1/rack-proxy/apps", headers=bearer(token)).status_code == 200
 
 
-def test_step_up_with_webauthn_header(gw: RunningGateway, client: httpx.Client, clock: FakeClock,
-                                      mfa_admin: str) -> None:
+def test_step_up_with_webauthn_header(
+    gw: RunningGateway, client: httpx.Client, clock: FakeClock, mfa_admin: str
+) -> None:
     token = login(client, gw, "secadmin@example.com", totp_code=totp_at(mfa_admin, clock))["token"]
     key = register_key(gw, client, token)
     clock.advance(601)
     started = client.post("/api/v1/auth/mfa/webauthn/assertion/start", headers=bearer(token)).json()
-    payload = json.dumps({"assertion_response": key.get_assertion(started["options"], gw.url),
-                          "session_data": started["session_data"]})
+    payload = json.dumps(
+        {"assertion_response": key.get_assertion(started["options"], gw.url), "session_data": started["session_data"]}
+    )
     header = base64.b64encode(payload.encode()).decode()
     r = client.delete("/api/v1/rack-proxy/apps/worker", headers={**bearer(token), "X-MFA-WebAuthn": header})
     assert r.status_code == 200, r.text
@@ -210,7 +240,8 @@ def test_mfa_verify_route(gw: RunningGateway, client: httpx.Client, clock: FakeC
     assert r.status_code == 200
     assert r.json()["verified"] is True
     assert client.post("/api/v1/auth/mfa/verify", headers=bearer(token), json={"code": "999999"}).json() == {
-        "error": "invalid_code"}
+        "error": "invalid_code"
+    }
     assert client.post("/api/v1/auth/mfa/verify", headers=bearer(token), content=b"nope").status_code == 400
 
 
@@ -222,5 +253,3 @@ def test_totp_enroll_route(gw: RunningGateway, client: httpx.Client, clock: Fake
     assert gw.gateway.totp_secret("viewer@example.com") == r["secret"]
     r = client.post("/api/v1/auth/mfa/verify", headers=bearer(token), json={"code": totp_at(r["secret"], clock)})
     assert r.status_code == 200
-
-

@@ -28,8 +28,9 @@ def client(deployed: RunningGateway) -> Iterator[httpx.Client]:
         yield c
 
 
-def statuses(client: httpx.Client, n: int, path: str = START, method: str = "POST",
-             headers: dict[str, str] | None = None) -> list[int]:
+def statuses(
+    client: httpx.Client, n: int, path: str = START, method: str = "POST", headers: dict[str, str] | None = None
+) -> list[int]:
     return [client.request(method, path, headers=headers).status_code for _ in range(n)]
 
 
@@ -82,8 +83,9 @@ def test_client_ip_is_forwarded_for_then_real_ip_then_peer(client: httpx.Client)
 
     spend(client, {"X-Real-IP": "198.51.100.4"})
     assert client.post(START, headers={"X-Real-IP": "198.51.100.4"}).status_code == 429
-    assert client.post(START, headers={"X-Real-IP": "198.51.100.4", "X-Forwarded-For": "198.51.100.5"}).status_code \
-        == 200
+    assert (
+        client.post(START, headers={"X-Real-IP": "198.51.100.4", "X-Forwarded-For": "198.51.100.5"}).status_code == 200
+    )
 
 
 def test_every_login_route_shares_one_bucket(deployed: RunningGateway, client: httpx.Client) -> None:
@@ -110,8 +112,7 @@ def test_every_login_route_shares_one_bucket(deployed: RunningGateway, client: h
     assert (r.status_code, r.content) == (404, b"")
 
 
-def test_mfa_routes_have_their_own_bucket_after_authentication(deployed: RunningGateway,
-                                                               client: httpx.Client) -> None:
+def test_mfa_routes_have_their_own_bucket_after_authentication(deployed: RunningGateway, client: httpx.Client) -> None:
     with httpx.Client(base_url=deployed.url, headers=SETUP_IP) as setup:
         session = login(setup, deployed)["token"]
     spend(client)  # the login bucket is empty: the MFA one is not
@@ -127,9 +128,14 @@ def test_only_post_api_tokens_is_limited_and_on_its_own(deployed: RunningGateway
     spend(client)
     assert statuses(client, 30, "/api/v1/api-tokens", "GET", bearer(automation)) == [200] * 30
     assert statuses(client, 5, "/api/v1/api-tokens/permissions", "GET", bearer(automation)) == [200] * 5
-    created = [client.post("/api/v1/api-tokens", headers=bearer(automation),
-                           json={"name": f"ci-{n}", "permissions": ["convox:app:list"]}).status_code
-               for n in range(21)]
+    created = [
+        client.post(
+            "/api/v1/api-tokens",
+            headers=bearer(automation),
+            json={"name": f"ci-{n}", "permissions": ["convox:app:list"]},
+        ).status_code
+        for n in range(21)
+    ]
     assert created == [200] * 20 + [429]
     # a refusal from another group does not touch the MFA bucket
     assert client.get("/api/v1/auth/mfa/status", headers=bearer(automation)).status_code == 403
@@ -163,14 +169,20 @@ def test_on_by_default_only_without_extensions(clock: FakeClock) -> None:
             GatewaySettings(rate_limit=bad)
     with running_gateway(GatewaySettings(clock=clock)) as gw, httpx.Client(base_url=gw.url) as client:
         assert statuses(client, 30) == [200] * 30
-    with running_gateway(GatewaySettings(extensions=False, rate_limit=None, clock=clock)) as gw, \
-            httpx.Client(base_url=gw.url) as client:
+    with (
+        running_gateway(GatewaySettings(extensions=False, rate_limit=None, clock=clock)) as gw,
+        httpx.Client(base_url=gw.url) as client,
+    ):
         assert statuses(client, 30) == [200] * 30
-    with running_gateway(GatewaySettings(rate_limit=DEPLOYED_RATE_LIMIT, clock=clock)) as gw, \
-            httpx.Client(base_url=gw.url) as client:
+    with (
+        running_gateway(GatewaySettings(rate_limit=DEPLOYED_RATE_LIMIT, clock=clock)) as gw,
+        httpx.Client(base_url=gw.url) as client,
+    ):
         assert statuses(client, 21) == [200] * 20 + [429]
-    with running_gateway(GatewaySettings(rate_limit=(0.5, 2), clock=clock)) as gw, \
-            httpx.Client(base_url=gw.url) as client:
+    with (
+        running_gateway(GatewaySettings(rate_limit=(0.5, 2), clock=clock)) as gw,
+        httpx.Client(base_url=gw.url) as client,
+    ):
         assert statuses(client, 3) == [200, 200, 429]
         r = client.post(START)
         assert (r.headers["Retry-After"], r.headers["X-RateLimit-Limit"]) == ("2", "0")  # int(1/rate), int(rate)

@@ -24,8 +24,9 @@ def test_serve_forever_ready_and_stop(two_args: bool) -> None:
         urls.put((url, gateway))
 
     ready = ready_two if two_args else ready_one
-    thread = threading.Thread(target=serve_forever, args=(GatewaySettings(), "127.0.0.1", 0, ready),
-                              kwargs={"stop": stop}, daemon=True)
+    thread = threading.Thread(
+        target=serve_forever, args=(GatewaySettings(), "127.0.0.1", 0, ready), kwargs={"stop": stop}, daemon=True
+    )
     thread.start()
     url, gateway = urls.get(timeout=15)
     assert url.startswith("http://127.0.0.1:")
@@ -42,8 +43,15 @@ def test_gateway_api_without_server() -> None:
     gateway.add_user("Someone@Example.com", "Someone", roles=("ops",))
     secret = gateway.enroll_totp("someone@example.com")
     assert gateway.totp_secret("someone@example.com") == secret
-    assert gateway.users() == [{"email": "someone@example.com", "name": "Someone", "roles": ["ops"],
-                                "mfa_required": False, "totp_secret": secret}]
+    assert gateway.users() == [
+        {
+            "email": "someone@example.com",
+            "name": "Someone",
+            "roles": ["ops"],
+            "mfa_required": False,
+            "totp_secret": secret,
+        }
+    ]
     with pytest.raises(KeyError):
         gateway.enroll_totp("nobody@example.com")
     with pytest.raises(ValueError, match="unknown role"):

@@ -34,8 +34,13 @@ def test_info(gw: RunningGateway, client: httpx.Client, clock: FakeClock) -> Non
     body = login(client, gw)
     r = client.get("/api/v1/info", headers=bearer(body["token"]))
     info = r.json()
-    assert info["user"] == {"email": "developer@example.com", "name": "Developer", "roles": ["deployer"],
-                            "mfa_enrolled": False, "mfa_required": False}
+    assert info["user"] == {
+        "email": "developer@example.com",
+        "name": "Developer",
+        "roles": ["deployer"],
+        "mfa_enrolled": False,
+        "mfa_required": False,
+    }
     assert info["rack"]["name"] == "dev"
     assert info["session"] == {"expires_at": rfc3339(clock() + 90 * DAY), "id": body["session_id"]}
     assert r.headers["X-Session-Expires-At"] == rfc3339(clock() + 90 * DAY)
@@ -69,8 +74,10 @@ def test_ttl_expiry() -> None:
         token = login(client, gw)["token"]
         clock.advance(101)
         body, _ = auth_failure(client, token)
-        assert body == {"error": "authentication failed: session expired",
-                        "message": "Your session has expired. Please log in again."}
+        assert body == {
+            "error": "authentication failed: session expired",
+            "message": "Your session has expired. Please log in again.",
+        }
 
 
 def test_no_expiry_header_without_extensions() -> None:
@@ -113,12 +120,14 @@ def test_mfa_change_revokes(gw: RunningGateway, client: httpx.Client) -> None:
     assert "MFA enforcement" in body["message"]
     admin = login(client, gw, "admin@example.com")["token"]
     token = login(client, gw, "viewer@example.com")["token"]
-    r = client.post("/api/v1/admin/users/mfa", headers=bearer(admin), json={"email": "viewer@example.com",
-                                                                           "required": True})
+    r = client.post(
+        "/api/v1/admin/users/mfa", headers=bearer(admin), json={"email": "viewer@example.com", "required": True}
+    )
     assert r.json() == {"email": "viewer@example.com", "mfa_required": True}
     assert "MFA enforcement" in auth_failure(client, token)[0]["message"]
-    r = client.post("/api/v1/admin/users/mfa", headers=bearer(admin), json={"email": "who@example.com",
-                                                                           "required": True})
+    r = client.post(
+        "/api/v1/admin/users/mfa", headers=bearer(admin), json={"email": "who@example.com", "required": True}
+    )
     assert (r.status_code, r.json()) == (404, {"error": "user not found"})
 
 

@@ -14,11 +14,24 @@ from rgw.testing.gateway import rbac
 from .gateway_helpers import FakeClock, bearer, login, mfa_session, totp_at
 
 TOKENS = "/api/v1/api-tokens"
-RECORD_KEYS = {"id", "public_id", "name", "user_id", "created_by_user_id", "created_by_email", "created_by_name",
-               "permissions", "created_at", "expires_at", "last_used_at"}
+RECORD_KEYS = {
+    "id",
+    "public_id",
+    "name",
+    "user_id",
+    "created_by_user_id",
+    "created_by_email",
+    "created_by_name",
+    "permissions",
+    "created_at",
+    "expires_at",
+    "last_used_at",
+}
 ADMIN = "admin@example.com"
-MFA_REQUIRED = {"error": "mfa_required",
-                "message": "Multi-factor authentication is required for this sensitive operation."}
+MFA_REQUIRED = {
+    "error": "mfa_required",
+    "message": "Multi-factor authentication is required for this sensitive operation.",
+}
 
 
 @pytest.fixture(params=[True, False], ids=["extensions", "deployed"])
@@ -43,7 +56,9 @@ def test_permissions_catalogue(gw: RunningGateway, client: httpx.Client) -> None
         assert role["permissions"] == sorted(role["permissions"])
     viewer = body["roles"][0]
     assert (viewer["label"], viewer["description"]) == (
-        "Viewer", "Read-only access to apps, builds, processes, and rack status")
+        "Viewer",
+        "Read-only access to apps, builds, processes, and rack status",
+    )
     assert viewer["permissions"] == sorted(rbac.VIEWER)
     assert body["roles"][4]["permissions"] == ["*"]
     assert body["permissions"][-1] == "*"
@@ -58,8 +73,11 @@ def test_record_shapes_and_lifecycle(gw: RunningGateway, client: httpx.Client, c
     session, app = mfa_session(client, gw, ADMIN, clock)
     listed = client.get(TOKENS, headers=bearer(session))
     assert (listed.status_code, listed.content) == (200, b"null")  # none yet: JSON null
-    r = client.post(TOKENS, headers={**bearer(session), "X-Mfa-Totp": app.code()},
-                    json={"name": "lister", "permissions": ["convox:app:list"]})
+    r = client.post(
+        TOKENS,
+        headers={**bearer(session), "X-Mfa-Totp": app.code()},
+        json={"name": "lister", "permissions": ["convox:app:list"]},
+    )
     assert r.status_code == 200, r.text
     created = r.json()
     assert list(created) == ["token", "id", "name", "permissions", "api_token"]
@@ -73,8 +91,11 @@ def test_record_shapes_and_lifecycle(gw: RunningGateway, client: httpx.Client, c
     assert (record["expires_at"], record["last_used_at"]) == (None, None)
     assert record["created_at"].endswith("Z")
 
-    second = client.post(TOKENS, headers={**bearer(session), "X-Mfa-Totp": app.code()},
-                         json={"name": "viewer-bot", "role": "viewer", "user_email": "viewer@example.com"}).json()
+    second = client.post(
+        TOKENS,
+        headers={**bearer(session), "X-Mfa-Totp": app.code()},
+        json={"name": "viewer-bot", "role": "viewer", "user_email": "viewer@example.com"},
+    ).json()
     assert second["api_token"]["user_id"] == gw.gateway.store.user_id("viewer@example.com")
     assert second["api_token"]["created_by_user_id"] == admin_id
 
@@ -116,13 +137,14 @@ def test_sessions_need_mfa_with_the_request(gw: RunningGateway, client: httpx.Cl
     r = client.post(TOKENS, headers=bearer(f"{session}.totp.{app.code()}"), json=body)  # inline in the Bearer
     assert r.status_code == 200, r.text
     # a good code opens no window: the next call needs one again, even right after /auth/mfa/verify
-    assert client.post("/api/v1/auth/mfa/verify", headers=bearer(session), json={"code": app.code()}).status_code \
-        == 200
+    assert client.post("/api/v1/auth/mfa/verify", headers=bearer(session), json={"code": app.code()}).status_code == 200
     r = client.post(TOKENS, headers=bearer(session), json={"name": "ci2", "role": "cicd"})
     assert (r.status_code, r.json()) == (401, MFA_REQUIRED)
     r = client.post(TOKENS, headers=bearer(f"{session}.sms.123456"), json={"name": "ci2", "role": "cicd"})
-    assert (r.status_code, r.json()) == (400, {"error": "invalid_mfa_type",
-                                               "message": "MFA type must be 'totp' or 'webauthn'"})
+    assert (r.status_code, r.json()) == (
+        400,
+        {"error": "invalid_mfa_type", "message": "MFA type must be 'totp' or 'webauthn'"},
+    )
     public_id = client.get(TOKENS, headers=bearer(session)).json()[0]["public_id"]
     r = client.delete(f"{TOKENS}/{public_id}", headers=bearer(session))
     assert (r.status_code, r.headers["X-MFA-Required"]) == (401, "always")
@@ -131,12 +153,14 @@ def test_sessions_need_mfa_with_the_request(gw: RunningGateway, client: httpx.Cl
     assert client.get(TOKENS, headers=bearer(session)).status_code == 200
 
 
-def test_a_session_that_never_verified_mfa_cannot_pass(gw: RunningGateway, client: httpx.Client,
-                                                       clock: FakeClock) -> None:
+def test_a_session_that_never_verified_mfa_cannot_pass(
+    gw: RunningGateway, client: httpx.Client, clock: FakeClock
+) -> None:
     session = login(client, gw, ADMIN)["token"]  # not enrolled at login: no MFA on this session
     secret = gw.gateway.enroll_totp(ADMIN)
-    r = client.post(TOKENS, headers={**bearer(session), "X-Mfa-Totp": totp_at(secret, clock)},
-                    json={"name": "ci", "role": "cicd"})
+    r = client.post(
+        TOKENS, headers={**bearer(session), "X-Mfa-Totp": totp_at(secret, clock)}, json={"name": "ci", "role": "cicd"}
+    )
     assert (r.status_code, r.headers["X-MFA-Required"], r.json()) == (401, "always", MFA_REQUIRED)
     # nor can a user without any MFA method
     gw.gateway.add_user("root@example.com", "Root", roles=("admin",))
@@ -175,8 +199,10 @@ def test_create_validation_and_role(gw: RunningGateway, client: httpx.Client, au
         "wizard": (400, "invalid role: wizard (valid roles: viewer, ops, deployer, cicd, admin)"),
         "none": (400, "permissions required - specify --role or --permission"),
         "empty": (400, "permissions required - specify --role or --permission"),
-        "no name": (400, "Key: 'CreateAPITokenRequest.Name' Error:Field validation for 'Name' failed on the "
-                         "'required' tag"),
+        "no name": (
+            400,
+            "Key: 'CreateAPITokenRequest.Name' Error:Field validation for 'Name' failed on the 'required' tag",
+        ),
         "blank name": (400, "token name is required"),
         "taken": (400, "token name already exists"),
         "stranger": (404, "user not found"),

@@ -32,8 +32,9 @@ def test_parallel_first_launches_all_find_the_browser() -> None:
     for _ in range(3):  # each run is a fresh interpreter: a fresh registry
         env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
         env["BROWSER"] = "true %s"
-        done = subprocess.run([sys.executable, "-c", PARALLEL], capture_output=True, text=True, timeout=60,
-                              check=True, env=env)
+        done = subprocess.run(
+            [sys.executable, "-c", PARALLEL], capture_output=True, text=True, timeout=60, check=True, env=env
+        )
         assert done.stdout.split() == ["24", "24"], done.stderr
 
 

@@ -70,19 +70,37 @@ async def test_same_origin_redirect_is_followed() -> None:
     ("response", "error", "text"),
     [
         (httpx.Response(401, json={"error": "authentication failed: session revoked"}), AuthenticationError, None),
-        (httpx.Response(403, json={"error": "permission denied: convox:app:delete requires admin role"}),
-         PermissionDenied, "permission denied: convox:app:delete requires admin role"),
-        (httpx.Response(403, text="You don't have permission to do that\n"), PermissionDenied,
-         "permission denied: You don't have permission to do that"),
-        (httpx.Response(500, text="<html><body>oops</body></html>", headers={"content-type": "text/html"}),
-         GatewayError, "gateway error (HTTP 500, an HTML page)"),
-        (httpx.Response(200, text="<html>login</html>", headers={"content-type": "text/html"}),
-         GatewayError, "gateway sent an HTML page where JSON was expected (HTTP 200)"),
-        (httpx.Response(200, content=b'{"user": {"ema', headers={"content-type": "application/json"}),
-         GatewayError, "gateway sent a body that is not valid JSON (HTTP 200)"),
+        (
+            httpx.Response(403, json={"error": "permission denied: convox:app:delete requires admin role"}),
+            PermissionDenied,
+            "permission denied: convox:app:delete requires admin role",
+        ),
+        (
+            httpx.Response(403, text="You don't have permission to do that\n"),
+            PermissionDenied,
+            "permission denied: You don't have permission to do that",
+        ),
+        (
+            httpx.Response(500, text="<html><body>oops</body></html>", headers={"content-type": "text/html"}),
+            GatewayError,
+            "gateway error (HTTP 500, an HTML page)",
+        ),
+        (
+            httpx.Response(200, text="<html>login</html>", headers={"content-type": "text/html"}),
+            GatewayError,
+            "gateway sent an HTML page where JSON was expected (HTTP 200)",
+        ),
+        (
+            httpx.Response(200, content=b'{"user": {"ema', headers={"content-type": "application/json"}),
+            GatewayError,
+            "gateway sent a body that is not valid JSON (HTTP 200)",
+        ),
         (httpx.Response(200, json=[1, 2]), GatewayError, "gateway sent an unexpected info response"),
-        (httpx.Response(502, json={"error": "bad gateway", "message": "rack unreachable"}), GatewayError,
-         "gateway error (HTTP 502): rack unreachable"),
+        (
+            httpx.Response(502, json={"error": "bad gateway", "message": "rack unreachable"}),
+            GatewayError,
+            "gateway error (HTTP 502): rack unreachable",
+        ),
     ],
 )
 async def test_error_translation(response: httpx.Response, error: type[Exception], text: str | None) -> None:
@@ -125,8 +143,9 @@ async def test_step_up_provider_retries_once_with_inline_header() -> None:
         async def accepted(self) -> None:
             accepted.append(True)
 
-    c = GatewayClient("https://gw.example.com", token="t", transport=httpx.MockTransport(handler),
-                      step_up=lambda _client: Provider())
+    c = GatewayClient(
+        "https://gw.example.com", token="t", transport=httpx.MockTransport(handler), step_up=lambda _client: Provider()
+    )
     async with c:
         await c.delete_api_token("0b5c0f3e-6f7a-4d8e-9a1b-2c3d4e5f6a7b")
     assert len(seen) == 2
@@ -208,8 +227,10 @@ async def test_real_refused_connection() -> None:
     ("kwargs", "body"),
     [
         ({}, {}),
-        ({"loopback_uri": "http://127.0.0.1:5000/p", "device_name": "dev-mbp"},
-         {"loopback_uri": "http://127.0.0.1:5000/p", "device_name": "dev-mbp"}),
+        (
+            {"loopback_uri": "http://127.0.0.1:5000/p", "device_name": "dev-mbp"},
+            {"loopback_uri": "http://127.0.0.1:5000/p", "device_name": "dev-mbp"},
+        ),
         ({"device_name": "h" * 200}, {"device_name": "h" * 150}),
     ],
     ids=["nothing", "loopback-and-device", "device-cut-at-150"],

@@ -147,8 +147,9 @@ async def test_rejected_codes_are_retried_at_most_max_step_up_tries_times() -> N
             raise AssertionError("nothing was accepted")
 
     transport = httpx.MockTransport(handler)
-    async with GatewayClient("https://gw.example.com", token="t", transport=transport,
-                             step_up=lambda _client: CarelessProvider()) as client:
+    async with GatewayClient(
+        "https://gw.example.com", token="t", transport=transport, step_up=lambda _client: CarelessProvider()
+    ) as client:
         with pytest.raises(MfaRequired):
             await client.delete_api_token(TOKEN_ID)
     assert calls == [None] + ["The MFA code was not accepted."] * (MAX_STEP_UP_TRIES - 1)
@@ -160,13 +161,16 @@ async def test_rejected_codes_are_retried_at_most_max_step_up_tries_times() -> N
 async def test_lock_out_during_step_up_is_an_mfa_error() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.headers.get("x-mfa-totp"):
-            return httpx.Response(429, json={"error": "too_many_attempts",
-                                             "message": "Too many failed MFA attempts. Try again in 5 minutes."})
+            return httpx.Response(
+                429,
+                json={"error": "too_many_attempts", "message": "Too many failed MFA attempts. Try again in 5 minutes."},
+            )
         return step_up_answer()
 
     step_up = lambda client: StepUpMfa(client, settings=MfaSettings(method="totp", code="123456"))  # noqa: E731
-    async with GatewayClient("https://gw.example.com", token="t", transport=httpx.MockTransport(handler),
-                             step_up=step_up) as client:
+    async with GatewayClient(
+        "https://gw.example.com", token="t", transport=httpx.MockTransport(handler), step_up=step_up
+    ) as client:
         with pytest.raises(MfaError, match="MFA locked: Too many failed MFA attempts") as info:
             await client.delete_api_token(TOKEN_ID)
     assert info.value.exit_code == 9
@@ -181,8 +185,9 @@ async def test_a_given_code_is_used_once() -> None:
         return step_up_answer("The MFA code was not accepted.")
 
     step_up = lambda client: StepUpMfa(client, settings=MfaSettings(code=" 123456 "))  # noqa: E731
-    async with GatewayClient("https://gw.example.com", token="t", transport=httpx.MockTransport(handler),
-                             step_up=step_up) as client:
+    async with GatewayClient(
+        "https://gw.example.com", token="t", transport=httpx.MockTransport(handler), step_up=step_up
+    ) as client:
         with pytest.raises(MfaError, match="MFA verification failed: The MFA code was not accepted"):
             await client.delete_api_token(TOKEN_ID)
     assert codes == [None, "123456"]
@@ -198,8 +203,9 @@ async def test_api_tokens_get_an_mfa_error_instead_of_a_prompt(tmp_path: Path) -
     assert factory is not None
     async with GatewayClient(session_target.url, token=session_target.token, step_up=factory) as client:
         assert isinstance(client.step_up, StepUpMfa)
-    error = step_up_error(MfaRequired("convox:app:delete requires a recent MFA verification.", level="step-up"),
-                          token_target)
+    error = step_up_error(
+        MfaRequired("convox:app:delete requires a recent MFA verification.", level="step-up"), token_target
+    )
     assert isinstance(error, MfaError)
     assert error.exit_code == 9
     assert "API tokens cannot answer MFA" in (error.hint or "")

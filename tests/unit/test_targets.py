@@ -32,19 +32,54 @@ COMMAND_CASES: list[tuple[str, ConfigData, str | None, str | None, dict[str, str
     ("--rack beats RACK_GATEWAY_RACK", TWO, "a", None, {"RACK_GATEWAY_RACK": "b"}, (A, "sess-a", "a", False)),
     ("blank environment is ignored", TWO, None, None, {"RACK_GATEWAY_RACK": "  "}, (A, "sess-a", "a", False)),
     ("--api-token beats the session", TWO, None, "rgw_flag", {}, (A, "rgw_flag", "a", True)),
-    ("RACK_GATEWAY_API_TOKEN beats the session", TWO, None, None, {"RACK_GATEWAY_API_TOKEN": "rgw_env"},
-     (A, "rgw_env", "a", True)),
-    ("--api-token beats RACK_GATEWAY_API_TOKEN", TWO, None, "rgw_flag", {"RACK_GATEWAY_API_TOKEN": "rgw_env"},
-     (A, "rgw_flag", "a", True)),
-    ("RACK_GATEWAY_URL overrides a stored rack for an API token", TWO, None, "rgw_flag",
-     {"RACK_GATEWAY_URL": ENV_URL}, (ENV_URL, "rgw_flag", "a", True)),
-    ("RACK_GATEWAY_URL never receives a stored session", TWO, None, None, {"RACK_GATEWAY_URL": ENV_URL},
-     (A, "sess-a", "a", False)),
-    ("API token with no config at all", config(None), None, None,
-     {"RACK_GATEWAY_API_TOKEN": "rgw_env", "RACK_GATEWAY_URL": "env.example.com/"},
-     (ENV_URL, "rgw_env", None, True)),
-    ("RACK_GATEWAY_URL without a token is not logged in", config(None), None, None, {"RACK_GATEWAY_URL": ENV_URL},
-     NotLoggedIn),
+    (
+        "RACK_GATEWAY_API_TOKEN beats the session",
+        TWO,
+        None,
+        None,
+        {"RACK_GATEWAY_API_TOKEN": "rgw_env"},
+        (A, "rgw_env", "a", True),
+    ),
+    (
+        "--api-token beats RACK_GATEWAY_API_TOKEN",
+        TWO,
+        None,
+        "rgw_flag",
+        {"RACK_GATEWAY_API_TOKEN": "rgw_env"},
+        (A, "rgw_flag", "a", True),
+    ),
+    (
+        "RACK_GATEWAY_URL overrides a stored rack for an API token",
+        TWO,
+        None,
+        "rgw_flag",
+        {"RACK_GATEWAY_URL": ENV_URL},
+        (ENV_URL, "rgw_flag", "a", True),
+    ),
+    (
+        "RACK_GATEWAY_URL never receives a stored session",
+        TWO,
+        None,
+        None,
+        {"RACK_GATEWAY_URL": ENV_URL},
+        (A, "sess-a", "a", False),
+    ),
+    (
+        "API token with no config at all",
+        config(None),
+        None,
+        None,
+        {"RACK_GATEWAY_API_TOKEN": "rgw_env", "RACK_GATEWAY_URL": "env.example.com/"},
+        (ENV_URL, "rgw_env", None, True),
+    ),
+    (
+        "RACK_GATEWAY_URL without a token is not logged in",
+        config(None),
+        None,
+        None,
+        {"RACK_GATEWAY_URL": ENV_URL},
+        NotLoggedIn,
+    ),
     ("unknown --rack", TWO, "nope", None, {}, NoRackError),
     ("a rack without a session", config(a={"url": A}), None, None, {}, NotLoggedIn),
     ("nothing configured is not logged in", config(None), None, None, {}, NotLoggedIn),
@@ -52,10 +87,12 @@ COMMAND_CASES: list[tuple[str, ConfigData, str | None, str | None, dict[str, str
 ]
 
 
-@pytest.mark.parametrize(("case", "data", "rack", "token", "env", "expected"), COMMAND_CASES,
-                         ids=[c[0] for c in COMMAND_CASES])
-def test_command_target(case: str, data: ConfigData, rack: str | None, token: str | None, env: dict[str, str],
-                        expected: Any) -> None:
+@pytest.mark.parametrize(
+    ("case", "data", "rack", "token", "env", "expected"), COMMAND_CASES, ids=[c[0] for c in COMMAND_CASES]
+)
+def test_command_target(
+    case: str, data: ConfigData, rack: str | None, token: str | None, env: dict[str, str], expected: Any
+) -> None:
     selection = Selection(rack=rack, api_token=token, environ=env)
     if isinstance(expected, type):
         with pytest.raises(expected) as info:
@@ -90,10 +127,12 @@ LOGIN_CASES: list[tuple[str, ConfigData, str | None, str | None, dict[str, str],
 ]
 
 
-@pytest.mark.parametrize(("case", "data", "rack", "url", "env", "expected"), LOGIN_CASES,
-                         ids=[c[0] for c in LOGIN_CASES])
-def test_login_target(case: str, data: ConfigData, rack: str | None, url: str | None, env: dict[str, str],
-                      expected: Any) -> None:
+@pytest.mark.parametrize(
+    ("case", "data", "rack", "url", "env", "expected"), LOGIN_CASES, ids=[c[0] for c in LOGIN_CASES]
+)
+def test_login_target(
+    case: str, data: ConfigData, rack: str | None, url: str | None, env: dict[str, str], expected: Any
+) -> None:
     selection = Selection(environ=env)
     if isinstance(expected, type):
         with pytest.raises(expected) as info:

@@ -400,4 +400,3 @@ async def run_exchange(
         # On a deadline or a cancel: fido2 sends CTAPHID_CANCEL, the key stops blinking.
         exchange.cancel.set()
     raise MfaError(f"No answer from the security key within {req.timeout:g} s", hint=RETRY_HINT)
-

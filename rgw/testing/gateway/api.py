@@ -62,14 +62,21 @@ async def info(request: Request) -> Response:
     session = None
     if p.session is not None:
         session = {"expires_at": rfc3339(p.session.expires_at), "id": p.session.id}
-    return JSONResponse({
-        "user": {"email": p.email, "name": p.name, "roles": p.roles, "mfa_enrolled": gw.mfa.enrolled(p.email),
-                 "mfa_required": p.mfa_required},
-        "rack": {"name": gw.settings.rack_name, "alias": gw.settings.rack_name, "host": request.url.netloc},
-        "integrations": {},
-        "version": {"version": rgw.__version__, "commit_hash": "reference"},
-        "session": session,
-    })
+    return JSONResponse(
+        {
+            "user": {
+                "email": p.email,
+                "name": p.name,
+                "roles": p.roles,
+                "mfa_enrolled": gw.mfa.enrolled(p.email),
+                "mfa_required": p.mfa_required,
+            },
+            "rack": {"name": gw.settings.rack_name, "alias": gw.settings.rack_name, "host": request.url.netloc},
+            "integrations": {},
+            "version": {"version": rgw.__version__, "commit_hash": "reference"},
+            "session": session,
+        }
+    )
 
 
 def _preferred_method(gw: Gateway, email: str) -> str | None:
@@ -81,9 +88,13 @@ def _deployed_info(request: Request, gw: Gateway, p: Principal) -> dict[str, Any
     """`GET /info` as the Go server answers it (`handlers/api_handler_info.go`): no session object, the
     token owner's name and no roles for API tokens, optional fields left out when unset."""
     owner = gw.store.user(p.email)
-    user: dict[str, Any] = {"email": p.email, "name": owner.name if owner is not None else p.name,
-                            "roles": [] if p.session is None else p.roles, "mfa_enrolled": gw.mfa.enrolled(p.email),
-                            "mfa_required": owner.mfa_required if owner is not None else False}
+    user: dict[str, Any] = {
+        "email": p.email,
+        "name": owner.name if owner is not None else p.name,
+        "roles": [] if p.session is None else p.roles,
+        "mfa_enrolled": gw.mfa.enrolled(p.email),
+        "mfa_required": owner.mfa_required if owner is not None else False,
+    }
     preferred = _preferred_method(gw, p.email)
     if preferred is not None:
         user["preferred_mfa_method"] = preferred
@@ -125,14 +136,25 @@ async def mfa_status(request: Request) -> Response:
     preferred = _preferred_method(gw, p.email)
     if not gw.settings.extensions:
         return JSONResponse(_deployed_mfa_status(gw, p, step_up, preferred))
-    return JSONResponse({
-        "enrolled": bool(methods), "required": p.mfa_required,
-        "methods": [{"id": m.id, "type": m.type, "label": m.label, "cli_capable": True,
-                     "created_at": rfc3339(m.created_at), "last_used_at": rfc3339_or_none(m.last_used_at)}
-                    for m in methods],
-        "recent_step_up_expires_at": step_up,
-        "preferred_method": preferred,
-    })
+    return JSONResponse(
+        {
+            "enrolled": bool(methods),
+            "required": p.mfa_required,
+            "methods": [
+                {
+                    "id": m.id,
+                    "type": m.type,
+                    "label": m.label,
+                    "cli_capable": True,
+                    "created_at": rfc3339(m.created_at),
+                    "last_used_at": rfc3339_or_none(m.last_used_at),
+                }
+                for m in methods
+            ],
+            "recent_step_up_expires_at": step_up,
+            "preferred_method": preferred,
+        }
+    )
 
 
 def _deployed_mfa_status(gw: Gateway, p: Principal, step_up: str | None, preferred: str | None) -> dict[str, Any]:
@@ -140,19 +162,31 @@ def _deployed_mfa_status(gw: Gateway, p: Principal, step_up: str | None, preferr
     are left out, and it reports trusted devices (none here), backup codes and WebAuthn availability."""
     methods = []
     for m in gw.store.mfa_methods(p.email):
-        method: dict[str, Any] = {"id": m.id, "type": m.type, "label": m.label, "cli_capable": True,
-                                  "created_at": rfc3339(m.created_at), "confirmed_at": rfc3339(m.created_at)}
+        method: dict[str, Any] = {
+            "id": m.id,
+            "type": m.type,
+            "label": m.label,
+            "cli_capable": True,
+            "created_at": rfc3339(m.created_at),
+            "confirmed_at": rfc3339(m.created_at),
+        }
         if m.last_used_at is not None:
             method["last_used_at"] = rfc3339(m.last_used_at)
         methods.append(method)
-    codes = gw.store.row("SELECT COUNT(*), SUM(used_at IS NULL), MAX(used_at) FROM backup_codes WHERE email = ?",
-                         (p.email,))
+    codes = gw.store.row(
+        "SELECT COUNT(*), SUM(used_at IS NULL), MAX(used_at) FROM backup_codes WHERE email = ?", (p.email,)
+    )
     total, unused, last_used = (int(codes[0]), int(codes[1] or 0), codes[2]) if codes is not None else (0, 0, None)
     backup: dict[str, Any] = {"total": total, "unused": unused}
     if last_used is not None:
         backup["last_used_at"] = rfc3339(last_used)
-    body: dict[str, Any] = {"enrolled": bool(methods), "required": p.mfa_required, "methods": methods,
-                            "trusted_devices": [], "backup_codes": backup}
+    body: dict[str, Any] = {
+        "enrolled": bool(methods),
+        "required": p.mfa_required,
+        "methods": methods,
+        "trusted_devices": [],
+        "backup_codes": backup,
+    }
     if step_up is not None:
         body["recent_step_up_expires_at"] = step_up
     if preferred is not None:
@@ -166,8 +200,11 @@ def _verified(request: Request, p: Principal) -> Response:
     assert p.session is not None
     gw = gateway_of(request)
     until = gw.sessions.record_step_up(p.session.id)
-    body: dict[str, Any] = {"mfa_verified_at": rfc3339(gw.settings.clock()),
-                            "recent_step_up_expires_at": rfc3339(until), "trusted_device_cookie": False}
+    body: dict[str, Any] = {
+        "mfa_verified_at": rfc3339(gw.settings.clock()),
+        "recent_step_up_expires_at": rfc3339(until),
+        "trusted_device_cookie": False,
+    }
     if gw.settings.extensions:
         body.update({"verified": True, "step_up_expires_at": rfc3339(until)})
     return JSONResponse(body)
@@ -199,7 +236,8 @@ async def assertion_verify(request: Request) -> Response:
     body = await read_json(request)
     session_data, assertion = body.get("session_data"), body.get("assertion_response")
     if not gateway_of(request).settings.extensions and not (
-            isinstance(session_data, str) and session_data and isinstance(assertion, str) and assertion):
+        isinstance(session_data, str) and session_data and isinstance(assertion, str) and assertion
+    ):
         # The Go server binds both as required strings: an assertion sent as a JSON object is refused.
         return json_error(400, "invalid request")
     try:
@@ -221,7 +259,9 @@ async def register_finish(request: Request) -> Response:
     body = await read_json(request)
     label = body.get("label")
     method_id = gateway_of(request).mfa.registration_finish(
-        p.email, body.get("session_data"), body.get("registration_response"),
+        p.email,
+        body.get("session_data"),
+        body.get("registration_response"),
         label if isinstance(label, str) else "",
     )
     return JSONResponse({"id": method_id, "type": "webauthn"})
@@ -280,8 +320,12 @@ async def _app_name(request: Request) -> str:
 def _token_json(gw: Gateway, row: ApiTokenRow, *, creator_details: bool = True) -> dict[str, Any]:
     """A token record as the deployed gateway sends it (`db.APIToken`); the creator's email and name
     come from a join in lists and look-ups, not in the create answer."""
-    record: dict[str, Any] = {"id": row.id, "public_id": row.public_id, "name": row.name,
-                              "user_id": gw.store.user_id(row.user_email) or 0}
+    record: dict[str, Any] = {
+        "id": row.id,
+        "public_id": row.public_id,
+        "name": row.name,
+        "user_id": gw.store.user_id(row.user_email) or 0,
+    }
     creator = gw.store.user(row.created_by) if row.created_by else None
     if creator is not None:
         record["created_by_user_id"] = creator.id
@@ -289,8 +333,14 @@ def _token_json(gw: Gateway, row: ApiTokenRow, *, creator_details: bool = True) 
             record["created_by_email"] = creator.email
             if creator.name:
                 record["created_by_name"] = creator.name
-    record.update({"permissions": row.permissions, "created_at": rfc3339(row.created_at),
-                   "expires_at": rfc3339_or_none(row.expires_at), "last_used_at": rfc3339_or_none(row.last_used_at)})
+    record.update(
+        {
+            "permissions": row.permissions,
+            "created_at": rfc3339(row.created_at),
+            "expires_at": rfc3339_or_none(row.expires_at),
+            "last_used_at": rfc3339_or_none(row.last_used_at),
+        }
+    )
     return record
 
 
@@ -359,8 +409,11 @@ async def token_create(request: Request) -> Response:
     name, role, perms, owner = body.get("name"), body.get("role"), body.get("permissions"), body.get("user_email")
     if not isinstance(name, str) or not name:
         return json_error(400, NAME_REQUIRED)
-    if (role is not None and not isinstance(role, str)) or (owner is not None and not isinstance(owner, str)) or (
-            perms is not None and not (isinstance(perms, list) and all(isinstance(x, str) for x in perms))):
+    if (
+        (role is not None and not isinstance(role, str))
+        or (owner is not None and not isinstance(owner, str))
+        or (perms is not None and not (isinstance(perms, list) and all(isinstance(x, str) for x in perms)))
+    ):
         return json_error(400, "invalid request")
     name = name.strip()
     role = (role or "").strip().lower()
@@ -383,10 +436,18 @@ async def token_create(request: Request) -> Response:
     unknown = rbac.unknown_permissions(permissions)
     if unknown:
         return json_error(400, f"unknown permission: {unknown[0]}")
-    token, row = gw.sessions.create_token(name, role=None, permissions=permissions, user_email=owner_email,
-                                          created_by=p.email)
-    return JSONResponse({"token": token, "id": row.id, "name": row.name, "permissions": row.permissions,
-                         "api_token": _token_json(gw, row, creator_details=False)})
+    token, row = gw.sessions.create_token(
+        name, role=None, permissions=permissions, user_email=owner_email, created_by=p.email
+    )
+    return JSONResponse(
+        {
+            "token": token,
+            "id": row.id,
+            "name": row.name,
+            "permissions": row.permissions,
+            "api_token": _token_json(gw, row, creator_details=False),
+        }
+    )
 
 
 @endpoint

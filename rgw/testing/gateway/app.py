@@ -51,8 +51,7 @@ def _outcome(outcome: BrowserOutcome) -> Response:
     if outcome.location is not None:
         return RedirectResponse(outcome.location, 302)
     if outcome.page == "error":
-        return HTMLResponse(pages.error_page(outcome.text, outcome.context, cli_told=outcome.cli_told),
-                            outcome.status)
+        return HTMLResponse(pages.error_page(outcome.text, outcome.context, cli_told=outcome.cli_told), outcome.status)
     return HTMLResponse(pages.done_page(outcome.context), outcome.status)
 
 
@@ -113,7 +112,8 @@ async def authorize_post(request: Request) -> Response:
     form = await read_form(request)
     try:
         location = gateway_of(request).login.authorize(
-            form.get("state", ""), form.get("email", ""), form.get("action", "allow"))
+            form.get("state", ""), form.get("email", ""), form.get("action", "allow")
+        )
     except LoginPageError as exc:
         return _page_error(request, exc)
     return RedirectResponse(location, 302)
@@ -148,8 +148,9 @@ async def callback(request: Request) -> Response:
         return RedirectResponse("/api/v1/auth/cli/mfa?" + urlencode({"state": state}), 307)
     try:
         if gw.oidc is not None:
-            outcome = await oidc_sign_in(gw, request, q.get("state", ""), code=q.get("code", ""),
-                                         error=q.get("error", ""))
+            outcome = await oidc_sign_in(
+                gw, request, q.get("state", ""), code=q.get("code", ""), error=q.get("error", "")
+            )
         else:
             outcome = gw.login.callback(q.get("state", ""), q.get("code", ""), q.get("error", ""))
     except LoginPageError as exc:
@@ -196,8 +197,9 @@ async def mfa_post(request: Request) -> Response:
         found = gw.login.state(state) if state else None
         if exc.code == "session_expired" or found is None:
             return _error_page(request, "invalid or expired state", 400)
-        text = exc.message or {"invalid_code": "That code is not valid.",
-                               "code_required": "Enter a code."}.get(exc.code, exc.code)
+        text = exc.message or {"invalid_code": "That code is not valid.", "code_required": "Enter a code."}.get(
+            exc.code, exc.code
+        )
         return HTMLResponse(pages.mfa_page(state, gw.login.context(found), text), exc.status)
     # Verified: on to the CLI's loopback page [ext], or this login's own done page (not /auth/done,
     # which cannot say which login it was: the CLI may have redeemed it by the time the browser asks).
@@ -252,8 +254,11 @@ async def cli_mfa(request: Request) -> Response:
     body = await read_json(request)
     state = body.get("state")
     gateway_of(request).login.mfa(
-        state if isinstance(state, str) else "", body.get("method"), body.get("code"),
-        body.get("session_data"), body.get("assertion_response"),
+        state if isinstance(state, str) else "",
+        body.get("method"),
+        body.get("code"),
+        body.get("session_data"),
+        body.get("assertion_response"),
     )
     return JSONResponse({"redirect": base_url(request) + "/auth/done"})
 
@@ -279,8 +284,9 @@ async def _deployed_cli_mfa(request: Request) -> Response:
     if method == "totp" and not fields["code"].strip():
         return json_error(400, "code_required")
     try:
-        gateway_of(request).login.mfa(state, method, fields["code"], fields["session_data"],
-                                      fields["assertion_response"])
+        gateway_of(request).login.mfa(
+            state, method, fields["code"], fields["session_data"], fields["assertion_response"]
+        )
     except MfaError as exc:
         return json_error(400, "invalid_code" if exc.verification_failed else exc.code)
     return JSONResponse({"redirect": base_url(request) + "/auth/done"})

@@ -84,9 +84,15 @@ def _oidc_client(settings: GatewaySettings) -> OidcClient | None:
         return None
     from .oidc import OidcClient  # Authlib and joserfc, only for a gateway that uses a provider
 
-    return OidcClient(settings.oidc_issuer, settings.oidc_client_id, settings.oidc_client_secret,
-                      secret=settings.secret, scopes=settings.oidc_scopes, timeout=settings.oidc_timeout,
-                      clock=settings.clock)
+    return OidcClient(
+        settings.oidc_issuer,
+        settings.oidc_client_id,
+        settings.oidc_client_secret,
+        secret=settings.secret,
+        scopes=settings.oidc_scopes,
+        timeout=settings.oidc_timeout,
+        clock=settings.clock,
+    )
 
 
 class Gateway:
@@ -121,22 +127,30 @@ class Gateway:
         self.watchers.notify_all()
 
     # users and MFA
-    def add_user(self, email: str, name: str | None = None, roles: Sequence[str] = ("viewer",),
-                 mfa_required: bool = False) -> None:
+    def add_user(
+        self, email: str, name: str | None = None, roles: Sequence[str] = ("viewer",), mfa_required: bool = False
+    ) -> None:
         email = email.strip().lower()
         for role in roles:
             if role not in rbac.ROLE_PERMISSIONS:
                 raise ValueError(f"unknown role: {role}")
-        self.store.put_user(User(email, name or email.split("@")[0], list(roles), mfa_required),
-                            self.settings.clock())
+        self.store.put_user(User(email, name or email.split("@")[0], list(roles), mfa_required), self.settings.clock())
 
     def user(self, email: str) -> User | None:
         return self.store.user(email)
 
     def users(self) -> list[dict[str, Any]]:
         """Every user as `{"email","name","roles","mfa_required","totp_secret"}` (for banners and demos)."""
-        return [{"email": u.email, "name": u.name, "roles": list(u.roles), "mfa_required": u.mfa_required,
-                 "totp_secret": self.mfa.totp_secret(u.email)} for u in self.store.users()]
+        return [
+            {
+                "email": u.email,
+                "name": u.name,
+                "roles": list(u.roles),
+                "mfa_required": u.mfa_required,
+                "totp_secret": self.mfa.totp_secret(u.email),
+            }
+            for u in self.store.users()
+        ]
 
     def enroll_totp(self, email: str) -> str:
         return self.mfa.enroll_totp(self._known(email))
@@ -180,11 +194,20 @@ class Gateway:
     def rotate_secret(self, new_secret: str) -> None:
         self.sessions.rotate_secret(new_secret)
 
-    def create_api_token(self, name: str, *, role: str | None = None, permissions: Sequence[str] | None = None,
-                         user_email: str = "admin@example.com") -> str:
+    def create_api_token(
+        self,
+        name: str,
+        *,
+        role: str | None = None,
+        permissions: Sequence[str] | None = None,
+        user_email: str = "admin@example.com",
+    ) -> str:
         token, _ = self.sessions.create_token(
-            name, role=role, permissions=list(permissions) if permissions is not None else None,
-            user_email=user_email, created_by=user_email,
+            name,
+            role=role,
+            permissions=list(permissions) if permissions is not None else None,
+            user_email=user_email,
+            created_by=user_email,
         )
         return token
 
@@ -198,13 +221,20 @@ class Gateway:
         """Authenticate `token` (sliding a session forward) or raise AuthError."""
         found = self.sessions.authenticate(token)
         if isinstance(found, ApiTokenRow):
-            return Principal(found.user_email, found.name, [found.role or "api-token"],
-                             frozenset(found.permissions), token=found)
+            return Principal(
+                found.user_email, found.name, [found.role or "api-token"], frozenset(found.permissions), token=found
+            )
         user = self.store.user(found.email)
         if user is None:
             raise AuthError("session not found", "Session not found. Please log in again.")
-        return Principal(user.email, user.name, user.roles, frozenset(rbac.permissions_for_roles(user.roles)),
-                         session=found, mfa_required=user.mfa_required)
+        return Principal(
+            user.email,
+            user.name,
+            user.roles,
+            frozenset(rbac.permissions_for_roles(user.roles)),
+            session=found,
+            mfa_required=user.mfa_required,
+        )
 
     # logins
     def complete_browser_login(self, state: str, email: str) -> None:
@@ -237,14 +267,18 @@ class Gateway:
         refusal on the login routes.
         """
         with self._counts_lock:
-            return sum(n for (verb, path), n in self._refused.items()
-                       if path.startswith(path_prefix) and (method is None or verb == method.upper()))
+            return sum(
+                n
+                for (verb, path), n in self._refused.items()
+                if path.startswith(path_prefix) and (method is None or verb == method.upper())
+            )
 
     def browser_refusals(self) -> int:
         """Requests of the user's browser the rate limit refused: the OAuth callback, and the deployed
         server's sign-in step it redirects to (``GET /auth/cli/mfa``). Any of them loses that login."""
-        return (self.rate_limited_count("/api/v1/auth/cli/callback")
-                + self.rate_limited_count("/api/v1/auth/cli/mfa", method="GET"))
+        return self.rate_limited_count("/api/v1/auth/cli/callback") + self.rate_limited_count(
+            "/api/v1/auth/cli/mfa", method="GET"
+        )
 
     def reset_counts(self) -> None:
         with self._counts_lock:

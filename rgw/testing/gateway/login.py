@@ -84,8 +84,14 @@ def _with_query(uri: str, params: dict[str, str]) -> str:
 class LoginFlow:
     """Login states: start, browser sign-in, MFA, redemption."""
 
-    def __init__(self, store: Store, settings: GatewaySettings, mfa: MfaService, sessions: SessionManager,
-                 notify: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: GatewaySettings,
+        mfa: MfaService,
+        sessions: SessionManager,
+        notify: Callable[[str], None],
+    ) -> None:
         self._store = store
         self._settings = settings
         self._mfa = mfa
@@ -100,18 +106,40 @@ class LoginFlow:
     def ext(self) -> bool:
         return self._settings.extensions
 
-    def start(self, base_url: str, loopback_uri: str | None, *, device_name: str | None = None,
-              auth_url: Callable[[str, str], str] | None = None) -> dict[str, Any]:
+    def start(
+        self,
+        base_url: str,
+        loopback_uri: str | None,
+        *,
+        device_name: str | None = None,
+        auth_url: Callable[[str, str], str] | None = None,
+    ) -> dict[str, Any]:
         """A new login state; `auth_url(state, code_verifier)` builds an identity provider's sign-in URL
         (default: the built-in sign-in page).  `device_name` [ext] is shown on the browser pages."""
         state = secrets.token_urlsafe(32)
         verifier = secrets.token_urlsafe(96)
         use_loopback = self.ext and loopback_uri is not None
         device = device_name.strip()[:150] or None if self.ext and device_name else None
-        self._store.put_state(LoginState(state, verifier, loopback_uri if use_loopback else None, "browser",
-                                         None, None, None, self._settings.clock(), None, None, device))
-        url = (auth_url(state, verifier) if auth_url is not None
-               else f"{base_url}/oauth/authorize?state={state}&client_id=rack-gateway")
+        self._store.put_state(
+            LoginState(
+                state,
+                verifier,
+                loopback_uri if use_loopback else None,
+                "browser",
+                None,
+                None,
+                None,
+                self._settings.clock(),
+                None,
+                None,
+                device,
+            )
+        )
+        url = (
+            auth_url(state, verifier)
+            if auth_url is not None
+            else f"{base_url}/oauth/authorize?state={state}&client_id=rack-gateway"
+        )
         body: dict[str, Any] = {"auth_url": url, "state": state, "code_verifier": verifier}
         if use_loopback:
             body["loopback"] = True
@@ -133,8 +161,13 @@ class LoginFlow:
         return BrowserOutcome(text="Login complete, return to your terminal.", context=self.context(st))
 
     def _not_waiting(self, st: LoginState) -> BrowserOutcome:
-        return BrowserOutcome(page="error", text=st.error or "This login is not waiting for sign-in.", status=400,
-                              context=self.context(st), cli_told=st.stage == "failed")
+        return BrowserOutcome(
+            page="error",
+            text=st.error or "This login is not waiting for sign-in.",
+            status=400,
+            context=self.context(st),
+            cli_told=st.stage == "failed",
+        )
 
     def _require(self, state: str) -> LoginState:
         found = self._store.state(state) if state else None
@@ -186,8 +219,9 @@ class LoginFlow:
         """The login `state` if it waits for the browser's sign-in, else the page to show instead."""
         with self._lock:
             st = self._require(state)
-            return st if st.stage == "browser" else (self._done(st) if st.stage == "verified"
-                                                     else self._not_waiting(st))
+            return (
+                st if st.stage == "browser" else (self._done(st) if st.stage == "verified" else self._not_waiting(st))
+            )
 
     def take_received_code(self, state: str) -> tuple[LoginState, str] | BrowserOutcome:
         """`GET /auth/cli/mfa` with a provider: the kept code (once), or where the login is instead."""
@@ -268,8 +302,9 @@ class LoginFlow:
         self._store.put_state(replace(st, stage="failed", error=text))
         self._notify(st.state)
         if st.loopback_uri:
-            return BrowserOutcome(location=_with_query(
-                st.loopback_uri, {"state": st.state, "result": "error", "error": text}))
+            return BrowserOutcome(
+                location=_with_query(st.loopback_uri, {"state": st.state, "result": "error", "error": text})
+            )
         return BrowserOutcome(page="error", text=text, status=403, context=self.context(st))
 
     def _verify(self, st: LoginState, mfa_verified_at: float | None) -> BrowserOutcome:
@@ -314,7 +349,8 @@ class LoginFlow:
         state, verifier, device_id = body.get("state"), body.get("code_verifier"), body.get("device_id")
         optional = [body.get(k) for k in ("device_name", "device_os", "client_version")]
         if not all(isinstance(v, str) and v for v in (state, verifier, device_id)) or not all(
-                v is None or isinstance(v, str) for v in optional):
+            v is None or isinstance(v, str) for v in optional
+        ):
             return 400, {"error": "invalid request"}
         assert isinstance(state, str)
         assert isinstance(verifier, str)
@@ -325,8 +361,7 @@ class LoginFlow:
             return 500, {"error": "internal server error"}  # the deployed gateway's UUID column
         with self._lock:
             now = self._settings.clock()
-            self._redeemed = {k: v for k, v in self._redeemed.items()
-                              if now - v[0] <= self._settings.idempotent_window}
+            self._redeemed = {k: v for k, v in self._redeemed.items() if now - v[0] <= self._settings.idempotent_window}
             if self.ext and state in self._redeemed:
                 _, known, answer = self._redeemed[state]
                 if not hmac.compare_digest(known, verifier):
@@ -360,13 +395,23 @@ class LoginFlow:
             return 400, {"error": UNAUTHORIZED_TEXT}
         device_name = str(body.get("device_name") or "")[:150]
         token, row = self._sessions.issue(
-            user, device_id=str(body["device_id"]), device_name=device_name,
-            device_os=str(body.get("device_os") or ""), mfa_verified_at=st.mfa_verified_at,
+            user,
+            device_id=str(body["device_id"]),
+            device_name=device_name,
+            device_os=str(body.get("device_os") or ""),
+            mfa_verified_at=st.mfa_verified_at,
         )
         answer: dict[str, Any] = {
-            "token": token, "email": user.email, "name": user.name, "expires_at": rfc3339(row.expires_at),
-            "session_id": row.id, "channel": "cli", "device_id": row.device_id, "device_name": device_name,
-            "mfa_verified": st.mfa_verified_at is not None, "mfa_required": user.mfa_required,
+            "token": token,
+            "email": user.email,
+            "name": user.name,
+            "expires_at": rfc3339(row.expires_at),
+            "session_id": row.id,
+            "channel": "cli",
+            "device_id": row.device_id,
+            "device_name": device_name,
+            "mfa_verified": st.mfa_verified_at is not None,
+            "mfa_required": user.mfa_required,
             "enrollment_required": False,
         }
         self._store.delete_state(st.state)

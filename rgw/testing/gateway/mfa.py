@@ -66,8 +66,9 @@ class MfaError(Exception):
     deployed gateway's MFA service says for it, which deployed-mode routes answer instead.
     """
 
-    def __init__(self, code: str, status: int | None = None, message: str | None = None,
-                 detail: str | None = None) -> None:
+    def __init__(
+        self, code: str, status: int | None = None, message: str | None = None, detail: str | None = None
+    ) -> None:
         super().__init__(code)
         self.code = code
         self.status = status if status is not None else _EXT_STATUS.get(code, 400)
@@ -145,9 +146,7 @@ class MfaService:
     def method_names(self, email: str) -> list[str]:
         kinds = {m.type for m in self._store.mfa_methods(email)}
         names: list[str] = [k for k in ("totp", "webauthn") if k in kinds]
-        unused = self._store.row(
-            "SELECT COUNT(*) FROM backup_codes WHERE email = ? AND used_at IS NULL", (email,)
-        )
+        unused = self._store.row("SELECT COUNT(*) FROM backup_codes WHERE email = ? AND used_at IS NULL", (email,))
         if unused is not None and unused[0] > 0:
             names.append("backup_code")
         return names
@@ -178,8 +177,9 @@ class MfaService:
         return int(row[0]) if row is not None else 0
 
     def _log(self, email: str, kind: str, success: bool, reason: str) -> None:
-        self._store.execute("INSERT INTO mfa_attempts VALUES (?, ?, ?, ?, ?)",
-                            (email, kind, int(success), reason, self._now()))
+        self._store.execute(
+            "INSERT INTO mfa_attempts VALUES (?, ?, ?, ?, ?)", (email, kind, int(success), reason, self._now())
+        )
 
     def _begin(self, email: str, kind: str) -> None:
         """Refuse an attempt by a locked user, or over the attempt limit (that refusal is logged)."""
@@ -222,8 +222,10 @@ class MfaService:
             totp = pyotp.TOTP(method.secret)
             for counter in (step - 1, step, step + 1):
                 if hmac.compare_digest(totp.generate_otp(counter), code):
-                    cur = self._store.execute("INSERT OR IGNORE INTO used_totp_steps (email, step, at)"
-                                              " VALUES (?, ?, ?)", (email, counter, now))
+                    cur = self._store.execute(
+                        "INSERT OR IGNORE INTO used_totp_steps (email, step, at) VALUES (?, ?, ?)",
+                        (email, counter, now),
+                    )
                     if cur.rowcount != 1:
                         return False  # each time step is accepted once per user
                     self._store.execute("UPDATE mfa_methods SET last_used_at = ? WHERE id = ?", (now, method.id))
@@ -246,8 +248,12 @@ class MfaService:
         with self._lock:
             self._challenges = {k: c for k, c in self._challenges.items() if c.expires_at > now}
             self._challenges[session_data] = Challenge(
-                email, kind, challenge, parts.hostname or "localhost",
-                f"{parts.scheme}://{parts.netloc}", now + CHALLENGE_TTL,
+                email,
+                kind,
+                challenge,
+                parts.hostname or "localhost",
+                f"{parts.scheme}://{parts.netloc}",
+                now + CHALLENGE_TTL,
             )
         return session_data
 
@@ -264,11 +270,16 @@ class MfaService:
         rp_id = urlsplit(base_url).hostname or "localhost"
         existing = [
             PublicKeyCredentialDescriptor(id=base64url_to_bytes(m.credential_id))
-            for m in self._store.mfa_methods(email) if m.type == "webauthn" and m.credential_id
+            for m in self._store.mfa_methods(email)
+            if m.type == "webauthn" and m.credential_id
         ]
         options = generate_registration_options(
-            rp_id=rp_id, rp_name="Rack Gateway", user_name=email, user_display_name=display_name,
-            user_id=hashlib.sha256(email.encode()).digest()[:16], exclude_credentials=existing,
+            rp_id=rp_id,
+            rp_name="Rack Gateway",
+            user_name=email,
+            user_display_name=display_name,
+            user_id=hashlib.sha256(email.encode()).digest()[:16],
+            exclude_credentials=existing,
         )
         session_data = self._new_challenge(email, "register", options.challenge, base_url)
         return {"options": {"publicKey": json.loads(options_to_json(options))}, "session_data": session_data}
@@ -279,15 +290,21 @@ class MfaService:
         challenge = self._take_challenge(session_data, email, "register")
         try:
             verified = verify_registration_response(
-                credential=response, expected_challenge=challenge.challenge,
-                expected_rp_id=challenge.rp_id, expected_origin=challenge.origin,
+                credential=response,
+                expected_challenge=challenge.challenge,
+                expected_rp_id=challenge.rp_id,
+                expected_origin=challenge.origin,
             )
         except (WebAuthnException, ValueError, KeyError, TypeError) as exc:
             raise MfaError("invalid_registration", message=str(exc)) from exc
         return self._store.add_mfa_method(
-            email, "webauthn", label or "Security key", self._now(),
+            email,
+            "webauthn",
+            label or "Security key",
+            self._now(),
             credential_id=bytes_to_base64url(verified.credential_id),
-            public_key=bytes_to_base64url(verified.credential_public_key), sign_count=verified.sign_count,
+            public_key=bytes_to_base64url(verified.credential_public_key),
+            sign_count=verified.sign_count,
         )
 
     def assertion_start(self, email: str, base_url: str) -> dict[str, Any]:
@@ -296,8 +313,9 @@ class MfaService:
             raise MfaError("webauthn_not_enrolled")
         options = generate_authentication_options(
             rp_id=urlsplit(base_url).hostname or "localhost",
-            allow_credentials=[PublicKeyCredentialDescriptor(id=base64url_to_bytes(m.credential_id or ""))
-                               for m in creds],
+            allow_credentials=[
+                PublicKeyCredentialDescriptor(id=base64url_to_bytes(m.credential_id or "")) for m in creds
+            ],
         )
         session_data = self._new_challenge(email, "assert", options.challenge, base_url)
         return {"options": {"publicKey": json.loads(options_to_json(options))}, "session_data": session_data}
@@ -318,14 +336,22 @@ class MfaService:
                 self._log(email, "webauthn", False, "invalid_challenge")
                 raise
             raw_id = _b64_key(str(response.get("rawId") or response.get("id") or ""))
-            method = next((m for m in self._store.mfa_methods(email)
-                           if m.type == "webauthn" and _b64_key(m.credential_id or "") == raw_id), None)
+            method = next(
+                (
+                    m
+                    for m in self._store.mfa_methods(email)
+                    if m.type == "webauthn" and _b64_key(m.credential_id or "") == raw_id
+                ),
+                None,
+            )
             if method is None or method.public_key is None:
                 raise self._fail(email, "webauthn", "credential_not_found", "credential not found")
             try:
                 verified = verify_authentication_response(
-                    credential=response, expected_challenge=challenge.challenge,
-                    expected_rp_id=challenge.rp_id, expected_origin=challenge.origin,
+                    credential=response,
+                    expected_challenge=challenge.challenge,
+                    expected_rp_id=challenge.rp_id,
+                    expected_origin=challenge.origin,
                     credential_public_key=base64url_to_bytes(method.public_key),
                     credential_current_sign_count=method.sign_count,
                 )
@@ -336,4 +362,3 @@ class MfaService:
                 (verified.new_sign_count, self._now(), method.id),
             )
             self._log(email, "webauthn", True, "")
-

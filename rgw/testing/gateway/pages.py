@@ -98,15 +98,20 @@ def mfa_page(state: str, ctx: LoginContext, error: str | None = None) -> str:
         '<label>Code <input name="code" inputmode="numeric" autocomplete="one-time-code" autofocus></label> '
         '<button type="submit">Verify</button></form>'
     )
-    return _page("Multi-factor authentication", who + problem
-                 + "<p>Enter a code from your authenticator app or a backup code.</p>" + form, ctx)
+    return _page(
+        "Multi-factor authentication",
+        who + problem + "<p>Enter a code from your authenticator app or a backup code.</p>" + form,
+        ctx,
+    )
 
 
 def done_page(ctx: LoginContext | None, rack: str | None = None) -> str:
     who = f" as <b>{escape(ctx.email)}</b>" if ctx is not None and ctx.email else ""
-    body = (f'<p class="who">Signed in{who}.</p>'
-            "<p>Login complete, return to your terminal: <code>rack-gateway login</code> there has the session.</p>"
-            '<p class="close">You can close this tab.</p>')
+    body = (
+        f'<p class="who">Signed in{who}.</p>'
+        "<p>Login complete, return to your terminal: <code>rack-gateway login</code> there has the session.</p>"
+        '<p class="close">You can close this tab.</p>'
+    )
     return _page("Logged in", body, ctx, rack)
 
 
@@ -117,8 +122,9 @@ def error_page(text: str, ctx: LoginContext | None = None, *, cli_told: bool = T
     elif cli_told:
         after = "<code>rack-gateway login</code> in your terminal has stopped with this error."
     else:
-        after = ("<code>rack-gateway login</code> in your terminal is still waiting: press Ctrl-C there, "
-                 "then run it again.")
+        after = (
+            "<code>rack-gateway login</code> in your terminal is still waiting: press Ctrl-C there, then run it again."
+        )
     body = f'<p class="error" role="alert">{escape(text)}</p><p>{after}</p><p class="close">You can close this tab.</p>'
     return _page("Sign-in failed", body, ctx, rack)
 

@@ -34,20 +34,37 @@ class FakeRack:
     @staticmethod
     def _new_app(name: str, *, generation: str = "3", status: str = "running") -> dict[str, Any]:
         release = "R" + secrets.token_hex(5).upper()
-        return {"name": name, "generation": generation, "release": release, "status": status,
-                "locked": False, "parameters": {}, "router": f"router.{name}.convox"}
+        return {
+            "name": name,
+            "generation": generation,
+            "release": release,
+            "status": status,
+            "locked": False,
+            "parameters": {},
+            "router": f"router.{name}.convox",
+        }
 
     def system(self) -> dict[str, Any]:
         with self._lock:
             count = len(self._apps)
-        return {"name": self.name, "provider": "aws", "region": "us-east-1", "status": "running",
-                "version": "3.19.7", "count": 3, "type": "t3.medium", "domain": f"{self.name}.convox",
-                "apps": count}
+        return {
+            "name": self.name,
+            "provider": "aws",
+            "region": "us-east-1",
+            "status": "running",
+            "version": "3.19.7",
+            "count": 3,
+            "type": "t3.medium",
+            "domain": f"{self.name}.convox",
+            "apps": count,
+        }
 
     def apps(self) -> list[dict[str, Any]]:
         with self._lock:
-            return [{k: app[k] for k in ("name", "generation", "release", "status")}
-                    for app in sorted(self._apps.values(), key=lambda a: str(a["name"]))]
+            return [
+                {k: app[k] for k in ("name", "generation", "release", "status")}
+                for app in sorted(self._apps.values(), key=lambda a: str(a["name"]))
+            ]
 
     def app(self, name: str) -> dict[str, Any]:
         with self._lock:

@@ -13,20 +13,39 @@ from collections.abc import Iterable
 from typing import Any
 
 VIEWER = (
-    "convox:app:list", "convox:app:read", "convox:build:list", "convox:instance:list",
-    "convox:log:read", "convox:process:list", "convox:rack:read",
+    "convox:app:list",
+    "convox:app:read",
+    "convox:build:list",
+    "convox:instance:list",
+    "convox:log:read",
+    "convox:process:list",
+    "convox:rack:read",
 )
 OPS = (
-    "convox:app:restart", "convox:env:read", "convox:process:exec", "convox:process:start",
-    "convox:process:terminate", "convox:release:list",
+    "convox:app:restart",
+    "convox:env:read",
+    "convox:process:exec",
+    "convox:process:start",
+    "convox:process:terminate",
+    "convox:release:list",
 )
 DEPLOYER = (
-    "convox:app:create", "convox:app:update", "convox:build:create", "convox:env:set",
-    "convox:release:create", "convox:release:promote", "convox:deploy-approval:request",
+    "convox:app:create",
+    "convox:app:update",
+    "convox:build:create",
+    "convox:env:set",
+    "convox:release:create",
+    "convox:release:promote",
+    "convox:deploy-approval:request",
 )
 ADMIN_ONLY = (
-    "convox:app:delete", "api-token:list", "api-token:read", "api-token:create", "api-token:delete",
-    "admin:sessions:revoke", "admin:users:manage",
+    "convox:app:delete",
+    "api-token:list",
+    "api-token:read",
+    "api-token:create",
+    "api-token:delete",
+    "admin:sessions:revoke",
+    "admin:users:manage",
 )
 
 ROLE_ORDER = ("viewer", "ops", "deployer", "admin")
@@ -104,8 +123,15 @@ def catalogue(user_roles: Iterable[str]) -> dict[str, Any]:
     sorted with the wildcard last, `user_roles`/`user_permissions` the caller's (sorted), and
     `default_permissions` the recommended set for automation tokens (cicd's).
     """
-    roles = [{"name": role, "label": ROLE_METADATA[role][0], "description": ROLE_METADATA[role][1],
-              "permissions": sorted(ROLE_PERMISSIONS[role])} for role in CATALOGUE_ORDER]
+    roles = [
+        {
+            "name": role,
+            "label": ROLE_METADATA[role][0],
+            "description": ROLE_METADATA[role][1],
+            "permissions": sorted(ROLE_PERMISSIONS[role]),
+        }
+        for role in CATALOGUE_ORDER
+    ]
     mine = sorted(set(user_roles))
     return {
         "permissions": [*sorted(ALL_PERMISSIONS), "*"],

@@ -24,16 +24,18 @@ from .store import ApiTokenRow, SessionRow, Store, User
 REVOKE_MESSAGES = {
     "revoked": "Your session was revoked by an administrator. Please log in again.",
     "mfa_changed": "Your session was revoked because MFA enforcement changed for your account. "
-                   "Please log in again (you may need to set up multi-factor authentication).",
+    "Please log in again (you may need to set up multi-factor authentication).",
     "logged_out": "This session was logged out. Please log in again.",
     "locked": "Your session was revoked when your account was locked after too many failed MFA attempts. "
-              "Ask an administrator to unlock it, then log in again.",
+    "Ask an administrator to unlock it, then log in again.",
 }
-LOCKED_MESSAGE = ("Your account is locked after too many failed MFA attempts. Ask an administrator to unlock "
-                  "it, then log in again.")
+LOCKED_MESSAGE = (
+    "Your account is locked after too many failed MFA attempts. Ask an administrator to unlock it, then log in again."
+)
 NOT_FOUND_MESSAGE = "Session not found. Please log in again."
-SECRET_MESSAGE = ("Session not found: the gateway's session secret changed, which invalidated every "
-                  "session. Please log in again.")
+SECRET_MESSAGE = (
+    "Session not found: the gateway's session secret changed, which invalidated every session. Please log in again."
+)
 
 
 class AuthError(Exception):
@@ -81,14 +83,27 @@ class SessionManager:
         return hmac.new(key, token.encode(), hashlib.sha256).hexdigest()
 
     # sessions
-    def issue(self, user: User, *, device_id: str | None, device_name: str | None, device_os: str | None,
-              mfa_verified_at: float | None) -> tuple[str, SessionRow]:
+    def issue(
+        self,
+        user: User,
+        *,
+        device_id: str | None,
+        device_name: str | None,
+        device_os: str | None,
+        mfa_verified_at: float | None,
+    ) -> tuple[str, SessionRow]:
         token = "rgw_sess_" + secrets.token_urlsafe(32)
         now = self._settings.clock()
         with self._lock:
             self._store.add_session(
-                self._hash(token), user.email, now, now + self._settings.session_ttl, device_id=device_id,
-                device_name=device_name, device_os=device_os, mfa_verified_at=mfa_verified_at,
+                self._hash(token),
+                user.email,
+                now,
+                now + self._settings.session_ttl,
+                device_id=device_id,
+                device_name=device_name,
+                device_os=device_os,
+                mfa_verified_at=mfa_verified_at,
             )
             row = self._store.session_by_hash(self._hash(token))
         assert row is not None
@@ -131,8 +146,10 @@ class SessionManager:
             if any(self._store.session_by_hash(self._hash(token, old)) for old in self._old_secrets):
                 raise AuthError("session not found", SECRET_MESSAGE)
         if token.startswith("rgw_") and not token.startswith("rgw_sess_"):
-            raise AuthError("invalid API token: not found or revoked",
-                            "This API token is not known to the gateway (it may have been deleted).")
+            raise AuthError(
+                "invalid API token: not found or revoked",
+                "This API token is not known to the gateway (it may have been deleted).",
+            )
         raise AuthError("session not found", NOT_FOUND_MESSAGE)
 
     def _check_session(self, row: SessionRow) -> SessionRow:
@@ -141,8 +158,9 @@ class SessionManager:
             raise AuthError("session revoked", REVOKE_MESSAGES.get(row.revoked_reason, REVOKE_MESSAGES["revoked"]))
         if now - row.last_used_at > self._settings.inactivity_timeout:
             days = round(self._settings.inactivity_timeout / 86400)
-            raise AuthError("session expired",
-                            f"Your session expired after {days} days of inactivity. Please log in again.")
+            raise AuthError(
+                "session expired", f"Your session expired after {days} days of inactivity. Please log in again."
+            )
         if now > row.expires_at:
             raise AuthError("session expired", "Your session has expired. Please log in again.")
         user = self._store.user(row.email)
@@ -150,8 +168,9 @@ class SessionManager:
             self.revoke(row.id, "locked")
             raise AuthError("user locked", LOCKED_MESSAGE)
         expires_at = now + self._settings.session_ttl
-        self._store.execute("UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?",
-                            (now, expires_at, row.id))
+        self._store.execute(
+            "UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?", (now, expires_at, row.id)
+        )
         fresh = self._store.session_by_hash(row.token_hash)
         assert fresh is not None
         return fresh
@@ -164,8 +183,15 @@ class SessionManager:
         return row
 
     # API tokens
-    def create_token(self, name: str, *, role: str | None, permissions: list[str] | None,
-                     user_email: str, created_by: str | None = None) -> tuple[str, ApiTokenRow]:
+    def create_token(
+        self,
+        name: str,
+        *,
+        role: str | None,
+        permissions: list[str] | None,
+        user_email: str,
+        created_by: str | None = None,
+    ) -> tuple[str, ApiTokenRow]:
         if role is not None and role not in rbac.ROLE_PERMISSIONS:
             raise ValueError(f"unknown role: {role}")
         unknown = rbac.unknown_permissions(permissions or [])
@@ -176,8 +202,16 @@ class SessionManager:
             raise ValueError("permissions or role required")
         token = "rgw_token_" + secrets.token_urlsafe(32)
         public_id = str(uuid.uuid4())
-        self._store.add_api_token(public_id, token_digest(token), name, perms, role, user_email.lower(),
-                                  self._settings.clock(), created_by.lower() if created_by else None)
+        self._store.add_api_token(
+            public_id,
+            token_digest(token),
+            name,
+            perms,
+            role,
+            user_email.lower(),
+            self._settings.clock(),
+            created_by.lower() if created_by else None,
+        )
         return token, self._store.api_tokens(public_id=public_id)[0]
 
     def tokens(self) -> list[ApiTokenRow]:

@@ -81,11 +81,24 @@ class LoginState:
     device_name: str | None = None
 
 
-_STATE_COLUMNS = ("state", "code_verifier", "loopback_uri", "stage", "email", "error", "code", "created_at",
-                  "verified_at", "mfa_verified_at", "device_name")
+_STATE_COLUMNS = (
+    "state",
+    "code_verifier",
+    "loopback_uri",
+    "stage",
+    "email",
+    "error",
+    "code",
+    "created_at",
+    "verified_at",
+    "mfa_verified_at",
+    "device_name",
+)
 # Built from the constant column names above, never from input.
-_PUT_STATE = (f"INSERT OR REPLACE INTO login_states ({', '.join(_STATE_COLUMNS)})"  # noqa: S608
-              f" VALUES ({', '.join('?' for _ in _STATE_COLUMNS)})")
+_PUT_STATE = (
+    f"INSERT OR REPLACE INTO login_states ({', '.join(_STATE_COLUMNS)})"  # noqa: S608
+    f" VALUES ({', '.join('?' for _ in _STATE_COLUMNS)})"
+)
 _GET_STATE = f"SELECT {', '.join(_STATE_COLUMNS)} FROM login_states WHERE state = ?"  # noqa: S608
 
 
@@ -190,8 +203,10 @@ class Store:
         if locked_at is None:
             self.execute("UPDATE users SET locked_at = NULL, locked_reason = NULL WHERE email = ?", (email,))
         else:
-            self.execute("UPDATE users SET locked_at = ?, locked_reason = ? WHERE email = ? AND locked_at IS NULL",
-                         (locked_at, reason, email))
+            self.execute(
+                "UPDATE users SET locked_at = ?, locked_reason = ? WHERE email = ? AND locked_at IS NULL",
+                (locked_at, reason, email),
+            )
 
     def users(self) -> list[User]:
         emails = [r["email"] for r in self.rows("SELECT email FROM users ORDER BY created_at, email")]
@@ -209,8 +224,18 @@ class Store:
         self.execute("DELETE FROM login_states WHERE state = ?", (state,))
 
     # sessions
-    def add_session(self, token_hash: str, email: str, now: float, expires_at: float, *, device_id: str | None,
-                    device_name: str | None, device_os: str | None, mfa_verified_at: float | None) -> int:
+    def add_session(
+        self,
+        token_hash: str,
+        email: str,
+        now: float,
+        expires_at: float,
+        *,
+        device_id: str | None,
+        device_name: str | None,
+        device_os: str | None,
+        mfa_verified_at: float | None,
+    ) -> int:
         cur = self.execute(
             "INSERT INTO sessions (token_hash, email, created_at, last_used_at, expires_at, device_id,"
             " device_name, device_os, channel, mfa_verified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'cli', ?)",
@@ -227,8 +252,17 @@ class Store:
         return None if r is None else SessionRow(*tuple(r))
 
     # api tokens
-    def add_api_token(self, public_id: str, token_hash: str, name: str, permissions: list[str],
-                      role: str | None, user_email: str, now: float, created_by: str | None = None) -> int:
+    def add_api_token(
+        self,
+        public_id: str,
+        token_hash: str,
+        name: str,
+        permissions: list[str],
+        role: str | None,
+        user_email: str,
+        now: float,
+        created_by: str | None = None,
+    ) -> int:
         cur = self.execute(
             "INSERT INTO api_tokens (public_id, token_hash, name, permissions, role, user_email, created_at,"
             " created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -238,8 +272,10 @@ class Store:
 
     def api_tokens(self, *, public_id: str | None = None, token_hash: str | None = None) -> list[ApiTokenRow]:
         """All API tokens, or the one with `public_id` or `token_hash`."""
-        columns = ("SELECT id, public_id, token_hash, name, permissions, role, user_email, created_at,"
-                   " last_used_at, expires_at, created_by FROM api_tokens")
+        columns = (
+            "SELECT id, public_id, token_hash, name, permissions, role, user_email, created_at,"
+            " last_used_at, expires_at, created_by FROM api_tokens"
+        )
         if public_id is not None:
             found = self.rows(columns + " WHERE public_id = ?", (public_id,))
         elif token_hash is not None:
@@ -256,9 +292,18 @@ class Store:
         found = self.rows("SELECT * FROM mfa_methods WHERE email = ? ORDER BY id", (email,))
         return [MfaMethod(*tuple(r)) for r in found]
 
-    def add_mfa_method(self, email: str, kind: str, label: str, now: float, *, secret: str | None = None,
-                       credential_id: str | None = None, public_key: str | None = None,
-                       sign_count: int = 0) -> int:
+    def add_mfa_method(
+        self,
+        email: str,
+        kind: str,
+        label: str,
+        now: float,
+        *,
+        secret: str | None = None,
+        credential_id: str | None = None,
+        public_key: str | None = None,
+        sign_count: int = 0,
+    ) -> int:
         cur = self.execute(
             "INSERT INTO mfa_methods (email, type, label, secret, credential_id, public_key, sign_count,"
             " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

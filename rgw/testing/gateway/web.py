@@ -38,8 +38,9 @@ class Reply(Exception):
         self.response = response
 
 
-def json_error(status: int, error: str, message: str | None = None,
-               headers: dict[str, str] | None = None) -> JSONResponse:
+def json_error(
+    status: int, error: str, message: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body = {"error": error} if message is None else {"error": error, "message": message}
     return JSONResponse(body, status, headers=headers)
 
@@ -146,14 +147,20 @@ def _auth_reply(error: str, message: str, reason: str, *, text: bool) -> Reply:
 def authenticate(request: Request, *, text: bool = False) -> Principal:
     """The caller, or a 401 reply; remembers the principal for the expiry echo."""
     if text and "session_token" in request.cookies:
-        raise _auth_reply("authentication failed: cookie authentication is not accepted here",
-                          "Send the session as an Authorization: Bearer header, without cookies.",
-                          "cookie authentication is not accepted here", text=True)
+        raise _auth_reply(
+            "authentication failed: cookie authentication is not accepted here",
+            "Send the session as an Authorization: Bearer header, without cookies.",
+            "cookie authentication is not accepted here",
+            text=True,
+        )
     credential = bearer(request)
     if credential is None:
-        raise _auth_reply("authentication failed: missing credentials",
-                          "Log in with rack-gateway login, or pass an API token.", "missing credentials",
-                          text=text)
+        raise _auth_reply(
+            "authentication failed: missing credentials",
+            "Log in with rack-gateway login, or pass an API token.",
+            "missing credentials",
+            text=text,
+        )
     token, _, _ = split_inline_mfa(credential)
     try:
         principal = gateway_of(request).principal(token)
@@ -172,8 +179,10 @@ def require_session(principal: Principal) -> None:
 # (middleware/mfa_enrollment.go): 403 on gateway JSON routes but /info and /auth/mfa/*, and a 403
 # JSON (no header) from the rack proxy for CLI sessions.
 ENROLL_JSON_MESSAGE = "Multi-factor authentication enrollment is required before you can access this resource."
-ENROLL_PROXY_MESSAGE = ("You must set up multi-factor authentication before you can continue using the CLI. "
-                        "Please run rack-gateway login and finish MFA enrollment.")
+ENROLL_PROXY_MESSAGE = (
+    "You must set up multi-factor authentication before you can continue using the CLI. "
+    "Please run rack-gateway login and finish MFA enrollment."
+)
 ENROLL_ALLOWED_PATHS = ("/api/v1/info",)
 ENROLL_ALLOWED_PREFIXES = ("/api/v1/auth/mfa",)
 
@@ -189,8 +198,7 @@ def require_enrollment_done(request: Request, principal: Principal, *, text: boo
     path = request.url.path
     if path in ENROLL_ALLOWED_PATHS or path.startswith(ENROLL_ALLOWED_PREFIXES):
         return
-    raise Reply(json_error(403, "mfa_enrollment_required", ENROLL_JSON_MESSAGE,
-                           {"X-MFA-Required": "enrollment"}))
+    raise Reply(json_error(403, "mfa_enrollment_required", ENROLL_JSON_MESSAGE, {"X-MFA-Required": "enrollment"}))
 
 
 def authenticate_user(request: Request) -> Principal:
@@ -236,8 +244,9 @@ def _recent_step_up(gw: Gateway, principal: Principal) -> bool:
     return at is not None and gw.settings.clock() - at <= gw.settings.step_up_window
 
 
-def _verify_inline(request: Request, gw: Gateway, principal: Principal, kind: str, value: str, *,
-                   string_assertion: bool = False) -> None:
+def _verify_inline(
+    request: Request, gw: Gateway, principal: Principal, kind: str, value: str, *, string_assertion: bool = False
+) -> None:
     """Check an inline TOTP/backup code or WebAuthn assertion (MfaError when refused).
 
     `string_assertion`: like the Go server's JSON routes, take `assertion_response` only as a JSON string.
@@ -275,8 +284,12 @@ def _require_inline_mfa(request: Request, gw: Gateway, principal: Principal) -> 
 
 # The MFA levels of the deployed gateway's rack proxy for the fake rack's routes
 # (rbac/mfa_requirements.go): enforced whether or not the user is enrolled.
-DEPLOYED_PROXY_MFA = {"convox:app:create": "step_up", "convox:app:delete": "always",
-                      "convox:env:set": "step_up", "convox:release:promote": "step_up"}
+DEPLOYED_PROXY_MFA = {
+    "convox:app:create": "step_up",
+    "convox:app:delete": "always",
+    "convox:env:set": "step_up",
+    "convox:release:promote": "step_up",
+}
 
 
 def _deployed_proxy_mfa(request: Request, gw: Gateway, principal: Principal, permission: str) -> None:
@@ -297,8 +310,13 @@ def _deployed_proxy_mfa(request: Request, gw: Gateway, principal: Principal, per
         return
     if _recent_step_up(gw, principal):
         return
-    raise Reply(text_error(401, "Multi-factor authentication is required for this action",
-                           {"X-MFA-Required": "true", "X-MFA-Level": level}))
+    raise Reply(
+        text_error(
+            401,
+            "Multi-factor authentication is required for this action",
+            {"X-MFA-Required": "true", "X-MFA-Level": level},
+        )
+    )
 
 
 def _inline_step_up(request: Request, gw: Gateway, principal: Principal, permission: str, *, text: bool) -> None:
@@ -311,13 +329,19 @@ def _inline_step_up(request: Request, gw: Gateway, principal: Principal, permiss
         _verify_inline(request, gw, principal, kind, value)
     except MfaError as exc:
         if exc.status in (403, 429):
-            raise Reply(text_error(exc.status, exc.message or exc.code) if text
-                        else json_error(exc.status, exc.code, exc.message)) from None
+            raise Reply(
+                text_error(exc.status, exc.message or exc.code)
+                if text
+                else json_error(exc.status, exc.code, exc.message)
+            ) from None
         if exc.code != "mfa_step_up_required":
             problem = "The MFA code was not accepted. " + problem
         if text:
-            raise Reply(text_error(401, f"mfa step-up required: {problem}",
-                                   {"X-MFA-Required": "true", "X-MFA-Level": "step-up"})) from None
+            raise Reply(
+                text_error(
+                    401, f"mfa step-up required: {problem}", {"X-MFA-Required": "true", "X-MFA-Level": "step-up"}
+                )
+            ) from None
         raise Reply(json_error(401, "mfa_step_up_required", problem, {"X-MFA-Required": "step-up"})) from None
     gw.sessions.record_step_up(principal.session.id)
 
