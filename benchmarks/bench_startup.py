@@ -31,8 +31,23 @@ from pathlib import Path
 from rgw.testing import GatewaySettings, running_gateway
 
 #: Packages a ``--help`` should not need: the HTTP stack, retries, file I/O helpers, test support.
-HEAVY = ("httpx", "httpcore", "h11", "certifi", "idna", "tenacity", "aiofiles", "filelock", "fido2", "cryptography",
-         "starlette", "uvicorn", "pyotp", "webauthn", "webbrowser")
+HEAVY = (
+    "httpx",
+    "httpcore",
+    "h11",
+    "certifi",
+    "idna",
+    "tenacity",
+    "aiofiles",
+    "filelock",
+    "fido2",
+    "cryptography",
+    "starlette",
+    "uvicorn",
+    "pyotp",
+    "webauthn",
+    "webbrowser",
+)
 EMAIL = "developer@example.com"
 
 
@@ -66,8 +81,16 @@ def write_config(directory: Path, url: str, token: str) -> None:
         "current": "dev",
         "machine_id": str(uuid.uuid4()),
         "gateways": {
-            "dev": {"url": url, "token": token, "email": EMAIL, "expires_at": "2099-01-01T00:00:00Z",
-                    "session_id": 1, "channel": "cli", "device_name": "bench-host", "mfa_verified": False},
+            "dev": {
+                "url": url,
+                "token": token,
+                "email": EMAIL,
+                "expires_at": "2099-01-01T00:00:00Z",
+                "session_id": 1,
+                "channel": "cli",
+                "device_name": "bench-host",
+                "mfa_verified": False,
+            },
             "staging": {"url": "https://staging.example.com"},
         },
     }
@@ -85,8 +108,9 @@ def clean_env(config_dir: Path) -> dict[str, str]:
 
 def import_times(argv: list[str], env: dict[str, str]) -> dict[str, int]:
     """Top-level package -> time spent importing its own modules (sum of self times, µs), from ``-X importtime``."""
-    done = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, check=True)
+    done = subprocess.run(
+        [argv[0], "-X", "importtime", *argv[1:]], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True
+    )
     packages: dict[str, int] = {}
     for line in done.stderr.decode().splitlines():
         fields = line.removeprefix("import time:").split("|")
@@ -109,8 +133,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rgw-startup-") as tmp, running_gateway(GatewaySettings()) as gw:
         user = gw.gateway.user(EMAIL)
         assert user is not None
-        token, _ = gw.gateway.sessions.issue(user, device_id=str(uuid.uuid4()), device_name="bench-host",
-                                              device_os="linux/x86_64", mfa_verified_at=None)
+        token, _ = gw.gateway.sessions.issue(
+            user, device_id=str(uuid.uuid4()), device_name="bench-host", device_os="linux/x86_64", mfa_verified_at=None
+        )
         config_dir = Path(tmp) / "config"
         write_config(config_dir, gw.url, token)
         env = clean_env(config_dir)

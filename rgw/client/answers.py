@@ -246,6 +246,11 @@ _LOGIN_HINTS = (
     ("user not authorized", "Your account is not a user of this gateway; ask an administrator to add you."),
     ("multi-factor", "Set up MFA in the gateway's web UI, then run the login again."),
     ("consent", "Run the login again and allow access on the consent page."),
+    (
+        "identity provider",
+        "The sign-in at the gateway's identity provider did not give it a usable identity. Run the login "
+        "again; if it fails the same way, ask your administrator to check the gateway's sign-in settings.",
+    ),
     ("invalid or expired state", "The gateway no longer knows this login: run the login again."),
 )
 

@@ -334,8 +334,14 @@ class GatewayClient:
 
     # -- login ---------------------------------------------------------------------------------
 
-    async def start_login(self, *, loopback_uri: str | None = None) -> LoginStart:
-        body = {"loopback_uri": loopback_uri} if loopback_uri else {}
+    async def start_login(self, *, loopback_uri: str | None = None, device_name: str | None = None) -> LoginStart:
+        """``/auth/cli/start``; ``loopback_uri`` and ``device_name`` [ext] are ignored by a deployed gateway
+        (the reference gateway names the device on its browser pages)."""
+        body: dict[str, str] = {}
+        if loopback_uri:
+            body["loopback_uri"] = loopback_uri
+        if device_name:
+            body["device_name"] = device_name[:150]
         response = await self.send("POST", "/api/v1/auth/cli/start", json_body=body, auth=False, idempotent=True)
         if response.status_code >= 400:
             error, message = error_text(response)

@@ -339,7 +339,7 @@ class LoginAttempt:
         uri = self.listener.uri if self.listener is not None else None
         async for attempt in policy.retrying(deadline=self.deadline, on_retry=on_retry):
             with attempt:
-                start = await self.client.start_login(loopback_uri=uri)
+                start = await self.client.start_login(loopback_uri=uri, device_name=self.flow.device.device_name)
         self.emit(GatewayReachable(self.rack, self.client.base_url, start.loopback))
         if self.flow.on_start is not None:
             await self.flow.on_start(start)

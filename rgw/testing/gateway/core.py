@@ -15,7 +15,7 @@ import threading
 import weakref
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import rbac
 from .login import LoginFlow
@@ -25,6 +25,9 @@ from .ratelimit import RateLimiter
 from .sessions import AuthError, Principal, SessionManager
 from .settings import GatewaySettings
 from .store import ApiTokenRow, SessionRow, Store, User
+
+if TYPE_CHECKING:
+    from .oidc import OidcClient
 
 SEED_USERS: tuple[tuple[str, str, tuple[str, ...], bool], ...] = (
     ("admin@example.com", "Admin User", ("admin",), False),
@@ -87,6 +90,22 @@ def live_gateways() -> list[Gateway]:
     return list(_GATEWAYS)
 
 
+def _oidc_client(settings: GatewaySettings) -> OidcClient | None:
+    if not settings.oidc_issuer:
+        return None
+    from .oidc import OidcClient  # Authlib and joserfc, only for a gateway that uses a provider
+
+    return OidcClient(
+        settings.oidc_issuer,
+        settings.oidc_client_id,
+        settings.oidc_client_secret,
+        secret=settings.secret,
+        scopes=settings.oidc_scopes,
+        timeout=settings.oidc_timeout,
+        clock=settings.clock,
+    )
+
+
 class Gateway:
     """One reference gateway: users, logins, sessions, tokens, MFA and a fake rack."""
 
@@ -98,6 +117,8 @@ class Gateway:
         self.watchers = StateWatchers()
         self.login = LoginFlow(self.store, self.settings, self.mfa, self.sessions, self.watchers.notify)
         self.rack = FakeRack(self.settings.rack_name)
+        #: The OpenID Connect provider users sign in with, or None for the built-in sign-in page.
+        self.oidc: OidcClient | None = _oidc_client(self.settings)
         limit = self.settings.rate_limit_value()
         self.rate_limiter = None if limit is None else RateLimiter(limit[0], limit[1], self.settings.clock)
         self._counts: Counter[str] = Counter()
