@@ -55,6 +55,7 @@ from rgw.login.pending import RESUME_MAX_AGE, PendingLogin, PendingLogins
 from rgw.login.poller import LoginPoller, Wakeup
 from rgw.models import DeviceInfo, LoginPending, LoginStart, RackConfig, Session
 from rgw.retry import RetryAttempt, RetryPolicy, describe_failure, failure_kind
+from rgw.urls import browser_url
 
 DEFAULT_TIMEOUT = 600.0
 #: Seconds a re-login spends revoking the session it replaced before giving up on it.
@@ -351,6 +352,11 @@ class LoginAttempt:
             return None
         found = await self.pending.load()
         if found is None:
+            return None
+        try:  # the record is ours, but what goes to the terminal or a browser is checked every time
+            browser_url(found.start.auth_url, gateway=self.client.base_url, insecure_http=self.client.insecure_http)
+        except ValueError:
+            await self.pending.delete()
             return None
         poller = LoginPoller(
             self.client,

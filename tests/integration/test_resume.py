@@ -240,3 +240,19 @@ def test_ctrl_c_then_the_same_login_command_completes_without_a_browser(
     assert out.splitlines() == ["Logged in as developer@example.com"]
     assert list(config.glob("pending-*.json")) == []
     assert json.loads((config / "config.json").read_text())["gateways"]["dev"]["email"] == "developer@example.com"
+
+
+@pytest.mark.anyio
+async def test_a_planted_sign_in_url_is_never_shown(deployed_gateway: RunningGateway, tmp_path: Path) -> None:
+    config, clock = tmp_path / "config", Clock()
+    await interrupted_login(deployed_gateway.url, config, clock)
+    [record] = pending_files(config)
+    saved = json.loads(record.read_text())
+    saved["auth_url"] = "javascript:alert(1)"
+    record.write_text(json.dumps(saved))
+
+    session, recorder = await login_again(deployed_gateway.url, config, clock, ScriptedBrowser())
+    assert "LoginResumed" not in recorder.kinds()
+    assert all("javascript" not in repr(event) for event in recorder.events)
+    assert recorder.kinds()[:2] == ["GatewayReachable", "BrowserOpening"]
+    assert session.email == "developer@example.com"
