@@ -23,6 +23,7 @@ from rgw.errors import (
     GatewayError,
     GatewayUnreachable,
     LoginError,
+    LoginStateUnknown,
     MfaError,
     MfaFailed,
     MfaRequired,
@@ -263,6 +264,8 @@ def login_refused(text: str) -> LoginError:
     """
     text = text.strip() or "login refused by the gateway"
     lowered = text.lower()
+    if "invalid or expired state" in lowered:
+        return LoginStateUnknown(text)
     for key, advice in _LOGIN_HINTS:
         if key in lowered:
             head, _, detail = text.partition(":")
