@@ -9,21 +9,63 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import asyncclick as click
 
 from rgw import __version__
-from rgw.cli.app import App
-from rgw.cli.options import add_global_options
+from rgw.cli.lazy import LazyCommand, LazyGroup
+from rgw.cli.options import add_global_options, complete_racks, enable_verbose
 from rgw.errors import EXIT_CODES, Interrupted, RgwError
+
+if TYPE_CHECKING:
+    from rgw.cli.app import App
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
+#: Every command: where it lives and its line in ``--help`` (``tests/unit/test_lazy.py`` keeps the
+#: lines equal to the commands' docstrings).  Only the module of the command that runs is imported.
+COMMANDS = {
+    "admin": LazyCommand("rgw.cli.admin:admin", "Administrator actions on a reference gateway (needs the admin role)."),
+    "api-token": LazyCommand("rgw.cli.tokens:api_token", "Manage API tokens (list, get, create, delete)."),
+    "apps": LazyCommand("rgw.cli.rack:apps", "List the rack's apps."),
+    "demo": LazyCommand(
+        "rgw.cli.dev:demo",
+        "Run a complete login on a built-in reference gateway: login, test-auth, apps, rack, logout.",
+    ),
+    "dev-gateway": LazyCommand(
+        "rgw.cli.dev:dev_gateway", "Serve the reference gateway (a stand-in for a deployed rack gateway) until Ctrl-C."
+    ),
+    "login": LazyCommand("rgw.cli.auth:login", "Log in to a rack gateway through your browser."),
+    "logout": LazyCommand(
+        "rgw.cli.auth:logout", "Revoke the session on the gateway and remove it locally (the rack stays configured)."
+    ),
+    "rack": LazyCommand(
+        "rgw.cli.rack:rack", "Show the current rack: name, provider, status, version, gateway URL, user."
+    ),
+    "racks": LazyCommand("rgw.cli.rack:racks", "List configured racks (* marks the current one)."),
+    "switch": LazyCommand("rgw.cli.rack:switch", "Make RACK the current rack."),
+    "test-auth": LazyCommand(
+        "rgw.cli.auth:test_auth", "Check that the current credentials work, and show who you are (or your MFA status)."
+    ),
+    "version": LazyCommand("rgw.cli.rack:version", "Print the client version."),
+}
 
-@click.group(context_settings=CONTEXT, epilog="Exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()))
+
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    prepare=add_global_options,  # the Go CLI's persistent flags: after the command too
+    context_settings=CONTEXT,
+    epilog="Exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()),
+)
 @click.option(
-    "--rack", "-r", "rack", metavar="RACK", help="Rack to use (default: RACK_GATEWAY_RACK, then the current rack)."
+    "--rack",
+    "-r",
+    "rack",
+    metavar="RACK",
+    shell_complete=complete_racks,
+    help="Rack to use (default: RACK_GATEWAY_RACK, then the current rack).",
 )
 @click.option(
     "--config",
@@ -49,6 +91,13 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
     metavar="CODE",
     help="A TOTP or backup code, used once without prompting (for runs without a terminal).",
 )
+@click.option(
+    "--verbose",
+    "-v",
+    "verbose",
+    is_flag=True,
+    help="Show every request, retry, and wait for a lock or the request budget on stderr (RACK_GATEWAY_DEBUG=1).",
+)
 @click.version_option(__version__, "--version", prog_name="rack-gateway", message="%(prog)s %(version)s")
 @click.pass_context
 async def cli(
@@ -58,8 +107,11 @@ async def cli(
     api_token: str | None,
     mfa_method: str | None,
     mfa_code: str | None,
+    verbose: bool,
 ) -> None:
     """rack-gateway: log in to a rack gateway through your browser and use its racks."""
+    from rgw.cli.app import App
+
     if isinstance(ctx.obj, App):  # an App handed in by run(obj=...): the demo and tests
         ctx.obj.rack_option = rack or ctx.obj.rack_option
         ctx.obj.api_token_option = api_token or ctx.obj.api_token_option
@@ -69,18 +121,8 @@ async def cli(
         ctx.obj = App.create(config=config, rack=rack, api_token=api_token)
     ctx.obj.mfa_method = mfa_method or ctx.obj.mfa_method
     ctx.obj.mfa_code = mfa_code or ctx.obj.mfa_code
-
-
-def _register() -> None:
-    from rgw.cli import admin, auth, dev, rack, tokens
-
-    for module in (auth, rack, tokens, admin, dev):
-        for command in module.COMMANDS:
-            add_global_options(command)  # the Go CLI's persistent flags: after the command too
-            cli.add_command(command)
-
-
-_register()
+    if verbose or ctx.obj.environ.get("RACK_GATEWAY_DEBUG", "").strip() not in ("", "0"):
+        enable_verbose(ctx)
 
 
 def report(error: RgwError, stream: TextIO | None = None) -> None:
@@ -142,10 +184,11 @@ def _first_leaf(group: BaseExceptionGroup[RgwError]) -> RgwError:
 
 
 def main(args: Sequence[str] | None = None) -> None:
-    import anyio
+    """The console script: local commands run without an event loop, the others start one (runner)."""
+    from rgw.cli.runner import drive
 
     try:
-        code = anyio.run(run, args)
+        code = drive(run(args))
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)
         code = Interrupted.exit_code

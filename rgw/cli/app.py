@@ -12,9 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import sys
-import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +41,7 @@ DEFAULT_COMMAND_TIMEOUT = 30.0
 
 @dataclass
 class App:
-    config_dir: Path
+    config_dir: Path = field(default_factory=default_config_dir)
     rack_option: str | None = None
     api_token_option: str | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
@@ -64,6 +62,10 @@ class App:
     webauthn_devices: Sequence[Any] | None = None
     #: ``--timeout`` of a command that talks to a gateway: every retry ends within it.
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT
+    #: The ``--verbose`` log handler while it prints (``rgw.cli.verbose``).
+    verbose_handler: Any = None
+    #: Credentials this run has sent or holds: ``--verbose`` never prints them.
+    secrets: set[str] = field(default_factory=set)
     _store: ConfigStore | None = None
     _budgets: Budgets | None = None
     _link_notices: set[str] = field(default_factory=set)
@@ -91,6 +93,16 @@ class App:
     @property
     def selection(self) -> Selection:
         return Selection(rack=self.rack_option, api_token=self.api_token_option, environ=self.environ)
+
+    def known_secrets(self) -> set[str]:
+        """Every credential of this run: sent sessions, API tokens (option, environment), an MFA code."""
+        found = {*self.secrets, self.api_token_option, self.mfa_code, self.environ.get("RACK_GATEWAY_API_TOKEN")}
+        return {s.strip() for s in found if s and s.strip()}
+
+    def stop_verbose(self) -> None:
+        from rgw.cli.verbose import stop_verbose
+
+        stop_verbose(self)
 
     def is_interactive(self) -> bool:
         if self.interactive is None:
@@ -154,6 +166,8 @@ class App:
         from rgw.retry import RetryPolicy
 
         self.link_notice(url, insecure_http)
+        if token:
+            self.secrets.add(token)
         return GatewayClient(
             url,
             token=token,
@@ -173,7 +187,7 @@ class App:
             self.note(notice)
 
     def _note_retry(self, attempt: RetryAttempt) -> None:
-        from rgw.cli.render import retry_line
+        from rgw.cli.style import retry_line
         from rgw.retry import describe_failure, failure_kind
 
         error = attempt.error
@@ -196,7 +210,9 @@ class App:
         return MfaLedger(url, self.config_dir)
 
     async def target(self) -> Target:
-        return command_target(await self.store.read(), self.selection)
+        target = command_target(await self.store.read(), self.selection)
+        self.secrets.add(target.token)
+        return target
 
     @contextlib.asynccontextmanager
     async def connect(self) -> AsyncIterator[tuple[Target, GatewayClient]]:
@@ -252,6 +268,9 @@ class App:
         A new id is not stored here: a login that never completes must leave the config as it was
         (the login stores it together with the session).
         """
+        import socket
+        import uuid
+
         from rgw.client import default_device_os
 
         return DeviceInfo(

@@ -9,7 +9,8 @@ import asyncclick as click
 
 from rgw.cli.app import App
 from rgw.cli.options import pass_app, target_options
-from rgw.cli.render import table
+from rgw.cli.runner import on_event_loop
+from rgw.cli.style import table
 from rgw.config import ConfigData
 from rgw.errors import (
     ENROL_HINT,
@@ -90,6 +91,7 @@ def make_renderer(app: App, progress: str, racks: list[str]) -> EventSink:
     help="Where this machine keeps session tokens from now on: config.json (0600, the default) or the OS keyring.",
 )
 @pass_app
+@on_event_loop
 async def login(
     app: App,
     rack_arg: str | None,
@@ -208,6 +210,7 @@ async def still_valid_removed(app: App, data: ConfigData, requests: list[LoginRe
 @click.option("--local", is_flag=True, help="Only forget the session here (when the gateway is unreachable).")
 @target_options
 @pass_app
+@on_event_loop
 async def logout(app: App, local: bool) -> None:
     """Revoke the session on the gateway and remove it locally (the rack stays configured)."""
     rack = stored_session(await app.store.read(), app.selection)
@@ -252,6 +255,7 @@ def format_expiry(value: str | None) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @target_options
 @pass_app
+@on_event_loop
 async def test_auth(app: App, topic: str | None, as_json: bool) -> None:
     """Check that the current credentials work, and show who you are (or your MFA status)."""
     if topic is not None:

@@ -10,7 +10,8 @@ import asyncclick as click
 from rgw import __version__
 from rgw.cli.app import App
 from rgw.cli.options import pass_app, target_options
-from rgw.cli.render import table
+from rgw.cli.runner import on_event_loop
+from rgw.cli.style import table
 from rgw.config import ConfigData
 from rgw.errors import NoRackError
 from rgw.models import RackConfig, parse_time
@@ -23,6 +24,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print the re
 @json_option
 @target_options
 @pass_app
+@on_event_loop
 async def rack(app: App, as_json: bool) -> None:
     """Show the current rack: name, provider, status, version, gateway URL, user."""
     async with app.connect() as (target, client):
@@ -147,6 +149,7 @@ async def switch(app: App, name: str) -> None:
 @json_option
 @target_options
 @pass_app
+@on_event_loop
 async def apps(app: App, as_json: bool) -> None:
     """List the rack's apps."""
     async with app.connect() as (_target, client):

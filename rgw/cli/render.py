@@ -9,27 +9,15 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import TextIO
 
+from rgw.cli.style import GREEN, RED, fit, paint, retry_line, table
 from rgw.login import events as ev
 from rgw.text import printable
 
-
-def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> list[str]:
-    """Rows as left-aligned columns two spaces apart, headers first."""
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-    return ["  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in [headers, *rows]]
-
-
-def retry_line(kind: str, error: str, attempt: int, delay: float) -> str:
-    """``Gateway unreachable (connection reset) - retrying (attempt 2, next in 0.4 s)``."""
-    what = {
-        "rate_limited": "Rate limited by the gateway",
-        "gateway_error": f"Gateway error ({error})",
-    }.get(kind, f"Gateway unreachable ({error})")
-    return f"{what} - retrying (attempt {attempt}, next in {delay:.1f} s)"
+__all__ = ["JsonRenderer", "LiveRenderer", "TextRenderer", "describe", "retry_line", "table"]
 
 
 STILL_WAITING = (
@@ -203,21 +191,18 @@ class LiveRenderer:
             self.stream.flush()
             return
         now = self.clock()
-        width = max(20, self.columns() - 1)
+        columns = max(20, self.columns() - 1)
         lines = []
         for rack, status in self.status.items():
             if rack in self.done and not self.multi:
                 continue
             if rack in self.done:
-                spinner = self.style("✗", "31") if rack in self.failed else self.style("✓", "32")
+                spinner = self.style("✗", RED) if rack in self.failed else self.style("✓", GREEN)
             else:
                 spinner = self.FRAMES[self.frame % len(self.FRAMES)]
             # The timer leads, so a narrow terminal cuts the status, never the seconds.
             elapsed = "" if rack in self.done else f"{now - self.started[rack]:3.0f} s  "
-            text = (f"{printable(rack)}: " if self.multi else "") + (status or "")
-            room = width - 2 - len(elapsed)
-            if len(text) > room:
-                text = text[: max(0, room - 1)] + "…"
+            text = fit((f"{printable(rack)}: " if self.multi else "") + (status or ""), columns - 2 - len(elapsed))
             lines.append(f"{spinner} {elapsed}{text}")
         for line in lines:  # one terminal row each, or the block could not be cleared exactly
             self.stream.write(line + "\n")
@@ -225,7 +210,7 @@ class LiveRenderer:
         self.stream.flush()
 
     def style(self, text: str, code: str) -> str:
-        return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
+        return paint(text, code, color=self.color)
 
     async def animate(self, interval: float = 0.1) -> None:
         """Redraw the block every ``interval`` seconds (spinner and elapsed time) until cancelled."""
