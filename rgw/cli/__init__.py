@@ -44,9 +44,16 @@ COMMANDS = {
         "rgw.cli.rack:rack", "Show the current rack: name, provider, status, version, gateway URL, user."
     ),
     "racks": LazyCommand("rgw.cli.rack:racks", "List configured racks (* marks the current one)."),
+    "status": LazyCommand(
+        "rgw.cli.status:status",
+        "Show every rack's session: user, whether the gateway accepts it now, time left, MFA state.",
+    ),
     "switch": LazyCommand("rgw.cli.rack:switch", "Make RACK the current rack."),
     "test-auth": LazyCommand(
         "rgw.cli.auth:test_auth", "Check that the current credentials work, and show who you are (or your MFA status)."
+    ),
+    "token": LazyCommand(
+        "rgw.cli.status:token", "Print the current credential (for other tools: rack-gateway token | ...)."
     ),
     "version": LazyCommand("rgw.cli.rack:version", "Print the client version."),
 }

@@ -157,9 +157,19 @@ class App:
         return GatewayClient(request.url, budget=self.budgets.for_url(request.url), insecure_http=request.insecure_http)
 
     def command_client(
-        self, url: str, token: str | None, *, step_up: StepUpFactory | None = None, insecure_http: bool = False
+        self,
+        url: str,
+        token: str | None,
+        *,
+        step_up: StepUpFactory | None = None,
+        insecure_http: bool = False,
+        announce_retries: bool = True,
     ) -> GatewayClient:
-        """A client for one command: retries transient failures until the command's ``--timeout``."""
+        """A client for one command: retries transient failures until the command's ``--timeout``.
+
+        Each retry is said on stderr, unless ``announce_retries`` is off (``status`` checks many
+        racks at once and reports each one's outcome instead; ``-v`` still shows every retry).
+        """
         import anyio
 
         from rgw.client import GatewayClient
@@ -175,7 +185,7 @@ class App:
             budget=self.budgets.for_url(url),
             policy=RetryPolicy(),
             deadline=anyio.current_time() + self.command_timeout,
-            on_retry=self._note_retry,
+            on_retry=self._note_retry if announce_retries else None,
             step_up=step_up,
         )
 

@@ -10,7 +10,7 @@ import asyncclick as click
 from rgw.cli.app import App
 from rgw.cli.options import pass_app, target_options
 from rgw.cli.runner import on_event_loop
-from rgw.cli.style import table
+from rgw.cli.style import GREEN, RED, table
 from rgw.config import ConfigData
 from rgw.errors import (
     ENROL_HINT,
@@ -21,8 +21,9 @@ from rgw.errors import (
     RgwError,
     UsageError,
 )
-from rgw.models import DEFAULT_PARALLEL, LoginRequest, parse_time
+from rgw.models import DEFAULT_PARALLEL, LoginRequest, RackConfig, parse_time
 from rgw.targets import login_target, login_targets, stored_session, stored_url
+from rgw.text import printable
 
 if TYPE_CHECKING:  # the events and renderers are imported by the login command only
     from rgw.login.events import EventSink
@@ -208,11 +209,19 @@ async def still_valid_removed(app: App, data: ConfigData, requests: list[LoginRe
 
 @click.command("logout")
 @click.option("--local", is_flag=True, help="Only forget the session here (when the gateway is unreachable).")
+@click.option(
+    "--all",
+    "all_racks",
+    is_flag=True,
+    help="Every rack: revoke each session on its gateway (at once) and remove it here, even when unreachable.",
+)
 @target_options
 @pass_app
 @on_event_loop
-async def logout(app: App, local: bool) -> None:
+async def logout(app: App, local: bool, all_racks: bool) -> None:
     """Revoke the session on the gateway and remove it locally (the rack stays configured)."""
+    if all_racks:
+        return await logout_all(app, local)
     rack = stored_session(await app.store.read(), app.selection)
     name = rack.name
     assert rack.token is not None
@@ -243,6 +252,76 @@ async def logout(app: App, local: bool) -> None:
     elif revoked == "skipped":
         app.note("The session was not revoked on the gateway (--local); it stays valid there until it expires.")
     app.echo(f"Logged out of {name}")
+
+
+async def logout_all(app: App, local: bool) -> None:
+    """``logout --all``: revoke every stored session on its gateway at once, then forget them all here.
+
+    A session whose gateway cannot be reached is removed here all the same (and said so, exit 11):
+    it stays valid on that gateway until it expires or an administrator revokes it.
+    """
+    racks = [rack for rack in (await app.store.read()).racks() if rack.token]
+    if not racks:
+        app.note("No rack has a session to log out of.")
+        return
+    results: dict[str, tuple[str, str | None]] = {}  # rack -> (outcome, detail)
+    limiter = anyio.CapacityLimiter(DEFAULT_PARALLEL)
+
+    async def revoke(rack: RackConfig) -> None:
+        assert rack.token is not None
+        async with limiter:
+            try:
+                client = app.command_client(
+                    stored_url(rack), rack.token, insecure_http=bool(rack.insecure_http), announce_retries=False
+                )
+                async with client:
+                    await client.logout()
+                results[rack.name] = ("revoked", None)
+            except AuthenticationError:
+                results[rack.name] = ("already-invalid", None)
+            except GatewayUnreachable as exc:
+                results[rack.name] = ("not-revoked", f"gateway unreachable ({exc.cause_text})")
+            except RgwError as exc:
+                results[rack.name] = ("not-revoked", exc.message)
+
+    if local:
+        results = {rack.name: ("local", None) for rack in racks}
+    else:
+        async with anyio.create_task_group() as tg:
+            for rack in racks:
+                tg.start_soon(revoke, rack)
+    tokens = {rack.name: rack.token for rack in racks}
+
+    def forget(data: ConfigData) -> None:
+        for name, token in tokens.items():
+            current = data.rack(name)
+            if current is not None and current.token == token:  # a newer login's session is kept
+                data.clear_session(name)
+
+    await app.store.update(forget)
+    words = {
+        "revoked": ("logged out (session revoked)", GREEN),
+        "already-invalid": ("logged out (the gateway had already invalidated the session)", GREEN),
+        "not-revoked": ("logged out here only: {detail}", RED),
+        "local": ("logged out here only (--local)", None),
+    }
+    rows, colors = [], []
+    for rack in racks:
+        outcome, detail = results[rack.name]
+        text, code = words[outcome]
+        rows.append((printable(rack.name, limit=40), printable(text.format(detail=detail), limit=100)))
+        colors.append((None, code))
+    for line in table(rows, ("RACK", "RESULT"), colors=colors, color=app.use_color(app.out)):
+        app.echo(line)
+    failed = [rack.name for rack in racks if results[rack.name][0] == "not-revoked"]
+    if local:
+        app.note("The sessions were not revoked on their gateways (--local); they stay valid there until they expire.")
+    if failed:
+        raise PartialFailure(
+            f"{len(failed)} of {len(racks)} sessions could not be revoked on their gateway: {', '.join(failed)}",
+            hint="They were removed from this machine but stay valid on those gateways until they expire; "
+            "an administrator can revoke them in the gateway's web UI.",
+        )
 
 
 def format_expiry(value: str | None) -> str:

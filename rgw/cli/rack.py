@@ -11,10 +11,10 @@ from rgw import __version__
 from rgw.cli.app import App
 from rgw.cli.options import pass_app, target_options
 from rgw.cli.runner import on_event_loop
-from rgw.cli.style import table
+from rgw.cli.style import table, time_left
 from rgw.config import ConfigData
 from rgw.errors import NoRackError
-from rgw.models import RackConfig, parse_time
+from rgw.models import RackConfig
 from rgw.text import printable
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -102,20 +102,6 @@ async def racks(app: App, as_json: bool) -> None:
     ]
     for line in table(rows, ("", "NAME", "URL", "USER", "SESSION")):
         app.echo(line)
-
-
-def time_left(expires_at: str | None, now: datetime) -> str:
-    """``89d left``, ``5h left``, ``12m left``; a passed expiry is the gateway's to judge (sessions slide)."""
-    expires = parse_time(expires_at)
-    if expires is None:
-        return ""
-    seconds = (expires - now).total_seconds()
-    if seconds <= 0:
-        return "expiry passed; the gateway decides"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit} left"
-    return "<1m left"
 
 
 def session_state(rack: RackConfig, now: datetime) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
+from datetime import datetime
 
 RED = "31"
 GREEN = "32"
@@ -88,3 +89,19 @@ def table(
     for index, row in enumerate(rows):
         out.append(line(row, colors[index] if colors is not None else None))
     return out
+
+
+def time_left(expires_at: str | None, now: datetime) -> str:
+    """``89d left``, ``5h left``, ``12m left``; a passed expiry is the gateway's to judge (sessions slide)."""
+    from rgw.models import parse_time
+
+    expires = parse_time(expires_at)
+    if expires is None:
+        return ""
+    seconds = (expires - now).total_seconds()
+    if seconds <= 0:
+        return "expiry passed; the gateway decides"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} left"
+    return "<1m left"

@@ -110,6 +110,8 @@ def config(tmp_path: Path, gw: RunningGateway) -> Path:
         (["racks"], "rgw.cli.rack"),
         (["switch", "staging"], "rgw.cli.rack"),
         (["racks", "--help"], "rgw.cli.rack"),
+        (["status", "--offline"], "rgw.cli.status"),
+        (["token"], "rgw.cli.status"),
     ],
 )
 def test_a_local_command_imports_no_http_stack_no_event_loop_and_no_other_command(
