@@ -15,7 +15,7 @@ import asyncclick as click
 
 from rgw import __version__
 from rgw.cli.lazy import LazyCommand, LazyGroup
-from rgw.cli.options import add_global_options, complete_racks, enable_verbose
+from rgw.cli.options import add_global_options, complete_racks, enable_verbose, remember_config
 from rgw.errors import EXIT_CODES, Interrupted, RgwError
 
 if TYPE_CHECKING:
@@ -29,6 +29,10 @@ COMMANDS = {
     "admin": LazyCommand("rgw.cli.admin:admin", "Administrator actions on a reference gateway (needs the admin role)."),
     "api-token": LazyCommand("rgw.cli.tokens:api_token", "Manage API tokens (list, get, create, delete)."),
     "apps": LazyCommand("rgw.cli.rack:apps", "List the rack's apps."),
+    "completion": LazyCommand(
+        "rgw.cli.completion:completion",
+        "Print the shell completion script for bash, zsh or fish (see the README for where it goes).",
+    ),
     "demo": LazyCommand(
         "rgw.cli.dev:demo",
         "Run a complete login on a built-in reference gateway: login, test-auth, apps, rack, logout.",
@@ -78,6 +82,7 @@ COMMANDS = {
     "--config",
     "config",
     metavar="DIR",
+    callback=remember_config,
     help="Config directory (default: GATEWAY_CLI_CONFIG_DIR, then ~/.config/rack-gateway).",
 )
 @click.option(

@@ -8,7 +8,7 @@ import anyio
 import asyncclick as click
 
 from rgw.cli.app import App
-from rgw.cli.options import pass_app, target_options
+from rgw.cli.options import complete_racks, pass_app, target_options
 from rgw.cli.runner import on_event_loop
 from rgw.cli.style import GREEN, RED, table
 from rgw.config import ConfigData
@@ -41,10 +41,16 @@ def make_renderer(app: App, progress: str, racks: list[str]) -> EventSink:
 
 
 @click.command("login")
-@click.argument("rack_arg", metavar="[RACK]", required=False)
+@click.argument("rack_arg", metavar="[RACK]", required=False, shell_complete=complete_racks)
 @click.argument("url_arg", metavar="[URL]", required=False)
 @click.option(
-    "--rack", "-r", "racks", multiple=True, metavar="RACK", help="A stored rack to log in to; repeat for several."
+    "--rack",
+    "-r",
+    "racks",
+    multiple=True,
+    metavar="RACK",
+    shell_complete=complete_racks,
+    help="A stored rack to log in to; repeat for several.",
 )
 @click.option("--all", "all_racks", is_flag=True, help="Log in to every configured rack.")
 @click.option(

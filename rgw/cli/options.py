@@ -61,6 +61,14 @@ def _set_config(ctx: click.Context, _param: click.Parameter, value: str | None) 
         app_of(ctx).use_config_dir(value)
 
 
+def remember_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """The group's ``--config``: applied at once, so that completing a rack name later on the line
+    (which never runs the group's callback) reads the right config."""
+    if value:
+        app_of(ctx).use_config_dir(value)
+    return value
+
+
 def _set_verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value:
         enable_verbose(ctx)

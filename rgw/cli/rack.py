@@ -9,7 +9,7 @@ import asyncclick as click
 
 from rgw import __version__
 from rgw.cli.app import App
-from rgw.cli.options import pass_app, target_options
+from rgw.cli.options import complete_racks, pass_app, target_options
 from rgw.cli.runner import on_event_loop
 from rgw.cli.style import table, time_left
 from rgw.config import ConfigData
@@ -114,7 +114,7 @@ def session_state(rack: RackConfig, now: datetime) -> str:
 
 
 @click.command("switch")
-@click.argument("name", metavar="RACK")
+@click.argument("name", metavar="RACK", shell_complete=complete_racks)
 @pass_app
 async def switch(app: App, name: str) -> None:
     """Make RACK the current rack."""

@@ -65,10 +65,13 @@ def command_modules(modules: list[str]) -> list[str]:
     return sorted(m for m in modules if m in COMMAND_MODULES)
 
 
-def imported(config: Path, tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+def imported(
+    config: Path, tmp_path: Path, *args: str, env_extra: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     record = tmp_path / f"modules-{uuid.uuid4().hex}.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RACK_GATEWAY_", "GATEWAY_CLI_", "PYTHON"))}
     env["GATEWAY_CLI_CONFIG_DIR"] = str(config)
+    env.update(env_extra or {})
     done = subprocess.run(
         [sys.executable, "-c", PROBE, str(record), *args],
         capture_output=True,
@@ -112,6 +115,7 @@ def config(tmp_path: Path, gw: RunningGateway) -> Path:
         (["racks", "--help"], "rgw.cli.rack"),
         (["status", "--offline"], "rgw.cli.status"),
         (["token"], "rgw.cli.status"),
+        (["completion", "bash"], "rgw.cli.completion"),
     ],
 )
 def test_a_local_command_imports_no_http_stack_no_event_loop_and_no_other_command(
@@ -119,6 +123,23 @@ def test_a_local_command_imports_no_http_stack_no_event_loop_and_no_other_comman
 ) -> None:
     done, modules = imported(config, tmp_path, *args)
     assert done.returncode == 0, done.stderr
+    assert heavy(modules) == []
+    assert command_modules(modules) == ([own_module] if own_module else [])
+
+
+@pytest.mark.parametrize(
+    ("words", "cword", "answer", "own_module"),
+    [
+        ("rack-gateway st", "1", "plain,status\n", None),
+        ("rack-gateway switch st", "2", "plain,staging\n", "rgw.cli.rack"),
+    ],
+)
+def test_a_tab_imports_nothing_it_does_not_complete(
+    config: Path, tmp_path: Path, words: str, cword: str, answer: str, own_module: str | None
+) -> None:
+    tab = {"_RACK_GATEWAY_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": cword}
+    done, modules = imported(config, tmp_path, env_extra=tab)
+    assert (done.returncode, done.stdout) == (0, answer)
     assert heavy(modules) == []
     assert command_modules(modules) == ([own_module] if own_module else [])
 
