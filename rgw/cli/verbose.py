@@ -49,6 +49,12 @@ def start_verbose(app: App) -> bool:
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
     app.verbose_handler = handler
+    import platform
+
+    from rgw import __version__
+    from rgw.trace import debug
+
+    debug("rack-gateway %s (python %s); config %s", __version__, platform.python_version(), app.config_dir)
     return True
 
 
