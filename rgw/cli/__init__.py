@@ -8,7 +8,7 @@ and its exit code (README lists them); Ctrl-C exits 130; nothing a user can caus
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 import asyncclick as click
@@ -137,25 +137,27 @@ async def cli(
         enable_verbose(ctx)
 
 
-def report(error: RgwError, stream: TextIO | None = None) -> None:
+def report(error: RgwError, stream: TextIO | None = None, environ: Mapping[str, str] | None = None) -> None:
     """``Error: <message>`` (red on a terminal that takes colour) and the hint, on stderr."""
     import os
 
     from rgw.cli.app import safe_lines
+    from rgw.cli.style import BOLD_RED, paint
 
     out = stream if stream is not None else sys.stderr
+    env = os.environ if environ is None else environ
     try:
-        color = out.isatty() and os.environ.get("TERM", "") != "dumb" and "NO_COLOR" not in os.environ
+        color = out.isatty() and env.get("TERM", "") != "dumb" and "NO_COLOR" not in env
     except (AttributeError, ValueError):
         color = False
-    label = "\x1b[1;31mError:\x1b[0m" if color else "Error:"
-    print(f"{label} {safe_lines(error.message)}", file=out)
+    print(f"{paint('Error:', BOLD_RED, color=color)} {safe_lines(error.message)}", file=out)
     if error.hint:
         print(safe_lines(error.hint), file=out)
 
 
 async def run(args: Sequence[str] | None = None, *, obj: App | None = None) -> int:
-    """Run the CLI inside an existing event loop; returns the exit code.
+    """Run the CLI; returns the exit code.  ``main`` drives it without an event loop (a command that
+    needs one starts it); on a running loop (tests, the demo) every command runs on that loop.
 
     ``obj`` replaces the ``App`` built from the options (its streams, browser, environment).
     """
@@ -167,7 +169,7 @@ async def run(args: Sequence[str] | None = None, *, obj: App | None = None) -> i
             obj=obj,
         )
     except RgwError as exc:
-        report(exc, obj.err if obj is not None else None)
+        report(exc, *_streams(obj))
         return exc.exit_code
     except click.exceptions.Abort:
         report(Interrupted("interrupted"))
@@ -182,9 +184,13 @@ async def run(args: Sequence[str] | None = None, *, obj: App | None = None) -> i
         if errors is None or group.split(RgwError)[1] is not None:
             raise
         first = _first_leaf(errors)
-        report(first, obj.err if obj is not None else None)
+        report(first, *_streams(obj))
         return first.exit_code
     return 0
+
+
+def _streams(obj: App | None) -> tuple[TextIO | None, Mapping[str, str] | None]:
+    return (obj.err, obj.environ) if obj is not None else (None, None)
 
 
 def _first_leaf(group: BaseExceptionGroup[RgwError]) -> RgwError:

@@ -183,7 +183,8 @@ async def login(
             (r.rack, "logged in", r.email or "") if r.error is None else (r.rack, "failed", r.error.message)
             for r in results
         ]
-        for line in table(rows, ("RACK", "RESULT", "DETAIL")):
+        colors = [(None, GREEN if r.error is None else RED, None) for r in results]
+        for line in table(rows, ("RACK", "RESULT", "DETAIL"), colors=colors, color=app.use_color(app.out)):
             app.echo(line)
     failed = [r for r in results if r.error is not None]
     if not failed:
