@@ -26,18 +26,43 @@ from rgw.targets import login_target, login_targets, stored_session, stored_url
 from rgw.text import printable
 
 if TYPE_CHECKING:  # the events and renderers are imported by the login command only
-    from rgw.login.events import EventSink
+    from rgw.login.events import EventSink, LoginEvent
 
 
-def make_renderer(app: App, progress: str, racks: list[str]) -> EventSink:
-    """JSON lines, a live block with spinners on a terminal, or plain lines."""
-    from rgw.cli.render import JsonRenderer, LiveRenderer, TextRenderer
+def make_renderer(app: App, progress: str, racks: list[str], *, qr: bool = False, url_only: bool = False) -> EventSink:
+    """JSON lines, a live block with spinners on a terminal, or plain lines (with ``--qr``, the URL's
+    QR code after it); with ``--print-url-only`` the URL alone on stdout (and JSON lines if asked)."""
+    from rgw.cli.render import JsonRenderer, LiveRenderer, QrCodes, TextRenderer, UrlOnlyRenderer
 
+    if url_only:
+        url = UrlOnlyRenderer(app.out)
+        if progress != "json":
+            return url
+        json_lines = JsonRenderer(app.err)
+
+        def both(event: LoginEvent) -> None:
+            url(event)
+            json_lines(event)
+
+        return both
     if progress == "json":
         return JsonRenderer(app.err)
+    codes = QrCodes(columns=lambda: terminal_columns(app)) if qr else None
     if app.live_terminal(app.err):
-        return LiveRenderer(app.err, racks, color=app.use_color(app.err))
-    return TextRenderer(app.err, prefix_racks=len(racks) > 1)
+        return LiveRenderer(app.err, racks, color=app.use_color(app.err), qr=codes)
+    return TextRenderer(app.err, prefix_racks=len(racks) > 1, qr=codes)
+
+
+def terminal_columns(app: App) -> int:
+    """The width of the terminal stderr is on; off a terminal, room for any QR code (it is not cut)."""
+    import os
+
+    if not app.live_terminal(app.err):
+        return 1000
+    try:
+        return os.get_terminal_size(app.err.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return 80
 
 
 @click.command("login")
@@ -64,6 +89,12 @@ def make_renderer(app: App, progress: str, racks: list[str]) -> EventSink:
     help="How many rack logins run at once.",
 )
 @click.option("--no-browser", is_flag=True, help="Do not open a browser; print the URL to open.")
+@click.option("--qr", is_flag=True, help="Also show the sign-in URL as a QR code, to sign in on a phone.")
+@click.option(
+    "--print-url-only",
+    is_flag=True,
+    help="Print only the sign-in URL on stdout, open no browser, and wait (for wrappers); the exit code tells.",
+)
 @click.option(
     "--timeout",
     type=click.FloatRange(min=1),
@@ -108,6 +139,8 @@ async def login(
     expired_only: bool,
     parallel: int,
     no_browser: bool,
+    qr: bool,
+    print_url_only: bool,
     timeout: float,  # noqa: ASYNC109 - the --timeout option, applied with move_on_after
     loopback_port: int,
     no_loopback: bool,
@@ -137,6 +170,11 @@ async def login(
         raise UsageError("give racks either as arguments or with --rack/--all, not both")
     if expired_only and not multi:
         raise UsageError("--expired-only goes with --all or --rack")
+    if multi and (qr or print_url_only):
+        raise UsageError("--qr and --print-url-only log in to one rack at a time")
+    if print_url_only and as_json:
+        raise UsageError("--print-url-only prints the URL alone on stdout: leave out --json")
+    no_browser = no_browser or print_url_only
     data = await app.store.read()  # the one read before the flow's locked write
     if multi:
         requests = login_targets(data, racks, all_racks=all_racks, insecure_http=insecure_http)
@@ -154,7 +192,7 @@ async def login(
         store=app.store,
         browser=NoBrowser() if no_browser else app.browser or SystemBrowser(app.environ),
         device=app.device(data),
-        emit=(emit := make_renderer(app, progress, [r.rack for r in requests])),
+        emit=(emit := make_renderer(app, progress, [r.rack for r in requests], qr=qr, url_only=print_url_only)),
         options=LoginOptions(
             timeout=timeout,
             open_browser=not no_browser,
@@ -176,8 +214,8 @@ async def login(
     if as_json:
         app.echo_json([r.as_json() for r in results])
     elif len(results) == 1 and not multi:
-        if results[0].ok:
-            app.echo(f"Logged in as {results[0].email}")
+        if results[0].ok:  # with --print-url-only stdout holds the URL alone
+            (app.note if print_url_only else app.echo)(f"Logged in as {results[0].email}")
     else:
         rows = [
             (r.rack, "logged in", r.email or "") if r.error is None else (r.rack, "failed", r.error.message)

@@ -17,7 +17,16 @@ from rgw.cli.style import GREEN, RED, fit, paint, retry_line, table
 from rgw.login import events as ev
 from rgw.text import printable
 
-__all__ = ["JsonRenderer", "LiveRenderer", "TextRenderer", "describe", "retry_line", "table"]
+__all__ = [
+    "JsonRenderer",
+    "LiveRenderer",
+    "QrCodes",
+    "TextRenderer",
+    "UrlOnlyRenderer",
+    "describe",
+    "retry_line",
+    "table",
+]
 
 
 STILL_WAITING = (
@@ -87,10 +96,38 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} minutes"
 
 
+def sign_in_url(event: ev.LoginEvent) -> str | None:
+    """The URL the user signs in at, when ``event`` is the one that shows it first."""
+    match event:
+        case ev.BrowserOpening(auth_url=url) | ev.BrowserUnavailable(auth_url=url, url_shown=False):
+            return url
+        case ev.CoalescedWait(auth_url=url) if url:
+            return url
+    return None
+
+
+class QrCodes:
+    """``login --qr``: the lines of each rack's sign-in URL as a QR code, once per rack."""
+
+    def __init__(self, columns: Callable[[], int]) -> None:
+        self.columns = columns
+        self.shown: set[str] = set()
+
+    def lines(self, event: ev.LoginEvent) -> list[str]:
+        url = sign_in_url(event)
+        if url is None or event.rack in self.shown:
+            return []
+        self.shown.add(event.rack)
+        from rgw.cli.qr import qr_block
+
+        return qr_block(url, self.columns())
+
+
 class TextRenderer:
-    def __init__(self, stream: TextIO, *, prefix_racks: bool = False) -> None:
+    def __init__(self, stream: TextIO, *, prefix_racks: bool = False, qr: QrCodes | None = None) -> None:
         self.stream = stream
         self.prefix_racks = prefix_racks
+        self.qr = qr
 
     def __call__(self, event: ev.LoginEvent) -> None:
         text = describe(event)
@@ -99,6 +136,22 @@ class TextRenderer:
         for line in text.splitlines():
             prefix = f"[{printable(event.rack)}] " if self.prefix_racks else ""
             print(prefix + line, file=self.stream, flush=True)
+        for line in self.qr.lines(event) if self.qr is not None else []:
+            print(line, file=self.stream, flush=True)
+
+
+class UrlOnlyRenderer:
+    """``login --print-url-only``: the sign-in URL alone on ``stream`` (stdout), once, for wrappers."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.printed = False
+
+    def __call__(self, event: ev.LoginEvent) -> None:
+        url = sign_in_url(event)
+        if url is not None and not self.printed:
+            self.printed = True
+            print(printable(url), file=self.stream, flush=True)
 
 
 class JsonRenderer:
@@ -132,10 +185,12 @@ class LiveRenderer:
         clock: Callable[[], float] = time.monotonic,
         columns: Callable[[], int] | None = None,
         color: bool = False,
+        qr: QrCodes | None = None,
     ) -> None:
         self.stream = stream
         self.columns = columns or _columns
         self.color = color
+        self.qr = qr
         self.multi = len(racks) > 1
         self.clock = clock
         self.started = {rack: clock() for rack in racks}
@@ -148,6 +203,8 @@ class LiveRenderer:
 
     def __call__(self, event: ev.LoginEvent) -> None:
         keep, status = self._classify(event)
+        if self.qr is not None:
+            keep = [*keep, *self.qr.lines(event)]  # scrolls above the block, whole
         self._clear()
         for line in keep:
             print((f"[{printable(event.rack)}] " if self.multi else "") + line, file=self.stream)

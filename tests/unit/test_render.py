@@ -197,3 +197,23 @@ def test_result_tables_are_coloured_only_when_asked() -> None:
         "a     \x1b[32mlogged in\x1b[0m",
         "b     \x1b[31mfailed\x1b[0m",
     ]
+
+
+def test_the_live_block_keeps_the_qr_code_above_it_once() -> None:
+    from rgw.cli.qr import CAPTION, qr_lines
+    from rgw.cli.render import QrCodes
+
+    out = io.StringIO()
+    render = LiveRenderer(out, ["prod"], clock=lambda: 0.0, columns=lambda: 80, qr=QrCodes(lambda: 80))
+    render(ev.BrowserOpening("prod", URL))
+    render(ev.BrowserOpening("prod", URL))  # Enter opens the browser again: the code is not drawn twice
+    text = out.getvalue()
+    assert text.count(CAPTION) == 1
+    assert "\n".join([f"If it does not open, visit: {URL}", CAPTION, *qr_lines(URL)]) in text
+    narrow = io.StringIO()
+    TextRenderer(narrow, qr=QrCodes(lambda: 30))(ev.BrowserUnavailable("prod", URL, "--no-browser"))
+    needed = len(qr_lines(URL)[0])
+    assert narrow.getvalue() == (
+        f"Open this URL in your browser: {URL}\n"
+        f"(The QR code of the sign-in URL needs {needed} columns; this terminal has 30.)\n"
+    )
