@@ -1,6 +1,6 @@
 """Run ``rack-gateway`` in this process with the scripted browser (for benchmarks).
 
-    python benchmarks/_cli_driver.py CONFIG_DIR login --all
+python benchmarks/_cli_driver.py CONFIG_DIR login --all
 """
 
 from __future__ import annotations

@@ -82,8 +82,10 @@ async def baseline_login(
 
 
 async def _save(path: Path, url: str, session: dict[str, Any]) -> None:
-    entry = {key: session.get(key) for key in ("token", "email", "expires_at", "session_id", "channel",
-                                               "device_id", "device_name", "mfa_verified")}
+    entry = {
+        key: session.get(key)
+        for key in ("token", "email", "expires_at", "session_id", "channel", "device_id", "device_name", "mfa_verified")
+    }
     data = {"current": "bench", "gateways": {"bench": {"url": url, **entry}}}
     target = anyio.Path(path)
     await target.parent.mkdir(parents=True, exist_ok=True)

@@ -127,9 +127,7 @@ def device() -> DeviceInfo:
     return DeviceInfo(str(uuid.uuid4()), "bench-host", "linux/x86_64", "rgw-bench")
 
 
-async def run_ours(
-    url: str, trial: Trial, transport: CountingTransport, budget: RequestBudget | None = None
-) -> None:
+async def run_ours(url: str, trial: Trial, transport: CountingTransport, budget: RequestBudget | None = None) -> None:
     def emit(event: ev.LoginEvent) -> None:
         if isinstance(event, ev.BrowserOpening | ev.BrowserUnavailable):
             trial.saw_auth_url(event.auth_url)
@@ -140,8 +138,9 @@ async def run_ours(
 
     try:
         async with GatewayClient(url, transport=transport, budget=budget) as client:
-            flow = LoginFlow(client=client, store=ConfigStore(trial.config), browser=UserBrowser(),
-                             device=device(), emit=emit)
+            flow = LoginFlow(
+                client=client, store=ConfigStore(trial.config), browser=UserBrowser(), device=device(), emit=emit
+            )
             session = await flow.run("bench")
             trial.token = session.token
     except RgwError as exc:
@@ -155,8 +154,13 @@ async def run_baseline(
 ) -> None:
     del budget  # the Go CLI has none
     try:
-        result = await baseline_login(url, device=device(), config_path=trial.config / "config.json",
-                                      on_auth_url=trial.saw_auth_url, transport=transport)
+        result = await baseline_login(
+            url,
+            device=device(),
+            config_path=trial.config / "config.json",
+            on_auth_url=trial.saw_auth_url,
+            transport=transport,
+        )
         trial.token, trial.error, trial.obtained_at = result.token, result.error, result.obtained_at
     finally:
         trial.done.set()
@@ -211,8 +215,9 @@ class Row:
         return self.succeeded / self.logins if self.logins else 0.0
 
 
-async def run_batch(gw: RunningGateway, link: str, client: str, moments: list[float], workdir: Path,
-                    blackout_mode: BlackoutMode) -> Row:
+async def run_batch(
+    gw: RunningGateway, link: str, client: str, moments: list[float], workdir: Path, blackout_mode: BlackoutMode
+) -> Row:
     runner = CLIENTS[client]
     faulty = link == "faulty"
     trials = [Trial(i, workdir / f"{link}-{gw.settings.extensions}-{client}-{i}") for i in range(len(moments))]
@@ -326,8 +331,11 @@ async def run_all(logins: int, seed: int, blackout_mode: BlackoutMode) -> list[R
                     for client in CLIENTS:
                         row = await run_batch(gw, link, client, moments, Path(tmp), blackout_mode)
                         rows.append(row)
-                        print(f"  {link:6} {row.gateway:10} {client:7} {row.succeeded}/{row.logins} ok,"
-                              f" p50 {fmt_ms(row.p50_ms)} ms, {row.wall_s} s", file=sys.stderr)
+                        print(
+                            f"  {link:6} {row.gateway:10} {client:7} {row.succeeded}/{row.logins} ok,"
+                            f" p50 {fmt_ms(row.p50_ms)} ms, {row.wall_s} s",
+                            file=sys.stderr,
+                        )
     return rows
 
 
@@ -362,20 +370,33 @@ def goals(rows: list[Row]) -> list[tuple[str, str, bool]]:
         out.append(("p50 under 50 ms with extensions (clean link)", f"{fmt_ms(ours.p50_ms)} ms", ours.p50_ms < 50))
         if base.p50_ms is not None:
             ratio = base.p50_ms / ours.p50_ms if ours.p50_ms > 0 else math.inf
-            out.append(("≥10x better p50 than the baseline with extensions (clean link)", f"{ratio:.0f}x",
-                        ratio >= 10))
+            out.append(("≥10x better p50 than the baseline with extensions (clean link)", f"{ratio:.0f}x", ratio >= 10))
     for link in ("single", "clean"):
         ours, base = find(rows, link, "deployed", "rgw"), find(rows, link, "deployed", "go-cli")
         if ours.p50_ms is not None and base.p50_ms is not None:
-            out.append((f"p50 at or below the baseline's against the deployed gateway ({link})",
-                        f"{fmt_ms(ours.p50_ms)} ms vs {fmt_ms(base.p50_ms)} ms", ours.p50_ms <= base.p50_ms))
-            out.append((f"no more requests per login than the baseline ({link}, deployed)",
-                        f"{ours.gateway_requests_per_login:.2f} vs {base.gateway_requests_per_login:.2f}",
-                        ours.gateway_requests_per_login <= base.gateway_requests_per_login))
+            out.append(
+                (
+                    f"p50 at or below the baseline's against the deployed gateway ({link})",
+                    f"{fmt_ms(ours.p50_ms)} ms vs {fmt_ms(base.p50_ms)} ms",
+                    ours.p50_ms <= base.p50_ms,
+                )
+            )
+            out.append(
+                (
+                    f"no more requests per login than the baseline ({link}, deployed)",
+                    f"{ours.gateway_requests_per_login:.2f} vs {base.gateway_requests_per_login:.2f}",
+                    ours.gateway_requests_per_login <= base.gateway_requests_per_login,
+                )
+            )
     for gateway in ("extensions", "deployed"):
         ours, base = find(rows, "faulty", gateway, "rgw"), find(rows, "faulty", gateway, "go-cli")
-        out.append((f"100% success on the faulty link ({gateway}), where the baseline fails",
-                    f"{ours.success:.0%} vs baseline {base.success:.0%}", ours.success == 1.0 and base.success < 1.0))
+        out.append(
+            (
+                f"100% success on the faulty link ({gateway}), where the baseline fails",
+                f"{ours.success:.0%} vs baseline {base.success:.0%}",
+                ours.success == 1.0 and base.success < 1.0,
+            )
+        )
     return out
 
 
@@ -394,11 +415,15 @@ def main() -> None:
     elapsed = time.monotonic() - started
     met = goals(rows)
 
-    print(f"## Login benchmark ({args.logins} concurrent logins per row; Python {platform.python_version()},"
-          f" {os.cpu_count()} CPUs, {elapsed:.0f} s)\n")
+    print(
+        f"## Login benchmark ({args.logins} concurrent logins per row; Python {platform.python_version()},"
+        f" {os.cpu_count()} CPUs, {elapsed:.0f} s)\n"
+    )
     print(table(rows))
-    print("\nFaulty link: resets on 30% of connections, 20% 503s, 200 ms ± 150 ms delay, "
-          f"{BLACKOUT:g} s blackout ({args.blackout_mode}) during the wait.\n")
+    print(
+        "\nFaulty link: resets on 30% of connections, 20% 503s, 200 ms ± 150 ms delay, "
+        f"{BLACKOUT:g} s blackout ({args.blackout_mode}) during the wait.\n"
+    )
     print("| goal | measured | met |\n|---|---|---|")
     for goal, measured, ok in met:
         print(f"| {goal} | {measured} | {'yes' if ok else 'NO'} |")

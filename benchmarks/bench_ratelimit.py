@@ -211,22 +211,34 @@ def main() -> None:
             with running_gateway(settings) as gw:
                 row = measure(gw, shape, n, run)
             rows.append(row)
-            print(f"  {shape}: {row.succeeded}/{n} ok, wall {row.wall_s} s, refused {row.callbacks_refused}",
-                  file=sys.stderr)
+            print(
+                f"  {shape}: {row.succeeded}/{n} ok, wall {row.wall_s} s, refused {row.callbacks_refused}",
+                file=sys.stderr,
+            )
     elapsed = time.monotonic() - started
-    print(f"## Logins against a rate-limited deployed gateway ({RATE:g}/s, burst {BURST}; Python"
-          f" {platform.python_version()}, {os.cpu_count()} CPUs, {elapsed:.0f} s)\n")
+    print(
+        f"## Logins against a rate-limited deployed gateway ({RATE:g}/s, burst {BURST}; Python"
+        f" {platform.python_version()}, {os.cpu_count()} CPUs, {elapsed:.0f} s)\n"
+    )
     print(table(rows))
     print("\n| goal | measured | met |\n|---|---|---|")
     for r in rows:
         ok = r.succeeded == r.logins and r.callbacks_refused == 0
-        print(f"| {r.shape}: every login succeeds, no callback refused | {r.succeeded}/{r.logins},"
-              f" {r.callbacks_refused} refused | {'yes' if ok else 'NO'} |")
-        print(f"| {r.shape}: wall time within 2x of the rate limit's bound | {r.ratio:.2f}x |"
-              f" {'yes' if r.ratio <= 2 else 'NO'} |")
+        print(
+            f"| {r.shape}: every login succeeds, no callback refused | {r.succeeded}/{r.logins},"
+            f" {r.callbacks_refused} refused | {'yes' if ok else 'NO'} |"
+        )
+        print(
+            f"| {r.shape}: wall time within 2x of the rate limit's bound | {r.ratio:.2f}x |"
+            f" {'yes' if r.ratio <= 2 else 'NO'} |"
+        )
     if args.json:
-        payload = {"python": platform.python_version(), "cpus": os.cpu_count(), "elapsed_s": round(elapsed, 1),
-                   "rows": [{**asdict(r), "ratio": r.ratio} for r in rows]}
+        payload = {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "elapsed_s": round(elapsed, 1),
+            "rows": [{**asdict(r), "ratio": r.ratio} for r in rows],
+        }
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
 
 

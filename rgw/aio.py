@@ -16,8 +16,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
+
+if TYPE_CHECKING:
+    from pathlib import Path  # not imported at start-up: pathlib pulls in urllib.parse and ipaddress
 
 P = ParamSpec("P")
 T = TypeVar("T")

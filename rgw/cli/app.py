@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from rgw import __version__
 from rgw.config import ConfigData, ConfigStore, default_config_dir
 from rgw.errors import AuthenticationError, MfaError, MfaRequired, RgwError, SessionNotVerified
-from rgw.models import DeviceInfo, LoginRequest
+from rgw.models import LoginRequest
 from rgw.targets import Selection, Target, command_target
 from rgw.text import printable
 from rgw.urls import check_link
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from rgw.login.ledger import MfaLedger
     from rgw.login.mfa import Prompter
     from rgw.retry import RetryAttempt
+    from rgw.wire import DeviceInfo
 
 #: Seconds a command that talks to a gateway keeps retrying through a flaky link (``--timeout``).
 DEFAULT_COMMAND_TIMEOUT = 30.0
@@ -282,6 +283,7 @@ class App:
         import uuid
 
         from rgw.client import default_device_os
+        from rgw.wire import DeviceInfo
 
         return DeviceInfo(
             device_id=data.machine_id or str(uuid.uuid4()),

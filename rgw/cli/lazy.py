@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import asyncclick as click
@@ -23,12 +22,20 @@ if TYPE_CHECKING:
     from asyncclick.shell_completion import CompletionItem
 
 
-@dataclass(frozen=True)
 class LazyCommand:
-    """Where a command lives (``rgw.cli.rack:racks``) and its one-line help for the group's listing."""
+    """Where a command lives (``rgw.cli.rack:racks``) and its one-line help for the group's listing.
 
-    target: str
-    help: str
+    A plain class, not a dataclass: ``--version`` and ``--help`` should not pay for ``dataclasses``.
+    """
+
+    __slots__ = ("help", "target")
+
+    def __init__(self, target: str, help: str) -> None:
+        self.target = target
+        self.help = help
+
+    def __repr__(self) -> str:
+        return f"LazyCommand({self.target!r}, {self.help!r})"
 
     def load(self) -> click.Command:
         module_name, _, attribute = self.target.partition(":")

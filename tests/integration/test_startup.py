@@ -38,6 +38,7 @@ HEAVY = (
     "rgw.client",
     "rgw.login",
     "rgw.retry",
+    "rgw.wire",  # the login answers: local commands need none
     "asyncio",
     "anyio",
     "aiofiles",
