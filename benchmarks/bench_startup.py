@@ -11,6 +11,10 @@ asyncclick CLI pays; the goal is 1.5 times it.  Commands that ask a gateway (``t
 a two-rack config) and are compared with ``python -c "import asyncclick, httpx"``; the goal is 1.5
 times that plus one round trip (measured here: a fresh connection and ``GET /api/v1/info``).
 
+A third floor is printed for information: importing every dependency ``test-auth`` needs (httpcore,
+h11, tenacity, aiofiles, anyio) and starting an empty ``anyio.run``; the second floor has none of
+them (httpx imports httpcore on first use), so it shows how much of ``test-auth`` is rgw's own.
+
 ``--python`` times another interpreter, e.g. a fresh virtualenv with only ``pip install .`` in it
 (the dev environment has trio installed, and httpcore imports trio whenever it can, which inflates
 every HTTP command and the second floor alike).
@@ -130,6 +134,11 @@ def round_trip_ms(url: str, runs: int) -> float:
     return statistics.median(times)
 
 
+def auth_ratio(commands: list[Timing], deps: Timing) -> float:
+    auth = next(c for c in commands if c.name == "rack-gateway test-auth")
+    return auth.median_ms / deps.median_ms
+
+
 def cli_argv(python: str) -> list[str]:
     script = Path(python).parent / "rack-gateway"
     return [str(script)] if script.exists() else [python, "-m", "rgw"]
@@ -164,9 +173,15 @@ def main() -> None:
         env = clean_env(config_dir)
         floor1 = Timing('python -c "import asyncclick"', [python, "-c", "import asyncclick"], "floor")
         floor2 = Timing('python -c "import asyncclick, httpx"', [python, "-c", "import asyncclick, httpx"], "floor")
+        deps = Timing(
+            "deps of a gateway command (see below)",
+            [python, "-c", "import asyncclick, httpx, httpcore, tenacity, aiofiles, anyio; anyio.run(anyio.sleep, 0)"],
+            "floor",
+        )
         commands = [
             floor1,
             floor2,
+            deps,
             Timing("rack-gateway --version", [*rgw, "--version"], "local"),
             Timing("rack-gateway --help", [*rgw, "--help"], "local"),
             Timing("rack-gateway racks", [*rgw, "racks"], "local"),
@@ -211,6 +226,11 @@ def main() -> None:
         )
         results.append({**asdict(command), "median_ms": command.median_ms, "ratio": ratio, "goal_ms": goal})
 
+    print(
+        "\n`deps of a gateway command`: `import asyncclick, httpx, httpcore, tenacity, aiofiles, anyio` and an"
+        " empty `anyio.run`, i.e. what `test-auth` must load and start before any code of ours runs;"
+        f" `test-auth` is {auth_ratio(commands, deps):.2f} times it."
+    )
     for title, extra in (("`--version`", version_extra), ("`test-auth`", auth_extra)):
         print(f"\n{title} imports beyond its floor (own modules' import time, one run):\n")
         for name, us in extra[:10]:
