@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from rgw import __version__
+from rgw import __version__, trace
 from rgw.config import ConfigData, ConfigStore, default_config_dir
 from rgw.errors import AuthenticationError, MfaError, MfaRequired, RgwError, SessionNotVerified
 from rgw.models import LoginRequest
@@ -89,6 +89,7 @@ class App:
     def store(self) -> ConfigStore:
         if self._store is None:
             self._store = ConfigStore(self.config_dir, on_warning=self.note)
+            trace.debug("config: %s", self._store.path)
         return self._store
 
     @property

@@ -54,7 +54,7 @@ def start_verbose(app: App) -> bool:
     from rgw import __version__
     from rgw.trace import debug
 
-    debug("rack-gateway %s (python %s); config %s", __version__, platform.python_version(), app.config_dir)
+    debug("rack-gateway %s (python %s)", __version__, platform.python_version())
     return True
 
 

@@ -50,8 +50,12 @@ def debug_lines(err: str) -> list[str]:
     return [re.sub(r"\(\d+ ms\)", "(N ms)", line) for line in lines]
 
 
-def header(config: Path) -> str:
-    return f"[rgw T] rack-gateway {__version__} (python {platform.python_version()}); config {config}"
+def header(config: Path) -> list[str]:
+    """The first lines of every verbose run: who is running, and which config file it uses."""
+    return [
+        f"[rgw T] rack-gateway {__version__} (python {platform.python_version()})",
+        f"[rgw T] config: {config}/config.json",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -69,7 +73,7 @@ async def test_verbose_shows_each_request_and_never_the_token(
     result = await cli(*args, env=env)
     assert result.code == 0, result.err
     assert result.out.startswith(f"Authenticated as {DEV}\n")  # stdout stays clean
-    assert debug_lines(result.err) == [header(cli.config_dir), f"[rgw T] GET {gateway.url}/api/v1/info -> 200 (N ms)"]
+    assert debug_lines(result.err) == [*header(cli.config_dir), f"[rgw T] GET {gateway.url}/api/v1/info -> 200 (N ms)"]
     assert result.err == "".join(line + "\n" for line in result.err.splitlines() if line.startswith("[rgw "))
     assert token not in result.err
     assert logging.getLogger("rgw").handlers == []  # the run's handler is gone with the run
@@ -88,11 +92,11 @@ async def test_verbose_shows_every_retry_decision_and_wait(cli: Cli, gateway: Ru
         result = await cli("-v", "test-auth", "--timeout", "1")
     assert result.code == 6
     lines = debug_lines(result.err)
-    assert lines[0] == header(cli.config_dir)
+    assert lines[:2] == header(cli.config_dir)
     request = f"[rgw T] GET {proxy.url}/api/v1/info -> 503 (N ms)"
-    attempts = (len(lines) - 2) // 2
+    attempts = (len(lines) - 3) // 2
     assert attempts >= 2
-    expected = [header(cli.config_dir)]
+    expected = header(cli.config_dir)
     for attempt in range(1, attempts + 1):
         expected += [request, f"[rgw T] retry: attempt {attempt} failed (HTTP 503); next in WAIT s"]
     expected += [
@@ -125,7 +129,7 @@ async def test_verbose_shows_a_lock_wait_and_who_held_it(cli: Cli, gateway: Runn
     assert codes == [0]
     lines = [re.sub(r"after \d+\.\d\d s", "after W s", line) for line in debug_lines(err.getvalue())]
     assert lines == [
-        header(cli.config_dir),
+        *header(cli.config_dir),
         # The holder named as the lock file says (this test process wrote it, as rack-gateway would).
         f"[rgw T] lock: config.json.lock is held by process {os.getpid()} (rack-gateway); waiting up to 30 s",
         "[rgw T] lock: got config.json.lock after W s",
@@ -153,12 +157,12 @@ async def test_a_verbose_login_with_an_mfa_code_shows_neither_the_code_nor_the_n
     assert result.code == 0, result.err
     token = cli.config()["gateways"]["dev"]["token"]
     lines = debug_lines(result.err)
-    assert lines[0] == header(cli.config_dir)
+    assert lines[:2] == header(cli.config_dir)
     request = re.compile(
         rf"\[rgw T\] (GET|POST) {re.escape(gateway.url)}/api/v1/auth/cli/(start|complete|mfa) -> \d{{3}} \(N ms\)"
     )
     budget = re.compile(r"\[rgw T\] budget: waiting \d+\.\d\d s for a request slot of http://127\.0\.0\.1:\d+")
-    assert all(request.fullmatch(line) or budget.fullmatch(line) for line in lines[1:]), lines
+    assert all(request.fullmatch(line) or budget.fullmatch(line) for line in lines[2:]), lines
     assert any(line.startswith(f"[rgw T] POST {gateway.url}/api/v1/auth/cli/mfa -> 200") for line in lines)
     assert code not in result.err
     assert token not in result.err
