@@ -18,15 +18,12 @@ import contextlib
 import json
 import os
 import stat
-import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-import anyio
-
-from rgw import aio, secrets
+from rgw import aio, secrets, trace
 from rgw.errors import ConfigCorrupt, ConfigError, ConfigLockTimeout
 from rgw.locks import FileLock, describe_holder, holder_record, read_holder
 from rgw.models import RackConfig
@@ -187,7 +184,7 @@ class ConfigStore:
         self.on_warning = on_warning
         #: Where tokens kept in the OS keyring are fetched from and put (``rgw.secrets``).
         self.keyring = keyring
-        self._local_lock: anyio.Lock | None = None
+        self._local_lock: Any = None  # an anyio.Lock, made on a loop's first use
         self._warned = False
 
     def _warn(self, warnings: list[str]) -> None:
@@ -247,9 +244,18 @@ class ConfigStore:
 
     @contextlib.asynccontextmanager
     async def locked(self) -> AsyncIterator[FileLock]:
+        if not aio.in_event_loop():  # a local command: one task, nothing to queue behind
+            lock = await self._acquire()
+            try:
+                yield lock
+            finally:
+                lock.release()
+            return
         # Tasks of this process queue on an anyio lock first, so only one of them at a time polls
         # the file lock (parallel logins in one command would otherwise back off against each other).
         if self._local_lock is None:
+            import anyio
+
             self._local_lock = anyio.Lock()
         async with self._local_lock:
             lock = await self._acquire()
@@ -262,24 +268,34 @@ class ConfigStore:
         lock = FileLock(self.lock_path)
         # Non-blocking tries (flock LOCK_NB never blocks the loop) so that Ctrl-C and cancellation
         # interrupt the wait at once; the wait is bounded by lock_timeout.
-        give_up = anyio.current_time() + self.lock_timeout
+        started = aio.now()
+        give_up = started + self.lock_timeout
         delay = 0.002
+        waited = False
         while True:
             try:
                 if lock.try_acquire():
+                    if waited:
+                        trace.debug("lock: got %s after %.2f s", self.lock_path.name, aio.now() - started)
                     return lock
             except FileNotFoundError:
                 await self.ensure_directory()
                 continue
             except OSError as exc:
                 raise ConfigError(f"cannot lock {self.lock_path}: {exc.strerror or exc}") from exc
-            if anyio.current_time() >= give_up:
+            if not waited and trace.enabled():
+                holder = describe_holder(await aio.call(read_holder, self.lock_path))
+                trace.debug(
+                    "lock: %s is held by %s; waiting up to %g s", self.lock_path.name, holder, self.lock_timeout
+                )
+            waited = True
+            if aio.now() >= give_up:
                 holder = describe_holder(await aio.call(read_holder, self.lock_path))
                 raise ConfigLockTimeout(
                     f"config file {self.path} is locked by {holder} (waited {self.lock_timeout:g} s)",
                     hint="Wait for that rack-gateway process to finish, or stop it.",
                 )
-            await anyio.sleep(delay)
+            await aio.sleep(delay)
             delay = min(delay * 2, 0.05)
 
     async def ensure_directory(self) -> None:
@@ -392,7 +408,7 @@ def _update_locked(
 
 def _write_atomically(path: Path, content: bytes) -> None:
     """Temp file (0600) in the same directory, fsync, rename over ``path``, fsync the directory."""
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         try:
@@ -414,3 +430,17 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def rack_names_now(directory: Path) -> list[str]:
+    """The racks in ``directory``'s config, read at once (blocking), or none when it cannot be read.
+
+    For shell completion, which runs without an event loop and must never fail: the same checks
+    as ``ConfigStore.read`` (ownership, permissions), no lock, no keyring.
+    """
+    path = directory / CONFIG_FILE
+    try:
+        content, _warnings = _read_checked(directory, path)
+        return [] if content is None else _parse(path, content).rack_names()
+    except (OSError, ConfigError):
+        return []

@@ -1,15 +1,43 @@
 """Plain data the library passes around: frozen dataclasses, no behaviour beyond parsing.
 
-``RackConfig`` is one entry of ``config.json``'s ``gateways``; ``LoginStart`` is what
-``/auth/cli/start`` answers; ``LoginPending`` and ``Session`` are the two useful answers of
-``/auth/cli/complete``; ``CallbackResult`` is what the loopback listener heard from the browser.
+``RackConfig`` is one entry of ``config.json``'s ``gateways``; ``LoginRequest`` a rack to log in to.
+The answers of a login (``LoginStart``, ``LoginPending``, ``Session``, ``DeviceInfo``,
+``CallbackResult``) live in ``rgw.wire`` and are importable from here as well: they are loaded on
+first use, because every dataclass costs a millisecond or so to create and local commands
+(``racks``, ``status --offline``) need none of them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rgw.wire import CallbackResult, DeviceInfo, LoginPending, LoginStart, Session
+
+__all__ = [
+    "DEFAULT_PARALLEL",
+    "CallbackResult",
+    "DeviceInfo",
+    "LoginPending",
+    "LoginRequest",
+    "LoginStart",
+    "RackConfig",
+    "Session",
+    "parse_time",
+]
+
+_WIRE = frozenset({"CallbackResult", "DeviceInfo", "LoginPending", "LoginStart", "Session"})
+
+
+def __getattr__(name: str) -> Any:
+    """``from rgw.models import Session``: the login answers, loaded from ``rgw.wire`` on first use."""
+    if name in _WIRE:
+        from rgw import wire
+
+        return getattr(wire, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def parse_time(value: object) -> datetime | None:
@@ -72,60 +100,3 @@ class LoginRequest:
     url: str
     #: Plain HTTP to another machine allowed for this rack (``login --insecure-http``, or stored).
     insecure_http: bool = False
-
-
-@dataclass(frozen=True)
-class LoginStart:
-    """The answer of ``POST /auth/cli/start``.  ``loopback`` is true when the gateway will wake us."""
-
-    auth_url: str
-    state: str
-    code_verifier: str
-    loopback: bool = False
-
-
-@dataclass(frozen=True)
-class DeviceInfo:
-    """What ``/auth/cli/complete`` is told about this machine. ``device_id`` must be a UUID."""
-
-    device_id: str
-    device_name: str
-    device_os: str
-    client_version: str
-
-
-@dataclass(frozen=True)
-class LoginPending:
-    """``202 pending``; ``stage`` and ``mfa_methods`` come only from gateways with the extension."""
-
-    stage: str | None = None
-    mfa_methods: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Session:
-    """A completed login (``200`` from ``/auth/cli/complete``)."""
-
-    token: str
-    email: str
-    name: str | None = None
-    expires_at: str | None = None
-    session_id: int | None = None
-    channel: str | None = None
-    device_id: str | None = None
-    device_name: str | None = None
-    mfa_verified: bool = False
-    mfa_required: bool = False
-    enrollment_required: bool = False
-
-    def __repr__(self) -> str:  # never print the token
-        return f"Session(email={self.email!r}, session_id={self.session_id!r}, token=<redacted>)"
-
-
-@dataclass(frozen=True)
-class CallbackResult:
-    """What the browser told the loopback listener: ``ok``, or an error with the gateway's text."""
-
-    state: str
-    ok: bool
-    error: str | None = None

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 import anyio
 import tenacity
 
+from rgw import trace
 from rgw.errors import GatewayError, GatewayUnreachable
 
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -115,18 +116,39 @@ class RetryPolicy:
 
         def stop(state: tenacity.RetryCallState) -> bool:
             if self.max_attempts is not None and state.attempt_number >= self.max_attempts:
+                trace.debug(
+                    "retry: giving up after attempt %d (%d attempts at most)", state.attempt_number, self.max_attempts
+                )
                 return True
             if deadline is None:
                 return False
             upcoming = state.upcoming_sleep or 0.0
-            return anyio.current_time() + upcoming >= deadline
+            if anyio.current_time() + upcoming >= deadline:
+                trace.debug(
+                    "retry: giving up after attempt %d (the next try would end past the deadline)", state.attempt_number
+                )
+                return True
+            return False
+
+        def decide(exc: BaseException) -> bool:
+            retry = retry_if(exc)
+            if not retry:
+                why = "may have reached the gateway" if is_transient(exc) else "not a transient failure"
+                trace.debug("retry: %s is not retried (%s)", describe_failure(exc), why)
+            return retry
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
-            if on_retry is None or state.outcome is None:
+            if state.outcome is None:
                 return
             error = state.outcome.exception()
-            if error is not None:
-                on_retry(RetryAttempt(state.attempt_number, state.upcoming_sleep or 0.0, error))
+            if error is None:
+                return
+            delay = state.upcoming_sleep or 0.0
+            trace.debug(
+                "retry: attempt %d failed (%s); next in %.2f s", state.attempt_number, describe_failure(error), delay
+            )
+            if on_retry is not None:
+                on_retry(RetryAttempt(state.attempt_number, delay, error))
 
         async def sleep(seconds: float) -> None:
             if seconds > 0:
@@ -136,7 +158,7 @@ class RetryPolicy:
             sleep=sleep,
             stop=stop,
             wait=wait,
-            retry=tenacity.retry_if_exception(retry_if),
+            retry=tenacity.retry_if_exception(decide),
             before_sleep=before_sleep,
             reraise=True,
         )

@@ -8,27 +8,81 @@ and its exit code (README lists them); Ctrl-C exits 130; nothing a user can caus
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from typing import TextIO
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, TextIO
 
 import asyncclick as click
 
 from rgw import __version__
-from rgw.cli.app import App
-from rgw.cli.options import add_global_options
+from rgw.cli.lazy import LazyCommand, LazyGroup
+from rgw.cli.options import add_global_options, complete_racks, enable_verbose, remember_config
 from rgw.errors import EXIT_CODES, Interrupted, RgwError
+
+if TYPE_CHECKING:
+    from rgw.cli.app import App
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
+#: Every command: where it lives and its line in ``--help`` (``tests/unit/test_lazy.py`` keeps the
+#: lines equal to the commands' docstrings).  Only the module of the command that runs is imported.
+COMMANDS = {
+    "admin": LazyCommand("rgw.cli.admin:admin", "Administrator actions on a reference gateway (needs the admin role)."),
+    "api-token": LazyCommand("rgw.cli.tokens:api_token", "Manage API tokens (list, get, create, delete)."),
+    "apps": LazyCommand("rgw.cli.rack:apps", "List the rack's apps."),
+    "completion": LazyCommand(
+        "rgw.cli.completion:completion",
+        "Print the shell completion script for bash, zsh or fish (see the README for where it goes).",
+    ),
+    "demo": LazyCommand(
+        "rgw.cli.dev:demo",
+        "Run a complete login on a built-in reference gateway: login, test-auth, apps, rack, logout.",
+    ),
+    "dev-gateway": LazyCommand(
+        "rgw.cli.dev:dev_gateway", "Serve the reference gateway (a stand-in for a deployed rack gateway) until Ctrl-C."
+    ),
+    "login": LazyCommand("rgw.cli.auth:login", "Log in to a rack gateway through your browser."),
+    "logout": LazyCommand(
+        "rgw.cli.auth:logout", "Revoke the session on the gateway and remove it locally (the rack stays configured)."
+    ),
+    "rack": LazyCommand(
+        "rgw.cli.rack:rack", "Show the current rack: name, provider, status, version, gateway URL, user."
+    ),
+    "racks": LazyCommand("rgw.cli.rack:racks", "List configured racks (* marks the current one)."),
+    "status": LazyCommand(
+        "rgw.cli.status:status",
+        "Show every rack's session: user, whether the gateway accepts it now, time left, MFA state.",
+    ),
+    "switch": LazyCommand("rgw.cli.rack:switch", "Make RACK the current rack."),
+    "test-auth": LazyCommand(
+        "rgw.cli.auth:test_auth", "Check that the current credentials work, and show who you are (or your MFA status)."
+    ),
+    "token": LazyCommand(
+        "rgw.cli.status:token", "Print the current credential (for other tools: rack-gateway token | ...)."
+    ),
+    "version": LazyCommand("rgw.cli.rack:version", "Print the client version."),
+}
 
-@click.group(context_settings=CONTEXT, epilog="Exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()))
+
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    prepare=add_global_options,  # the Go CLI's persistent flags: after the command too
+    context_settings=CONTEXT,
+    epilog="Exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()),
+)
 @click.option(
-    "--rack", "-r", "rack", metavar="RACK", help="Rack to use (default: RACK_GATEWAY_RACK, then the current rack)."
+    "--rack",
+    "-r",
+    "rack",
+    metavar="RACK",
+    shell_complete=complete_racks,
+    help="Rack to use (default: RACK_GATEWAY_RACK, then the current rack).",
 )
 @click.option(
     "--config",
     "config",
     metavar="DIR",
+    callback=remember_config,
     help="Config directory (default: GATEWAY_CLI_CONFIG_DIR, then ~/.config/rack-gateway).",
 )
 @click.option(
@@ -49,6 +103,13 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
     metavar="CODE",
     help="A TOTP or backup code, used once without prompting (for runs without a terminal).",
 )
+@click.option(
+    "--verbose",
+    "-v",
+    "verbose",
+    is_flag=True,
+    help="Show every request, retry, and wait for a lock or the request budget on stderr (RACK_GATEWAY_DEBUG=1).",
+)
 @click.version_option(__version__, "--version", prog_name="rack-gateway", message="%(prog)s %(version)s")
 @click.pass_context
 async def cli(
@@ -58,8 +119,11 @@ async def cli(
     api_token: str | None,
     mfa_method: str | None,
     mfa_code: str | None,
+    verbose: bool,
 ) -> None:
     """rack-gateway: log in to a rack gateway through your browser and use its racks."""
+    from rgw.cli.app import App
+
     if isinstance(ctx.obj, App):  # an App handed in by run(obj=...): the demo and tests
         ctx.obj.rack_option = rack or ctx.obj.rack_option
         ctx.obj.api_token_option = api_token or ctx.obj.api_token_option
@@ -69,39 +133,31 @@ async def cli(
         ctx.obj = App.create(config=config, rack=rack, api_token=api_token)
     ctx.obj.mfa_method = mfa_method or ctx.obj.mfa_method
     ctx.obj.mfa_code = mfa_code or ctx.obj.mfa_code
+    if verbose or ctx.obj.environ.get("RACK_GATEWAY_DEBUG", "").strip() not in ("", "0"):
+        enable_verbose(ctx)
 
 
-def _register() -> None:
-    from rgw.cli import admin, auth, dev, rack, tokens
-
-    for module in (auth, rack, tokens, admin, dev):
-        for command in module.COMMANDS:
-            add_global_options(command)  # the Go CLI's persistent flags: after the command too
-            cli.add_command(command)
-
-
-_register()
-
-
-def report(error: RgwError, stream: TextIO | None = None) -> None:
+def report(error: RgwError, stream: TextIO | None = None, environ: Mapping[str, str] | None = None) -> None:
     """``Error: <message>`` (red on a terminal that takes colour) and the hint, on stderr."""
     import os
 
     from rgw.cli.app import safe_lines
+    from rgw.cli.style import BOLD_RED, paint
 
     out = stream if stream is not None else sys.stderr
+    env = os.environ if environ is None else environ
     try:
-        color = out.isatty() and os.environ.get("TERM", "") != "dumb" and "NO_COLOR" not in os.environ
+        color = out.isatty() and env.get("TERM", "") != "dumb" and "NO_COLOR" not in env
     except (AttributeError, ValueError):
         color = False
-    label = "\x1b[1;31mError:\x1b[0m" if color else "Error:"
-    print(f"{label} {safe_lines(error.message)}", file=out)
+    print(f"{paint('Error:', BOLD_RED, color=color)} {safe_lines(error.message)}", file=out)
     if error.hint:
         print(safe_lines(error.hint), file=out)
 
 
 async def run(args: Sequence[str] | None = None, *, obj: App | None = None) -> int:
-    """Run the CLI inside an existing event loop; returns the exit code.
+    """Run the CLI; returns the exit code.  ``main`` drives it without an event loop (a command that
+    needs one starts it); on a running loop (tests, the demo) every command runs on that loop.
 
     ``obj`` replaces the ``App`` built from the options (its streams, browser, environment).
     """
@@ -113,7 +169,7 @@ async def run(args: Sequence[str] | None = None, *, obj: App | None = None) -> i
             obj=obj,
         )
     except RgwError as exc:
-        report(exc, obj.err if obj is not None else None)
+        report(exc, *_streams(obj))
         return exc.exit_code
     except click.exceptions.Abort:
         report(Interrupted("interrupted"))
@@ -128,9 +184,13 @@ async def run(args: Sequence[str] | None = None, *, obj: App | None = None) -> i
         if errors is None or group.split(RgwError)[1] is not None:
             raise
         first = _first_leaf(errors)
-        report(first, obj.err if obj is not None else None)
+        report(first, *_streams(obj))
         return first.exit_code
     return 0
+
+
+def _streams(obj: App | None) -> tuple[TextIO | None, Mapping[str, str] | None]:
+    return (obj.err, obj.environ) if obj is not None else (None, None)
 
 
 def _first_leaf(group: BaseExceptionGroup[RgwError]) -> RgwError:
@@ -142,10 +202,11 @@ def _first_leaf(group: BaseExceptionGroup[RgwError]) -> RgwError:
 
 
 def main(args: Sequence[str] | None = None) -> None:
-    import anyio
+    """The console script: local commands run without an event loop, the others start one (runner)."""
+    from rgw.cli.runner import drive
 
     try:
-        code = anyio.run(run, args)
+        code = drive(run(args))
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)
         code = Interrupted.exit_code

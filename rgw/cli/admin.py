@@ -13,6 +13,7 @@ import asyncclick as click
 
 from rgw.cli.app import App
 from rgw.cli.options import pass_app, target_options
+from rgw.cli.runner import on_event_loop
 from rgw.errors import GatewayError, UsageError
 
 
@@ -41,6 +42,7 @@ async def admin() -> None:
 @click.option("--session-id", type=int, metavar="ID", help="Revoke this one session.")
 @target_options
 @pass_app
+@on_event_loop
 async def revoke_sessions(app: App, email: str | None, session_id: int | None) -> None:
     """Revoke a user's sessions (they must log in again)."""
     if (email is None) == (session_id is None):
@@ -56,6 +58,7 @@ async def revoke_sessions(app: App, email: str | None, session_id: int | None) -
 @click.option("--off", is_flag=True, help="Stop requiring MFA for this user.")
 @target_options
 @pass_app
+@on_event_loop
 async def require_mfa(app: App, email: str, off: bool) -> None:
     """Require MFA for a user (their sessions are invalidated, as on a deployed gateway)."""
     async with app.connect() as (_target, client):

@@ -12,18 +12,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import sys
-import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from rgw import __version__
+from rgw import __version__, trace
 from rgw.config import ConfigData, ConfigStore, default_config_dir
 from rgw.errors import AuthenticationError, MfaError, MfaRequired, RgwError, SessionNotVerified
-from rgw.models import DeviceInfo, LoginRequest
+from rgw.models import LoginRequest
 from rgw.targets import Selection, Target, command_target
 from rgw.text import printable
 from rgw.urls import check_link
@@ -36,6 +34,7 @@ if TYPE_CHECKING:
     from rgw.login.ledger import MfaLedger
     from rgw.login.mfa import Prompter
     from rgw.retry import RetryAttempt
+    from rgw.wire import DeviceInfo
 
 #: Seconds a command that talks to a gateway keeps retrying through a flaky link (``--timeout``).
 DEFAULT_COMMAND_TIMEOUT = 30.0
@@ -43,7 +42,7 @@ DEFAULT_COMMAND_TIMEOUT = 30.0
 
 @dataclass
 class App:
-    config_dir: Path
+    config_dir: Path = field(default_factory=default_config_dir)
     rack_option: str | None = None
     api_token_option: str | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
@@ -64,6 +63,10 @@ class App:
     webauthn_devices: Sequence[Any] | None = None
     #: ``--timeout`` of a command that talks to a gateway: every retry ends within it.
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT
+    #: The ``--verbose`` log handler while it prints (``rgw.cli.verbose``).
+    verbose_handler: Any = None
+    #: Credentials this run has sent or holds: ``--verbose`` never prints them.
+    secrets: set[str] = field(default_factory=set)
     _store: ConfigStore | None = None
     _budgets: Budgets | None = None
     _link_notices: set[str] = field(default_factory=set)
@@ -86,11 +89,22 @@ class App:
     def store(self) -> ConfigStore:
         if self._store is None:
             self._store = ConfigStore(self.config_dir, on_warning=self.note)
+            trace.debug("config: %s", self._store.path)
         return self._store
 
     @property
     def selection(self) -> Selection:
         return Selection(rack=self.rack_option, api_token=self.api_token_option, environ=self.environ)
+
+    def known_secrets(self) -> set[str]:
+        """Every credential of this run: sent sessions, API tokens (option, environment), an MFA code."""
+        found = {*self.secrets, self.api_token_option, self.mfa_code, self.environ.get("RACK_GATEWAY_API_TOKEN")}
+        return {s.strip() for s in found if s and s.strip()}
+
+    def stop_verbose(self) -> None:
+        from rgw.cli.verbose import stop_verbose
+
+        stop_verbose(self)
 
     def is_interactive(self) -> bool:
         if self.interactive is None:
@@ -145,15 +159,27 @@ class App:
         return GatewayClient(request.url, budget=self.budgets.for_url(request.url), insecure_http=request.insecure_http)
 
     def command_client(
-        self, url: str, token: str | None, *, step_up: StepUpFactory | None = None, insecure_http: bool = False
+        self,
+        url: str,
+        token: str | None,
+        *,
+        step_up: StepUpFactory | None = None,
+        insecure_http: bool = False,
+        announce_retries: bool = True,
     ) -> GatewayClient:
-        """A client for one command: retries transient failures until the command's ``--timeout``."""
+        """A client for one command: retries transient failures until the command's ``--timeout``.
+
+        Each retry is said on stderr, unless ``announce_retries`` is off (``status`` checks many
+        racks at once and reports each one's outcome instead; ``-v`` still shows every retry).
+        """
         import anyio
 
         from rgw.client import GatewayClient
         from rgw.retry import RetryPolicy
 
         self.link_notice(url, insecure_http)
+        if token:
+            self.secrets.add(token)
         return GatewayClient(
             url,
             token=token,
@@ -161,7 +187,7 @@ class App:
             budget=self.budgets.for_url(url),
             policy=RetryPolicy(),
             deadline=anyio.current_time() + self.command_timeout,
-            on_retry=self._note_retry,
+            on_retry=self._note_retry if announce_retries else None,
             step_up=step_up,
         )
 
@@ -173,7 +199,7 @@ class App:
             self.note(notice)
 
     def _note_retry(self, attempt: RetryAttempt) -> None:
-        from rgw.cli.render import retry_line
+        from rgw.cli.style import retry_line
         from rgw.retry import describe_failure, failure_kind
 
         error = attempt.error
@@ -196,7 +222,9 @@ class App:
         return MfaLedger(url, self.config_dir)
 
     async def target(self) -> Target:
-        return command_target(await self.store.read(), self.selection)
+        target = command_target(await self.store.read(), self.selection)
+        self.secrets.add(target.token)
+        return target
 
     @contextlib.asynccontextmanager
     async def connect(self) -> AsyncIterator[tuple[Target, GatewayClient]]:
@@ -252,7 +280,11 @@ class App:
         A new id is not stored here: a login that never completes must leave the config as it was
         (the login stores it together with the session).
         """
+        import socket
+        import uuid
+
         from rgw.client import default_device_os
+        from rgw.wire import DeviceInfo
 
         return DeviceInfo(
             device_id=data.machine_id or str(uuid.uuid4()),

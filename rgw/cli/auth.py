@@ -8,8 +8,9 @@ import anyio
 import asyncclick as click
 
 from rgw.cli.app import App
-from rgw.cli.options import Seconds, pass_app, target_options
-from rgw.cli.render import table
+from rgw.cli.options import Seconds, complete_racks, pass_app, target_options
+from rgw.cli.runner import on_event_loop
+from rgw.cli.style import GREEN, RED, table
 from rgw.config import ConfigData
 from rgw.errors import (
     ENROL_HINT,
@@ -20,29 +21,61 @@ from rgw.errors import (
     RgwError,
     UsageError,
 )
-from rgw.models import DEFAULT_PARALLEL, LoginRequest, parse_time
+from rgw.models import DEFAULT_PARALLEL, LoginRequest, RackConfig, parse_time
 from rgw.targets import login_target, login_targets, stored_session, stored_url
+from rgw.text import printable
 
 if TYPE_CHECKING:  # the events and renderers are imported by the login command only
-    from rgw.login.events import EventSink
+    from rgw.login.events import EventSink, LoginEvent
 
 
-def make_renderer(app: App, progress: str, racks: list[str]) -> EventSink:
-    """JSON lines, a live block with spinners on a terminal, or plain lines."""
-    from rgw.cli.render import JsonRenderer, LiveRenderer, TextRenderer
+def make_renderer(app: App, progress: str, racks: list[str], *, qr: bool = False, url_only: bool = False) -> EventSink:
+    """JSON lines, a live block with spinners on a terminal, or plain lines (with ``--qr``, the URL's
+    QR code after it); with ``--print-url-only`` the URL alone on stdout (and JSON lines if asked)."""
+    from rgw.cli.render import JsonRenderer, LiveRenderer, QrCodes, TextRenderer, UrlOnlyRenderer
 
+    if url_only:
+        url = UrlOnlyRenderer(app.out)
+        if progress != "json":
+            return url
+        json_lines = JsonRenderer(app.err)
+
+        def both(event: LoginEvent) -> None:
+            url(event)
+            json_lines(event)
+
+        return both
     if progress == "json":
         return JsonRenderer(app.err)
+    codes = QrCodes(columns=lambda: terminal_columns(app)) if qr else None
     if app.live_terminal(app.err):
-        return LiveRenderer(app.err, racks, color=app.use_color(app.err))
-    return TextRenderer(app.err, prefix_racks=len(racks) > 1)
+        return LiveRenderer(app.err, racks, color=app.use_color(app.err), qr=codes)
+    return TextRenderer(app.err, prefix_racks=len(racks) > 1, qr=codes)
+
+
+def terminal_columns(app: App) -> int:
+    """The width of the terminal stderr is on; off a terminal, room for any QR code (it is not cut)."""
+    import os
+
+    if not app.live_terminal(app.err):
+        return 1000
+    try:
+        return os.get_terminal_size(app.err.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return 80
 
 
 @click.command("login")
-@click.argument("rack_arg", metavar="[RACK]", required=False)
+@click.argument("rack_arg", metavar="[RACK]", required=False, shell_complete=complete_racks)
 @click.argument("url_arg", metavar="[URL]", required=False)
 @click.option(
-    "--rack", "-r", "racks", multiple=True, metavar="RACK", help="A stored rack to log in to; repeat for several."
+    "--rack",
+    "-r",
+    "racks",
+    multiple=True,
+    metavar="RACK",
+    shell_complete=complete_racks,
+    help="A stored rack to log in to; repeat for several.",
 )
 @click.option("--all", "all_racks", is_flag=True, help="Log in to every configured rack.")
 @click.option(
@@ -56,6 +89,12 @@ def make_renderer(app: App, progress: str, racks: list[str]) -> EventSink:
     help="How many rack logins run at once.",
 )
 @click.option("--no-browser", is_flag=True, help="Do not open a browser; print the URL to open.")
+@click.option("--qr", is_flag=True, help="Also show the sign-in URL as a QR code, to sign in on a phone.")
+@click.option(
+    "--print-url-only",
+    is_flag=True,
+    help="Print only the sign-in URL on stdout, open no browser, and wait (for wrappers); the exit code tells.",
+)
 @click.option(
     "--timeout",
     type=Seconds(min=1),
@@ -90,6 +129,7 @@ def make_renderer(app: App, progress: str, racks: list[str]) -> EventSink:
     help="Where this machine keeps session tokens from now on: config.json (0600, the default) or the OS keyring.",
 )
 @pass_app
+@on_event_loop
 async def login(
     app: App,
     rack_arg: str | None,
@@ -99,6 +139,8 @@ async def login(
     expired_only: bool,
     parallel: int,
     no_browser: bool,
+    qr: bool,
+    print_url_only: bool,
     timeout: float,  # noqa: ASYNC109 - the --timeout option, applied with move_on_after
     loopback_port: int,
     no_loopback: bool,
@@ -128,6 +170,11 @@ async def login(
         raise UsageError("give racks either as arguments or with --rack/--all, not both")
     if expired_only and not multi:
         raise UsageError("--expired-only goes with --all or --rack")
+    if multi and (qr or print_url_only):
+        raise UsageError("--qr and --print-url-only log in to one rack at a time")
+    if print_url_only and as_json:
+        raise UsageError("--print-url-only prints the URL alone on stdout: leave out --json")
+    no_browser = no_browser or print_url_only
     data = await app.store.read()  # the one read before the flow's locked write
     if multi:
         requests = login_targets(data, racks, all_racks=all_racks, insecure_http=insecure_http)
@@ -145,7 +192,7 @@ async def login(
         store=app.store,
         browser=NoBrowser() if no_browser else app.browser or SystemBrowser(app.environ),
         device=app.device(data),
-        emit=(emit := make_renderer(app, progress, [r.rack for r in requests])),
+        emit=(emit := make_renderer(app, progress, [r.rack for r in requests], qr=qr, url_only=print_url_only)),
         options=LoginOptions(
             timeout=timeout,
             open_browser=not no_browser,
@@ -167,14 +214,15 @@ async def login(
     if as_json:
         app.echo_json([r.as_json() for r in results])
     elif len(results) == 1 and not multi:
-        if results[0].ok:
-            app.echo(f"Logged in as {results[0].email}")
+        if results[0].ok:  # with --print-url-only stdout holds the URL alone
+            (app.note if print_url_only else app.echo)(f"Logged in as {results[0].email}")
     else:
         rows = [
             (r.rack, "logged in", r.email or "") if r.error is None else (r.rack, "failed", r.error.message)
             for r in results
         ]
-        for line in table(rows, ("RACK", "RESULT", "DETAIL")):
+        colors = [(None, GREEN if r.error is None else RED, None) for r in results]
+        for line in table(rows, ("RACK", "RESULT", "DETAIL"), colors=colors, color=app.use_color(app.out)):
             app.echo(line)
     failed = [r for r in results if r.error is not None]
     if not failed:
@@ -206,10 +254,19 @@ async def still_valid_removed(app: App, data: ConfigData, requests: list[LoginRe
 
 @click.command("logout")
 @click.option("--local", is_flag=True, help="Only forget the session here (when the gateway is unreachable).")
+@click.option(
+    "--all",
+    "all_racks",
+    is_flag=True,
+    help="Every rack: revoke each session on its gateway (at once) and remove it here, even when unreachable.",
+)
 @target_options
 @pass_app
-async def logout(app: App, local: bool) -> None:
+@on_event_loop
+async def logout(app: App, local: bool, all_racks: bool) -> None:
     """Revoke the session on the gateway and remove it locally (the rack stays configured)."""
+    if all_racks:
+        return await logout_all(app, local)
     rack = stored_session(await app.store.read(), app.selection)
     name = rack.name
     assert rack.token is not None
@@ -242,6 +299,76 @@ async def logout(app: App, local: bool) -> None:
     app.echo(f"Logged out of {name}")
 
 
+async def logout_all(app: App, local: bool) -> None:
+    """``logout --all``: revoke every stored session on its gateway at once, then forget them all here.
+
+    A session whose gateway cannot be reached is removed here all the same (and said so, exit 11):
+    it stays valid on that gateway until it expires or an administrator revokes it.
+    """
+    racks = [rack for rack in (await app.store.read()).racks() if rack.token]
+    if not racks:
+        app.note("No rack has a session to log out of.")
+        return
+    results: dict[str, tuple[str, str | None]] = {}  # rack -> (outcome, detail)
+    limiter = anyio.CapacityLimiter(DEFAULT_PARALLEL)
+
+    async def revoke(rack: RackConfig) -> None:
+        assert rack.token is not None
+        async with limiter:
+            try:
+                client = app.command_client(
+                    stored_url(rack), rack.token, insecure_http=bool(rack.insecure_http), announce_retries=False
+                )
+                async with client:
+                    await client.logout()
+                results[rack.name] = ("revoked", None)
+            except AuthenticationError:
+                results[rack.name] = ("already-invalid", None)
+            except GatewayUnreachable as exc:
+                results[rack.name] = ("not-revoked", f"gateway unreachable ({exc.cause_text})")
+            except RgwError as exc:
+                results[rack.name] = ("not-revoked", exc.message)
+
+    if local:
+        results = {rack.name: ("local", None) for rack in racks}
+    else:
+        async with anyio.create_task_group() as tg:
+            for rack in racks:
+                tg.start_soon(revoke, rack)
+    tokens = {rack.name: rack.token for rack in racks}
+
+    def forget(data: ConfigData) -> None:
+        for name, token in tokens.items():
+            current = data.rack(name)
+            if current is not None and current.token == token:  # a newer login's session is kept
+                data.clear_session(name)
+
+    await app.store.update(forget)
+    words = {
+        "revoked": ("logged out (session revoked)", GREEN),
+        "already-invalid": ("logged out (the gateway had already invalidated the session)", GREEN),
+        "not-revoked": ("logged out here only: {detail}", RED),
+        "local": ("logged out here only (--local)", None),
+    }
+    rows, colors = [], []
+    for rack in racks:
+        outcome, detail = results[rack.name]
+        text, code = words[outcome]
+        rows.append((printable(rack.name, limit=40), printable(text.format(detail=detail), limit=100)))
+        colors.append((None, code))
+    for line in table(rows, ("RACK", "RESULT"), colors=colors, color=app.use_color(app.out)):
+        app.echo(line)
+    failed = [rack.name for rack in racks if results[rack.name][0] == "not-revoked"]
+    if local:
+        app.note("The sessions were not revoked on their gateways (--local); they stay valid there until they expire.")
+    if failed:
+        raise PartialFailure(
+            f"{len(failed)} of {len(racks)} sessions could not be revoked on their gateway: {', '.join(failed)}",
+            hint="They were removed from this machine but stay valid on those gateways until they expire; "
+            "an administrator can revoke them in the gateway's web UI.",
+        )
+
+
 def format_expiry(value: str | None) -> str:
     parsed = parse_time(value)
     return parsed.strftime("%Y-%m-%d %H:%M:%S UTC") if parsed else "unknown"
@@ -252,6 +379,7 @@ def format_expiry(value: str | None) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @target_options
 @pass_app
+@on_event_loop
 async def test_auth(app: App, topic: str | None, as_json: bool) -> None:
     """Check that the current credentials work, and show who you are (or your MFA status)."""
     if topic is not None:

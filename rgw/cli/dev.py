@@ -15,6 +15,7 @@ import asyncclick as click
 
 from rgw.cli.app import App
 from rgw.cli.options import pass_app
+from rgw.cli.runner import on_event_loop
 from rgw.errors import RgwError
 from rgw.text import printable
 
@@ -129,6 +130,7 @@ def _describe_users(gateway: Any) -> list[str]:
     help="The gateway's client secret at the provider; prefer RGW_OIDC_CLIENT_SECRET.",
 )
 @pass_app
+@on_event_loop
 async def dev_gateway(
     app: App,
     host: str,
@@ -178,6 +180,7 @@ async def dev_gateway(
 @click.option("--deployed-mode", is_flag=True, help="Run against a gateway with no protocol extensions.")
 @click.option("--real-browser", is_flag=True, help="Open your own browser instead of the scripted one.")
 @pass_app
+@on_event_loop
 async def demo(app: App, email: str, deployed_mode: bool, real_browser: bool) -> None:
     """Run a complete login on a built-in reference gateway: login, test-auth, apps, rack, logout."""
     _require_testing()

@@ -16,14 +16,16 @@ from typing import TYPE_CHECKING, TextIO
 import anyio
 
 from rgw.errors import MfaError, PermissionDenied
-from rgw.login.events import EventSink
-from rgw.login.mfa import LoginMfa, MfaSettings, Prompter, StepUpMfa
 from rgw.models import parse_time
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from rgw.cli.app import App
     from rgw.cli.terminal import TerminalLines
     from rgw.client import GatewayClient
+    from rgw.login.events import EventSink
+    from rgw.login.mfa import LoginMfa, MfaSettings, Prompter, StepUpMfa
 
 #: ``test-auth`` topics and the method types each shows.
 FAMILIES = {"mfa": None, "otp": ("totp", "otp", "yubikey", "yubikey_otp"), "webauthn": ("webauthn",)}
@@ -73,6 +75,8 @@ def prompter_for(app: App) -> Prompter:
 
 
 def mfa_settings(app: App) -> MfaSettings:
+    from rgw.login.mfa import MfaSettings
+
     return MfaSettings(method=app.mfa_method, code=app.mfa_code, devices=app.webauthn_devices)
 
 
@@ -92,6 +96,8 @@ class RackPrompter:
 
 def login_solver(app: App, emit: EventSink, *, name_racks: bool = False) -> Callable[[str], LoginMfa]:
     """The coordinator's MFA factory: rack name -> that rack login's terminal MFA solver."""
+    from rgw.login.mfa import LoginMfa
+
     prompter = prompter_for(app)
     settings = mfa_settings(app)
 
@@ -102,21 +108,45 @@ def login_solver(app: App, emit: EventSink, *, name_racks: bool = False) -> Call
     return build
 
 
-def step_up_factory(app: App, *, session_verified: bool | None = None) -> Callable[[GatewayClient], StepUpMfa]:
+def step_up_factory(app: App, *, session_verified: bool | None = None) -> Callable[[GatewayClient], DeferredStepUp]:
     """Builds a client's step-up provider: the terminal (or ``--mfa-code``) answers step-up MFA."""
     prompter = prompter_for(app)
-    settings = mfa_settings(app)
 
-    def build(client: GatewayClient) -> StepUpMfa:
-        return StepUpMfa(
-            client,
-            prompter=prompter,
-            settings=settings,
-            ledger=app.mfa_ledger(client.base_url),
-            session_verified=session_verified,
-        )
+    def build(client: GatewayClient) -> DeferredStepUp:
+        def dialog() -> StepUpMfa:
+            from rgw.login.mfa import StepUpMfa
+
+            ledger = app.mfa_ledger(client.base_url)
+            settings = mfa_settings(app)
+            return StepUpMfa(
+                client, prompter=prompter, settings=settings, ledger=ledger, session_verified=session_verified
+            )
+
+        return DeferredStepUp(dialog)
 
     return build
+
+
+class DeferredStepUp:
+    """A step-up provider that loads the MFA dialog (``rgw.login.mfa``) only when a request needs
+    MFA: most commands never do, and ``test-auth`` should not pay for importing it."""
+
+    def __init__(self, make: Callable[[], StepUpMfa]) -> None:
+        self._make = make
+        self._provider: StepUpMfa | None = None
+
+    def provider(self) -> StepUpMfa:
+        """The dialog, made now if no request needed it yet."""
+        if self._provider is None:
+            self._provider = self._make()
+        return self._provider
+
+    async def answer(self, level: str, rejection: str | None) -> Mapping[str, str]:
+        return await self.provider().answer(level, rejection)
+
+    async def accepted(self) -> None:
+        if self._provider is not None:
+            await self._provider.accepted()
 
 
 # -- test-auth mfa | otp | webauthn ----------------------------------------------------------------
@@ -176,7 +206,7 @@ async def show_mfa(app: App, topic: str, as_json: bool) -> None:
     if not methods:
         app.echo("Methods: none")
         return
-    from rgw.cli.render import table
+    from rgw.cli.style import table
 
     rows = [
         (

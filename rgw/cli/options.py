@@ -4,38 +4,94 @@ The Go CLI's global flags are cobra persistent flags: they work before or after 
 (``rack-gateway api-token create --name ci --role viewer --mfa-code 123456``, and the seed's
 ``rack-gateway apps --api-token "rgw_token_..."``).  ``add_global_options`` gives every command and
 group the same five (``--rack/-r``, ``--config``, ``--api-token``, ``--mfa-method``,
-``--mfa-code``); each stores its value on the ``App``, so a value after the command overrides one
-before it, and ``--help`` of every command lists them.
+``--mfa-code``, ``-v/--verbose``); each stores its value on the ``App``, so a value after the
+command overrides one before it, and ``--help`` of every command lists them.
+
+This module is on the start-up path of every command (``rgw.cli`` imports it), so it imports the
+``App`` only when an option is used: ``--help`` and ``--version`` never load it.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import asyncclick as click
 
-from rgw.cli.app import DEFAULT_COMMAND_TIMEOUT, App
+if TYPE_CHECKING:
+    from asyncclick.shell_completion import CompletionItem
+
+    from rgw.cli.app import App
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-pass_app = click.make_pass_decorator(App)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 MFA_METHODS = ("totp", "webauthn", "backup_code")
+
+
+def app_of(ctx: click.Context) -> App:
+    """The ``App`` of this run (made from the environment when nothing made one yet)."""
+    from rgw.cli.app import App
+
+    return ctx.ensure_object(App)
+
+
+def pass_app(function: Callable[Concatenate[App, P], Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Call the command with the run's ``App`` first (click's ``make_pass_decorator``, imported late)."""
+
+    @functools.wraps(function)
+    async def with_app(*args: P.args, **kwargs: P.kwargs) -> R:
+        return await function(app_of(click.get_current_context()), *args, **kwargs)
+
+    return with_app
 
 
 def _set(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
     def store(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
         if value:
-            setattr(ctx.ensure_object(App), field, value)
+            setattr(app_of(ctx), field, value)
 
     return store
 
 
 def _set_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     if value:
-        ctx.ensure_object(App).use_config_dir(value)
+        app_of(ctx).use_config_dir(value)
+
+
+def remember_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """The group's ``--config``: applied at once, so that completing a rack name later on the line
+    (which never runs the group's callback) reads the right config."""
+    if value:
+        app_of(ctx).use_config_dir(value)
+    return value
+
+
+def _set_verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        enable_verbose(ctx)
+
+
+def enable_verbose(ctx: click.Context) -> None:
+    """``-v`` / ``RACK_GATEWAY_DEBUG=1``: the library's debug log on stderr, until the run ends."""
+    from rgw.cli.verbose import start_verbose
+
+    app = app_of(ctx)
+    if start_verbose(app):
+        ctx.find_root().call_on_close(app.stop_verbose)
+
+
+def complete_racks(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """Shell completion of a rack name: the racks in the config (``--config`` on the line is honoured)."""
+    from asyncclick.shell_completion import CompletionItem
+
+    from rgw.config import rack_names_now
+
+    app = app_of(ctx)
+    return [CompletionItem(name) for name in rack_names_now(app.config_dir) if name.startswith(incomplete)]
 
 
 def global_options() -> list[click.Option]:
@@ -46,6 +102,7 @@ def global_options() -> list[click.Option]:
             metavar="RACK",
             expose_value=False,
             callback=_set("rack_option"),
+            shell_complete=complete_racks,
             help="Rack to use (default: RACK_GATEWAY_RACK, then the current rack).",
         ),
         click.Option(
@@ -76,6 +133,14 @@ def global_options() -> list[click.Option]:
             callback=_set("mfa_code"),
             help="A TOTP or backup code, used once without prompting (for runs without a terminal).",
         ),
+        click.Option(
+            ["--verbose", "-v", "global_verbose"],
+            is_flag=True,
+            expose_value=False,
+            callback=_set_verbose,
+            help="Show every request, retry, and wait for a lock or the request budget on stderr "
+            "(RACK_GATEWAY_DEBUG=1).",
+        ),
     ]
 
 
@@ -104,10 +169,12 @@ class Seconds(click.FloatRange):
 
 def _set_timeout(ctx: click.Context, _param: click.Parameter, value: float | None) -> None:
     if value is not None:
-        ctx.ensure_object(App).command_timeout = value
+        app_of(ctx).command_timeout = value
 
 
 def timeout_option(command: F) -> F:
+    from rgw.cli.app import DEFAULT_COMMAND_TIMEOUT
+
     return click.option(
         "--timeout",
         type=Seconds(min=0.1),

@@ -9,11 +9,12 @@ import asyncclick as click
 
 from rgw import __version__
 from rgw.cli.app import App
-from rgw.cli.options import pass_app, target_options
-from rgw.cli.render import table
+from rgw.cli.options import complete_racks, pass_app, target_options
+from rgw.cli.runner import on_event_loop
+from rgw.cli.style import table, time_left
 from rgw.config import ConfigData
 from rgw.errors import NoRackError
-from rgw.models import RackConfig, parse_time
+from rgw.models import RackConfig
 from rgw.targets import MAX_RACK_NAME, quoted
 from rgw.text import printable
 
@@ -24,6 +25,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print the re
 @json_option
 @target_options
 @pass_app
+@on_event_loop
 async def rack(app: App, as_json: bool) -> None:
     """Show the current rack: name, provider, status, version, gateway URL, user."""
     async with app.connect() as (target, client):
@@ -103,20 +105,6 @@ async def racks(app: App, as_json: bool) -> None:
         app.echo(line)
 
 
-def time_left(expires_at: str | None, now: datetime) -> str:
-    """``89d left``, ``5h left``, ``12m left``; a passed expiry is the gateway's to judge (sessions slide)."""
-    expires = parse_time(expires_at)
-    if expires is None:
-        return ""
-    seconds = (expires - now).total_seconds()
-    if seconds <= 0:
-        return "expiry passed; the gateway decides"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit} left"
-    return "<1m left"
-
-
 def session_state(rack: RackConfig, now: datetime) -> str:
     if not rack.logged_in:
         return "logged out"
@@ -127,7 +115,7 @@ def session_state(rack: RackConfig, now: datetime) -> str:
 
 
 @click.command("switch")
-@click.argument("name", metavar="RACK")
+@click.argument("name", metavar="RACK", shell_complete=complete_racks)
 @pass_app
 async def switch(app: App, name: str) -> None:
     """Make RACK the current rack."""
@@ -150,6 +138,7 @@ async def switch(app: App, name: str) -> None:
 @json_option
 @target_options
 @pass_app
+@on_event_loop
 async def apps(app: App, as_json: bool) -> None:
     """List the rack's apps."""
     async with app.connect() as (_target, client):

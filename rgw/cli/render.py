@@ -9,27 +9,24 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import TextIO
 
+from rgw.cli.style import GREEN, RED, fit, paint, retry_line, table
 from rgw.login import events as ev
 from rgw.text import printable
 
-
-def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> list[str]:
-    """Rows as left-aligned columns two spaces apart, headers first."""
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-    return ["  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in [headers, *rows]]
-
-
-def retry_line(kind: str, error: str, attempt: int, delay: float) -> str:
-    """``Gateway unreachable (connection reset) - retrying (attempt 2, next in 0.4 s)``."""
-    what = {
-        "rate_limited": "Rate limited by the gateway",
-        "gateway_error": f"Gateway error ({error})",
-    }.get(kind, f"Gateway unreachable ({error})")
-    return f"{what} - retrying (attempt {attempt}, next in {delay:.1f} s)"
+__all__ = [
+    "JsonRenderer",
+    "LiveRenderer",
+    "QrCodes",
+    "TextRenderer",
+    "UrlOnlyRenderer",
+    "describe",
+    "retry_line",
+    "table",
+]
 
 
 STILL_WAITING = (
@@ -113,10 +110,38 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} minutes"
 
 
+def sign_in_url(event: ev.LoginEvent) -> str | None:
+    """The URL the user signs in at, when ``event`` is the one that shows it first."""
+    match event:
+        case ev.BrowserOpening(auth_url=url) | ev.BrowserUnavailable(auth_url=url, url_shown=False):
+            return url
+        case ev.CoalescedWait(auth_url=url) if url:
+            return url
+    return None
+
+
+class QrCodes:
+    """``login --qr``: the lines of each rack's sign-in URL as a QR code, once per rack."""
+
+    def __init__(self, columns: Callable[[], int]) -> None:
+        self.columns = columns
+        self.shown: set[str] = set()
+
+    def lines(self, event: ev.LoginEvent) -> list[str]:
+        url = sign_in_url(event)
+        if url is None or event.rack in self.shown:
+            return []
+        self.shown.add(event.rack)
+        from rgw.cli.qr import qr_block
+
+        return qr_block(url, self.columns())
+
+
 class TextRenderer:
-    def __init__(self, stream: TextIO, *, prefix_racks: bool = False) -> None:
+    def __init__(self, stream: TextIO, *, prefix_racks: bool = False, qr: QrCodes | None = None) -> None:
         self.stream = stream
         self.prefix_racks = prefix_racks
+        self.qr = qr
 
     def __call__(self, event: ev.LoginEvent) -> None:
         text = describe(event)
@@ -125,6 +150,22 @@ class TextRenderer:
         for line in text.splitlines():
             prefix = f"[{printable(event.rack)}] " if self.prefix_racks else ""
             print(prefix + line, file=self.stream, flush=True)
+        for line in self.qr.lines(event) if self.qr is not None else []:
+            print(line, file=self.stream, flush=True)
+
+
+class UrlOnlyRenderer:
+    """``login --print-url-only``: the sign-in URL alone on ``stream`` (stdout), once, for wrappers."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.printed = False
+
+    def __call__(self, event: ev.LoginEvent) -> None:
+        url = sign_in_url(event)
+        if url is not None and not self.printed:
+            self.printed = True
+            print(printable(url), file=self.stream, flush=True)
 
 
 class JsonRenderer:
@@ -158,10 +199,12 @@ class LiveRenderer:
         clock: Callable[[], float] = time.monotonic,
         columns: Callable[[], int] | None = None,
         color: bool = False,
+        qr: QrCodes | None = None,
     ) -> None:
         self.stream = stream
         self.columns = columns or _columns
         self.color = color
+        self.qr = qr
         self.multi = len(racks) > 1
         self.clock = clock
         self.started = {rack: clock() for rack in racks}
@@ -174,6 +217,8 @@ class LiveRenderer:
 
     def __call__(self, event: ev.LoginEvent) -> None:
         keep, status = self._classify(event)
+        if self.qr is not None:
+            keep = [*keep, *self.qr.lines(event)]  # scrolls above the block, whole
         self._clear()
         for line in keep:
             print((f"[{printable(event.rack)}] " if self.multi else "") + line, file=self.stream)
@@ -217,21 +262,18 @@ class LiveRenderer:
             self.stream.flush()
             return
         now = self.clock()
-        width = max(20, self.columns() - 1)
+        columns = max(20, self.columns() - 1)
         lines = []
         for rack, status in self.status.items():
             if rack in self.done and not self.multi:
                 continue
             if rack in self.done:
-                spinner = self.style("✗", "31") if rack in self.failed else self.style("✓", "32")
+                spinner = self.style("✗", RED) if rack in self.failed else self.style("✓", GREEN)
             else:
                 spinner = self.FRAMES[self.frame % len(self.FRAMES)]
             # The timer leads, so a narrow terminal cuts the status, never the seconds.
             elapsed = "" if rack in self.done else f"{now - self.started[rack]:3.0f} s  "
-            text = (f"{printable(rack)}: " if self.multi else "") + (status or "")
-            room = width - 2 - len(elapsed)
-            if len(text) > room:
-                text = text[: max(0, room - 1)] + "…"
+            text = fit((f"{printable(rack)}: " if self.multi else "") + (status or ""), columns - 2 - len(elapsed))
             lines.append(f"{spinner} {elapsed}{text}")
         for line in lines:  # one terminal row each, or the block could not be cleared exactly
             self.stream.write(line + "\n")
@@ -239,7 +281,7 @@ class LiveRenderer:
         self.stream.flush()
 
     def style(self, text: str, code: str) -> str:
-        return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
+        return paint(text, code, color=self.color)
 
     async def animate(self, interval: float = 0.1) -> None:
         """Redraw the block every ``interval`` seconds (spinner and elapsed time) until cancelled."""

@@ -15,7 +15,8 @@ import asyncclick as click
 
 from rgw.cli.app import App
 from rgw.cli.options import pass_app, target_options
-from rgw.cli.render import table
+from rgw.cli.runner import on_event_loop
+from rgw.cli.style import table
 from rgw.errors import GatewayError, RgwError, UsageError
 from rgw.text import is_token, printable
 
@@ -71,6 +72,7 @@ def summarize(permissions: Any, roles: Mapping[str, list[str]]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (with every permission).")
 @target_options
 @pass_app
+@on_event_loop
 async def list_tokens(app: App, as_json: bool) -> None:
     """List API tokens."""
     async with app.connect() as (_target, client):
@@ -106,6 +108,7 @@ async def list_tokens(app: App, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @target_options
 @pass_app
+@on_event_loop
 async def get_token(app: App, public_id: str, as_json: bool) -> None:
     """Show one API token."""
     async with app.connect() as (_target, client):
@@ -140,6 +143,7 @@ async def get_token(app: App, public_id: str, as_json: bool) -> None:
 )
 @target_options
 @pass_app
+@on_event_loop
 async def create_token(
     app: App, name: str, role: str | None, permissions: tuple[str, ...], user_email: str | None, output: str
 ) -> None:
@@ -185,6 +189,7 @@ async def create_token(
 @click.argument("public_id", metavar="ID")
 @target_options
 @pass_app
+@on_event_loop
 async def delete_token(app: App, public_id: str) -> None:
     """Delete (revoke) an API token."""
     async with app.connect() as (_target, client):

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import anyio
 import anyio.to_thread
 
+from rgw import trace
 from rgw.shared import update_json_file
 
 #: This machine's share of the deployed limit (10/s, burst 20), browser included: 7/s leaves 3/s for
@@ -157,11 +158,13 @@ class RequestBudget:
         """Wait for this request's slots; returns the seconds waited."""
         slot = await self.reserve(priority=priority, slots=slots)
         if slot.delay > 0:
+            trace.debug("budget: waiting %.2f s for a request slot of %s", slot.delay, self.key)
             await anyio.sleep(slot.delay)
         return slot.delay
 
     async def penalize(self, pause: float) -> None:
         """The gateway said 429: nothing from any process goes out for ``pause`` seconds."""
+        trace.debug("budget: %s answered 429; every process pauses its requests for %.1f s", self.key, pause)
         await self._update(lambda tat, now: (self.schedule.push_back(tat, now, pause), 0.0))
 
     async def _update(self, change: Callable[[float | None, float], tuple[float, float]]) -> float:

@@ -10,16 +10,25 @@ trips of one request (a person typing a step-up MFA code).
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Callable
 
 import anyio
 import httpx
 
+from rgw import trace
 from rgw.errors import GatewayError
 
 #: The largest answer read from a gateway: its JSON answers are a few kB.
 MAX_BODY = 4 * 1024 * 1024
+
+
+def _trace(request: httpx.Request, started: float, outcome: str) -> None:
+    """``-v``: ``GET https://gw/api/v1/info -> 200 (12 ms)``; query values hidden, no header, no body."""
+    if trace.enabled():
+        elapsed = (time.perf_counter() - started) * 1000
+        trace.debug("%s %s -> %s (%.0f ms)", request.method, trace.redact_url(str(request.url)), outcome, elapsed)
 
 
 def _decompressor(encoding: str) -> zlib._Decompress | None:
@@ -63,6 +72,7 @@ class BoundedTransport(httpx.AsyncBaseTransport):
         return limit
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        started = time.perf_counter()
         try:
             with anyio.fail_after(self._limit(request)):
                 response = await self.inner.handle_async_request(request)
@@ -71,7 +81,12 @@ class BoundedTransport(httpx.AsyncBaseTransport):
                 finally:
                     await response.aclose()
         except TimeoutError:
+            _trace(request, started, "no answer in time")
             raise httpx.ReadTimeout("the gateway's answer took too long", request=request) from None
+        except Exception as exc:
+            _trace(request, started, f"failed ({type(exc).__name__})")
+            raise
+        _trace(request, started, str(response.status_code))
         if response.has_redirect_location and not _joinable(request.url, response.headers["location"]):
             # httpx would report it as a protocol error, which reads as a connection reset.
             raise GatewayError("gateway redirected to an invalid URL", status=response.status_code)

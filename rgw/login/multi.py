@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import anyio
 import anyio.abc
 
+from rgw import trace
 from rgw.client import GatewayClient
 from rgw.config import ConfigStore
 from rgw.errors import LoginTimeout, RgwError
@@ -136,11 +137,16 @@ class LoginCoordinator:
         with anyio.move_on_after(self.options.timeout) as scope:
             while not lock.try_acquire():
                 pid, url = await lock.holder()
+                if waited == 0.0:
+                    holder = f"process {pid}" if pid else "another process"
+                    trace.debug("lock: the login to %s is held by %s; waiting for its session", request.rack, holder)
                 if not announced and (url is not None or waited >= 2.0):
                     self.emit(CoalescedWait(request.rack, pid, url))
                     announced = True
                 await anyio.sleep(_LOCK_POLL)
                 waited += _LOCK_POLL
+        if waited:
+            trace.debug("lock: the login to %s was released after %.1f s", request.rack, waited)
         if scope.cancelled_caught:
             raise LoginTimeout(f"login to {request.rack} timed out waiting for another rack-gateway login to finish")
         after = (await self.store.read()).rack(request.rack)

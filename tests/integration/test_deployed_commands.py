@@ -22,7 +22,7 @@ from tests.integration.conftest import Cli
 pytestmark = pytest.mark.anyio
 
 ADMIN = "admin@example.com"
-GLOBALS = ("--rack", "--config", "--api-token", "--mfa-method", "--mfa-code")
+GLOBALS = ("--rack", "--config", "--api-token", "--mfa-method", "--mfa-code", "--verbose", "-v")
 
 
 def code(secret: str, step: int = 0) -> str:
@@ -52,7 +52,10 @@ def commands(group: object) -> Iterator[tuple[str, object]]:
     import asyncclick as click
 
     assert isinstance(group, click.Group)
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # lazily loaded commands: click's lookup, not .commands
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         yield name, command
         if isinstance(command, click.Group):
             for sub, inner in commands(command):

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from rgw.cli.app import App, step_up_error
+from rgw.cli.mfa import DeferredStepUp
 from rgw.client import MAX_STEP_UP_TRIES, GatewayClient
 from rgw.errors import MfaError, MfaRequired
 from rgw.login.mfa import (
@@ -202,7 +203,8 @@ async def test_api_tokens_get_an_mfa_error_instead_of_a_prompt(tmp_path: Path) -
     factory = app.step_up_for(session_target)
     assert factory is not None
     async with GatewayClient(session_target.url, token=session_target.token, step_up=factory) as client:
-        assert isinstance(client.step_up, StepUpMfa)
+        assert isinstance(client.step_up, DeferredStepUp)  # the dialog is loaded when a request needs MFA
+        assert isinstance(client.step_up.provider(), StepUpMfa)
     error = step_up_error(
         MfaRequired("convox:app:delete requires a recent MFA verification.", level="step-up"), token_target
     )

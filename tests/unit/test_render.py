@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 from rgw.cli.render import JsonRenderer, LiveRenderer, TextRenderer
 from rgw.login import events as ev
@@ -83,3 +84,136 @@ def test_live_renderer_pauses_while_a_code_is_typed() -> None:
     assert out.getvalue().endswith("MFA verification required.\n")
     render(ev.MfaVerified("a"))
     assert "MFA verified\n" in out.getvalue()
+
+
+# -- terminal manners: the URL once, no cursor movement off a live terminal, 80 columns, colour ----
+
+
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+LOGIN_EVENTS = (
+    ev.BrowserOpening("prod", URL),
+    ev.Waiting("prod", "browser"),
+    ev.BrowserUnavailable("prod", URL, "no browser could be opened", url_shown=True),
+    ev.GatewayRetry("prod", 1, 0.5, "connection reset"),
+    ev.OAuthSucceeded("prod"),
+    ev.LoggedIn("prod", "developer@company.com"),
+)
+
+
+def renderer_for(environ: dict[str, str], stream: io.StringIO, racks: list[str]) -> object:
+    from rgw.cli.app import App
+    from rgw.cli.auth import make_renderer
+
+    return make_renderer(App(environ=environ, err=stream), "text", racks)
+
+
+def test_the_sign_in_url_is_printed_once_even_when_the_browser_fails_after() -> None:
+    for stream, environ in ((io.StringIO(), {}), (Terminal(), {"TERM": "xterm-256color"})):
+        render = renderer_for(environ, stream, ["prod"])
+        for event in LOGIN_EVENTS:
+            render(event)  # type: ignore[operator]
+        assert stream.getvalue().count(URL) == 1, type(render).__name__
+        assert "The browser could not be opened: open the URL above yourself." in stream.getvalue()
+
+
+def test_term_dumb_and_non_terminals_get_plain_lines_without_escape_sequences() -> None:
+    for stream, environ in ((Terminal(), {"TERM": "dumb"}), (io.StringIO(), {"TERM": "xterm"})):
+        render = renderer_for(environ, stream, ["prod", "stg"])
+        assert isinstance(render, TextRenderer)
+        for event in LOGIN_EVENTS:
+            render(event)
+        assert "\x1b" not in stream.getvalue()
+        assert stream.getvalue().splitlines()[0] == "[prod] Opening browser for authentication..."
+
+
+def test_a_live_terminal_gets_the_live_block_in_colour_unless_no_color() -> None:
+    coloured, plain = Terminal(), Terminal()
+    for stream, environ in ((coloured, {"TERM": "xterm"}), (plain, {"TERM": "xterm", "NO_COLOR": "1"})):
+        render = renderer_for(environ, stream, ["prod", "stg"])
+        assert isinstance(render, LiveRenderer)
+        render(ev.LoggedIn("prod", "a@b.c"))
+        render(ev.LoginFailed("stg", "nope"))
+        render.close()
+    assert "\x1b[32m✓\x1b[0m prod: logged in as a@b.c" in coloured.getvalue()
+    assert "\x1b[31m✗\x1b[0m stg: failed: nope" in coloured.getvalue()
+    assert "✓ prod: logged in as a@b.c" in plain.getvalue()
+    assert "\x1b[3" not in plain.getvalue()  # cursor movement, but no colour
+    assert "\x1b[0m" not in plain.getvalue()
+
+
+def test_every_line_of_the_live_block_fits_80_columns() -> None:
+    from rgw.cli.style import width
+
+    out = io.StringIO()
+    racks = ["production-eu-west-1-with-a-very-long-name", "ステージング環境の長いラック名前です", "dev"]
+    render = LiveRenderer(out, racks, clock=lambda: 100.0, columns=lambda: 80, color=True)
+    long = "x" * 200
+    render(ev.GatewayRetry(racks[0], 12, 3.5, "gateway unreachable: " + long))
+    render(ev.Waiting(racks[1], "browser"))
+    render(ev.LoginFailed(racks[2], "email domain not allowed: " + "ü" * 100))
+    block = out.getvalue().split("\x1b[J")[-1]
+    scrolled, *lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in block.splitlines()]
+    assert scrolled.startswith("[dev] Error: email domain not allowed: üü")  # kept above the block, whole
+    assert len(lines) == 3
+    assert all(width(line) <= 80 for line in lines), [width(line) for line in lines]
+    assert lines[1].endswith("…")  # cut by columns, wide characters counted twice
+    assert lines[1].startswith("⠋   0 s  ステージング")
+
+
+def test_errors_are_red_only_on_a_terminal_that_takes_colour() -> None:
+    from rgw.cli import report
+    from rgw.errors import NotLoggedIn
+
+    error = NotLoggedIn("not logged in to prod", hint="Please run: rack-gateway login prod https://gw")
+    cases = [
+        (Terminal(), {"TERM": "xterm"}, "\x1b[1;31mError:\x1b[0m not logged in to prod\n"),
+        (Terminal(), {"TERM": "xterm", "NO_COLOR": ""}, "Error: not logged in to prod\n"),
+        (Terminal(), {"TERM": "dumb"}, "Error: not logged in to prod\n"),
+        (io.StringIO(), {"TERM": "xterm"}, "Error: not logged in to prod\n"),
+    ]
+    for stream, environ, first in cases:
+        report(error, stream, environ)
+        assert stream.getvalue() == first + "Please run: rack-gateway login prod https://gw\n", environ
+
+
+def test_result_tables_are_coloured_only_when_asked() -> None:
+    from rgw.cli.style import GREEN, RED, table
+
+    rows = [("a", "logged in"), ("b", "failed")]
+    colors = [(None, GREEN), (None, RED)]
+    assert table(rows, ("RACK", "RESULT"), colors=colors, color=False) == [
+        "RACK  RESULT",
+        "a     logged in",
+        "b     failed",
+    ]
+    assert table(rows, ("RACK", "RESULT"), colors=colors, color=True) == [
+        "RACK  RESULT",
+        "a     \x1b[32mlogged in\x1b[0m",
+        "b     \x1b[31mfailed\x1b[0m",
+    ]
+
+
+def test_the_live_block_keeps_the_qr_code_above_it_once() -> None:
+    from rgw.cli.qr import CAPTION, qr_lines
+    from rgw.cli.render import QrCodes
+
+    out = io.StringIO()
+    render = LiveRenderer(out, ["prod"], clock=lambda: 0.0, columns=lambda: 80, qr=QrCodes(lambda: 80))
+    render(ev.BrowserOpening("prod", URL))
+    render(ev.BrowserOpening("prod", URL))  # Enter opens the browser again: the code is not drawn twice
+    text = out.getvalue()
+    assert text.count(CAPTION) == 1
+    assert "\n".join([f"If it does not open, visit: {URL}", CAPTION, *qr_lines(URL)]) in text
+    narrow = io.StringIO()
+    TextRenderer(narrow, qr=QrCodes(lambda: 30))(ev.BrowserUnavailable("prod", URL, "--no-browser"))
+    needed = len(qr_lines(URL)[0])
+    assert narrow.getvalue() == (
+        f"Open this URL in your browser: {URL}\n"
+        f"(The QR code of the sign-in URL needs {needed} columns; this terminal has 30.)\n"
+    )

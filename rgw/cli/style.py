@@ -1,0 +1,107 @@
+"""Tables, colour and widths for text output, with no heavy imports (local commands use them).
+
+Colour is an SGR code around a piece of text, added only when the ``App`` says the stream takes
+colour (a TTY, ``TERM`` not ``dumb``, no ``NO_COLOR``).  Widths count terminal columns, not code
+points: an East Asian wide character takes two, a combining mark none, so a cut line still fits.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from datetime import datetime
+
+RED = "31"
+GREEN = "32"
+YELLOW = "33"
+BOLD_RED = "1;31"
+DIM = "2"
+
+
+def paint(text: str, code: str, *, color: bool) -> str:
+    """``text`` in SGR colour ``code`` when ``color``, else unchanged."""
+    return f"\x1b[{code}m{text}\x1b[0m" if color and text else text
+
+
+def char_width(char: str) -> int:
+    if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def width(text: str) -> int:
+    """Terminal columns ``text`` takes (printable text: no escape sequences in it)."""
+    if text.isascii():
+        return len(text)
+    return sum(char_width(c) for c in text)
+
+
+def fit(text: str, columns: int) -> str:
+    """``text`` cut to at most ``columns`` terminal columns, ending in ``…`` when cut."""
+    if width(text) <= columns:
+        return text
+    if columns <= 0:
+        return ""
+    out: list[str] = []
+    used = 0
+    for char in text:
+        w = char_width(char)
+        if used + w > columns - 1:
+            break
+        out.append(char)
+        used += w
+    return "".join(out) + "…"
+
+
+def retry_line(kind: str, error: str, attempt: int, delay: float) -> str:
+    """``Gateway unreachable (connection reset) - retrying (attempt 2, next in 0.4 s)``."""
+    what = {
+        "rate_limited": "Rate limited by the gateway",
+        "gateway_error": f"Gateway error ({error})",
+    }.get(kind, f"Gateway unreachable ({error})")
+    return f"{what} - retrying (attempt {attempt}, next in {delay:.1f} s)"
+
+
+def table(
+    rows: Sequence[Sequence[str]],
+    headers: Sequence[str],
+    *,
+    colors: Sequence[Sequence[str | None]] | None = None,
+    color: bool = False,
+) -> list[str]:
+    """Rows as left-aligned columns two spaces apart, headers first.
+
+    ``colors`` gives each cell of ``rows`` an SGR code (or None); it is applied after padding, so
+    coloured and plain tables line up the same.
+    """
+    widths = [max(width(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+
+    def line(row: Sequence[str], codes: Sequence[str | None] | None) -> str:
+        cells = []
+        for i, cell in enumerate(row):
+            text = str(cell)
+            padded = text + " " * (widths[i] - width(text))
+            code = codes[i] if codes is not None else None
+            cells.append(paint(text, code, color=color) + padded[len(text) :] if code else padded)
+        return "  ".join(cells).rstrip()
+
+    out = [line(headers, None)]
+    for index, row in enumerate(rows):
+        out.append(line(row, colors[index] if colors is not None else None))
+    return out
+
+
+def time_left(expires_at: str | None, now: datetime) -> str:
+    """``89d left``, ``5h left``, ``12m left``; a passed expiry is the gateway's to judge (sessions slide)."""
+    from rgw.models import parse_time
+
+    expires = parse_time(expires_at)
+    if expires is None:
+        return ""
+    seconds = (expires - now).total_seconds()
+    if seconds <= 0:
+        return "expiry passed; the gateway decides"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} left"
+    return "<1m left"
