@@ -223,7 +223,7 @@ async def login(
         ]
         colors = [(None, GREEN if r.error is None else RED, None) for r in results]
         for line in table(rows, ("RACK", "RESULT", "DETAIL"), colors=colors, color=app.use_color(app.out)):
-            app.echo(line)
+            app.echo_styled(line)
     failed = [r for r in results if r.error is not None]
     if not failed:
         return
@@ -357,7 +357,7 @@ async def logout_all(app: App, local: bool) -> None:
         rows.append((printable(rack.name, limit=40), printable(text.format(detail=detail), limit=100)))
         colors.append((None, code))
     for line in table(rows, ("RACK", "RESULT"), colors=colors, color=app.use_color(app.out)):
-        app.echo(line)
+        app.echo_styled(line)
     failed = [rack.name for rack in racks if results[rack.name][0] == "not-revoked"]
     if local:
         app.note("The sessions were not revoked on their gateways (--local); they stay valid there until they expire.")

@@ -277,3 +277,17 @@ async def test_status_on_a_deployed_gateway_keeps_the_stored_expiry(cli: Cli, de
         "   RACK  USER                   SESSION  EXPIRES   MFA",
         "*  prod  developer@example.com  valid    20d left  not enrolled",  # no expiry echo, no session object
     ]
+
+
+async def test_status_on_a_colour_terminal_colours_the_session_column_only(
+    cli: Cli, gateway: RunningGateway, four_racks: dict[str, str]
+) -> None:
+    out, err = Terminal(), io.StringIO()
+    app = App(config_dir=cli.config_dir, environ={"TERM": "xterm"}, out=out, err=err, interactive=False)
+    assert await run(["status", "--timeout", "1"], obj=app) == 0
+    lines = out.getvalue().splitlines()
+    assert lines[1] == (
+        "*  dev      developer@example.com  \x1b[32mvalid\x1b[0m                             89d left  not enrolled"
+    )
+    assert "\\x1b" not in out.getvalue()  # real colour codes, not escaped ones
+    assert "\x1b[31mrejected (session revoked)\x1b[0m" in lines[3]
