@@ -50,7 +50,7 @@ async def test_the_user_is_reminded_why_and_enter_reopens_the_browser(
         recorder(event)
         render(event)
 
-    async with GatewayClient(deployed_gateway.url) as client:
+    async with paste.send, paste.receive, GatewayClient(deployed_gateway.url) as client:
         flow = LoginFlow(
             client=client,
             store=ConfigStore(tmp_path / "config"),
@@ -129,3 +129,45 @@ async def test_without_a_terminal_the_reminder_says_how_to_start_over_and_json_c
     assert still[0]["rack"] == "prod"
     assert still[0]["elapsed"] == 0.2
     assert still[0]["can_reopen"] is False
+
+
+async def test_a_pasted_line_that_is_not_this_logins_url_is_said_to_be_ignored(
+    deployed_gateway: RunningGateway, tmp_path: Path
+) -> None:
+    recorder, browser, paste = Recorder(), RejectedSignIn(), ListPaste()
+    text = io.StringIO()
+    render = TextRenderer(text, prefix_racks=False)
+
+    def emit(event: ev.LoginEvent) -> None:
+        recorder(event)
+        render(event)
+
+    async with paste.send, paste.receive, GatewayClient(deployed_gateway.url) as client:
+        flow = LoginFlow(
+            client=client,
+            store=ConfigStore(tmp_path / "config"),
+            browser=browser,
+            device=device_on("test-host"),
+            emit=emit,
+            policy=RetryPolicy(initial=0.05, cap=0.5),
+            options=LoginOptions(timeout=60, remind_after=0, use_loopback=False),
+            paste=paste,
+        )
+        async with anyio.create_task_group() as tg:
+
+            async def user() -> None:
+                await recorder.first(ev.BrowserOpened)
+                await paste.send.send("hello, is this thing on?")
+                await paste.send.send("http://127.0.0.1:1/callback?state=someone-elses&result=ok")
+                with anyio.fail_after(30):
+                    while len(recorder.of(ev.PasteIgnored)) < 2:
+                        await anyio.sleep(0.01)
+                deployed_gateway.gateway.complete_browser_login(state_of(browser.opened[0]), "developer@example.com")
+
+            tg.start_soon(user)
+            await flow.run("prod")
+    ignored = recorder.of(ev.PasteIgnored)
+    assert len(ignored) == 2
+    lines = [line for line in text.getvalue().splitlines() if line.startswith("Ignored that line: ")]
+    assert len(lines) == 2
+    assert "someone-elses" not in text.getvalue()  # another login's state is not echoed
