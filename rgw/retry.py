@@ -62,6 +62,10 @@ class RetryAttempt:
     error: BaseException
 
 
+#: Seconds a try needs at least: none is started closer than this to the deadline.
+MIN_TRY = 0.25
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     initial: float = 0.2
@@ -123,7 +127,9 @@ class RetryPolicy:
             if deadline is None:
                 return False
             upcoming = state.upcoming_sleep or 0.0
-            if anyio.current_time() + upcoming >= deadline:
+            # A try that would start with less than MIN_TRY left could only be cut short by the
+            # deadline, and its "timed out" would replace the real failure (connection refused).
+            if anyio.current_time() + upcoming + MIN_TRY >= deadline:
                 trace.debug(
                     "retry: giving up after attempt %d (the next try would end past the deadline)", state.attempt_number
                 )
