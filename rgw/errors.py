@@ -169,6 +169,12 @@ class LoginError(RgwError):
     default_hint = "Run the login again; if it keeps failing, contact your gateway's administrator."
 
 
+class LoginStateUnknown(LoginError):
+    """The gateway no longer knows this login's state (expired, or already redeemed)."""
+
+    default_hint = "The gateway no longer knows this login: run the login again."
+
+
 class LoginTimeout(LoginError):
     exit_code = 8
     default_hint = (

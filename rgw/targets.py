@@ -30,8 +30,14 @@ from rgw.urls import check_link, link_kind, looks_like_url, normalize_url
 MAX_RACK_NAME = 100
 
 
+def quoted(name: str) -> str:
+    """A rack name for a message: quoted, and cut short (a 5000-character ``--rack`` is not echoed whole)."""
+    return repr(name if len(name) <= 60 else name[:59] + "…")
+
+
 def login_hint(rack: str | None, url: str | None) -> str:
-    return f"Please run: rack-gateway login {rack or '<rack>'} {url or '<gateway-url>'}"
+    shown = rack if rack and len(rack) <= MAX_RACK_NAME else "<rack>"
+    return f"Please run: rack-gateway login {shown} {url or '<gateway-url>'}"
 
 
 def check_rack_name(name: str) -> str:
@@ -44,10 +50,21 @@ def check_rack_name(name: str) -> str:
         )
     if not name.isprintable() or name != name.strip():
         raise UsageError(
-            f"the rack name {name!r} has spaces or control characters at its ends or inside it",
+            f"the rack name {quoted(name)} has spaces or control characters at its ends or inside it",
             hint="Use letters, digits and punctuation, e.g. production or eu-staging.",
         )
     return name
+
+
+def stored_url(rack: RackConfig) -> str:
+    """A stored rack's URL, normalized; one a hand edit broke is a config error that names the rack."""
+    try:
+        return normalize_url(rack.url)
+    except UsageError as exc:
+        raise ConfigError(
+            f"rack {quoted(rack.name)} in the config file has an unusable URL: {exc.message}",
+            hint=f"Store a new URL with: rack-gateway login {rack.name} <gateway-url>",
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -104,7 +121,7 @@ def command_target(data: ConfigData, selection: Selection) -> Target:
     elif env_url:
         url, rack = normalize_url(env_url), None
     elif name:
-        raise NoRackError(f"unknown rack {name!r}", hint=login_hint(name, None))
+        raise NoRackError(f"unknown rack {quoted(name)}", hint=login_hint(name, None))
     elif not data.rack_names() and not api_token:
         raise NotLoggedIn("not logged in: no rack is configured yet", hint=login_hint(None, None))
     else:
@@ -158,11 +175,11 @@ def login_target(
         return _login_request(name, stored_url(rack), insecure_http or bool(rack.insecure_http))
     if rack_arg and looks_like_url(rack_arg):
         raise UsageError(
-            f"{rack_arg!r} looks like a URL: give the rack a name first", hint=login_hint("production", rack_arg)
+            f"{quoted(rack_arg)} looks like a URL: give the rack a name first", hint=login_hint("production", rack_arg)
         )
     if env_url:
         return _login_request(name, env_url, insecure_http)
-    raise NoRackError(f"unknown rack {name!r}", hint=login_hint(name, None))
+    raise NoRackError(f"unknown rack {quoted(name)}", hint=login_hint(name, None))
 
 
 def login_targets(
@@ -174,20 +191,9 @@ def login_targets(
     for name in names:
         rack = data.rack(name)
         if rack is None or not rack.url:
-            raise NoRackError(f"unknown rack {name!r}", hint=login_hint(name, None))
+            raise NoRackError(f"unknown rack {quoted(name)}", hint=login_hint(name, None))
         requests.append(_login_request(name, stored_url(rack), insecure_http or bool(rack.insecure_http)))
     return requests
-
-
-def stored_url(rack: RackConfig) -> str:
-    """A stored rack's URL, normalized, or a ``ConfigError`` naming the rack (a hand-edited config)."""
-    try:
-        return normalize_url(rack.url)
-    except UsageError as exc:
-        raise ConfigError(
-            f"rack {rack.name!r} has a bad URL in the config: {exc.message}",
-            hint=f"Fix it with: rack-gateway login {rack.name} https://<gateway>",
-        ) from None
 
 
 def _login_request(name: str, url: str, insecure_http: bool) -> LoginRequest:
@@ -203,7 +209,7 @@ def stored_session(data: ConfigData, selection: Selection) -> RackConfig:
     if name is None:
         raise NoRackError("no rack selected", hint="Please run: rack-gateway racks")
     if rack is None:
-        raise NoRackError(f"unknown rack {name!r}", hint="Please run: rack-gateway racks")
+        raise NoRackError(f"unknown rack {quoted(name)}", hint="Please run: rack-gateway racks")
     if not rack.token:
         raise NotLoggedIn(f"not logged in to {name}", hint=login_hint(name, rack.url))
     return rack

@@ -99,9 +99,9 @@ def check_link(url: str, *, insecure_http: bool = False, rack: str | None = None
     raise InsecureGateway(
         f"refusing to send credentials in clear text to {url} (plain HTTP to a host that is not this machine)",
         hint=(
-            f"Use https://.  If this gateway really is plain HTTP on a network you trust:\n"
-            f"  rack-gateway login {name} {url} --insecure-http   (stored for that rack)\n"
-            f"  RACK_GATEWAY_INSECURE_HTTP=1                    (one API-token run)"
+            "Use https://.  If this gateway really is plain HTTP on a network you trust, opt in:\n"
+            f"  rack-gateway login {name} {url} --insecure-http\n"
+            "(stored for that rack), or for one API-token run: RACK_GATEWAY_INSECURE_HTTP=1"
         ),
     )
 

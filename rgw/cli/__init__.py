@@ -175,7 +175,7 @@ async def run(args: Sequence[str] | None = None, *, obj: App | None = None) -> i
         report(Interrupted("interrupted"))
         return Interrupted.exit_code
     except click.ClickException as exc:
-        exc.show()
+        exc.show(obj.err if obj is not None else None)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code

@@ -133,6 +133,10 @@ class App:
         """A line (or lines) on stdout; anything that could drive the terminal is shown escaped."""
         print(safe_lines(text), file=self.out, flush=True)
 
+    def echo_styled(self, line: str) -> None:
+        """A line built by ``rgw.cli.style`` (cells already printable, colour codes ours): as it is."""
+        print(line, file=self.out, flush=True)
+
     def note(self, text: str) -> None:
         """The same on stderr (progress, notices, warnings)."""
         print(safe_lines(text), file=self.err, flush=True)

@@ -8,7 +8,7 @@ import anyio
 import asyncclick as click
 
 from rgw.cli.app import App
-from rgw.cli.options import complete_racks, pass_app, target_options
+from rgw.cli.options import Seconds, complete_racks, pass_app, target_options
 from rgw.cli.runner import on_event_loop
 from rgw.cli.style import GREEN, RED, table
 from rgw.config import ConfigData
@@ -97,7 +97,7 @@ def terminal_columns(app: App) -> int:
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=1),
+    type=Seconds(min=1),
     default=600.0,
     show_default=True,
     help="Seconds to wait for the whole login.",
@@ -223,7 +223,7 @@ async def login(
         ]
         colors = [(None, GREEN if r.error is None else RED, None) for r in results]
         for line in table(rows, ("RACK", "RESULT", "DETAIL"), colors=colors, color=app.use_color(app.out)):
-            app.echo(line)
+            app.echo_styled(line)
     failed = [r for r in results if r.error is not None]
     if not failed:
         return
@@ -357,7 +357,7 @@ async def logout_all(app: App, local: bool) -> None:
         rows.append((printable(rack.name, limit=40), printable(text.format(detail=detail), limit=100)))
         colors.append((None, code))
     for line in table(rows, ("RACK", "RESULT"), colors=colors, color=app.use_color(app.out)):
-        app.echo(line)
+        app.echo_styled(line)
     failed = [rack.name for rack in racks if results[rack.name][0] == "not-revoked"]
     if local:
         app.note("The sessions were not revoked on their gateways (--local); they stay valid there until they expire.")

@@ -17,6 +17,18 @@ from rgw.cli.app import App
 from rgw.cli.options import pass_app
 from rgw.cli.runner import on_event_loop
 from rgw.errors import RgwError
+from rgw.text import printable
+
+
+def _require_oidc() -> None:
+    try:
+        import authlib  # noqa: F401
+        import joserfc  # noqa: F401
+    except ImportError as exc:
+        raise RgwError(
+            "sign-in through an OpenID Connect provider needs Authlib and joserfc (the testing extra)",
+            hint="pip install 'rgw[testing]'",
+        ) from exc
 
 
 def _require_testing() -> None:
@@ -30,20 +42,43 @@ def _require_testing() -> None:
         ) from exc
 
 
-def _settings(db: str | None, allowed_domain: str, deployed_mode: bool, rate_limit: bool | None = None) -> Any:
-    """Settings for the dev gateway; `rate_limit` None = the mode's default (on when deployed)."""
+def _settings(
+    db: str | None,
+    allowed_domain: str,
+    deployed_mode: bool,
+    rate_limit: bool | None = None,
+    oidc: tuple[str, str, str] | None = None,
+) -> Any:
+    """Settings for the dev gateway; `rate_limit` None = the mode's default (on when deployed);
+    `oidc` = (issuer, client id, client secret) of an OpenID Connect provider to sign in with."""
     from rgw.testing import GatewaySettings
     from rgw.testing.gateway.settings import DEPLOYED_RATE_LIMIT
 
     extra: dict[str, Any] = {}
     if rate_limit is not None:
         extra["rate_limit"] = DEPLOYED_RATE_LIMIT if rate_limit else None
+    if oidc is not None:
+        extra.update(oidc_issuer=oidc[0], oidc_client_id=oidc[1], oidc_client_secret=oidc[2])
     return GatewaySettings(
         db_path=db or ":memory:",
         allowed_domain=allowed_domain or None,
         extensions=not deployed_mode,
         **extra,
     )
+
+
+async def _check_provider(gateway: Any) -> str:
+    """Discover the gateway's OpenID Connect provider now, so a wrong issuer fails at start-up."""
+    from rgw.testing.gateway.oidc import ProviderUnavailable
+
+    try:
+        metadata = await gateway.oidc.discover()
+    except ProviderUnavailable as exc:
+        raise RgwError(
+            f"cannot use the OpenID Connect provider {gateway.oidc.issuer}: {exc}",
+            hint="Check --oidc-issuer (the provider's issuer URL, without /.well-known/...) and that it is reachable.",
+        ) from exc
+    return str(metadata.authorization_endpoint)
 
 
 def _describe_users(gateway: Any) -> list[str]:
@@ -73,21 +108,60 @@ def _describe_users(gateway: Any) -> list[str]:
     help="The deployed gateway's limit on its login routes (10/s, burst 20, per client IP). "
     "Default: on with --deployed-mode, off otherwise.",
 )
+@click.option(
+    "--oidc-issuer",
+    metavar="URL",
+    envvar="RGW_OIDC_ISSUER",
+    help="Sign in through this OpenID Connect provider instead of the built-in page (RGW_OIDC_ISSUER).",
+)
+@click.option(
+    "--oidc-client-id",
+    metavar="ID",
+    envvar="RGW_OIDC_CLIENT_ID",
+    default="rack-gateway",
+    show_default=True,
+    help="The gateway's client id at the provider (RGW_OIDC_CLIENT_ID).",
+)
+@click.option(
+    "--oidc-client-secret",
+    metavar="SECRET",
+    envvar="RGW_OIDC_CLIENT_SECRET",
+    default="",
+    help="The gateway's client secret at the provider; prefer RGW_OIDC_CLIENT_SECRET.",
+)
 @pass_app
 @on_event_loop
 async def dev_gateway(
-    app: App, host: str, port: int, db: str | None, allowed_domain: str, deployed_mode: bool, rate_limit: bool | None
+    app: App,
+    host: str,
+    port: int,
+    db: str | None,
+    allowed_domain: str,
+    deployed_mode: bool,
+    rate_limit: bool | None,
+    oidc_issuer: str | None,
+    oidc_client_id: str,
+    oidc_client_secret: str,
 ) -> None:
     """Serve the reference gateway (a stand-in for a deployed rack gateway) until Ctrl-C."""
     _require_testing()
     from rgw.testing import serving_gateway
 
-    settings = _settings(db, allowed_domain, deployed_mode, rate_limit)
+    if oidc_issuer is not None:
+        _require_oidc()
+    oidc = (oidc_issuer, oidc_client_id, oidc_client_secret) if oidc_issuer else None
+    settings = _settings(db, allowed_domain, deployed_mode, rate_limit, oidc)
     # uvicorn serves as a task on this loop; this task then sleeps until Ctrl-C cancels it, and
     # leaving the `async with` shuts the server down.
     async with serving_gateway(settings, host=host, port=port) as gw:
         mode = "deployed-gateway mode (no extensions)" if deployed_mode else "with protocol extensions"
         app.echo(f"Reference gateway listening on {gw.url} ({mode})")
+        if gw.gateway.oidc is not None:
+            await _check_provider(gw.gateway)
+            app.echo(
+                f"Sign-in: OpenID Connect provider {printable(gw.gateway.oidc.issuer)} "
+                f"(client id {printable(oidc_client_id)}), redirect URI {gw.url}/api/v1/auth/cli/callback"
+            )
         app.echo("Seeded users:")
         for line in _describe_users(gw.gateway):
             app.echo(line)

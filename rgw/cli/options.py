@@ -14,6 +14,7 @@ This module is on the start-up path of every command (``rgw.cli`` imports it), s
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -154,6 +155,18 @@ def add_global_options(command: click.Command) -> None:
             add_global_options(sub)
 
 
+class Seconds(click.FloatRange):
+    """A number of seconds from ``min`` on: finite (``nan`` and ``inf`` pass a plain FloatRange)."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if not math.isfinite(seconds):
+            self.fail(f"{value!r} is not a number of seconds.", param, ctx)
+        return seconds
+
+
 def _set_timeout(ctx: click.Context, _param: click.Parameter, value: float | None) -> None:
     if value is not None:
         app_of(ctx).command_timeout = value
@@ -164,7 +177,7 @@ def timeout_option(command: F) -> F:
 
     return click.option(
         "--timeout",
-        type=click.FloatRange(min=0.1),
+        type=Seconds(min=0.1),
         metavar="SECONDS",
         expose_value=False,
         callback=_set_timeout,

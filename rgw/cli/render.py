@@ -85,11 +85,25 @@ def describe(event: ev.LoginEvent) -> str | None:
             return line + (f"\nIts sign-in URL: {printable(url)}" if url else "")
         case ev.ReplacedSessionRevoked():
             return None  # quiet: the new session works, the old one is gone
+        case ev.LoginResumed(started_at=started, finished=True):
+            return f"Resumed the login started at {clock_time(started)}"
+        case ev.LoginResumed(started_at=started, auth_url=url):
+            return (
+                f"Resuming the login started at {clock_time(started)}: its sign-in is not finished yet.\n"
+                f"Finish it in the browser, or visit: {printable(url)}"
+            )
+        case ev.ResumeDiscarded(started_at=started):
+            return f"The gateway no longer knows the login started at {clock_time(started)}; starting a new one."
         case ev.LoggedIn():
             return None  # the command prints "Logged in as" on stdout
         case ev.LoginFailed():
             return None  # the command reports errors
     return None
+
+
+def clock_time(epoch: float) -> str:
+    """``14:03``: a wall-clock time of day, in the local time zone."""
+    return time.strftime("%H:%M", time.localtime(epoch))
 
 
 def _duration(seconds: float) -> str:
@@ -226,7 +240,7 @@ class LiveRenderer:
         match event:
             case ev.BrowserOpening() | ev.BrowserUnavailable() | ev.StillWaiting() | ev.PasteIgnored():
                 return ((describe(event) or "").splitlines(), None)
-            case ev.CoalescedWait() | ev.MfaCodeRejected():
+            case ev.CoalescedWait() | ev.MfaCodeRejected() | ev.LoginResumed() | ev.ResumeDiscarded():
                 return ((describe(event) or "").splitlines(), None)
             case ev.OAuthSucceeded() | ev.MfaPrompt() | ev.MfaVerified():
                 text = describe(event) or ""

@@ -177,7 +177,7 @@ def show(app: App, results: list[RackStatus]) -> None:
     ]
     colors = [(None, None, None, COLORS.get(r.session), None, None) for r in results]
     for line in table(rows, ("", "RACK", "USER", "SESSION", "EXPIRES", "MFA"), colors=colors, color=color):
-        app.echo(line)
+        app.echo_styled(line)
 
 
 @on_event_loop

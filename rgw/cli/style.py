@@ -11,6 +11,8 @@ import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
 
+from rgw.text import printable
+
 RED = "31"
 GREEN = "32"
 YELLOW = "33"
@@ -69,7 +71,7 @@ def table(
     colors: Sequence[Sequence[str | None]] | None = None,
     color: bool = False,
 ) -> list[str]:
-    """Rows as left-aligned columns two spaces apart, headers first.
+    """Rows as left-aligned columns two spaces apart, headers first; every cell made printable.
 
     ``colors`` gives each cell of ``rows`` an SGR code (or None); it is applied after padding, so
     coloured and plain tables line up the same.
@@ -79,7 +81,7 @@ def table(
     def line(row: Sequence[str], codes: Sequence[str | None] | None) -> str:
         cells = []
         for i, cell in enumerate(row):
-            text = str(cell)
+            text = printable(str(cell))  # foreign text escaped here, so the colour codes are the only SGR
             padded = text + " " * (widths[i] - width(text))
             code = codes[i] if codes is not None else None
             cells.append(paint(text, code, color=color) + padded[len(text) :] if code else padded)

@@ -23,6 +23,7 @@ from rgw.errors import (
     GatewayError,
     GatewayUnreachable,
     LoginError,
+    LoginStateUnknown,
     MfaError,
     MfaFailed,
     MfaRequired,
@@ -102,7 +103,29 @@ def error_text(response: httpx.Response) -> tuple[str, str | None]:
     escape sequence in them is escaped here, where they enter rgw, and each is cut to 300 characters.
     """
     error, message = _raw_error_text(response)
+    secrets = _sent_credentials(response)
+    error, message = _without(error, secrets), (_without(message, secrets) if message is not None else None)
     return printable(error, limit=300), (printable(message, limit=300) if message is not None else None)
+
+
+def _sent_credentials(response: httpx.Response) -> list[str]:
+    """The credential this request carried (``Bearer <token>`` or the step-up ``<token>.totp.<code>``)."""
+    try:
+        header = response.request.headers.get("authorization", "")
+    except RuntimeError:  # a response built without a request (tests)
+        return []
+    value = header.split(" ", 1)[1].strip() if " " in header else header.strip()
+    if len(value) < 8:
+        return []
+    return sorted({value, value.split(".", 1)[0]} - {""}, key=len, reverse=True)
+
+
+def _without(text: str, secrets: list[str]) -> str:
+    """A hostile gateway may echo the credential in its error text: it never reaches the terminal."""
+    for secret in secrets:
+        if len(secret) >= 8:
+            text = text.replace(secret, "<redacted>")
+    return text
 
 
 def _raw_error_text(response: httpx.Response) -> tuple[str, str | None]:
@@ -224,6 +247,11 @@ _LOGIN_HINTS = (
     ("user not authorized", "Your account is not a user of this gateway; ask an administrator to add you."),
     ("multi-factor", "Set up MFA in the gateway's web UI, then run the login again."),
     ("consent", "Run the login again and allow access on the consent page."),
+    (
+        "identity provider",
+        "The sign-in at the gateway's identity provider did not give it a usable identity. Run the login "
+        "again; if it fails the same way, ask your administrator to check the gateway's sign-in settings.",
+    ),
     ("invalid or expired state", "The gateway no longer knows this login: run the login again."),
 )
 
@@ -236,6 +264,8 @@ def login_refused(text: str) -> LoginError:
     """
     text = text.strip() or "login refused by the gateway"
     lowered = text.lower()
+    if "invalid or expired state" in lowered:
+        return LoginStateUnknown(text)
     for key, advice in _LOGIN_HINTS:
         if key in lowered:
             head, _, detail = text.partition(":")

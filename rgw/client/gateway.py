@@ -35,7 +35,7 @@ from rgw.client.answers import (
 from rgw.client.budget import RequestBudget, slots_for
 from rgw.client.stepup import StepUpAuth, StepUpProvider
 from rgw.client.transport import BoundedTransport
-from rgw.errors import GatewayError, GatewayUnreachable, LoginError, MfaRejected, NotFound, RgwError, UsageError
+from rgw.errors import GatewayError, GatewayUnreachable, LoginError, MfaRejected, NotFound, UsageError
 from rgw.models import DeviceInfo, LoginPending, LoginStart, Session
 from rgw.retry import TRANSIENT_STATUSES, RetryAttempt, RetryPolicy, is_transient
 from rgw.text import is_token
@@ -62,7 +62,8 @@ class Timeouts:
 
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
-    return (parts.scheme, (parts.hostname or "").lower(), parts.port)
+    default = {"https": 443, "http": 80}.get(parts.scheme.lower())
+    return (parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or default)
 
 
 class _RejectAllCookies(CookiePolicy):
@@ -88,6 +89,22 @@ class _RejectAllCookies(CookiePolicy):
 def _no_cookies() -> CookieJar:
     # A session_token cookie makes rack-proxy answer 401, and we never want one stored anyway.
     return CookieJar(policy=_RejectAllCookies())
+
+
+BAD_URL_HINT = "Example: https://gateway.example.com"
+
+
+def _redirect_target(response: httpx.Response) -> str:
+    """The absolute URL a redirect points at; a ``Location`` that is not a URL is a ``GatewayError``."""
+    try:
+        target = urljoin(str(response.url), response.headers["location"])
+        _origin(target)  # urlsplit's port raises ValueError for one out of range
+        httpx.URL(target)
+    except (ValueError, httpx.InvalidURL):
+        raise GatewayError(
+            "gateway redirected to an invalid URL", status=response.status_code, hint=GatewayError.default_hint
+        ) from None
+    return target
 
 
 def _expect(data: Any, kind: type, what: str) -> Any:
@@ -163,15 +180,19 @@ class GatewayClient:
         if transport is None:
             tls = verify or default_ssl_context() if self.base_url.startswith("https:") else False
             transport = httpx.AsyncHTTPTransport(verify=tls)
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            timeout=self.timeouts.httpx(),
-            transport=BoundedTransport(transport, total=self.timeouts.total, deadline=lambda: self.deadline),
-            follow_redirects=False,
-            cookies=_no_cookies(),
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json", "Accept-Encoding": "identity"},
-            trust_env=False,
-        )
+        try:
+            self._http = httpx.AsyncClient(
+                base_url=self.base_url,
+                timeout=self.timeouts.httpx(),
+                transport=BoundedTransport(transport, total=self.timeouts.total, deadline=lambda: self.deadline),
+                follow_redirects=False,
+                cookies=_no_cookies(),
+                headers={"User-Agent": USER_AGENT, "Accept": "application/json", "Accept-Encoding": "identity"},
+                trust_env=False,
+            )
+            self._http.base_url.host  # noqa: B018 - decodes the IDNA name: raises for a malformed one
+        except (httpx.InvalidURL, UnicodeError) as exc:  # what urlsplit lets through and httpx does not
+            raise UsageError(f"not a gateway URL: {self.base_url!r} ({exc})", hint=BAD_URL_HINT) from None
 
     async def __aenter__(self) -> GatewayClient:
         return self
@@ -268,7 +289,7 @@ class GatewayClient:
             if exp := response.headers.get("x-session-expires-at"):
                 self.session_expires_at = exp
             if response.is_redirect and method == "GET" and "location" in response.headers:
-                target = urljoin(str(response.url), response.headers["location"])
+                target = _redirect_target(response)
                 if _origin(target) != _origin(self.base_url):
                     raise GatewayError(
                         f"gateway redirected to another origin ({urlsplit(target).netloc}); "
@@ -295,7 +316,7 @@ class GatewayClient:
         except httpx.TransportError as exc:
             raise unreachable(self.base_url, exc) from exc
         except httpx.InvalidURL as exc:
-            raise RgwError(f"invalid gateway URL {self.base_url}: {exc}") from exc
+            raise UsageError(f"invalid gateway URL {self.base_url}: {exc}", hint=BAD_URL_HINT) from exc
 
     async def request(
         self,
@@ -313,8 +334,14 @@ class GatewayClient:
 
     # -- login ---------------------------------------------------------------------------------
 
-    async def start_login(self, *, loopback_uri: str | None = None) -> LoginStart:
-        body = {"loopback_uri": loopback_uri} if loopback_uri else {}
+    async def start_login(self, *, loopback_uri: str | None = None, device_name: str | None = None) -> LoginStart:
+        """``/auth/cli/start``; ``loopback_uri`` and ``device_name`` [ext] are ignored by a deployed gateway
+        (the reference gateway names the device on its browser pages)."""
+        body: dict[str, str] = {}
+        if loopback_uri:
+            body["loopback_uri"] = loopback_uri
+        if device_name:
+            body["device_name"] = device_name[:150]
         response = await self.send("POST", "/api/v1/auth/cli/start", json_body=body, auth=False, idempotent=True)
         if response.status_code >= 400:
             error, message = error_text(response)

@@ -39,6 +39,14 @@ def _decompressor(encoding: str) -> zlib._Decompress | None:
     return None
 
 
+def _joinable(base: httpx.URL, location: str) -> bool:
+    try:
+        base.join(location)
+    except (httpx.InvalidURL, ValueError):
+        return False
+    return True
+
+
 class BoundedTransport(httpx.AsyncBaseTransport):
     def __init__(
         self,
@@ -79,6 +87,9 @@ class BoundedTransport(httpx.AsyncBaseTransport):
             _trace(request, started, f"failed ({type(exc).__name__})")
             raise
         _trace(request, started, str(response.status_code))
+        if response.has_redirect_location and not _joinable(request.url, response.headers["location"]):
+            # httpx would report it as a protocol error, which reads as a connection reset.
+            raise GatewayError("gateway redirected to an invalid URL", status=response.status_code)
         headers = httpx.Headers(response.headers)
         if "content-encoding" in headers:
             del headers["content-encoding"]

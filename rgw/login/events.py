@@ -144,6 +144,27 @@ class CoalescedWait(LoginEvent):
     auth_url: str | None
 
 
+@dataclass(frozen=True)
+class LoginResumed(LoginEvent):
+    """A login an earlier ``rack-gateway login`` started (and was interrupted in) is taken up again.
+
+    ``finished``: the sign-in was completed in the browser meanwhile and its session redeemed;
+    otherwise the login goes on waiting for it (``auth_url`` is where the user finishes it).
+    ``started_at`` is wall-clock (epoch) seconds.
+    """
+
+    started_at: float
+    finished: bool
+    auth_url: str
+
+
+@dataclass(frozen=True)
+class ResumeDiscarded(LoginEvent):
+    """The gateway no longer knows the pending login started at ``started_at``: a new one starts."""
+
+    started_at: float
+
+
 EventSink = Callable[[LoginEvent], None]
 
 

@@ -13,12 +13,14 @@
    browser or a pasted URL saying "error" makes the poller ask at once, and the gateway's answer
    decides (a forged redirect cannot abort a login).
 
-Nothing is written to the config unless a session won.
+Nothing is written to the config unless a session won; the login in progress is kept beside it
+(``rgw.login.pending``) until it ends, so that an interrupted one can be resumed.
 """
 
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -29,7 +31,7 @@ import anyio.abc
 
 from rgw.client import GatewayClient
 from rgw.config import ConfigData, ConfigStore
-from rgw.errors import LoginError, LoginTimeout, RgwError, UsageError
+from rgw.errors import LoginError, LoginStateUnknown, LoginTimeout, RgwError, UsageError
 from rgw.login.browser import BrowserLauncher, can_open
 from rgw.login.events import (
     BrowserOpened,
@@ -40,16 +42,20 @@ from rgw.login.events import (
     GatewayReachable,
     GatewayRetry,
     LoggedIn,
+    LoginResumed,
     MfaPrompt,
     OAuthSucceeded,
     PasteIgnored,
     ReplacedSessionRevoked,
+    ResumeDiscarded,
     StillWaiting,
     Waiting,
 )
+from rgw.login.pending import RESUME_MAX_AGE, PendingLogin, PendingLogins
 from rgw.login.poller import LoginPoller, Wakeup
 from rgw.models import DeviceInfo, LoginPending, LoginStart, RackConfig, Session
 from rgw.retry import RetryAttempt, RetryPolicy, describe_failure, failure_kind
+from rgw.urls import browser_url
 
 DEFAULT_TIMEOUT = 600.0
 #: Seconds a re-login spends revoking the session it replaced before giving up on it.
@@ -108,6 +114,10 @@ class LoginOptions:
     remind_after: float = 60.0
     #: ``--token-storage``: where this machine keeps session tokens from now on (None: as it is).
     token_storage: str | None = None
+    #: Keep the login in progress on disk and take up an interrupted one (``rgw.login.pending``).
+    resume: bool = True
+    #: Seconds after its start a pending login may still be resumed.
+    resume_max_age: float = RESUME_MAX_AGE
 
 
 @dataclass(frozen=True)
@@ -161,6 +171,7 @@ class LoginFlow:
         paste: PasteSource | None = None,
         mfa: MfaSolver | None = None,
         on_start: Callable[[LoginStart], Awaitable[None]] | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.store = store
@@ -175,6 +186,8 @@ class LoginFlow:
         self.mfa = mfa
         #: Called once the gateway has answered /start (the coordinator publishes the sign-in URL).
         self.on_start = on_start
+        #: Wall-clock time, for the pending login's age (it must survive the process).
+        self.wall_clock = wall_clock
         #: The last attempt, kept for benchmarks and tests (its poller counts requests).
         self.attempt: LoginAttempt | None = None
 
@@ -248,6 +261,20 @@ class LoginAttempt:
         self._waiter: CallbackWaiterLike | None = None
         self._browser_opened = False
         self._said: set[str] = set()
+        #: This rack's pending-login record (None: resuming is off).
+        self.pending = (
+            PendingLogins(
+                flow.store.directory,
+                rack,
+                flow.client.base_url,
+                max_age=self.options.resume_max_age,
+                clock=flow.wall_clock,
+            )
+            if self.options.resume
+            else None
+        )
+        #: The interrupted login this attempt took up, if any.
+        self.resumed: PendingLogin | None = None
 
     async def run(self) -> Session:
         with anyio.move_on_after(self.options.timeout):
@@ -255,6 +282,7 @@ class LoginAttempt:
         if self.session is None:
             if isinstance(self._outcome, RgwError):
                 raise self._outcome  # decided before the deadline, which only cut the linger short
+            await self.end_pending()  # the login ended: a later one starts afresh
             raise LoginTimeout(
                 f"login to {self.rack} timed out after {self.options.timeout:g} s without a completed sign-in"
             )
@@ -278,12 +306,21 @@ class LoginAttempt:
         async with anyio.create_task_group() as services:
             try:
                 self.listener = self.flow.listener or await self.start_listener(services)
-                self.start = await self.reach_gateway()
+                redeemed = await self.resume_pending()
+                if self.resumed is not None:
+                    self.start = self.resumed.start
+                    if self.flow.on_start is not None:
+                        await self.flow.on_start(self.start)
+                else:
+                    self.start = await self.reach_gateway()
                 try:
-                    outcome = await self.race(services)
+                    outcome = redeemed or await self.race(services)
+                    if isinstance(outcome, LoginError):
+                        await self.end_pending()
                     if isinstance(outcome, Session):
                         with anyio.CancelScope(shield=True):
                             replaced = await self.flow.save(self.rack, outcome)
+                            await self.end_pending()
                         self.session = outcome
                         self.emit(LoggedIn(self.rack, outcome.email))
                         async with anyio.create_task_group() as after:
@@ -303,6 +340,62 @@ class LoginAttempt:
                 services.cancel_scope.cancel()
         if isinstance(outcome, RgwError):
             raise outcome
+
+    async def resume_pending(self) -> Session | None:
+        """Take up the login an interrupted ``rack-gateway login`` left pending, if there is one.
+
+        One ``/complete`` with its state decides: a session (the sign-in was finished meanwhile) is
+        returned; a pending answer makes this attempt wait on that state (``self.resumed``); a state
+        the gateway no longer knows is dropped for a fresh login; any other refusal ends the login.
+        """
+        if self.pending is None:
+            return None
+        found = await self.pending.load()
+        if found is None:
+            return None
+        try:  # the record is ours, but what goes to the terminal or a browser is checked every time
+            browser_url(found.start.auth_url, gateway=self.client.base_url, insecure_http=self.client.insecure_http)
+        except ValueError:
+            await self.pending.delete()
+            return None
+        poller = LoginPoller(
+            self.client,
+            found.start,
+            self.flow.device,
+            rack=self.rack,
+            emit=self.emit,
+            policy=self.flow.policy,
+            deadline=self.deadline,
+            long_poll=0,
+        )
+        try:
+            answer = await poller.poll_once()
+        except LoginStateUnknown:
+            await self.pending.delete()
+            self.emit(ResumeDiscarded(self.rack, found.started_at))
+            return None
+        except LoginError:
+            await self.pending.delete()
+            raise
+        self.resumed = found
+        self.emit(LoginResumed(self.rack, found.started_at, isinstance(answer, Session), found.start.auth_url))
+        return answer if isinstance(answer, Session) else None
+
+    async def end_pending(self) -> None:
+        """The login ended (a session, a refusal, the deadline): forget its pending record."""
+        if self.pending is not None:
+            with anyio.CancelScope(shield=True):
+                await self.pending.delete()
+
+    async def keep_pending(self, start: LoginStart) -> None:
+        """Write this login's pending record (best effort: a login that cannot keep one still works)."""
+        if self.pending is None:
+            return
+        try:
+            await self.flow.store.ensure_directory()
+            await self.pending.save(start)
+        except (OSError, RgwError):
+            return
 
     async def start_listener(self, services: anyio.abc.TaskGroup) -> ListenerLike | None:
         """The loopback listener the gateway's redirect wakes (none: polling alone completes it)."""
@@ -339,7 +432,8 @@ class LoginAttempt:
         uri = self.listener.uri if self.listener is not None else None
         async for attempt in policy.retrying(deadline=self.deadline, on_retry=on_retry):
             with attempt:
-                start = await self.client.start_login(loopback_uri=uri)
+                start = await self.client.start_login(loopback_uri=uri, device_name=self.flow.device.device_name)
+        await self.keep_pending(start)
         self.emit(GatewayReachable(self.rack, self.client.base_url, start.loopback))
         if self.flow.on_start is not None:
             await self.flow.on_start(start)
@@ -367,10 +461,16 @@ class LoginAttempt:
             self._racers = race
             self._race = race.cancel_scope
             # Register the state before the browser can possibly reach the listener.
-            if self.listener is not None and start.loopback:
+            if self.resumed is not None:
+                # Taken up from an interrupted login: its browser (if any) was sent to that login's
+                # listener, which is gone; the poller alone finishes it, and Enter opens the browser.
+                pass
+            elif self.listener is not None and start.loopback:
                 self._waiter = self.listener.expect(start.state, self.rack)
                 race.start_soon(self.serve_callback, self._waiter)
-            if self.options.open_browser and can_open(self.flow.browser):
+            if self.resumed is not None:
+                pass  # LoginResumed showed the URL; the browser opens again only when the user asks
+            elif self.options.open_browser and can_open(self.flow.browser):
                 # The URL is shown before the launch, so a user on a remote machine can copy it.
                 self.emit(BrowserOpening(self.rack, start.auth_url))
                 # Not part of the race: a browser on its way to the listener is not cut off when

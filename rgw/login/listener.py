@@ -3,7 +3,8 @@
 ``CallbackListener.serve`` binds 127.0.0.1 (and ::1 on the same port when it can) on a random port
 under one unguessable path, and answers ``GET <path>?state=..&result=ok|error[&error=..]``: the state
 is compared in constant time with every login registered through ``expect``; a match wakes that
-login's ``CallbackWaiter`` and shows a small page naming the rack.  The hit carries no secret (the
+login's ``CallbackWaiter`` and shows a small page naming the rack and this terminal (host name and
+process id) and saying the tab may be closed; it loads nothing from anywhere.  The hit carries no secret (the
 CLI still redeems the login with ``/complete``), so the listener's job is to be cheap to abuse:
 everything else (other paths, methods, states, foreign Host headers, oversized or malformed or slow
 requests, connection floods) is answered with an error or simply closed, without waking anyone and
@@ -12,10 +13,14 @@ without stopping the listener.  HTTP is parsed with h11; one request per connect
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import html
 import ipaddress
+import os
 import secrets
+import socket
 from collections.abc import Sequence
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,6 +31,7 @@ import h11
 from anyio.abc import SocketAttribute
 
 from rgw.models import CallbackResult
+from rgw.text import printable
 
 __all__ = ["CallbackListener", "CallbackWaiter"]
 
@@ -40,6 +46,15 @@ _REASONS = {
 _MAX_ERROR_TEXT = 300
 _LINGER_BYTES = 65536
 _RECEIVE_CHUNK = 4096
+_STYLE = (
+    "body{font:16px/1.5 system-ui,sans-serif;background:#f3f4f6;color:#111;margin:0}"
+    "main{max-width:32em;margin:3em auto;padding:1.5em 2em;background:#fff;border-radius:8px;"
+    "box-shadow:0 1px 4px #0002}"
+    "h1{font-size:1.35em;margin:.1em 0 .7em}.rack{margin:0;color:#555;font-size:.9em}"
+    "code{white-space:nowrap}.close{font-weight:600}.error{color:#b91c1c;font-weight:600}"
+)
+# The page's only style, allowed by hash: the policy stays default-src 'none' for everything else.
+_STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
 
 
 class CallbackWaiter:
@@ -84,6 +99,7 @@ class CallbackListener:
         max_request_bytes: int = 8192,
         header_timeout: float = 5.0,
         max_connections: int = 64,
+        terminal: str | None = None,
     ) -> None:
         if not hosts:
             raise ValueError("at least one loopback host is required")
@@ -98,6 +114,8 @@ class CallbackListener:
         self._max_request_bytes = max_request_bytes
         self._header_timeout = header_timeout
         self._max_connections = max_connections
+        #: How the page names this terminal: the host name and this process's id.
+        self.terminal = terminal or f"{socket.gethostname()} (process {os.getpid()})"
         self._path = "/" + secrets.token_urlsafe(16)
         self._waiters: dict[str, CallbackWaiter] = {}
         self._bound_host: str | None = None
@@ -237,22 +255,19 @@ class CallbackListener:
         waiter = self._match(states[0])
         if waiter is None or results[0] not in ("ok", "error"):
             return invalid
-        rack = html.escape(waiter.rack)
+        rack = html.escape(printable(waiter.rack))
+        where = f"The terminal running <code>rack-gateway login</code> on <strong>{html.escape(self.terminal)}</strong>"
         if results[0] == "ok":
             waiter._deliver(CallbackResult(state=waiter.state, ok=True))
-            return (
-                200,
-                _page(
-                    "Logged in", f"Logged in to rack {rack}. You can close this window; the terminal has the session."
-                ),
-                waiter,
-            )
+            page = _page(f"Logged in to rack {rack}", f"{where} has the session.", result=True)
+            return 200, page, waiter
         error = (query.get("error") or ["unknown error"])[0][:_MAX_ERROR_TEXT] or "unknown error"
         waiter._deliver(CallbackResult(state=waiter.state, ok=False, error=error))
         page = _page(
-            "Login failed",
-            f"Login to rack {rack} failed: {html.escape(error)}. "
-            "You can close this window; the terminal has the details.",
+            f"Login to rack {rack} failed",
+            f"{where} has the details.",
+            result=True,
+            error=html.escape(printable(error)),
         )
         return 200, page, waiter
 
@@ -324,12 +339,19 @@ def _header(request: h11.Request, name: bytes) -> bytes | None:
     return values[0] if len(values) == 1 else None
 
 
-def _page(title: str, message: str) -> bytes:
-    """A minimal page; callers escape anything that came from outside."""
+def _page(title: str, message: str, *, result: bool = False, error: str | None = None) -> bytes:
+    """A minimal page; callers escape anything that came from outside.
+
+    A login's ``result`` page also says the tab may be closed; ``error`` comes first, in red.
+    """
+    close = '<p class="close">You can close this tab.</p>' if result else ""
+    problem = f'<p class="error">{error}</p>' if error is not None else ""
     return (
-        '<!doctype html><html><head><meta charset="utf-8">'
-        f"<title>rack-gateway: {title}</title></head>"
-        f"<body><p>{message}</p></body></html>\n"
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>rack-gateway: {title}</title><style>{_STYLE}</style></head>"
+        f'<body><main><p class="rack">rack-gateway</p><h1>{title}</h1>{problem}<p>{message}</p>{close}'
+        "</main></body></html>\n"
     ).encode()
 
 
@@ -341,7 +363,7 @@ def _response(status: int, body: bytes, *, allow_get: bool = False) -> bytes:
         ("Cache-Control", "no-store"),
         ("Referrer-Policy", "no-referrer"),
         ("X-Content-Type-Options", "nosniff"),
-        ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+        ("Content-Security-Policy", f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; frame-ancestors 'none'"),
     ]
     if allow_get:
         headers.append(("Allow", "GET"))

@@ -82,9 +82,9 @@ class LoginPoller:
             )
         )
 
-    async def _poll_once(self, seen_stage: str | None = None) -> LoginPending | Session:
+    async def _poll_once(self, seen_stage: str | None = None, *, hold: bool = True) -> LoginPending | Session:
         remaining = self.deadline - anyio.current_time()
-        wait = max(0.0, min(self.long_poll, remaining - 1.0)) if self.long_poll > 0 else 0.0
+        wait = max(0.0, min(self.long_poll, remaining - 1.0)) if self.long_poll > 0 and hold else 0.0
         async for attempt in self.policy.retrying(deadline=self.deadline, on_retry=self._on_retry):
             with attempt:
                 self.requests += 1
@@ -92,6 +92,10 @@ class LoginPoller:
                     self.start, self.device, wait=wait or None, seen_stage=seen_stage
                 )
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def poll_once(self) -> LoginPending | Session:
+        """One ``/complete`` (retried on transient failures until the deadline), never held."""
+        return await self._poll_once(None, hold=False)
 
     async def poll_until_complete(self, on_pending: Callable[[LoginPending], Awaitable[None]] | None = None) -> Session:
         """Poll until the gateway returns a session; terminal answers raise ``LoginError``."""

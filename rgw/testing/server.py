@@ -95,11 +95,7 @@ def running_gateway(
         yield RunningGateway(url, gateway, settings, server)
     finally:
         gateway.close()
-        server.should_exit = True
-        thread.join(SHUTDOWN_TIMEOUT)
-        if thread.is_alive():
-            server.force_exit = True
-            thread.join(SHUTDOWN_TIMEOUT)
+        _stop(server, thread)
         sock.close()
         gateway.store.close()
 
@@ -118,12 +114,17 @@ def running_app(app: Any, *, host: str = "127.0.0.1") -> Iterator[str]:
     try:
         yield _url(host, sock)
     finally:
-        server.should_exit = True
-        thread.join(SHUTDOWN_TIMEOUT)
-        if thread.is_alive():
-            server.force_exit = True
-            thread.join(SHUTDOWN_TIMEOUT)
+        _stop(server, thread)
         sock.close()
+
+
+def _stop(server: uvicorn.Server, thread: threading.Thread) -> None:
+    """Ask uvicorn in ``thread`` to shut down; force it when it does not within the timeout."""
+    server.should_exit = True
+    thread.join(SHUTDOWN_TIMEOUT)
+    if thread.is_alive():
+        server.force_exit = True
+        thread.join(SHUTDOWN_TIMEOUT)
 
 
 class _Server(uvicorn.Server):

@@ -15,6 +15,7 @@ from rgw.cli import run
 from rgw.cli.app import App
 from rgw.testing import GatewaySettings, RunningGateway, ScriptedBrowser, running_gateway
 from tests.integration import procs
+from tests.leaks import WATCH
 
 
 @pytest.fixture(autouse=True)
@@ -65,7 +66,9 @@ class Cli:
             interactive=False,
         )
         code = await run(list(args), obj=app)
-        return CliResult(code, out.getvalue(), err.getvalue())
+        result = CliResult(code, out.getvalue(), err.getvalue())
+        WATCH.record(args, result.out, result.err, where="in-process")
+        return result
 
     def config(self) -> dict[str, Any]:
         return dict(json.loads((self.config_dir / "config.json").read_text()))

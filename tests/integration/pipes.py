@@ -12,14 +12,18 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import IO
+
+from tests.leaks import WATCH
 
 
 class PipeReader:
-    def __init__(self, pipe: IO[str] | None, name: str) -> None:
+    def __init__(self, pipe: IO[str] | None, name: str, argv: Sequence[str] = ()) -> None:
         assert pipe is not None, f"{name}: the pipe was not opened (stdout/stderr=PIPE)"
         self.name = name
+        #: The CLI's arguments, for the leak check (tests/leaks.py); unknown: no command may show a token.
+        self.argv = tuple(argv)
         self._lines: list[str] = []
         self._closed = False
         self._changed = threading.Condition()
@@ -40,6 +44,8 @@ class PipeReader:
             with self._changed:
                 self._closed = True
                 self._changed.notify_all()
+                said = "".join(self._lines)
+            WATCH.record(self.argv, said, where=f"subprocess ({self.name})")
 
     def wait_for(self, predicate: Callable[[str], bool], timeout: float, what: str) -> str:
         """The first line so far or to come (from the start of the output) for which ``predicate`` holds."""

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.leaks import WATCH
+
 SPAWNED: list[subprocess.Popen[str]] = []
 
 
@@ -38,4 +40,7 @@ def reap() -> None:
         proc = SPAWNED.pop()
         if proc.poll() is None:
             proc.kill()
-        proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=30)
+        # What the test did not read itself (the leak check sees what it read where it read it).
+        argv = [str(arg) for arg in proc.args[5:]] if isinstance(proc.args, list) else []
+        WATCH.record(argv, out or "", err or "", where="subprocess (reaped)")

@@ -106,6 +106,7 @@ async def test_corrupt_config_is_reported_and_left_alone(cli: Cli, gateway: Runn
     cli.config_dir.mkdir(parents=True, mode=0o700)
     path = cli.config_dir / "config.json"
     path.write_text('{"current": "dev", "gateways": {"dev": {"url": ')
+    path.chmod(0o600)
     before = path.read_bytes()
     for args in (["racks"], ["login", "dev", gateway.url, "--timeout", "30"], ["switch", "dev"], ["logout"]):
         result = await cli(*args)

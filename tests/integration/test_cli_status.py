@@ -288,3 +288,17 @@ async def test_status_says_when_an_api_token_overrides_the_sessions(
         "Note: an API token is set (--api-token or RACK_GATEWAY_API_TOKEN); commands use it, not these sessions.\n"
     )
     assert "rgw_token_ci" not in result.out + result.err
+
+
+async def test_status_on_a_colour_terminal_colours_the_session_column_only(
+    cli: Cli, gateway: RunningGateway, four_racks: dict[str, str]
+) -> None:
+    out, err = Terminal(), io.StringIO()
+    app = App(config_dir=cli.config_dir, environ={"TERM": "xterm"}, out=out, err=err, interactive=False)
+    assert await run(["status", "--timeout", "1"], obj=app) == 0
+    lines = out.getvalue().splitlines()
+    assert lines[1] == (
+        "*  dev      developer@example.com  \x1b[32mvalid\x1b[0m                             89d left  not enrolled"
+    )
+    assert "\\x1b" not in out.getvalue()  # real colour codes, not escaped ones
+    assert "\x1b[31mrejected (session revoked)\x1b[0m" in lines[3]

@@ -15,6 +15,7 @@ import pytest
 
 from rgw.testing import GatewaySettings, RunningGateway, running_gateway
 from tests.integration.pipes import PipeReader
+from tests.leaks import WATCH
 
 
 def cli_env(env: dict[str, str] | None = None) -> dict[str, str]:
@@ -28,7 +29,7 @@ def cli_env(env: dict[str, str] | None = None) -> dict[str, str]:
 def run_cli(
     *args: str, config: Path, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "rgw", "--config", str(config), *args],
         capture_output=True,
         text=True,
@@ -36,6 +37,8 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+    WATCH.record(args, done.stdout, done.stderr, where="subprocess")
+    return done
 
 
 def browser_env(email: str = "developer@example.com") -> dict[str, str]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -12,6 +14,7 @@ import urllib.request
 import pytest
 
 from tests.integration.pipes import PipeReader
+from tests.oidc_provider import Provider
 
 
 def clean_env() -> dict[str, str]:
@@ -100,3 +103,65 @@ def test_dev_gateway_rate_limit_flag(flags: list[str], limited: bool) -> None:
         proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 130
     assert "Traceback" not in err.text()
+
+
+def test_dev_gateway_signs_in_through_an_openid_connect_provider(oidc_provider: Provider) -> None:
+    env = {**clean_env(), "RGW_OIDC_CLIENT_SECRET": "from-the-environment"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rgw", "dev-gateway", "--port", "0", "--oidc-issuer", oidc_provider.url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    out, err = PipeReader(proc.stdout, "the dev gateway"), PipeReader(proc.stderr, "the dev gateway")
+    try:
+        url = out.wait_for(lambda line: line.startswith("Reference gateway listening on"), 30, "its URL").split()[4]
+        said = out.wait_for(lambda line: line.startswith("Sign-in: "), 30, "the sign-in line")
+        assert said == (
+            f"Sign-in: OpenID Connect provider {oidc_provider.url} (client id rack-gateway), "
+            f"redirect URI {url}/api/v1/auth/cli/callback\n"
+        )
+        request = urllib.request.Request(f"{url}/api/v1/auth/cli/start", data=b"", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            start = json.loads(response.read())
+        # With extensions the gateway's own first hop sends the browser on to the provider.
+        assert start["auth_url"] == f"{url}/auth/cli/begin?state={start['state']}"
+        request = urllib.request.Request(start["auth_url"])
+        opener = urllib.request.build_opener(NoRedirect)
+        with pytest.raises(urllib.error.HTTPError) as redirect:
+            opener.open(request, timeout=10)
+        redirect.value.close()
+        assert redirect.value.code == 302
+        assert redirect.value.headers["Location"].startswith(oidc_provider.url + "/oauth2/authorize?")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+    assert code == 130
+    assert "from-the-environment" not in out.text() + err.text()
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def test_dev_gateway_with_an_unreachable_provider_says_so_at_start() -> None:
+    with socket.socket() as sock:  # a port nothing listens on once this closes
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "rgw", "dev-gateway", "--port", "0", "--oidc-issuer", f"http://127.0.0.1:{port}"],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-2:] == [
+        f"Error: cannot use the OpenID Connect provider http://127.0.0.1:{port}: identity provider unreachable "
+        "(discovery: ConnectError)",
+        "Check --oidc-issuer (the provider's issuer URL, without /.well-known/...) and that it is reachable.",
+    ]
+    assert "Traceback" not in result.stderr

@@ -182,7 +182,8 @@ async def test_gateway_error_ends_the_login_at_once(gateway: RunningGateway, tmp
     assert "GatewayRetry" not in recorder.kinds()
     # The browser was sent to the CLI's listener with the gateway's error, and the listener showed it.
     assert browser.last_status == 200
-    assert "Login to rack dev failed: email domain not allowed: mallory@evil.com." in browser.last_page
+    assert "<h1>Login to rack dev failed</h1>" in browser.last_page
+    assert '<p class="error">email domain not allowed: mallory@evil.com</p>' in browser.last_page
     # The gateway failed the login and the CLI collected that failure: the state is gone.
     opening = await recorder.first(ev.BrowserOpening)
     assert isinstance(opening, ev.BrowserOpening)

@@ -154,8 +154,8 @@ async def test_a_stored_bad_url_names_the_rack(cli: Cli) -> None:
     seed(cli, {"url": "http://[::1", "token": "t"})
     result = await cli("apps")
     assert result.code == 10
-    assert result.err.startswith("Error: rack 'prod' has a bad URL in the config: not a gateway URL")
-    assert "rack-gateway login prod https://<gateway>" in result.err
+    assert result.err.startswith("Error: rack 'prod' in the config file has an unusable URL: not a gateway URL")
+    assert "Store a new URL with: rack-gateway login prod <gateway-url>" in result.err
 
 
 async def test_a_stored_token_with_a_line_break_is_never_sent_or_shown(cli: Cli, gateway: RunningGateway) -> None:

@@ -100,7 +100,9 @@ def test_browser_mfa_page(gw: RunningGateway, client: httpx.Client, clock: FakeC
     assert bad.status_code == 400
     assert "That code is not valid." in bad.text
     good = client.post("/auth/mfa", data={"state": start["state"], "code": totp_at(secret, clock)})
-    assert (good.status_code, good.headers["location"]) == (302, "/auth/done")
+    assert good.status_code == 200
+    assert "Login complete, return to your terminal" in good.text
+    assert f"Signed in as <b>{MFA_USER}</b>" in good.text
     assert client.post(COMPLETE, json=complete_body(start)).json()["mfa_verified"] is True
 
 

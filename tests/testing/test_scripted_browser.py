@@ -41,7 +41,8 @@ async def test_mfa_page_with_totp_secret(gw: RunningGateway) -> None:
         browser = ScriptedBrowser("mfa@example.com", totp_secret=secret, delay=0.01)
         await browser.open(start["auth_url"])
         assert f"{gw.url}/auth/mfa?state={start['state']}" in browser.visited
-        assert browser.visited[-1] == f"{gw.url}/auth/done"
+        assert browser.visited[-1] == f"{gw.url}/auth/mfa"  # the code's POST answers the done page
+        assert "Login complete, return to your terminal" in browser.last_page
         body = (await client.post(COMPLETE, json=complete_body(start))).json()
         assert (body["email"], body["mfa_verified"]) == ("mfa@example.com", True)
 

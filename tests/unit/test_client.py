@@ -221,3 +221,30 @@ async def test_real_refused_connection() -> None:
         with pytest.raises(GatewayUnreachable) as info:
             await c.info()
     assert info.value.cause == "refused"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "body"),
+    [
+        ({}, {}),
+        (
+            {"loopback_uri": "http://127.0.0.1:5000/p", "device_name": "dev-mbp"},
+            {"loopback_uri": "http://127.0.0.1:5000/p", "device_name": "dev-mbp"},
+        ),
+        ({"device_name": "h" * 200}, {"device_name": "h" * 150}),
+    ],
+    ids=["nothing", "loopback-and-device", "device-cut-at-150"],
+)
+async def test_start_login_sends_the_extensions_it_is_given(kwargs: dict[str, str], body: dict[str, str]) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"auth_url": "https://gw/oauth", "state": "s" * 43, "code_verifier": "v"})
+
+    async with client(handler, token=None) as c:
+        start = await c.start_login(**kwargs)
+    assert start.state == "s" * 43
+    [request] = seen
+    assert (request.method, request.url.path) == ("POST", "/api/v1/auth/cli/start")
+    assert json.loads(request.content) == body

@@ -105,8 +105,8 @@ GATEWAY_ERROR = "email domain not allowed: <b>eve@evil.example</b>"
         pytest.param(
             "prod<script>alert(1)</script>",
             {"result": "ok"},
-            "Logged in to rack prod&lt;script&gt;alert(1)&lt;/script&gt;. You can close this window; "
-            "the terminal has the session.",
+            "<h1>Logged in to rack prod&lt;script&gt;alert(1)&lt;/script&gt;</h1><p>The terminal running "
+            "<code>rack-gateway login</code> on <strong>dev-box (process 42)</strong> has the session.</p>",
             "<script>",
             CallbackResult(state=STATE, ok=True, error=None),
             id="ok-shows-the-rack",
@@ -114,7 +114,9 @@ GATEWAY_ERROR = "email domain not allowed: <b>eve@evil.example</b>"
         pytest.param(
             "production",
             {"result": "error", "error": GATEWAY_ERROR},
-            "email domain not allowed: &lt;b&gt;eve@evil.example&lt;/b&gt;",
+            '<h1>Login to rack production failed</h1><p class="error">email domain not allowed: '
+            "&lt;b&gt;eve@evil.example&lt;/b&gt;</p><p>The terminal running <code>rack-gateway login</code> "
+            "on <strong>dev-box (process 42)</strong> has the details.</p>",
             "<b>",
             CallbackResult(state=STATE, ok=False, error=GATEWAY_ERROR),
             id="error-carries-the-gateway-text",
@@ -124,7 +126,7 @@ GATEWAY_ERROR = "email domain not allowed: <b>eve@evil.example</b>"
 async def test_valid_hit_wakes_the_waiter_with_its_result_and_an_escaped_page(
     rack: str, query: dict[str, str], shown: str, tag: str, result: CallbackResult
 ) -> None:
-    listener = CallbackListener()
+    listener = CallbackListener(terminal="dev-box (process 42)")
     async with serving(listener) as uri:
         waiter = listener.expect(STATE, rack)
         response = await get(uri, params={"state": STATE, **query})
@@ -135,6 +137,7 @@ async def test_valid_hit_wakes_the_waiter_with_its_result_and_an_escaped_page(
         assert response.headers["cache-control"] == "no-store"
         assert response.headers["referrer-policy"] == "no-referrer"
         assert shown in response.text
+        assert '<p class="close">You can close this tab.</p>' in response.text
         assert tag not in response.text
         assert STATE not in response.text
         with anyio.fail_after(5):

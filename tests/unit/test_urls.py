@@ -204,5 +204,5 @@ def test_login_targets_carry_the_opt_in() -> None:
         login_target(data, Selection(), "new", "http://10.4.4.4")
     with pytest.raises(UsageError, match="the rack name is empty"):
         login_target(data, Selection(), "", "http://127.0.0.1:1")
-    with pytest.raises(ConfigError, match="rack 'bad' has a bad URL"):
+    with pytest.raises(ConfigError, match="rack 'bad' in the config file has an unusable URL"):
         login_target(config(bad={"url": "http://[::1"}), Selection(), "bad", None)

@@ -1,7 +1,10 @@
 """`create_app`: the reference gateway's Starlette application and its login routes.
 
 Login routes live here (start, the stand-in Google sign-in page, the callback, the browser MFA page,
-`/complete` with long polling, `/auth/cli/mfa`); authenticated API routes live in `api.py`.  Any
+`/complete` with long polling, `/auth/cli/mfa`); authenticated API routes live in `api.py`.  With an
+OpenID Connect provider configured the sign-in URL is the provider's, the built-in sign-in page is
+gone (404), and the callback (or, without extensions, `GET /auth/cli/mfa`) exchanges the provider's
+code before the login moves on.  Any
 unexpected error becomes `500 {"error":"internal server error"}`; bad JSON is `400 invalid request`.
 The login routes (`/api/v1/auth/cli/*`, `/api/v1/auth/web/*`, and `POST /auth/mfa`, which stands in
 for the deployed web UI's `POST /api/v1/auth/cli/mfa`) share one rate-limit group, checked first.  An
@@ -25,6 +28,7 @@ from . import api, pages
 from .core import Gateway
 from .login import BrowserOutcome, LoginPageError, valid_loopback_uri
 from .mfa import MfaError
+from .oidc_routes import begin, oidc_auth_url, oidc_sign_in
 from .ratelimit import LOGIN
 from .settings import GatewaySettings
 from .web import (
@@ -47,12 +51,16 @@ def _outcome(outcome: BrowserOutcome) -> Response:
     if outcome.location is not None:
         return RedirectResponse(outcome.location, 302)
     if outcome.page == "error":
-        return HTMLResponse(pages.error_page(outcome.text), outcome.status)
-    return HTMLResponse(pages.done_page(outcome.text), outcome.status)
+        return HTMLResponse(pages.error_page(outcome.text, outcome.context, cli_told=outcome.cli_told), outcome.status)
+    return HTMLResponse(pages.done_page(outcome.context), outcome.status)
 
 
-def _page_error(exc: LoginPageError) -> Response:
-    return HTMLResponse(pages.error_page(exc.text), exc.status)
+def _page_error(request: Request, exc: LoginPageError) -> Response:
+    return _error_page(request, exc.text, exc.status)
+
+
+def _error_page(request: Request, text: str, status: int) -> Response:
+    return HTMLResponse(pages.error_page(text, rack=gateway_of(request).settings.rack_name), status)
 
 
 @endpoint
@@ -74,28 +82,53 @@ async def start(request: Request) -> Response:
     if gw.settings.extensions and loopback is not None and not valid_loopback_uri(loopback):
         return json_error(400, "invalid loopback_uri")
     uri = loopback if isinstance(loopback, str) else None
-    return JSONResponse(gw.login.start(base_url(request), uri))
+    device = body.get("device_name")
+    device_name = device if isinstance(device, str) else None
+    auth_url = None
+    if gw.oidc is not None:
+        built = await oidc_auth_url(gw, request)
+        if isinstance(built, Response):
+            return built
+        auth_url = built
+    return JSONResponse(gw.login.start(base_url(request), uri, device_name=device_name, auth_url=auth_url))
 
 
 @endpoint
 async def authorize_page(request: Request) -> Response:
     gw = gateway_of(request)
+    if gw.oidc is not None:
+        return not_found()  # users sign in at the identity provider, never here
     state = request.query_params.get("state", "")
-    if not state or gw.login.state(state) is None:
-        return HTMLResponse(pages.error_page("invalid or expired state"), 400)
-    return HTMLResponse(pages.sign_in_page(state, gw.store.users(), gw.settings.rack_name))
+    found = gw.login.state(state) if state else None
+    if found is None:
+        return _error_page(request, "invalid or expired state", 400)
+    return HTMLResponse(pages.sign_in_page(state, gw.store.users(), gw.login.context(found)))
 
 
 @endpoint
 async def authorize_post(request: Request) -> Response:
+    if gateway_of(request).oidc is not None:
+        return not_found()
     form = await read_form(request)
     try:
         location = gateway_of(request).login.authorize(
             form.get("state", ""), form.get("email", ""), form.get("action", "allow")
         )
     except LoginPageError as exc:
-        return _page_error(exc)
+        return _page_error(request, exc)
     return RedirectResponse(location, 302)
+
+
+@endpoint
+async def begin_sign_in(request: Request) -> Response:
+    gw = gateway_of(request)
+    if gw.oidc is None or not gw.settings.extensions:
+        return not_found()
+    try:
+        answer = await begin(gw, request, request.query_params.get("state", ""))
+    except LoginPageError as exc:
+        return _page_error(request, exc)
+    return _outcome(answer) if isinstance(answer, BrowserOutcome) else answer
 
 
 @endpoint
@@ -109,14 +142,19 @@ async def callback(request: Request) -> Response:
         if not state or not code:
             return PlainTextResponse("Missing code or state", 400)
         try:
-            gw.login.receive_code(state, code)
+            gw.login.receive_code(state, code, external=gw.oidc is not None)
         except LoginPageError as exc:
-            return _page_error(exc)
+            return _page_error(request, exc)
         return RedirectResponse("/api/v1/auth/cli/mfa?" + urlencode({"state": state}), 307)
     try:
-        outcome = gw.login.callback(q.get("state", ""), q.get("code", ""), q.get("error", ""))
+        if gw.oidc is not None:
+            outcome = await oidc_sign_in(
+                gw, request, q.get("state", ""), code=q.get("code", ""), error=q.get("error", "")
+            )
+        else:
+            outcome = gw.login.callback(q.get("state", ""), q.get("code", ""), q.get("error", ""))
     except LoginPageError as exc:
-        return _page_error(exc)
+        return _page_error(request, exc)
     return _outcome(outcome)
 
 
@@ -125,22 +163,26 @@ async def cli_mfa_form(request: Request) -> Response:
     enforce_rate_limit(request, LOGIN)
     state = request.query_params.get("state", "").strip()
     if not state:
-        return HTMLResponse(pages.error_page("missing state"), 400)
+        return _error_page(request, "missing state", 400)
+    gw = gateway_of(request)
     try:
-        return _outcome(gateway_of(request).login.cli_mfa_form(state))
+        if gw.oidc is not None:
+            return _outcome(await oidc_sign_in(gw, request, state, received=True))
+        return _outcome(gw.login.cli_mfa_form(state))
     except LoginPageError as exc:
-        return _page_error(exc)
+        return _page_error(request, exc)
 
 
 @endpoint
 async def mfa_page(request: Request) -> Response:
     state = request.query_params.get("state", "")
-    found = gateway_of(request).login.state(state) if state else None
+    gw = gateway_of(request)
+    found = gw.login.state(state) if state else None
     if found is None:
-        return HTMLResponse(pages.error_page("invalid or expired state"), 400)
+        return _error_page(request, "invalid or expired state", 400)
     if found.stage == "verified":
-        return HTMLResponse(pages.done_page())
-    return HTMLResponse(pages.mfa_page(state))
+        return HTMLResponse(pages.done_page(gw.login.context(found)))
+    return HTMLResponse(pages.mfa_page(state, gw.login.context(found)))
 
 
 @endpoint
@@ -148,21 +190,25 @@ async def mfa_post(request: Request) -> Response:
     enforce_rate_limit(request, LOGIN)
     form = await read_form(request)
     state = form.get("state", "")
+    gw = gateway_of(request)
     try:
-        outcome = gateway_of(request).login.mfa(state, "totp", form.get("code", ""), None, None)
+        outcome = gw.login.mfa(state, "totp", form.get("code", ""), None, None)
     except MfaError as exc:
-        if exc.code == "session_expired":
-            return HTMLResponse(pages.error_page("invalid or expired state"), 400)
+        found = gw.login.state(state) if state else None
+        if exc.code == "session_expired" or found is None:
+            return _error_page(request, "invalid or expired state", 400)
         text = exc.message or {"invalid_code": "That code is not valid.", "code_required": "Enter a code."}.get(
             exc.code, exc.code
         )
-        return HTMLResponse(pages.mfa_page(state, text), exc.status)
-    return RedirectResponse(outcome.location or "/auth/done", 302)
+        return HTMLResponse(pages.mfa_page(state, gw.login.context(found), text), exc.status)
+    # Verified: on to the CLI's loopback page [ext], or this login's own done page (not /auth/done,
+    # which cannot say which login it was: the CLI may have redeemed it by the time the browser asks).
+    return _outcome(outcome)
 
 
 @endpoint
 async def done(request: Request) -> Response:
-    return HTMLResponse(pages.done_page())
+    return HTMLResponse(pages.done_page(None, gateway_of(request).settings.rack_name))
 
 
 @endpoint
@@ -292,6 +338,7 @@ ROUTES = [
     Route("/api/v1/auth/cli/start", start, methods=["POST"]),
     Route("/oauth/authorize", authorize_page, methods=["GET"]),
     Route("/oauth/authorize", authorize_post, methods=["POST"]),
+    Route("/auth/cli/begin", begin_sign_in, methods=["GET"]),
     Route("/api/v1/auth/cli/callback", callback, methods=["GET"]),
     Route("/auth/mfa", mfa_page, methods=["GET"]),
     Route("/auth/mfa", mfa_post, methods=["POST"]),

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import threading
+import weakref
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import rbac
 from .login import LoginFlow
@@ -23,6 +25,9 @@ from .ratelimit import RateLimiter
 from .sessions import AuthError, Principal, SessionManager
 from .settings import GatewaySettings
 from .store import ApiTokenRow, SessionRow, Store, User
+
+if TYPE_CHECKING:
+    from .oidc import OidcClient
 
 SEED_USERS: tuple[tuple[str, str, tuple[str, ...], bool], ...] = (
     ("admin@example.com", "Admin User", ("admin",), False),
@@ -76,6 +81,31 @@ class StateWatchers:
             self.notify(state)
 
 
+#: Every reference gateway of this process, for tests that check no token it issued was printed.
+_GATEWAYS: weakref.WeakSet[Gateway] = weakref.WeakSet()
+
+
+def live_gateways() -> list[Gateway]:
+    """The reference gateways this process has made and still holds."""
+    return list(_GATEWAYS)
+
+
+def _oidc_client(settings: GatewaySettings) -> OidcClient | None:
+    if not settings.oidc_issuer:
+        return None
+    from .oidc import OidcClient  # Authlib and joserfc, only for a gateway that uses a provider
+
+    return OidcClient(
+        settings.oidc_issuer,
+        settings.oidc_client_id,
+        settings.oidc_client_secret,
+        secret=settings.secret,
+        scopes=settings.oidc_scopes,
+        timeout=settings.oidc_timeout,
+        clock=settings.clock,
+    )
+
+
 class Gateway:
     """One reference gateway: users, logins, sessions, tokens, MFA and a fake rack."""
 
@@ -87,6 +117,8 @@ class Gateway:
         self.watchers = StateWatchers()
         self.login = LoginFlow(self.store, self.settings, self.mfa, self.sessions, self.watchers.notify)
         self.rack = FakeRack(self.settings.rack_name)
+        #: The OpenID Connect provider users sign in with, or None for the built-in sign-in page.
+        self.oidc: OidcClient | None = _oidc_client(self.settings)
         limit = self.settings.rate_limit_value()
         self.rate_limiter = None if limit is None else RateLimiter(limit[0], limit[1], self.settings.clock)
         self._counts: Counter[str] = Counter()
@@ -94,6 +126,7 @@ class Gateway:
         self._counts_lock = threading.Lock()
         if self.settings.seed:
             self._seed()
+        _GATEWAYS.add(self)
 
     def _seed(self) -> None:
         for email, name, roles, mfa_required in SEED_USERS:
@@ -189,6 +222,14 @@ class Gateway:
             created_by=user_email,
         )
         return token
+
+    def issued(self, token: str) -> bool:
+        """Whether this gateway issued ``token`` (a session, even a revoked one or one under an old
+        secret, or an API token it still has); False once its store is closed."""
+        try:
+            return self.sessions.issued(token)
+        except sqlite3.ProgrammingError:
+            return False
 
     def session_valid(self, token: str) -> bool:
         try:

@@ -9,6 +9,11 @@ A deployed gateway's browser makes two requests on its login routes (`handlers/a
 callback only stores the code and redirects (307) to `GET /api/v1/auth/cli/mfa?state=`, which signs
 the user in.  Without extensions the reference gateway does the same (`receive_code`, then
 `cli_mfa_form`); with them the callback signs in at once.
+
+With an OpenID Connect provider (`settings.oidc_issuer`) the code comes from that provider and the
+routes exchange it (`oidc.OidcClient.identify`, a network call made outside the lock) between
+`awaiting_sign_in` (or `take_received_code`) and `identified` / `sign_in_failed`, which check the
+state again: it may have moved on while the provider answered.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from .mfa import MfaError, MfaService
+from .pages import LoginContext
 from .sessions import SessionManager
 from .settings import GatewaySettings
 from .store import LoginState, Store
@@ -45,12 +51,17 @@ class LoginPageError(Exception):
 
 @dataclass(frozen=True)
 class BrowserOutcome:
-    """Where the browser goes next: a redirect, or a page (`done` or `error`) with a text."""
+    """Where the browser goes next: a redirect, or a page (`done` or `error`) with a text.
+
+    `context` is the login the page is about; `cli_told` (error pages): the CLI hears of the failure.
+    """
 
     location: str | None = None
     page: str = "done"
     text: str = ""
     status: int = 200
+    context: LoginContext | None = None
+    cli_told: bool = True
 
 
 def valid_loopback_uri(uri: Any) -> bool:
@@ -95,10 +106,20 @@ class LoginFlow:
     def ext(self) -> bool:
         return self._settings.extensions
 
-    def start(self, base_url: str, loopback_uri: str | None) -> dict[str, Any]:
+    def start(
+        self,
+        base_url: str,
+        loopback_uri: str | None,
+        *,
+        device_name: str | None = None,
+        auth_url: Callable[[str, str], str] | None = None,
+    ) -> dict[str, Any]:
+        """A new login state; `auth_url(state, code_verifier)` builds an identity provider's sign-in URL
+        (default: the built-in sign-in page).  `device_name` [ext] is shown on the browser pages."""
         state = secrets.token_urlsafe(32)
         verifier = secrets.token_urlsafe(96)
         use_loopback = self.ext and loopback_uri is not None
+        device = device_name.strip()[:150] or None if self.ext and device_name else None
         self._store.put_state(
             LoginState(
                 state,
@@ -111,13 +132,15 @@ class LoginFlow:
                 self._settings.clock(),
                 None,
                 None,
+                device,
             )
         )
-        body: dict[str, Any] = {
-            "auth_url": f"{base_url}/oauth/authorize?state={state}&client_id=rack-gateway",
-            "state": state,
-            "code_verifier": verifier,
-        }
+        url = (
+            auth_url(state, verifier)
+            if auth_url is not None
+            else f"{base_url}/oauth/authorize?state={state}&client_id=rack-gateway"
+        )
+        body: dict[str, Any] = {"auth_url": url, "state": state, "code_verifier": verifier}
         if use_loopback:
             body["loopback"] = True
         return body
@@ -129,6 +152,22 @@ class LoginFlow:
 
     def state(self, state: str) -> LoginState | None:
         return self._store.state(state)
+
+    def context(self, st: LoginState) -> LoginContext:
+        """What the browser pages say about the login `st`."""
+        return LoginContext(self._settings.rack_name, st.device_name, st.created_at, st.email)
+
+    def _done(self, st: LoginState) -> BrowserOutcome:
+        return BrowserOutcome(text="Login complete, return to your terminal.", context=self.context(st))
+
+    def _not_waiting(self, st: LoginState) -> BrowserOutcome:
+        return BrowserOutcome(
+            page="error",
+            text=st.error or "This login is not waiting for sign-in.",
+            status=400,
+            context=self.context(st),
+            cli_told=st.stage == "failed",
+        )
 
     def _require(self, state: str) -> LoginState:
         found = self._store.state(state) if state else None
@@ -153,27 +192,62 @@ class LoginFlow:
     def callback(self, state: str, code: str, error: str) -> BrowserOutcome:
         with self._lock:
             st = self._require(state)
-            if st.stage == "verified":
-                return BrowserOutcome(text="Login complete, return to your terminal.")
             if st.stage != "browser":
-                return BrowserOutcome(
-                    page="error", text=st.error or "This login is not waiting for sign-in.", status=400
-                )
+                return self._done(st) if st.stage == "verified" else self._not_waiting(st)
             if error:
                 return self._fail(st, CANCELLED_TEXT)
             if not code or st.code is None or st.email is None or not hmac.compare_digest(code, st.code):
                 raise LoginPageError(400, "invalid authorization code")
             return self._signed_in(replace(st, code=None), st.email)
 
-    def receive_code(self, state: str, code: str) -> None:
-        """The deployed callback: check and keep the code; `cli_mfa_form` signs the user in."""
+    def receive_code(self, state: str, code: str, *, external: bool = False) -> None:
+        """The deployed callback: check and keep the code; `cli_mfa_form` signs the user in.
+
+        `external`: the code is an identity provider's, kept for `take_received_code` to exchange.
+        """
         with self._lock:
             st = self._require(state)
             if st.stage != "browser":
                 return
-            if st.code is None or st.email is None or not hmac.compare_digest(code, st.code):
+            if external:
+                self._store.put_state(replace(st, code=code))
+            elif st.code is None or st.email is None or not hmac.compare_digest(code, st.code):
                 raise LoginPageError(400, "invalid authorization code")
             self._received.add(state)
+
+    def awaiting_sign_in(self, state: str) -> LoginState | BrowserOutcome:
+        """The login `state` if it waits for the browser's sign-in, else the page to show instead."""
+        with self._lock:
+            st = self._require(state)
+            return (
+                st if st.stage == "browser" else (self._done(st) if st.stage == "verified" else self._not_waiting(st))
+            )
+
+    def take_received_code(self, state: str) -> tuple[LoginState, str] | BrowserOutcome:
+        """`GET /auth/cli/mfa` with a provider: the kept code (once), or where the login is instead."""
+        with self._lock:
+            st = self._require(state)
+            if state in self._received and st.stage == "browser" and st.code:
+                self._received.discard(state)
+                self._store.put_state(replace(st, code=None))
+                return st, st.code
+            return self._where(st)
+
+    def identified(self, state: str, email: str, hosted_domain: str | None = None) -> BrowserOutcome:
+        """The identity provider vouched for `email`: the allowed-domain and user checks, then MFA or done."""
+        with self._lock:
+            st = self._require(state)
+            if st.stage != "browser":
+                return self._done(st) if st.stage == "verified" else self._not_waiting(st)
+            return self._signed_in(st, email.strip().lower(), hosted_domain)
+
+    def sign_in_failed(self, state: str, text: str) -> BrowserOutcome:
+        """The identity provider's part failed (`text` says why): fail the login [ext] or show the page."""
+        with self._lock:
+            st = self._require(state)
+            if st.stage != "browser":
+                return self._done(st) if st.stage == "verified" else self._not_waiting(st)
+            return self._fail(st, text)
 
     def cli_mfa_form(self, state: str) -> BrowserOutcome:
         """`GET /api/v1/auth/cli/mfa?state=`: sign in with a received code, or say where the login is."""
@@ -182,11 +256,15 @@ class LoginFlow:
             if state in self._received and st.stage == "browser" and st.email is not None:
                 self._received.discard(state)
                 return self._signed_in(replace(st, code=None), st.email)
-            if st.stage == "verified":
-                return BrowserOutcome(text="Login complete, return to your terminal.")
-            if st.stage == "mfa":
-                return BrowserOutcome(location="/auth/mfa?" + urlencode({"state": st.state}))
-            return BrowserOutcome(page="error", text=st.error or "This login is not waiting for sign-in.", status=400)
+            return self._where(st)
+
+    def _where(self, st: LoginState) -> BrowserOutcome:
+        """A browser back at a login past sign-in: done, the MFA page, or an error page."""
+        if st.stage == "verified":
+            return self._done(st)
+        if st.stage == "mfa":
+            return BrowserOutcome(location="/auth/mfa?" + urlencode({"state": st.state}))
+        return self._not_waiting(st)
 
     def sign_in(self, state: str, email: str) -> BrowserOutcome:
         """`complete_browser_login`: the user signed in as `email`."""
@@ -200,13 +278,13 @@ class LoginFlow:
         with self._lock:
             return self._fail(self._require(state), error)
 
-    def _signed_in(self, st: LoginState, email: str) -> BrowserOutcome:
-        if not self._settings.domain_allowed(email):
+    def _signed_in(self, st: LoginState, email: str, hosted_domain: str | None = None) -> BrowserOutcome:
+        st = replace(st, email=email)
+        if not self._settings.domain_allowed(email, hosted_domain):
             return self._fail(st, f"email domain not allowed: {email}")
         user = self._store.user(email)
         if user is None:
             return self._fail(st, UNAUTHORIZED_TEXT)
-        st = replace(st, email=email)
         if self._mfa.enrolled(email):
             self._store.put_state(replace(st, stage="mfa"))
             self._notify(st.state)
@@ -218,14 +296,16 @@ class LoginFlow:
     def _fail(self, st: LoginState, text: str, *, always: bool = False) -> BrowserOutcome:
         if not (self.ext or always):
             # The deployed gateway only shows an error page; the CLI keeps seeing 202.
-            return BrowserOutcome(page="error", text=text, status=403)
+            if st.email is not None:  # who signed in is kept, as the deployed gateway keeps the profile
+                self._store.put_state(st)
+            return BrowserOutcome(page="error", text=text, status=403, context=self.context(st), cli_told=False)
         self._store.put_state(replace(st, stage="failed", error=text))
         self._notify(st.state)
         if st.loopback_uri:
             return BrowserOutcome(
                 location=_with_query(st.loopback_uri, {"state": st.state, "result": "error", "error": text})
             )
-        return BrowserOutcome(page="error", text=text, status=403)
+        return BrowserOutcome(page="error", text=text, status=403, context=self.context(st))
 
     def _verify(self, st: LoginState, mfa_verified_at: float | None) -> BrowserOutcome:
         now = self._settings.clock()
@@ -234,7 +314,7 @@ class LoginFlow:
         self._notify(st.state)
         if st.loopback_uri:
             return BrowserOutcome(location=_with_query(st.loopback_uri, {"state": st.state, "result": "ok"}))
-        return BrowserOutcome(text="Login complete, return to your terminal.")
+        return self._done(st)
 
     # MFA at login
     def mfa(self, state: str, method: Any, code: Any, session_data: Any, assertion: Any) -> BrowserOutcome:
@@ -243,7 +323,7 @@ class LoginFlow:
             if st is None:
                 raise MfaError("session_expired")
             if st.stage == "verified":
-                return BrowserOutcome(text="Login complete, return to your terminal.")
+                return self._done(st)
             if st.stage != "mfa" or st.email is None:
                 raise MfaError("session_incomplete")
             if method == "totp":

@@ -132,6 +132,14 @@ class SessionManager:
         self._store.execute("UPDATE sessions SET mfa_verified_at = ? WHERE id = ?", (now, session_id))
         return now + self._settings.step_up_window
 
+    def issued(self, token: str) -> bool:
+        """Whether ``token`` is a session (under any secret) or an API token of this gateway."""
+        with self._lock:
+            secrets_used = [self._secret, *self._old_secrets]
+            if any(self._store.session_by_hash(self._hash(token, secret)) for secret in secrets_used):
+                return True
+            return bool(self._store.api_tokens(token_hash=token_digest(token)))
+
     def authenticate(self, token: str) -> SessionRow | ApiTokenRow:
         """The session (slid forward) or API token for `token`, or AuthError."""
         if not token:

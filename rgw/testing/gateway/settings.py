@@ -3,7 +3,8 @@
 `GatewaySettings` is plain data: every field has a default, durations are in seconds, and the clock
 is injectable so expiry tests move time instead of waiting for it.  `extensions=False` turns off
 every [ext] feature of PROTOCOL.md so the gateway behaves like a deployed Go gateway; that includes
-the deployed gateway's rate limit, which is on by default only in that mode.
+the deployed gateway's rate limit, which is on by default only in that mode.  `oidc_issuer` replaces
+the built-in sign-in page with a real OpenID Connect provider (see `oidc.py`).
 """
 
 from __future__ import annotations
@@ -48,6 +49,13 @@ class GatewaySettings:
     idempotent_window: float = 60.0
     rate_limit: tuple[float, int] | Literal[Default.FOR_MODE] | None = Default.FOR_MODE
     clock: Callable[[], float] = field(default=time.time)
+    #: Sign in through this OpenID Connect provider (its issuer URL) instead of the built-in page.
+    oidc_issuer: str | None = None
+    oidc_client_id: str = "rack-gateway"
+    oidc_client_secret: str = ""
+    oidc_scopes: str = "openid email profile"
+    #: Seconds each request to the provider (discovery, keys, token exchange) may take.
+    oidc_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         if self.rate_limit is Default.FOR_MODE:
@@ -68,9 +76,13 @@ class GatewaySettings:
             return []
         return [d.strip().lower().lstrip("@") for d in self.allowed_domain.split(",") if d.strip()]
 
-    def domain_allowed(self, email: str) -> bool:
+    def domain_allowed(self, email: str, hosted_domain: str | None = None) -> bool:
+        """Whether `email` may sign in: its domain is allowed, and so is the account's Workspace
+        domain (`hd` in a Google ID token) when the provider names one."""
         domains = self.allowed_domains()
         if not domains:
             return True
         _, _, domain = email.rpartition("@")
+        if hosted_domain is not None and hosted_domain.lower() not in domains:
+            return False
         return domain.lower() in domains

@@ -51,6 +51,7 @@ ADDED_COLUMNS = (
     ("users", "locked_at", "REAL"),
     ("users", "locked_reason", "TEXT"),
     ("api_tokens", "created_by", "TEXT"),
+    ("login_states", "device_name", "TEXT"),
 )
 
 
@@ -76,6 +77,29 @@ class LoginState:
     created_at: float
     verified_at: float | None
     mfa_verified_at: float | None
+    #: The CLI's host name as it sent it with `/start` [ext]: shown on the browser pages.
+    device_name: str | None = None
+
+
+_STATE_COLUMNS = (
+    "state",
+    "code_verifier",
+    "loopback_uri",
+    "stage",
+    "email",
+    "error",
+    "code",
+    "created_at",
+    "verified_at",
+    "mfa_verified_at",
+    "device_name",
+)
+# Built from the constant column names above, never from input.
+_PUT_STATE = (
+    f"INSERT OR REPLACE INTO login_states ({', '.join(_STATE_COLUMNS)})"  # noqa: S608
+    f" VALUES ({', '.join('?' for _ in _STATE_COLUMNS)})"
+)
+_GET_STATE = f"SELECT {', '.join(_STATE_COLUMNS)} FROM login_states WHERE state = ?"  # noqa: S608
 
 
 @dataclass(frozen=True)
@@ -190,24 +214,10 @@ class Store:
 
     # login states
     def put_state(self, s: LoginState) -> None:
-        self.execute(
-            "INSERT OR REPLACE INTO login_states VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                s.state,
-                s.code_verifier,
-                s.loopback_uri,
-                s.stage,
-                s.email,
-                s.error,
-                s.code,
-                s.created_at,
-                s.verified_at,
-                s.mfa_verified_at,
-            ),
-        )
+        self.execute(_PUT_STATE, tuple(getattr(s, column) for column in _STATE_COLUMNS))
 
     def state(self, state: str) -> LoginState | None:
-        r = self.row("SELECT * FROM login_states WHERE state = ?", (state,))
+        r = self.row(_GET_STATE, (state,))
         return None if r is None else LoginState(*tuple(r))
 
     def delete_state(self, state: str) -> None:

@@ -1,0 +1,269 @@
+"""Logging in as a person does: headless Chromium, a real OpenID Connect provider, the CLI as a subprocess.
+
+The CLI's ``$BROWSER`` hands its sign-in URL to the test's Chromium (``rgw.testing.handoff``); the test
+signs in on oidc-provider-mock's page as a user would (types the account, presses Authorize or Deny),
+passes the gateway's MFA page when the user has MFA, and waits for the page the browser ends on (the
+CLI's loopback page with extensions, the gateway's own page without them).  Each test checks what the
+CLI printed, its exit code and the config it wrote, and saves screenshots of every page it passed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pexpect
+import pyotp
+
+from rgw.testing import GatewaySettings, RunningGateway, running_gateway
+from tests.browser.chrome import Page
+from tests.browser.conftest import Cli
+from tests.oidc_provider import Provider
+
+HANDOFF_WAIT = 30.0
+TIMEOUT_HINT = (
+    "Likely causes: the browser sign-in was not finished, your email domain is not allowed on this "
+    "gateway, or the consent page was cancelled. Run the login again."
+)
+
+
+@contextmanager
+def oidc_gateway(provider: Provider, **settings: Any) -> Iterator[RunningGateway]:
+    with running_gateway(GatewaySettings(oidc_issuer=provider.url, oidc_client_secret="gw-secret", **settings)) as gw:
+        yield gw
+
+
+def sign_in_at_provider(page: Page, provider: Provider, account: str, shot: str | None = None) -> None:
+    """On the provider's page: type the account and press Authorize."""
+    page.wait_for_url(provider.url + "/oauth2/authorize", "the provider's sign-in page")
+    if shot:
+        page.screenshot(shot)
+    page.fill("sub", account)
+    page.press("form button[type=submit]:not([name])")  # Authorize (the other buttons name an action)
+
+
+def config_of(cli: Cli) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((cli.config / "config.json").read_text())
+    return data
+
+
+def error_lines(err: str) -> list[str]:
+    lines = err.splitlines()
+    return lines[next(i for i, line in enumerate(lines) if line.startswith("Error: ")) :]
+
+
+def test_plain_login_with_extensions(oidc_provider: Provider, page: Page, cli: Cli) -> None:
+    with oidc_gateway(oidc_provider) as gw:
+        login = cli.start("login", "production", gw.url, "--timeout", "60")
+        page.open(cli.inbox.next_url(HANDOFF_WAIT))
+        sign_in_at_provider(page, oidc_provider, "developer@example.com", shot="provider-sign-in")
+        page.wait_for_text("You can close this tab.")
+        page.screenshot("loopback-logged-in")
+        assert page.url.startswith("http://127.0.0.1:")  # the CLI's own listener
+        assert page.text.splitlines()[:2] == ["rack-gateway", "Logged in to rack production"]
+        assert "The terminal running rack-gateway login on " in page.text
+        code, out, err = login.finish()
+        assert code == 0, err
+        assert out == "Logged in as developer@example.com\n"
+        assert "Opening browser for authentication..." in err
+        entry = config_of(cli)["gateways"]["production"]
+        assert (entry["email"], entry["url"]) == ("developer@example.com", gw.url)
+        assert gw.gateway.session_valid(entry["token"])
+        assert entry["token"] not in out + err
+        auth = cli.run("test-auth")
+        assert auth.returncode == 0, auth.stderr
+        assert auth.stdout.splitlines()[:2] == ["Authenticated as developer@example.com", "Role: deployer"]
+
+
+def test_plain_login_without_extensions(oidc_provider: Provider, page: Page, cli: Cli) -> None:
+    with oidc_gateway(oidc_provider, extensions=False, rate_limit=None) as gw:
+        login = cli.start("login", "dev", gw.url, "--timeout", "60")
+        url = cli.inbox.next_url(HANDOFF_WAIT)
+        assert url.startswith(oidc_provider.url + "/oauth2/authorize?")  # as a deployed gateway: straight there
+        page.open(url)
+        sign_in_at_provider(page, oidc_provider, "viewer@example.com")
+        # The deployed callback keeps the code and sends the browser on to GET /auth/cli/mfa, which signs in.
+        page.wait_for_url(gw.url + "/api/v1/auth/cli/mfa?state=", "the gateway's sign-in step")
+        page.wait_for_text("You can close this tab.")
+        page.screenshot("gateway-login-complete")
+        assert "Login complete, return to your terminal" in page.text
+        assert "Signed in as viewer@example.com." in page.text
+        assert "Rack gateway · rack dev" in page.text
+        code, out, err = login.finish()
+        assert code == 0, err
+        assert out == "Logged in as viewer@example.com\n"
+        assert gw.gateway.session_valid(config_of(cli)["gateways"]["dev"]["token"])
+
+
+def test_mfa_in_the_browser_while_the_terminal_asks(oidc_provider: Provider, page: Page, cli: Cli) -> None:
+    with oidc_gateway(oidc_provider) as gw:
+        secret = gw.gateway.totp_secret("mfa@example.com")
+        assert secret is not None
+        transcript = io.StringIO()
+        child = pexpect.spawn(
+            cli.argv("login", "production", gw.url, "--timeout", "60")[0],
+            cli.argv("login", "production", gw.url, "--timeout", "60")[1:],
+            env=cli.env(),
+            encoding="utf-8",
+            timeout=60,
+            dimensions=(24, 200),
+        )
+        child.logfile_read = transcript
+        try:
+            page.open(cli.inbox.next_url(HANDOFF_WAIT))
+            sign_in_at_provider(page, oidc_provider, "mfa@example.com")
+            page.wait_for_url(gw.url + "/auth/mfa?state=", "the gateway's MFA page")
+            child.expect_exact("Enter TOTP code:")  # the terminal asks too; the browser answers first
+            page.screenshot("gateway-mfa")
+            assert "Signed in as mfa@example.com." in page.text
+            page.fill("code", "000000" if pyotp.TOTP(secret).now() != "000000" else "111111")
+            page.press("form button[type=submit]")
+            page.wait_for_text("That code is not valid.")
+            page.screenshot("gateway-mfa-wrong-code")
+            page.fill("code", pyotp.TOTP(secret).now())
+            page.press("form button[type=submit]")
+            page.wait_for_text("You can close this tab.")
+            page.screenshot("loopback-logged-in")
+            assert "Logged in to rack production" in page.text
+            child.expect_exact("Logged in as mfa@example.com")
+            child.expect(pexpect.EOF)
+        finally:
+            child.close(force=True)
+        assert child.exitstatus == 0, transcript.getvalue()
+        entry = config_of(cli)["gateways"]["production"]
+        assert (entry["email"], entry["mfa_verified"]) == ("mfa@example.com", True)
+        assert gw.gateway.session_valid(entry["token"])
+
+
+def test_email_domain_not_allowed_is_said_at_once_with_extensions(
+    oidc_provider: Provider, page: Page, cli: Cli
+) -> None:
+    with oidc_gateway(oidc_provider) as gw:
+        # A deadline the test could never wait for: only the gateway's early failure ends this login.
+        login = cli.start("login", "production", gw.url, "--timeout", "600")
+        page.open(cli.inbox.next_url(HANDOFF_WAIT))
+        sign_in_at_provider(page, oidc_provider, "mallory@evil.com")
+        page.wait_for_text("You can close this tab.")
+        page.screenshot("loopback-domain-not-allowed")
+        assert page.text.splitlines()[1:3] == [
+            "Login to rack production failed",
+            "email domain not allowed: mallory@evil.com",
+        ]
+        code, out, err = login.finish()
+    assert code == 7, err
+    assert out == ""
+    assert error_lines(err) == [
+        "Error: email domain not allowed",
+        "Signed in as mallory@evil.com. Your Google Workspace domain isn't configured in the gateway. "
+        "Contact your administrator to add your domain to GOOGLE_ALLOWED_DOMAIN.",
+    ]
+    assert not (cli.config / "config.json").exists()
+
+
+def test_email_domain_not_allowed_on_a_deployed_gateway(oidc_provider: Provider, page: Page, cli: Cli) -> None:
+    with oidc_gateway(oidc_provider, extensions=False, rate_limit=None) as gw:
+        login = cli.start("login", "dev", gw.url, "--timeout", "10")
+        page.open(cli.inbox.next_url(HANDOFF_WAIT))
+        sign_in_at_provider(page, oidc_provider, "mallory@evil.com")
+        page.wait_for_text("You can close this tab.")
+        page.screenshot("gateway-domain-not-allowed")
+        assert "email domain not allowed: mallory@evil.com" in page.text
+        assert "is still waiting: press Ctrl-C there, then run it again." in page.text
+        assert login.proc.poll() is None  # the deployed gateway tells the CLI nothing: it waits on
+        code, _out, err = login.finish()
+    assert code == 8, err
+    assert error_lines(err) == ["Error: login to dev timed out after 10 s without a completed sign-in", TIMEOUT_HINT]
+
+
+def test_consent_denied(oidc_provider: Provider, page: Page, cli: Cli) -> None:
+    with oidc_gateway(oidc_provider) as gw:
+        login = cli.start("login", "production", gw.url, "--timeout", "600")
+        page.open(cli.inbox.next_url(HANDOFF_WAIT))
+        page.wait_for_url(oidc_provider.url + "/oauth2/authorize", "the provider's sign-in page")
+        page.press("button[value=deny]")
+        page.wait_for_text("You can close this tab.")
+        page.screenshot("loopback-consent-cancelled")
+        assert page.text.splitlines()[1:3] == ["Login to rack production failed", "consent cancelled"]
+        code, _out, err = login.finish()
+    assert code == 7, err
+    assert error_lines(err) == ["Error: consent cancelled", "Run the login again and allow access on the consent page."]
+    assert not (cli.config / "config.json").exists()
+
+
+def test_two_racks_in_parallel(oidc_provider: Provider, page: Page, cli: Cli) -> None:
+    with oidc_gateway(oidc_provider, rack_name="alpha") as alpha, oidc_gateway(oidc_provider, rack_name="beta") as beta:
+        cli.config.mkdir(mode=0o700)
+        (cli.config / "config.json").write_text(
+            json.dumps({"current": "alpha", "gateways": {"alpha": {"url": alpha.url}, "beta": {"url": beta.url}}})
+        )
+        login = cli.start("login", "--rack", "alpha", "--rack", "beta", "--timeout", "60")
+        urls = [cli.inbox.next_url(HANDOFF_WAIT), cli.inbox.next_url(HANDOFF_WAIT)]  # one tab each, any order
+        accounts = {alpha.url: ("alpha", "developer@example.com"), beta.url: ("beta", "ops@example.com")}
+        for index, url in enumerate(sorted(urls)):
+            rack, account = next(v for k, v in accounts.items() if url.startswith(k + "/"))
+            page.open(url, new_tab=index > 0)
+            sign_in_at_provider(page, oidc_provider, account)
+            page.wait_for_text("You can close this tab.")
+            page.screenshot(f"loopback-{rack}")
+            assert f"Logged in to rack {rack}" in page.text.splitlines()
+        code, out, err = login.finish()
+        assert code == 0, err
+        gateways = config_of(cli)["gateways"]
+        assert {rack: gateways[rack]["email"] for rack in ("alpha", "beta")} == {
+            "alpha": "developer@example.com",
+            "beta": "ops@example.com",
+        }
+        assert alpha.gateway.session_valid(gateways["alpha"]["token"])
+        assert beta.gateway.session_valid(gateways["beta"]["token"])
+        assert "developer@example.com" in out
+        assert "ops@example.com" in out
+
+
+def test_rate_limited_deployed_mode(oidc_provider: Provider, page: Page, cli: Cli) -> None:
+    """The deployed gateway's limit (10/s, burst 20, per IP) covers the browser's requests too: none is refused."""
+    with oidc_gateway(oidc_provider, extensions=False) as gw:
+        assert gw.gateway.rate_limiter is not None
+        secret = gw.gateway.totp_secret("mfa@example.com")
+        assert secret is not None
+        # No terminal: against a gateway that reports no MFA stage the CLI waits while MFA is done in the browser.
+        login = cli.start("login", "dev", gw.url, "--timeout", "60")
+        page.open(cli.inbox.next_url(HANDOFF_WAIT))
+        sign_in_at_provider(page, oidc_provider, "mfa@example.com")
+        page.wait_for_url(gw.url + "/auth/mfa?state=", "the gateway's MFA page")
+        page.fill("code", pyotp.TOTP(secret).now())
+        page.press("form button[type=submit]")
+        page.wait_for_text("You can close this tab.")
+        page.screenshot("gateway-login-complete")
+        assert "Signed in as mfa@example.com." in page.text
+        code, out, err = login.finish()
+        assert code == 0, err
+        assert out == "Logged in as mfa@example.com\n"
+        assert gw.gateway.browser_refusals() == 0
+        assert gw.gateway.rate_limited_count("/auth/mfa") == 0
+        assert gw.gateway.request_count("/api/v1/auth/cli/complete") >= 1
+        entry = config_of(cli)["gateways"]["dev"]
+        assert (entry["email"], entry["mfa_verified"]) == ("mfa@example.com", True)
+
+
+def test_the_built_in_sign_in_page(page: Page, cli: Cli) -> None:
+    """Without a provider the reference gateway's own page stands in for Google."""
+    with running_gateway(GatewaySettings()) as gw:
+        login = cli.start("login", "staging", gw.url, "--timeout", "60")
+        page.open(cli.inbox.next_url(HANDOFF_WAIT))
+        page.wait_for_url(gw.url + "/oauth/authorize?state=", "the built-in sign-in page")
+        page.screenshot("gateway-sign-in")
+        assert page.text.splitlines()[:3] == [
+            "Rack gateway · rack dev",
+            "Sign in",
+            "Choose an account to continue to rack dev.",
+        ]
+        assert "For the rack-gateway login on " in page.text  # the CLI's host, sent with /start [ext]
+        page.press("button[value='ops@example.com']")
+        page.wait_for_text("You can close this tab.")
+        assert "Logged in to rack staging" in page.text.splitlines()
+        code, out, err = login.finish()
+        assert code == 0, err
+        assert out == "Logged in as ops@example.com\n"
