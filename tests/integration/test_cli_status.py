@@ -279,6 +279,17 @@ async def test_status_on_a_deployed_gateway_keeps_the_stored_expiry(cli: Cli, de
     ]
 
 
+async def test_status_says_when_an_api_token_overrides_the_sessions(
+    cli: Cli, gateway: RunningGateway, four_racks: dict[str, str]
+) -> None:
+    result = await cli("status", "--offline", env={"RACK_GATEWAY_API_TOKEN": "rgw_token_ci"})
+    assert result.code == 0
+    assert result.err == (
+        "Note: an API token is set (--api-token or RACK_GATEWAY_API_TOKEN); commands use it, not these sessions.\n"
+    )
+    assert "rgw_token_ci" not in result.out + result.err
+
+
 async def test_status_on_a_colour_terminal_colours_the_session_column_only(
     cli: Cli, gateway: RunningGateway, four_racks: dict[str, str]
 ) -> None:

@@ -84,7 +84,7 @@ async def test_completion_prints_clicks_script_for_the_shell(cli: Cli, shell: st
 async def test_completion_of_an_unknown_shell_is_a_usage_error(cli: Cli) -> None:
     result = await cli("completion", "tcsh")
     assert (result.code, result.out) == (2, "")
-    assert result.err.splitlines()[-1] == (  # click's usage errors go to the App's stderr
+    assert result.err.splitlines()[-1] == (
         "Error: Invalid value for '{bash|zsh|fish}': 'tcsh' is not one of 'bash', 'zsh', 'fish'."
     )
 

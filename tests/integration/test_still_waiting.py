@@ -74,7 +74,11 @@ async def test_the_user_is_reminded_why_and_enter_reopens_the_browser(
                 deployed_gateway.gateway.complete_browser_login(state_of(browser.opened[0]), "developer@example.com")
 
             tg.start_soon(user)
-            session = await flow.run("prod")
+            try:
+                session = await flow.run("prod")
+            finally:  # unclosed streams would warn (an error) in whichever test the collector runs in
+                paste.send.close()
+                paste.receive.close()
     assert session.email == "developer@example.com"
     assert browser.opened[0] == browser.opened[1]  # the same sign-in, opened again
     reminders = recorder.of(ev.StillWaiting)
