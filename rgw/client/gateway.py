@@ -221,6 +221,7 @@ class GatewayClient:
         extra_read: float = 0.0,
         idempotent: bool | None = None,
         priority: bool = False,
+        follow: bool = True,
     ) -> httpx.Response:
         """One request, retried by the client's policy within its deadline; errors translated.
 
@@ -234,7 +235,9 @@ class GatewayClient:
         if headers and any(k.lower().startswith("x-mfa") for k in headers):
             repeatable = False  # a code is accepted once: resending it would count as a failure
         if self.policy is None:
-            return await self._send_once(method, path, json_body, auth, headers, extra_read, priority, repeatable)
+            return await self._send_once(
+                method, path, json_body, auth, headers, extra_read, priority, repeatable, follow
+            )
 
         def retry_if(exc: BaseException) -> bool:
             if not is_transient(exc):
@@ -247,7 +250,9 @@ class GatewayClient:
 
         async for attempt in self.policy.retrying(deadline=self.deadline, on_retry=self.on_retry, retry_if=retry_if):
             with attempt:
-                return await self._send_once(method, path, json_body, auth, headers, extra_read, priority, repeatable)
+                return await self._send_once(
+                    method, path, json_body, auth, headers, extra_read, priority, repeatable, follow
+                )
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def _send_once(
@@ -260,6 +265,7 @@ class GatewayClient:
         extra_read: float,
         priority: bool,
         repeatable: bool,
+        follow: bool = True,
     ) -> httpx.Response:
         """One try (a same-origin redirect of a GET followed by hand).
 
@@ -288,7 +294,7 @@ class GatewayClient:
                 check_response(response)  # raises the GatewayError the policy retries
             if exp := response.headers.get("x-session-expires-at"):
                 self.session_expires_at = exp
-            if response.is_redirect and method == "GET" and "location" in response.headers:
+            if follow and response.is_redirect and method == "GET" and "location" in response.headers:
                 target = _redirect_target(response)
                 if _origin(target) != _origin(self.base_url):
                     raise GatewayError(
@@ -432,7 +438,7 @@ class GatewayClient:
 
     async def logout(self) -> None:
         """Revoke this session server-side (the gateway answers 302; we do not follow it)."""
-        response = await self.send("GET", "/api/v1/auth/web/logout", headers=None)
+        response = await self.send("GET", "/api/v1/auth/web/logout", headers=None, follow=False)
         if response.is_redirect or response.status_code < 300:
             return
         check_response(response)
@@ -440,7 +446,7 @@ class GatewayClient:
     async def revoke(self, token: str) -> None:
         """Revoke another session of ours on this gateway (a re-login's predecessor)."""
         response = await self.send(
-            "GET", "/api/v1/auth/web/logout", auth=False, headers={"Authorization": f"Bearer {token}"}
+            "GET", "/api/v1/auth/web/logout", auth=False, headers={"Authorization": f"Bearer {token}"}, follow=False
         )
         if response.is_redirect or response.status_code < 300:
             return

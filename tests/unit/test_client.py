@@ -248,3 +248,17 @@ async def test_start_login_sends_the_extensions_it_is_given(kwargs: dict[str, st
     [request] = seen
     assert (request.method, request.url.path) == ("POST", "/api/v1/auth/cli/start")
     assert json.loads(request.content) == body
+
+
+async def test_logout_does_not_follow_the_gateways_redirect() -> None:
+    # PROTOCOL.md: logout answers 302; following it would send the (revoked) bearer token to `/`.
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        return httpx.Response(302, headers={"location": "/"})
+
+    async with client(handler) as gateway:
+        await gateway.logout()
+        await gateway.revoke("rgw_sess_old")
+    assert seen == ["/api/v1/auth/web/logout", "/api/v1/auth/web/logout"]
