@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -39,6 +40,27 @@ class RejectedSignIn:
         return True
 
 
+def deployed_flow(
+    client: GatewayClient,
+    tmp_path: Path,
+    browser: RejectedSignIn,
+    emit: Callable[[ev.LoginEvent], None],
+    remind_after: float,
+    paste: ListPaste | None = None,
+) -> LoginFlow:
+    """A login on the deployed gateway that polls only (no loopback), reminding after ``remind_after``."""
+    return LoginFlow(
+        client=client,
+        store=ConfigStore(tmp_path / "config"),
+        browser=browser,
+        device=device_on("test-host"),
+        emit=emit,
+        policy=RetryPolicy(initial=0.05, cap=0.5),
+        options=LoginOptions(timeout=60, remind_after=remind_after, use_loopback=False),
+        paste=paste,
+    )
+
+
 async def test_the_user_is_reminded_why_and_enter_reopens_the_browser(
     deployed_gateway: RunningGateway, tmp_path: Path
 ) -> None:
@@ -51,16 +73,7 @@ async def test_the_user_is_reminded_why_and_enter_reopens_the_browser(
         render(event)
 
     async with paste.send, paste.receive, GatewayClient(deployed_gateway.url) as client:
-        flow = LoginFlow(
-            client=client,
-            store=ConfigStore(tmp_path / "config"),
-            browser=browser,
-            device=device_on("test-host"),
-            emit=emit,
-            policy=RetryPolicy(initial=0.05, cap=0.5),
-            options=LoginOptions(timeout=60, remind_after=0.5, use_loopback=False),
-            paste=paste,
-        )
+        flow = deployed_flow(client, tmp_path, browser, emit, 0.5, paste)
         async with anyio.create_task_group() as tg:
 
             async def user() -> None:
@@ -105,15 +118,7 @@ async def test_without_a_terminal_the_reminder_says_how_to_start_over_and_json_c
         as_text(event)
 
     async with GatewayClient(deployed_gateway.url) as client:
-        flow = LoginFlow(
-            client=client,
-            store=ConfigStore(tmp_path / "config"),
-            browser=RejectedSignIn(),
-            device=device_on("test-host"),
-            emit=emit,
-            policy=RetryPolicy(initial=0.05, cap=0.5),
-            options=LoginOptions(timeout=60, remind_after=0.2, use_loopback=False),
-        )
+        flow = deployed_flow(client, tmp_path, RejectedSignIn(), emit, 0.2)
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as tg:
 
@@ -147,16 +152,7 @@ async def test_a_pasted_line_that_is_not_this_logins_url_is_said_to_be_ignored(
         render(event)
 
     async with paste.send, paste.receive, GatewayClient(deployed_gateway.url) as client:
-        flow = LoginFlow(
-            client=client,
-            store=ConfigStore(tmp_path / "config"),
-            browser=browser,
-            device=device_on("test-host"),
-            emit=emit,
-            policy=RetryPolicy(initial=0.05, cap=0.5),
-            options=LoginOptions(timeout=60, remind_after=0, use_loopback=False),
-            paste=paste,
-        )
+        flow = deployed_flow(client, tmp_path, browser, emit, 0, paste)
         async with anyio.create_task_group() as tg:
 
             async def user() -> None:
