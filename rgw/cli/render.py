@@ -94,6 +94,21 @@ def describe(event: ev.LoginEvent) -> str | None:
             )
         case ev.ResumeDiscarded(started_at=started):
             return f"The gateway no longer knows the login started at {clock_time(started)}; starting a new one."
+        case ev.WalkOpening(url=url, racks=racks):
+            return (
+                f"Opening one browser tab to sign in to {racks} racks...\nIf it does not open, visit: {printable(url)}"
+            )
+        case ev.WalkAvailable(url=url, racks=racks):
+            return f"To sign in to all {racks} racks in one browser tab on this machine, visit: {printable(url)}"
+        case ev.WalkQueued(returns=False, auth_url=url):
+            return (
+                "This rack's gateway does not send the browser back: sign in with its link on the "
+                f"one-tab page, or visit: {printable(url)}"
+            )
+        case ev.WalkQueued():
+            return None  # the tab comes to this rack's sign-in on its own
+        case ev.WalkProgress(finished=finished, failed=failed, total=total):
+            return f"{finished} of {total} racks finished" + (f", {failed} failed." if failed else ".")
         case ev.LoggedIn():
             return None  # the command prints "Logged in as" on stdout
         case ev.LoginFailed():
@@ -148,7 +163,7 @@ class TextRenderer:
         if text is None:
             return
         for line in text.splitlines():
-            prefix = f"[{printable(event.rack)}] " if self.prefix_racks else ""
+            prefix = f"[{printable(event.rack)}] " if self.prefix_racks and event.rack else ""
             print(prefix + line, file=self.stream, flush=True)
         for line in self.qr.lines(event) if self.qr is not None else []:
             print(line, file=self.stream, flush=True)
@@ -214,6 +229,8 @@ class LiveRenderer:
         self.drawn = 0
         self.frame = 0
         self.paused = False
+        #: "3 of 10 racks finished": the block's first line once a rack of many finished.
+        self.summary: str | None = None
 
     def __call__(self, event: ev.LoginEvent) -> None:
         keep, status = self._classify(event)
@@ -221,8 +238,10 @@ class LiveRenderer:
             keep = [*keep, *self.qr.lines(event)]  # scrolls above the block, whole
         self._clear()
         for line in keep:
-            print((f"[{printable(event.rack)}] " if self.multi else "") + line, file=self.stream)
-        if status is not None:
+            print((f"[{printable(event.rack)}] " if self.multi and event.rack else "") + line, file=self.stream)
+        if isinstance(event, ev.WalkProgress):
+            self.summary = describe(event)
+        elif status is not None:
             self.status[event.rack] = status
         if isinstance(event, ev.MfaPrompt):
             self.paused = True
@@ -242,6 +261,8 @@ class LiveRenderer:
                 return ((describe(event) or "").splitlines(), None)
             case ev.CoalescedWait() | ev.MfaCodeRejected() | ev.LoginResumed() | ev.ResumeDiscarded():
                 return ((describe(event) or "").splitlines(), None)
+            case ev.WalkOpening() | ev.WalkAvailable() | ev.WalkQueued() | ev.WalkProgress():
+                return ((describe(event) or "").splitlines() if not isinstance(event, ev.WalkProgress) else [], None)
             case ev.OAuthSucceeded() | ev.MfaPrompt() | ev.MfaVerified():
                 text = describe(event) or ""
                 return ([] if self.multi else [text], text)
@@ -263,7 +284,7 @@ class LiveRenderer:
             return
         now = self.clock()
         columns = max(20, self.columns() - 1)
-        lines = []
+        lines = [fit(self.summary, columns)] if self.summary and self.multi else []
         for rack, status in self.status.items():
             if rack in self.done and not self.multi:
                 continue

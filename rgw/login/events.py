@@ -165,6 +165,45 @@ class ResumeDiscarded(LoginEvent):
     started_at: float
 
 
+@dataclass(frozen=True)
+class WalkOpening(LoginEvent):
+    """A multi-rack login opens one browser tab, on the listener's page that walks through the racks.
+
+    ``rack`` is empty: the event is the whole login's.  ``url`` is the page (printed before the launch).
+    """
+
+    url: str
+    racks: int
+
+
+@dataclass(frozen=True)
+class WalkAvailable(LoginEvent):
+    """No browser is opened (``--no-browser``), but the one-tab page is there to open by hand."""
+
+    url: str
+    racks: int
+
+
+@dataclass(frozen=True)
+class WalkQueued(LoginEvent):
+    """The rack's sign-in is on the shared tab's walk; ``returns``: its gateway sends the tab back.
+
+    A rack whose gateway does not (a deployed gateway) is signed in to with its link on the page.
+    """
+
+    auth_url: str
+    returns: bool
+
+
+@dataclass(frozen=True)
+class WalkProgress(LoginEvent):
+    """A rack of a multi-rack login finished: ``finished`` of ``total``, ``failed`` of them failed."""
+
+    finished: int
+    failed: int
+    total: int
+
+
 EventSink = Callable[[LoginEvent], None]
 
 

@@ -50,6 +50,7 @@ from rgw.login.events import (
     ResumeDiscarded,
     StillWaiting,
     Waiting,
+    WalkQueued,
 )
 from rgw.login.pending import RESUME_MAX_AGE, PendingLogin, PendingLogins
 from rgw.login.poller import LoginPoller, Wakeup
@@ -84,6 +85,13 @@ class CallbackResultLike(Protocol):
     def ok(self) -> bool: ...
     @property
     def error(self) -> str | None: ...
+
+
+class WalkLike(Protocol):
+    """The one-tab walk of a multi-rack login (``rgw.login.walk.LoginWalk``)."""
+
+    def offer(self, rack: str, *, auth_url: str, state: str, hop: bool) -> None: ...
+    def finish(self, rack: str, *, ok: bool, detail: str) -> None: ...
 
 
 class ListenerLike(Protocol):
@@ -172,6 +180,8 @@ class LoginFlow:
         mfa: MfaSolver | None = None,
         on_start: Callable[[LoginStart], Awaitable[None]] | None = None,
         wall_clock: Callable[[], float] = time.time,
+        walk: WalkLike | None = None,
+        walk_opens_browser: bool = False,
     ) -> None:
         self.client = client
         self.store = store
@@ -188,6 +198,10 @@ class LoginFlow:
         self.on_start = on_start
         #: Wall-clock time, for the pending login's age (it must survive the process).
         self.wall_clock = wall_clock
+        #: A multi-rack login's one-tab walk: this rack's sign-in is offered to it.
+        self.walk = walk
+        #: The walk's tab is the browser: this login opens none of its own.
+        self.walk_opens_browser = walk_opens_browser and walk is not None
         #: The last attempt, kept for benchmarks and tests (its poller counts requests).
         self.attempt: LoginAttempt | None = None
 
@@ -260,6 +274,7 @@ class LoginAttempt:
         self._paste_scope = anyio.CancelScope()
         self._waiter: CallbackWaiterLike | None = None
         self._browser_opened = False
+        self._mfa_in_browser = False
         self._said: set[str] = set()
         #: This rack's pending-login record (None: resuming is off).
         self.pending = (
@@ -317,12 +332,16 @@ class LoginAttempt:
                     outcome = redeemed or await self.race(services)
                     if isinstance(outcome, LoginError):
                         await self.end_pending()
+                        if self.flow.walk is not None:
+                            self.flow.walk.finish(self.rack, ok=False, detail=outcome.message)
                     if isinstance(outcome, Session):
                         with anyio.CancelScope(shield=True):
                             replaced = await self.flow.save(self.rack, outcome)
                             await self.end_pending()
                         self.session = outcome
                         self.emit(LoggedIn(self.rack, outcome.email))
+                        if self.flow.walk is not None:  # before the linger: the tab moves on at once
+                            self.flow.walk.finish(self.rack, ok=True, detail=outcome.email)
                         async with anyio.create_task_group() as after:
                             if replaced is not None:
                                 after.start_soon(self.revoke_replaced, replaced)
@@ -468,8 +487,19 @@ class LoginAttempt:
             elif self.listener is not None and start.loopback:
                 self._waiter = self.listener.expect(start.state, self.rack)
                 race.start_soon(self.serve_callback, self._waiter)
+            walk = self.flow.walk
+            # On the shared tab's walk, a rack whose gateway calls the listener back is a hop, others links.
+            returns = self._waiter is not None and self.listener is self.flow.listener
+            if walk is not None:
+                walk.offer(self.rack, auth_url=start.auth_url, state=start.state, hop=returns)
             if self.resumed is not None:
                 pass  # LoginResumed showed the URL; the browser opens again only when the user asks
+            elif self.flow.walk_opens_browser:
+                self._browser_opened = returns  # the walk's tab may come back through the listener
+                # MFA on the gateway's page in the tab: a code typed in the terminal instead would
+                # leave the tab on that page, and the walk could not go on to the next rack.
+                self._mfa_in_browser = returns
+                self.emit(WalkQueued(self.rack, start.auth_url, returns))
             elif self.options.open_browser and can_open(self.flow.browser):
                 # The URL is shown before the launch, so a user on a remote machine can copy it.
                 self.emit(BrowserOpening(self.rack, start.auth_url))
@@ -508,7 +538,7 @@ class LoginAttempt:
         if "mfa" in self._said:
             return
         self.say_once("mfa", MfaPrompt(self.rack, pending.mfa_methods))
-        if self.flow.mfa is None:
+        if self.flow.mfa is None or self._mfa_in_browser:
             self.emit(Waiting(self.rack, "mfa"))
         elif self._racers is not None:
             self._paste_scope.cancel()  # the prompt reads the terminal from now on
@@ -595,6 +625,8 @@ class LoginAttempt:
         waiter = self._waiter
         if self.listener is None or waiter is None or not self._browser_opened:
             return
+        if self.listener is self.flow.listener:
+            return  # shared by many logins, it stays up after this one (the coordinator sees to the end)
         with anyio.move_on_after(self.options.linger):
             await waiter.wait()
             await waiter.wait_served()

@@ -21,7 +21,9 @@ import ipaddress
 import os
 import secrets
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
@@ -33,10 +35,14 @@ from anyio.abc import SocketAttribute
 from rgw.models import CallbackResult
 from rgw.text import printable
 
+if TYPE_CHECKING:
+    from rgw.login.walk import LoginWalk
+
 __all__ = ["CallbackListener", "CallbackWaiter"]
 
 _REASONS = {
     200: b"OK",
+    302: b"Found",
     400: b"Bad Request",
     404: b"Not Found",
     405: b"Method Not Allowed",
@@ -55,6 +61,20 @@ _STYLE = (
 )
 # The page's only style, allowed by hash: the policy stays default-src 'none' for everything else.
 _STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
+_POLICY = f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; frame-ancestors 'none'"
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    body: bytes
+    #: The login whose browser hit this was (its ``wait_served`` is released once it is sent).
+    waiter: CallbackWaiter | None = None
+    location: str | None = None
+    content_type: str = "text/html; charset=utf-8"
+    policy: str = _POLICY
+    #: Called once the answer has been sent (or sending it failed).
+    after_send: Callable[[], None] | None = None
 
 
 class CallbackWaiter:
@@ -123,6 +143,8 @@ class CallbackListener:
         self._allowed_hosts: frozenset[bytes] = frozenset()
         self._active = 0
         self._serving = False
+        #: The one-tab walk of a multi-rack login, served on its own path (``attach``).
+        self.walk: LoginWalk | None = None
 
     @property
     def uri(self) -> str:
@@ -139,6 +161,13 @@ class CallbackListener:
     def active_connections(self) -> int:
         """Connections being handled right now (for tests and diagnostics)."""
         return self._active
+
+    def attach(self, walk: LoginWalk) -> str:
+        """Serve ``walk``'s page on its path too; returns the page's address (once bound)."""
+        if walk.path == self._path:
+            raise ValueError("the walk needs a path of its own")
+        self.walk = walk
+        return self.uri.removesuffix(self._path) + walk.path
 
     def expect(self, state: str, rack: str) -> CallbackWaiter:
         """Register a login; the returned waiter wakes when the browser hit for ``state`` arrives.
@@ -219,57 +248,81 @@ class CallbackListener:
                 status = 431 if exc.error_status_hint == 431 else 400
         if request is None and status is None:
             return  # timed out (slowloris) or the client left before finishing its request
-        waiter: CallbackWaiter | None = None
         if request is not None:
-            status, body, waiter = self._answer(request)
+            reply = await self._answer(request)
         else:
             assert status is not None
-            body = _page("Bad request", "This request could not be read.")
+            reply = _Reply(status, _page("Bad request", "This request could not be read."))
         try:
             with anyio.move_on_after(self._header_timeout):
-                await stream.send(_response(status, body, allow_get=status == 405))
+                await stream.send(_response(reply))
                 await _linger_close(stream)
         finally:
-            if waiter is not None:
-                waiter._served.set()
+            if reply.waiter is not None:
+                reply.waiter._served.set()
+            if reply.after_send is not None:
+                reply.after_send()
 
-    def _answer(self, request: h11.Request) -> tuple[int, bytes, CallbackWaiter | None]:
+    async def _answer(self, request: h11.Request) -> _Reply:
         host = _header(request, b"host")
         if host is None or host.lower() not in self._allowed_hosts:
             # DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends its own Host.
-            return 421, _page("Wrong host", "This address only answers to the loopback host."), None
+            return _Reply(421, _page("Wrong host", "This address only answers to the loopback host."))
         target = request.target.decode("ascii", "replace")
         parts = urlsplit(target)
+        walk = self.walk
+        if walk is not None and _has_prefix(parts.path, walk.path):
+            if request.method != b"GET":
+                return _Reply(405, _page("Method not allowed", "Only GET is accepted here."))
+            answer = await walk.respond(parts.path[len(walk.path) :])
+            if answer is None:
+                return _Reply(404, _page("Not found", "Nothing here."))
+            return _Reply(
+                answer.status,
+                answer.body,
+                location=answer.location,
+                content_type=answer.content_type,
+                policy=answer.policy,
+                after_send=lambda: walk.viewed(answer),
+            )
         if not hmac.compare_digest(parts.path.encode(), self._path.encode()):
-            return 404, _page("Not found", "Nothing here."), None
+            return _Reply(404, _page("Not found", "Nothing here."))
         if request.method != b"GET":
-            return 405, _page("Method not allowed", "Only GET is accepted here."), None
-        invalid = 400, _page("Invalid login link", "This login link is not valid. Check your terminal."), None
+            return _Reply(405, _page("Method not allowed", "Only GET is accepted here."))
+        invalid = _Reply(400, _page("Invalid login link", "This login link is not valid. Check your terminal."))
         try:
             query = parse_qs(parts.query, keep_blank_values=True, max_num_fields=8)
         except ValueError:
             return invalid
         states, results = query.get("state", []), query.get("result", [])
-        if len(states) != 1 or len(results) != 1:
+        if len(states) != 1 or len(results) != 1 or results[0] not in ("ok", "error"):
             return invalid
         waiter = self._match(states[0])
-        if waiter is None or results[0] not in ("ok", "error"):
+        walked = walk is not None and walk.owns(states[0])
+        if waiter is None and not walked:
             return invalid
+        error = (query.get("error") or ["unknown error"])[0][:_MAX_ERROR_TEXT] or "unknown error"
+        if waiter is not None:
+            ok = results[0] == "ok"
+            waiter._deliver(CallbackResult(state=waiter.state, ok=ok, error=None if ok else error))
+        if walk is not None and walked:
+            # One tab for many racks: on to the next rack's sign-in (or back to the list).
+            location = await walk.after_callback(states[0])
+            if location is not None:
+                return _Reply(302, b"", waiter, location=location, after_send=walk.viewed)
+        assert waiter is not None
         rack = html.escape(printable(waiter.rack))
         where = f"The terminal running <code>rack-gateway login</code> on <strong>{html.escape(self.terminal)}</strong>"
         if results[0] == "ok":
-            waiter._deliver(CallbackResult(state=waiter.state, ok=True))
             page = _page(f"Logged in to rack {rack}", f"{where} has the session.", result=True)
-            return 200, page, waiter
-        error = (query.get("error") or ["unknown error"])[0][:_MAX_ERROR_TEXT] or "unknown error"
-        waiter._deliver(CallbackResult(state=waiter.state, ok=False, error=error))
+            return _Reply(200, page, waiter)
         page = _page(
             f"Login to rack {rack} failed",
             f"{where} has the details.",
             result=True,
             error=html.escape(printable(error)),
         )
-        return 200, page, waiter
+        return _Reply(200, page, waiter)
 
     def _match(self, state: str) -> CallbackWaiter | None:
         """Compare with every expected state in constant time, so timing tells nothing about them."""
@@ -355,18 +408,28 @@ def _page(title: str, message: str, *, result: bool = False, error: str | None =
     ).encode()
 
 
-def _response(status: int, body: bytes, *, allow_get: bool = False) -> bytes:
+def _response(reply: _Reply) -> bytes:
     headers = [
-        ("Content-Type", "text/html; charset=utf-8"),
-        ("Content-Length", str(len(body))),
+        ("Content-Type", reply.content_type),
+        ("Content-Length", str(len(reply.body))),
         ("Connection", "close"),
         ("Cache-Control", "no-store"),
         ("Referrer-Policy", "no-referrer"),
         ("X-Content-Type-Options", "nosniff"),
-        ("Content-Security-Policy", f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; frame-ancestors 'none'"),
+        ("Content-Security-Policy", reply.policy),
     ]
-    if allow_get:
+    if reply.status == 405:
         headers.append(("Allow", "GET"))
-    head = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])
+    if reply.location is not None:
+        headers.append(("Location", reply.location))
+    head = b"HTTP/1.1 %d %s\r\n" % (reply.status, _REASONS[reply.status])
     head += b"".join(f"{name}: {value}\r\n".encode() for name, value in headers)
-    return head + b"\r\n" + body
+    return head + b"\r\n" + reply.body
+
+
+def _has_prefix(path: str, prefix: str) -> bool:
+    """``path`` is ``prefix`` or below it; the secret part compared in constant time."""
+    head = path[: len(prefix)]
+    return hmac.compare_digest(head.encode(), prefix.encode()) and (
+        len(path) == len(prefix) or path[len(prefix)] == "/"
+    )

@@ -10,8 +10,10 @@ uses the session that process stored instead of opening a second browser flow.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
@@ -20,14 +22,31 @@ from rgw import trace
 from rgw.client import GatewayClient
 from rgw.config import ConfigStore
 from rgw.errors import LoginTimeout, RgwError
-from rgw.login.browser import BrowserLauncher
+from rgw.login.browser import BrowserLauncher, can_open
 from rgw.login.coalesce import RackLoginLock
-from rgw.login.events import CoalescedWait, EventSink, LoggedIn, LoginFailed
+from rgw.login.events import (
+    BrowserUnavailable,
+    CoalescedWait,
+    EventSink,
+    LoggedIn,
+    LoginFailed,
+    WalkAvailable,
+    WalkOpening,
+    WalkProgress,
+)
 from rgw.login.flow import ListenerLike, LoginFlow, LoginOptions, MfaSolver, PasteSource
+from rgw.login.walk import LoginWalk
 from rgw.models import DEFAULT_PARALLEL, DeviceInfo, LoginRequest, LoginStart
 from rgw.retry import RetryPolicy
 
+if TYPE_CHECKING:
+    from rgw.login.listener import CallbackListener
+
 _LOCK_POLL = 0.1
+#: Seconds a multi-rack login waits at its end for an open walk tab to show the final list.
+WALK_LINGER = 4.0
+#: Seconds it then gives a browser command that has not returned yet (one that reads the page itself).
+BROWSER_GRACE = 1.0
 
 
 @dataclass(frozen=True)
@@ -87,20 +106,24 @@ class LoginCoordinator:
         #: A rack's login -> the client it uses (the CLI's is paced by the shared request budget).
         self.client_factory = client_factory or _plain_client
 
-    async def login_one(self, request: LoginRequest, listener: ListenerLike | None = None) -> RackLoginResult:
+    async def login_one(
+        self, request: LoginRequest, listener: ListenerLike | None = None, walk: LoginWalk | None = None
+    ) -> RackLoginResult:
         """Log in to one rack; errors become a failed result (never an exception)."""
         try:
-            return await self._login_one(request, listener)
+            return await self._login_one(request, listener, walk)
         except RgwError as exc:
             self.emit(LoginFailed(request.rack, exc.message))
             return RackLoginResult(request.rack, request.url, error=exc)
 
-    async def _login_one(self, request: LoginRequest, listener: ListenerLike | None) -> RackLoginResult:
+    async def _login_one(
+        self, request: LoginRequest, listener: ListenerLike | None, walk: LoginWalk | None
+    ) -> RackLoginResult:
         lock = RackLoginLock(self.store.directory, request.rack)
         await self.store.ensure_directory()
         before = (await self.store.read()).rack(request.rack)
         if not lock.try_acquire():
-            coalesced = await self._wait_for_other(request, lock, before.token if before else None)
+            coalesced = await self._wait_for_other(request, lock, before.token if before else None, walk)
             if coalesced is not None:
                 return coalesced
         try:
@@ -121,6 +144,8 @@ class LoginCoordinator:
                     paste=self.paste,
                     mfa=self.mfa(request.rack) if self.mfa else None,
                     on_start=publish,
+                    walk=walk,
+                    walk_opens_browser=self._walk_opens_browser(),
                 )
                 session = await flow.run(request.rack)
             return RackLoginResult(request.rack, request.url, email=session.email)
@@ -129,7 +154,7 @@ class LoginCoordinator:
                 await lock.release()
 
     async def _wait_for_other(
-        self, request: LoginRequest, lock: RackLoginLock, old_token: str | None
+        self, request: LoginRequest, lock: RackLoginLock, old_token: str | None, walk: LoginWalk | None
     ) -> RackLoginResult | None:
         """Wait for the process holding the rack's login; its session, or None to log in ourselves."""
         announced = False
@@ -142,6 +167,8 @@ class LoginCoordinator:
                     trace.debug("lock: the login to %s is held by %s; waiting for its session", request.rack, holder)
                 if not announced and (url is not None or waited >= 2.0):
                     self.emit(CoalescedWait(request.rack, pid, url))
+                    if walk is not None:
+                        walk.elsewhere(request.rack, url)
                     announced = True
                 await anyio.sleep(_LOCK_POLL)
                 waited += _LOCK_POLL
@@ -159,24 +186,66 @@ class LoginCoordinator:
     async def login_all(
         self, requests: Sequence[LoginRequest], *, parallel: int = DEFAULT_PARALLEL
     ) -> list[RackLoginResult]:
-        """Log in to every rack, at most ``parallel`` at a time, with one shared loopback listener."""
+        """Log in to every rack, at most ``parallel`` at a time, with one shared loopback listener.
+
+        With more than one rack and a listener, one browser tab walks through them all (``LoginWalk``).
+        """
         unique = list({r.rack: r for r in requests}.values())
         results: dict[str, RackLoginResult] = {}
         limiter = anyio.CapacityLimiter(max(1, parallel))
+        launched = anyio.Event()  # the walk's browser launch has returned
         async with anyio.create_task_group() as services:
             listener = await self._shared_listener(services) if len(unique) > 1 else None
+            walk = None
+            if listener is not None:
+                walk = LoginWalk(
+                    [r.rack for r in unique], path="/" + secrets.token_urlsafe(16), terminal=listener.terminal
+                )
+                walk_url = listener.attach(walk)
 
             async def run(request: LoginRequest) -> None:
                 async with limiter:
-                    results[request.rack] = await self.login_one(request, listener)
+                    if walk is not None:
+                        walk.starting(request.rack)
+                    result = results[request.rack] = await self.login_one(request, listener, walk)
+                if walk is not None:
+                    walk.finish(request.rack, ok=result.ok, detail=result.email or _error_text(result))
+                    finished, failed = walk.counts()
+                    self.emit(WalkProgress("", finished, failed, walk.total))
 
             async with anyio.create_task_group() as logins:
                 for request in unique:
                     logins.start_soon(run, request)
+                if walk is not None:  # after the logins took their slots: the page's first answer is a hop
+                    services.start_soon(self._open_walk, walk_url, len(unique), launched)
+            if walk is not None and walk.tab_is_open():
+                with anyio.move_on_after(WALK_LINGER):  # the tab shows the final list, not "connection refused"
+                    await walk.final_view()
+                with anyio.move_on_after(BROWSER_GRACE):  # a browser command still reading the page
+                    await launched.wait()
             services.cancel_scope.cancel()
         return [results[r.rack] for r in unique]
 
-    async def _shared_listener(self, services: anyio.abc.TaskGroup) -> ListenerLike | None:
+    def _walk_opens_browser(self) -> bool:
+        return self.options.open_browser and can_open(self.browser)
+
+    async def _open_walk(self, url: str, racks: int, launched: anyio.Event) -> None:
+        """The multi-rack login's one browser launch: the walk's page."""
+        if not self._walk_opens_browser():
+            launched.set()
+            self.emit(WalkAvailable("", url, racks))
+            return
+        self.emit(WalkOpening("", url, racks))
+        try:
+            opened = await self.browser.open(url)
+        except Exception:  # a broken browser never breaks the login: the page's URL is shown
+            opened = False
+        finally:
+            launched.set()
+        if not opened:
+            self.emit(BrowserUnavailable("", url, "no browser could be opened", url_shown=True))
+
+    async def _shared_listener(self, services: anyio.abc.TaskGroup) -> CallbackListener | None:
         if not self.options.use_loopback:
             return None
         from rgw.login.listener import CallbackListener
@@ -187,6 +256,10 @@ class LoginCoordinator:
         except OSError:
             return None  # polling alone still completes every login
         return listener
+
+
+def _error_text(result: RackLoginResult) -> str:
+    return result.error.message if result.error is not None else ""
 
 
 def _plain_client(request: LoginRequest) -> GatewayClient:

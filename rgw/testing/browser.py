@@ -3,8 +3,10 @@
 `await browser.open(auth_url)` fetches the sign-in page, optionally waits `delay` seconds, posts the
 form as `email` with `action` (`allow` or `cancel`), then follows every redirect by hand (at most 10)
 exactly as a browser would, loopback redirects to the CLI included.  On the browser MFA page it posts
-a TOTP code from `totp_secret` when one is given.  It uses httpx and anyio only, so it runs under both
-anyio backends, and can stand in for the CLI's browser launcher.
+a TOTP code from `totp_secret` when one is given.  Opened on a multi-rack login's one-tab page it
+follows that walk's hops from rack to rack (signing in at each), then signs in at the links the page
+opens in new tabs.  It uses httpx and anyio only, so it runs under both anyio backends, and can stand
+in for the CLI's browser launcher.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ import pyotp
 from rgw.client import default_ssl_context
 
 MAX_REDIRECTS = 10
+#: Sign-ins one tab goes through (a multi-rack login's walk), at most.
+MAX_SIGN_INS = 64
+_WALK_PAGE = '<p class="summary" id="summary">'
+_WALK_DONE = "You can close this tab."
+_NEW_TAB_LINK = re.compile(r'<a class="go" href="([^"]*)" target="_blank"', re.I)
 _FORM = re.compile(r"<form\b[^>]*\baction=\"([^\"]*)\"[^>]*>(.*?)</form>", re.S | re.I)
 _INPUT = re.compile(r"<input\b[^>]*>", re.I)
 _ATTR = re.compile(r"\b(name|value)=\"([^\"]*)\"", re.I)
@@ -47,6 +54,14 @@ def _find_form(page: str, action_suffix: str) -> tuple[str, dict[str, str]] | No
     return None
 
 
+def _sign_in_form(response: httpx.Response) -> tuple[str, dict[str, str]] | None:
+    return _find_form(response.text, "/oauth/authorize") if response.status_code == 200 else None
+
+
+def _new_tab_links(page: str) -> list[str]:
+    return [unescape(link) for link in _NEW_TAB_LINK.findall(page)]
+
+
 class ScriptedBrowser:
     """A user in a browser, scripted: sign in as `email`, allow or cancel, answer MFA with TOTP."""
 
@@ -60,8 +75,16 @@ class ScriptedBrowser:
         delay: float = 0.0,
         clock: Callable[[], float] = time.time,
         mfa_gate: Callable[[], Awaitable[object]] | None = None,
+        follow_links: bool = True,
+        walk_timeout: float = 120.0,
     ) -> None:
         self.email = email
+        #: On a one-tab page, sign in at the links it opens in new tabs too (as a user clicking them).
+        self.follow_links = follow_links
+        #: Seconds it keeps coming back to a one-tab page for racks still to sign in to.
+        self.walk_timeout = walk_timeout
+        #: Sign-ins done, over every `open`.
+        self.sign_ins = 0
         #: Awaited on the MFA page before the code is posted: lets a test hold the browser back
         #: (e.g. until the terminal is prompting too), to play a user who finishes MFA there later.
         self.mfa_gate = mfa_gate
@@ -71,6 +94,8 @@ class ScriptedBrowser:
         self.delay = delay
         self.clock = clock
         self.visited: list[str] = []
+        #: Every one-tab page this browser was shown, in order.
+        self.walk_pages: list[str] = []
         self.last_page: str = ""
         self.last_status: int | None = None
 
@@ -79,30 +104,72 @@ class ScriptedBrowser:
 
         Like a launcher it returns True (the CLI's browser protocol); unlike one it returns only once
         the scripted user has finished, so a flow sees the loopback hit before ``BrowserOpened``.
+
+        `url` may also be a multi-rack login's one-tab page: the browser follows its redirects from
+        sign-in to sign-in until it rests on the page, then (``follow_links``) signs in once at each
+        link the page opens in a new tab (racks whose gateway does not send the browser back),
+        coming back to the page for new ones until it says the tab may be closed.
         """
         timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 5.0))
         async with httpx.AsyncClient(
             timeout=timeout, follow_redirects=False, trust_env=False, verify=default_ssl_context()
         ) as client:
-            response = await self._get(client, url)
-            form = _find_form(response.text, "/oauth/authorize") if response.status_code == 200 else None
-            if form is None:
+            response = await self._follow(client, await self._get(client, url))
+            sign_ins = 0
+            while (form := _sign_in_form(response)) is not None:
+                if sign_ins >= MAX_SIGN_INS:
+                    raise BrowserError(f"more than {MAX_SIGN_INS} sign-ins in one tab")
+                response = await self._sign_in(client, response, form)
+                sign_ins += 1
+            if sign_ins == 0 and _WALK_PAGE not in response.text:
                 raise BrowserError(f"no sign-in form at {url} (status {response.status_code})")
-            if self.delay > 0:
-                await anyio.sleep(self.delay)
-            action, fields = form
-            fields.update({"email": self.email, "action": self.action})
+            if self.follow_links and _WALK_PAGE in response.text:
+                await self._walk_links(client, str(response.url), response)
+        return True
+
+    async def _walk_links(self, client: httpx.AsyncClient, page_url: str, response: httpx.Response) -> None:
+        """On the one-tab page: sign in at each new-tab link, coming back to the page for new ones
+        (as its live list shows them) until it says the tab may be closed or the CLI is gone."""
+        done: set[str] = set()
+        deadline = anyio.current_time() + self.walk_timeout
+        while anyio.current_time() < deadline:
+            links = [link for link in _new_tab_links(response.text) if link not in done]
+            for link in links:
+                done.add(link)
+                tab = await self._follow(client, await self._get(client, link))
+                if (form := _sign_in_form(tab)) is not None:
+                    await self._sign_in(client, tab, form)
+            if _WALK_DONE in response.text:
+                return
+            if not links:
+                await anyio.sleep(0.25)
+            try:
+                response = await self._follow(client, await self._get(client, page_url))
+            except httpx.TransportError:
+                return  # the CLI has ended: nothing serves the page any more
+            while (form := _sign_in_form(response)) is not None:  # a rack the page hopped to
+                response = await self._sign_in(client, response, form)
+
+    async def _sign_in(
+        self, client: httpx.AsyncClient, response: httpx.Response, form: tuple[str, dict[str, str]]
+    ) -> httpx.Response:
+        """Sign in on the page `response` holds (and pass MFA); the page the browser ends on."""
+        if self.delay > 0:
+            await anyio.sleep(self.delay)
+        action, fields = form
+        fields.update({"email": self.email, "action": self.action})
+        self.sign_ins += 1
+        response = await self._post(client, urljoin(str(response.url), action), fields)
+        response = await self._follow(client, response)
+        mfa_form = _find_form(response.text, "/auth/mfa") if response.status_code < 500 else None
+        if mfa_form is not None and self.totp_secret:
+            if self.mfa_gate is not None:
+                await self.mfa_gate()
+            action, fields = mfa_form
+            fields["code"] = pyotp.TOTP(self.totp_secret).at(int(self.clock()))
             response = await self._post(client, urljoin(str(response.url), action), fields)
             response = await self._follow(client, response)
-            mfa_form = _find_form(response.text, "/auth/mfa") if response.status_code < 500 else None
-            if mfa_form is not None and self.totp_secret:
-                if self.mfa_gate is not None:
-                    await self.mfa_gate()
-                action, fields = mfa_form
-                fields["code"] = pyotp.TOTP(self.totp_secret).at(int(self.clock()))
-                response = await self._post(client, urljoin(str(response.url), action), fields)
-                await self._follow(client, response)
-        return True
+        return response
 
     async def _get(self, client: httpx.AsyncClient, url: str) -> httpx.Response:
         self.visited.append(url)
@@ -115,6 +182,8 @@ class ScriptedBrowser:
     def _record(self, response: httpx.Response) -> httpx.Response:
         self.last_page = response.text
         self.last_status = response.status_code
+        if _WALK_PAGE in response.text:
+            self.walk_pages.append(response.text)
         return response
 
     async def _follow(self, client: httpx.AsyncClient, response: httpx.Response) -> httpx.Response:

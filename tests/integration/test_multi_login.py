@@ -44,7 +44,7 @@ async def test_many_racks_in_one_command(cli: Cli, gateway: RunningGateway) -> N
     assert result.code == 0, result.err
     assert result.lines[0].split() == ["RACK", "RESULT", "DETAIL"]
     assert sorted(line.split()[:3] for line in result.lines[1:]) == [[name, "logged", "in"] for name in ("a", "b", "c")]
-    assert "[b] Opening browser for authentication..." in result.err
+    assert "Opening one browser tab to sign in to 3 racks..." in result.err
     config = cli.config()
     assert config["current"] == "a"  # a multi-rack login does not move the current rack
     for name in ("a", "b", "c"):

