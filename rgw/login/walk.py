@@ -286,8 +286,8 @@ class LoginWalk:
         found = None
         for entry in self._entries:
             expected = (entry.state or "").encode("utf-8", "surrogatepass")
-            if expected and hmac.compare_digest(candidate, expected):
-                found = entry
+            if expected and hmac.compare_digest(candidate, expected) and entry.kind == "hop":
+                found = entry  # a rack offered as a link is never hopped on from
         return found
 
     def _ready_hop(self) -> _Entry | None:
@@ -342,7 +342,7 @@ class LoginWalk:
             )
         if self.finished:
             refresh = ""
-        elif any(e.status in ("queued", "starting") for e in self._entries):
+        elif any(e.status == "starting" for e in self._entries):
             refresh = '<meta http-equiv="refresh" content="2">'  # a rack's sign-in may be next: come back for it
         else:
             refresh = '<noscript><meta http-equiv="refresh" content="3"></noscript>'

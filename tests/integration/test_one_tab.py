@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -191,3 +192,50 @@ async def cli_with_prompter(cli: Cli, prompter: Any, browser: Any, *args: str) -
     )
     code = await run(list(args), obj=app)
     return CliResult(code, out.getvalue(), err.getvalue())
+
+
+async def test_a_browser_that_cannot_start_leaves_the_page_to_open_by_hand(cli: Cli) -> None:
+    with gateways(2) as gws:
+        seed(cli, {"a": gws[0].url, "b": gws[1].url})
+        failing = FailingBrowser()
+        user = ScriptedBrowser(email="developer@example.com")
+        results: list[Any] = []
+
+        async def login() -> None:
+            results.append(await cli("login", "--all", "--json", "--timeout", "60", browser=failing))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(login)
+            with anyio.fail_after(30):
+                await failing.asked.wait()
+            await user.open(failing.opened[0])  # the user opens the printed page themself
+        [result] = results
+    assert result.code == 0, result.err
+    assert len(failing.opened) == 1  # one launch tried, not one per rack
+    assert user.sign_ins == 2
+    lines = result.err.splitlines()
+    assert f"If it does not open, visit: {failing.opened[0]}" in lines
+    assert "The browser could not be opened: open the URL above yourself." in lines
+
+
+def test_no_browser_prints_every_url_and_the_one_tab_page(tmp_path: Path) -> None:
+    from tests.integration.pipes import PipeReader
+    from tests.integration.procs import spawn
+
+    with gateways(1) as (gw,), gateways(1, extensions=False) as (deployed,):
+        config = tmp_path / "cfg"
+        config.mkdir(mode=0o700)
+        (config / "config.json").write_text(
+            json.dumps({"gateways": {"a": {"url": gw.url}, "d": {"url": deployed.url}}})
+        )
+        proc = spawn(config, "login", "--all", "--no-browser", "--timeout", "60")
+        err = PipeReader(proc.stderr, "the login's stderr")
+        prefix = "To sign in to all 2 racks in one browser tab on this machine, visit: "
+        page = err.wait_for(lambda line: line.startswith(prefix), 30, "the one-tab page").removeprefix(prefix)
+        for rack in ("a", "d"):
+            err.wait_for(lambda line, r=rack: line.startswith(f"[{r}] Open this URL in your browser: "), 30, rack)
+        user = ScriptedBrowser(email="developer@example.com")
+        anyio.run(user.open, page.strip())
+        assert proc.wait(timeout=60) == 0, err.text()
+    assert user.sign_ins == 2
+    assert "Opening" not in err.text()

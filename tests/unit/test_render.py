@@ -217,3 +217,44 @@ def test_the_live_block_keeps_the_qr_code_above_it_once() -> None:
         f"Open this URL in your browser: {URL}\n"
         f"(The QR code of the sign-in URL needs {needed} columns; this terminal has 30.)\n"
     )
+
+
+WALK = "http://127.0.0.1:40001/0123456789abcdefghijkl"
+
+
+def test_the_one_tab_walk_in_plain_lines() -> None:
+    out = io.StringIO()
+    render = TextRenderer(out, prefix_racks=True)
+    for event in (
+        ev.WalkOpening("", WALK, 3),
+        ev.WalkQueued("a", URL, returns=True),
+        ev.WalkQueued("d", URL + "\x1b[2J", returns=False),
+        ev.WalkProgress("", 1, 0, 3),
+        ev.WalkProgress("", 3, 1, 3),
+        ev.WalkAvailable("", WALK, 3),
+    ):
+        render(event)
+    assert out.getvalue().splitlines() == [
+        "Opening one browser tab to sign in to 3 racks...",  # the whole login's lines carry no rack
+        f"If it does not open, visit: {WALK}",
+        "[d] This rack's gateway does not send the browser back: sign in with its link on the one-tab page, "
+        f"or visit: {URL}\\x1b[2J",
+        "1 of 3 racks finished.",
+        "3 of 3 racks finished, 1 failed.",
+        f"To sign in to all 3 racks in one browser tab on this machine, visit: {WALK}",
+    ]
+
+
+def test_the_live_block_leads_with_the_walk_progress() -> None:
+    out = io.StringIO()
+    render = LiveRenderer(out, ["a", "b"], clock=lambda: 100.0)
+    render(ev.WalkOpening("", WALK, 2))
+    render(ev.LoggedIn("a", "x@y.z"))
+    render(ev.WalkProgress("", 1, 0, 2))
+    text = out.getvalue()
+    assert f"\nIf it does not open, visit: {WALK}\n" in "\n" + text  # kept above the block, no "[]" prefix
+    assert "[]" not in text
+    last_block = text.split("\x1b[J")[-1]
+    assert last_block.splitlines()[0] == "1 of 2 racks finished."
+    assert last_block.splitlines()[1] == "✓ a: logged in as x@y.z"
+    assert "" not in render.status  # the whole login's events are not a rack of the block

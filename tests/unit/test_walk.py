@@ -1,0 +1,227 @@
+"""The one-tab walk (``LoginWalk``) served by the loopback listener, over real sockets, on asyncio and trio.
+
+Every hop is checked: the tab is sent only to a rack's own ``auth_url`` (as its login offered it) or
+back to the page; a forged, replayed or foreign request moves it nowhere.  The page escapes what it
+shows, runs only the script and style its policy pins by hash, and its list is JSON for that script.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import anyio
+import httpx
+import pytest
+
+from rgw.login.listener import CallbackListener, CallbackWaiter
+from rgw.login.walk import LoginWalk
+
+pytestmark = pytest.mark.anyio
+
+A_URL = "https://gw-a.example/oauth/authorize?state=state-a&client_id=rack-gateway"
+B_URL = "https://gw-b.example/oauth/authorize?state=state-b&client_id=rack-gateway"
+C_URL = "https://gw-c.example/oauth/authorize?state=state-c"
+EVIL = "https://evil.example/steal"
+
+
+@dataclass
+class Walked:
+    listener: CallbackListener
+    walk: LoginWalk
+    page: str
+    http: httpx.AsyncClient
+
+    @property
+    def callback(self) -> str:
+        return self.listener.uri
+
+    async def get(self, url: str, **kwargs: object) -> httpx.Response:
+        return await self.http.get(url, **kwargs)  # type: ignore[arg-type]
+
+    def offer(self, rack: str, url: str, state: str, *, hop: bool = True) -> CallbackWaiter:
+        waiter = self.listener.expect(state, rack)
+        self.walk.offer(rack, auth_url=url, state=state, hop=hop)
+        return waiter
+
+
+@asynccontextmanager
+async def walking(racks: list[str], **kwargs: float) -> AsyncIterator[Walked]:
+    listener = CallbackListener(terminal="dev-box (process 42)")
+    async with anyio.create_task_group() as tg:
+        await tg.start(listener.serve)
+        settings = {"hop_wait": 0.5, "page_wait": 0.2, "settle_wait": 0.2, **kwargs}
+        walk = LoginWalk(racks, path="/walk-path-0123456789abcdef", terminal=listener.terminal, **settings)
+        page = listener.attach(walk)
+        async with httpx.AsyncClient(trust_env=False, timeout=5, follow_redirects=False) as http:
+            yield Walked(listener, walk, page, http)
+        tg.cancel_scope.cancel()
+
+
+async def test_the_page_hops_to_the_first_ready_sign_in_then_each_callback_to_the_next() -> None:
+    async with walking(["a", "b"]) as w:
+        wa, wb = w.offer("a", A_URL, "state-a"), w.offer("b", B_URL, "state-b")
+        first = await w.get(w.page)
+        assert (first.status_code, first.headers["location"]) == (302, A_URL)
+        hop = await w.get(w.callback, params={"state": "state-a", "result": "ok"})
+        assert (hop.status_code, hop.headers["location"]) == (302, B_URL)
+        assert wa.result is not None
+        assert wa.result.ok
+        last = await w.get(w.callback, params={"state": "state-b", "result": "error", "error": "denied"})
+        assert (last.status_code, last.headers["location"]) == (302, "/walk-path-0123456789abcdef")
+        assert wb.result is not None
+        assert (wb.result.ok, wb.result.error) == (False, "denied")
+        for response in (first, hop, last):
+            assert response.content == b""
+            assert response.headers["cache-control"] == "no-store"
+            assert response.headers["referrer-policy"] == "no-referrer"
+
+
+async def test_forged_hops_move_the_tab_nowhere_else() -> None:
+    async with walking(["a", "b"]) as w:
+        w.offer("a", A_URL, "state-a")
+        w.offer("b", B_URL, "state-b")
+        # A state the walk never offered, with a place to go: refused, and no Location at all.
+        for params in (
+            {"state": "forged", "result": "ok", "next": EVIL},
+            {"state": "state-a-", "result": "ok"},
+            {"state": "", "result": "ok"},
+            {"state": "state-a", "result": "maybe"},
+            {"state": ["state-a", "state-b"], "result": "ok"},
+        ):
+            refused = await w.get(w.callback, params=params)
+            assert refused.status_code == 400, params
+            assert "location" not in refused.headers
+        # The real callback with extra parameters naming other places: only b's own auth_url.
+        hop = await w.get(
+            w.callback,
+            params={"state": "state-a", "result": "ok", "next": EVIL, "redirect_uri": EVIL, "url": EVIL},
+        )
+        assert hop.headers["location"] == B_URL
+        # The same callback again (reload, back button, a replay): to the page, never onward.
+        again = await w.get(w.callback, params={"state": "state-a", "result": "ok"})
+        assert again.headers["location"] == w.walk.path
+        # Walk paths it does not serve, other methods, a foreign Host, a look-alike path.
+        assert (await w.get(w.page + "/next", params={"url": EVIL})).status_code == 404
+        assert (await w.get(w.page + "x")).status_code == 404
+        assert (await w.get(w.page.rsplit("/", 1)[0] + "/walk-path-0123456789abcdeX")).status_code == 404
+        assert (await w.http.post(w.page)).status_code == 405
+        foreign = await w.get(w.page, headers={"host": "evil.example"})
+        assert foreign.status_code == 421
+        assert "location" not in foreign.headers
+
+
+async def test_a_rack_whose_gateway_cannot_call_back_is_a_link_not_a_hop() -> None:
+    async with walking(["dep", "ext"]) as w:
+        w.offer("dep", C_URL, "state-c", hop=False)
+        page = await w.get(w.page)
+        assert page.status_code == 200  # no hop to a gateway that would not send the tab back
+        assert f'<a class="go" href="{C_URL}" target="_blank" rel="noopener noreferrer">Sign in</a>' in page.text
+        assert "sign in with the link" in page.text
+        # Nor does its state move the tab: a "callback" for it gets the plain page, then none at all.
+        plain = await w.get(w.callback, params={"state": "state-c", "result": "ok"})
+        assert (plain.status_code, "location" in plain.headers) == (200, False)
+        w.listener.forget("state-c")
+        assert (await w.get(w.callback, params={"state": "state-c", "result": "ok"})).status_code == 400
+        w.offer("ext", B_URL, "state-b")
+        assert (await w.get(w.page)).headers["location"] == B_URL
+
+
+async def test_a_hop_waits_for_a_rack_still_starting() -> None:
+    async with walking(["a", "b"], hop_wait=5.0) as w:
+        w.offer("a", A_URL, "state-a")
+        w.walk.starting("b")
+        locations: list[str] = []
+
+        async def callback() -> None:
+            response = await w.get(w.callback, params={"state": "state-a", "result": "ok"})
+            locations.append(response.headers["location"])
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(callback)
+            await anyio.sleep(0.2)
+            w.offer("b", B_URL, "state-b")
+        assert locations == [B_URL]
+
+
+async def test_the_page_escapes_foreign_text_and_runs_only_what_its_policy_pins() -> None:
+    hostile = "prod<script>alert(1)</script>\x1b]0;owned\x07"
+    async with walking([hostile, "b"]) as w:
+        w.walk.finish(hostile, ok=False, detail='email domain not allowed: <img src=x onerror="alert(2)">')
+        w.walk.finish("b", ok=True, detail="dev@example.com")
+        page = await w.get(w.page)
+        assert page.status_code == 200
+        text = page.text
+        assert "<img" not in text
+        assert "alert(1)</script>" not in text
+        assert "prod&lt;script&gt;alert(1)&lt;/script&gt;\\x1b]0;owned\\x07" in text
+        assert "All 2 racks finished: 1 failed (the terminal has the details). You can close this tab." in text
+        assert "refresh" not in text  # finished: the page stays as it is
+        policy = page.headers["content-security-policy"]
+        scripts = re.findall(r"<script>(.*?)</script>", text, re.S)
+        styles = re.findall(r"<style>(.*?)</style>", text, re.S)
+        assert len(scripts) == len(styles) == 1
+        assert f"script-src 'sha256-{digest(scripts[0])}'" in policy
+        assert f"style-src 'sha256-{digest(styles[0])}'" in policy
+        assert "default-src 'none'" in policy
+        assert "connect-src 'self'" in policy
+        assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt;" in text  # shown as text, not markup
+        status = await w.get(w.page + "/status")
+        assert status.headers["content-type"] == "application/json"
+        listed = json.loads(status.text)
+        assert listed["finished"] is True
+        assert [r["rack"] for r in listed["racks"]] == [hostile, "b"]  # exact in JSON; the script sets textContent
+        assert listed["racks"][0]["status"] == "failed"
+        assert listed["racks"][1] == {
+            "rack": "b",
+            "status": "done",
+            "label": "logged in",
+            "detail": "dev@example.com",
+            "url": None,
+            "new_tab": True,
+        }
+
+
+async def test_the_list_refreshes_itself_only_while_it_can_change() -> None:
+    async with walking(["a", "b"]) as w:
+        w.walk.starting("a")
+        starting = (await w.get(w.page)).text
+        assert '<meta http-equiv="refresh" content="2">' in starting  # a sign-in may come: come back for it
+        w.walk.offer("a", auth_url=C_URL, state="state-c", hop=False)
+        waiting = (await w.get(w.page)).text
+        assert '<noscript><meta http-equiv="refresh" content="3"></noscript>' in waiting  # the script does it
+        assert "2 of 2" not in waiting
+        assert "0 of 2 racks finished." in waiting
+
+
+async def test_the_final_view_is_known_once_sent() -> None:
+    async with walking(["a"]) as w:
+        assert not w.walk.tab_is_open()
+        w.walk.finish("a", ok=True, detail="dev@example.com")
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(w.walk.final_view)
+                assert (await w.get(w.page + "/status")).status_code == 200
+        assert w.walk.tab_is_open()
+
+
+def test_the_walk_needs_a_long_path() -> None:
+    with pytest.raises(ValueError, match="long random path"):
+        LoginWalk(["a"], path="/short", terminal="t")
+
+
+def test_the_page_path_is_not_the_callback_path() -> None:
+    listener = CallbackListener()
+    assert urlsplit("http://x" + listener._path).path == listener._path
+    with pytest.raises(ValueError, match="path of its own"):
+        listener.attach(LoginWalk(["a"], path=listener._path, terminal="t"))
+
+
+def digest(text: str) -> str:
+    return base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
