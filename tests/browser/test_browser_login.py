@@ -12,11 +12,12 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import pexpect
 import pyotp
+from selenium.webdriver.common.by import By
 
 from rgw.testing import GatewaySettings, RunningGateway, running_gateway
 from tests.browser.chrome import Page
@@ -193,33 +194,96 @@ def test_consent_denied(oidc_provider: Provider, page: Page, cli: Cli) -> None:
     assert not (cli.config / "config.json").exists()
 
 
-def test_two_racks_in_parallel(oidc_provider: Provider, page: Page, cli: Cli) -> None:
-    with oidc_gateway(oidc_provider, rack_name="alpha") as alpha, oidc_gateway(oidc_provider, rack_name="beta") as beta:
-        cli.config.mkdir(mode=0o700)
-        (cli.config / "config.json").write_text(
-            json.dumps({"current": "alpha", "gateways": {"alpha": {"url": alpha.url}, "beta": {"url": beta.url}}})
+def seed_config(cli: Cli, racks: dict[str, str]) -> None:
+    cli.config.mkdir(mode=0o700)
+    (cli.config / "config.json").write_text(
+        json.dumps({"gateways": {name: {"url": url} for name, url in racks.items()}})
+    )
+    (cli.config / "config.json").chmod(0o600)
+
+
+def walk_until_done(page: Page, provider: Provider, accounts: list[str], expected: str) -> list[str]:
+    """Sign in at the provider each time the one tab comes to it, until the page says ``expected``;
+    the accounts used, in order (the provider may also remember the session and ask nothing)."""
+    used: list[str] = []
+    for _ in range(len(accounts) + 1):
+        page.wait_for(
+            lambda d: str(d.current_url).startswith(provider.url + "/oauth2/authorize") or expected in page.text,
+            "the provider's page or the end of the walk",
         )
-        login = cli.start("login", "--rack", "alpha", "--rack", "beta", "--timeout", "60")
-        urls = [cli.inbox.next_url(HANDOFF_WAIT), cli.inbox.next_url(HANDOFF_WAIT)]  # one tab each, any order
-        accounts = {alpha.url: ("alpha", "developer@example.com"), beta.url: ("beta", "ops@example.com")}
-        for index, url in enumerate(sorted(urls)):
-            rack, account = next(v for k, v in accounts.items() if url.startswith(k + "/"))
-            page.open(url, new_tab=index > 0)
-            sign_in_at_provider(page, oidc_provider, account)
-            page.wait_for_text("You can close this tab.")
-            page.screenshot(f"loopback-{rack}")
-            assert f"Logged in to rack {rack}" in page.text.splitlines()
-        code, out, err = login.finish()
+        if expected in page.text:
+            return used
+        account, at = accounts[len(used)], page.url
+        page.screenshot(f"provider-for-{account}")
+        sign_in_at_provider(page, provider, account)
+        # Past this sign-in (the next rack's may be the provider's page again, for another state).
+        page.wait_for(lambda d, at=at: str(d.current_url) != at, "the page after this sign-in")
+        used.append(account)
+    raise AssertionError(f"the walk did not end after {len(accounts)} sign-ins; the page says:\n{page.text}")
+
+
+def test_one_tab_walks_through_three_racks(oidc_provider: Provider, page: Page, cli: Cli) -> None:
+    racks = ("alpha", "beta", "gamma")
+    with ExitStack() as stack:
+        gws = {rack: stack.enter_context(oidc_gateway(oidc_provider, rack_name=rack)) for rack in racks}
+        seed_config(cli, {rack: gw.url for rack, gw in gws.items()})
+        login = cli.start("login", "--rack", "alpha", "--rack", "beta", "--rack", "gamma", "--timeout", "90")
+        walk = cli.inbox.next_url(HANDOFF_WAIT)
+        assert walk.startswith("http://127.0.0.1:")  # the listener's page, not a gateway's
+        page.open(walk)
+        used = walk_until_done(page, oidc_provider, ["developer@example.com"] * 3, "Logged in to all 3 racks.")
+        page.screenshot("walk-done")
+        assert page.url == walk  # back on the page after the last rack
+        lines = page.text.splitlines()
+        assert lines[:2] == ["rack-gateway", "Signing in to 3 racks"]
+        assert "Logged in to all 3 racks. You can close this tab." in lines
+        for rack in racks:
+            assert f"{rack} logged in developer@example.com" in lines
+        code, _out, err = login.finish()
         assert code == 0, err
+        assert cli.inbox.received == [walk]  # one browser launch in all
+        assert 1 <= len(used) <= 3
         gateways = config_of(cli)["gateways"]
-        assert {rack: gateways[rack]["email"] for rack in ("alpha", "beta")} == {
-            "alpha": "developer@example.com",
-            "beta": "ops@example.com",
-        }
-        assert alpha.gateway.session_valid(gateways["alpha"]["token"])
-        assert beta.gateway.session_valid(gateways["beta"]["token"])
-        assert "developer@example.com" in out
-        assert "ops@example.com" in out
+        for rack, gw in gws.items():
+            assert gateways[rack]["email"] == "developer@example.com"
+            assert gw.gateway.session_valid(gateways[rack]["token"])
+        assert "Opening one browser tab to sign in to 3 racks..." in err
+        assert "3 of 3 racks finished." in err.splitlines()
+
+
+def test_the_list_follows_a_deployed_rack_without_reloading(oidc_provider: Provider, page: Page, cli: Cli) -> None:
+    """A deployed gateway cannot send the tab back: the page links to it and its script updates the list."""
+    with (
+        oidc_gateway(oidc_provider, rack_name="ext") as ext,
+        oidc_gateway(oidc_provider, rack_name="dep", extensions=False, rate_limit=None) as dep,
+    ):
+        seed_config(cli, {"ext": ext.url, "dep": dep.url})
+        login = cli.start("login", "--all", "--timeout", "90")
+        walk = cli.inbox.next_url(HANDOFF_WAIT)
+        page.open(walk)
+        walk_until_done(page, oidc_provider, ["developer@example.com"], "1 of 2 racks finished.")
+        page.screenshot("walk-waiting-for-the-deployed-rack")
+        assert page.url == walk
+        assert "dep sign in with the link Sign in" in page.text.splitlines()
+        page.driver.execute_script("document.title = 'not reloaded'")  # gone if the page reloads
+        rows = page.driver.find_elements(By.CSS_SELECTOR, "tbody tr")
+        row = next(r for r in rows if r.find_element(By.CSS_SELECTOR, "td.rack").text == "dep")
+        row.find_element(By.CSS_SELECTOR, "a.go").click()  # the deployed rack's link opens a tab of its own
+        page.wait_for(lambda d: len(d.window_handles) == 2, "a second tab")
+        list_tab, sign_in_tab = page.driver.window_handles
+        page.driver.switch_to.window(sign_in_tab)
+        sign_in_at_provider(page, oidc_provider, "ops@example.com")
+        page.wait_for_text("You can close this tab.")
+        assert "Signed in as ops@example.com." in page.text  # the deployed gateway's own page
+        page.driver.switch_to.window(list_tab)
+        page.wait_for_text("Logged in to all 2 racks. You can close this tab.")
+        page.screenshot("walk-updated-by-its-script")
+        assert page.driver.title == "not reloaded"  # the script updated the list in place
+        assert "dep logged in ops@example.com" in page.text.splitlines()
+        code, _out, err = login.finish()
+        assert code == 0, err
+        assert config_of(cli)["gateways"]["dep"]["email"] == "ops@example.com"
+        assert cli.inbox.received == [walk]
 
 
 def test_rate_limited_deployed_mode(oidc_provider: Provider, page: Page, cli: Cli) -> None:
