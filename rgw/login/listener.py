@@ -9,6 +9,10 @@ CLI still redeems the login with ``/complete``), so the listener's job is to be 
 everything else (other paths, methods, states, foreign Host headers, oversized or malformed or slow
 requests, connection floods) is answered with an error or simply closed, without waking anyone and
 without stopping the listener.  HTTP is parsed with h11; one request per connection.
+
+A multi-rack login ``attach``es its one-tab walk (``rgw.login.walk``): the listener then also serves
+the walk's page on the walk's own path, and answers a walked rack's callback with a 302 to the next
+rack's sign-in (or back to the page) instead of the rack's own page.
 """
 
 from __future__ import annotations
