@@ -76,7 +76,8 @@ def table(
     ``colors`` gives each cell of ``rows`` an SGR code (or None); it is applied after padding, so
     coloured and plain tables line up the same.
     """
-    widths = [max(width(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    # Measured as shown: an escaped control character takes the width of its escape.
+    widths = [max(width(printable(str(r[i]))) for r in [headers, *rows]) for i in range(len(headers))]
 
     def line(row: Sequence[str], codes: Sequence[str | None] | None) -> str:
         cells = []

@@ -97,6 +97,7 @@ class WalkLike(Protocol):
 class ListenerLike(Protocol):
     @property
     def uri(self) -> str: ...
+    def serves(self, uri: str) -> bool: ...
     def expect(self, state: str, rack: str) -> CallbackWaiterLike: ...
     def forget(self, state: str) -> None: ...
     async def serve(self, *, task_status: anyio.abc.TaskStatus[str] = ...) -> None: ...
@@ -412,7 +413,7 @@ class LoginAttempt:
             return
         try:
             await self.flow.store.ensure_directory()
-            await self.pending.save(start)
+            await self.pending.save(start, self.listener.uri if self.listener is not None else None)
         except (OSError, RgwError):
             return
 
@@ -420,11 +421,13 @@ class LoginAttempt:
         """The loopback listener the gateway's redirect wakes (none: polling alone completes it)."""
         if not self.options.use_loopback:
             return None
-        from rgw.login.listener import CallbackListener
+        from rgw.login.listener import serve_listener
 
-        listener = CallbackListener(port=self.options.loopback_port)
+        # An interrupted login's gateway sends its browser back to that login's listener: be it again.
+        found = await self.pending.load() if self.pending is not None else None
+        previous = [found.listener] if found is not None and found.listener else []
         try:
-            await services.start(listener.serve)
+            return await serve_listener(services, port=self.options.loopback_port, previous=previous)
         except OSError as exc:
             if self.options.loopback_port:
                 raise UsageError(
@@ -432,7 +435,6 @@ class LoginAttempt:
                     hint="Choose another --loopback-port, or leave it out for a random port.",
                 ) from exc
             return None
-        return listener
 
     async def reach_gateway(self) -> LoginStart:
         """``/auth/cli/start``, retried: the gateway is reachable and a login state exists."""
@@ -481,9 +483,13 @@ class LoginAttempt:
             self._race = race.cancel_scope
             # Register the state before the browser can possibly reach the listener.
             if self.resumed is not None:
-                # Taken up from an interrupted login: its browser (if any) was sent to that login's
-                # listener, which is gone; the poller alone finishes it, and Enter opens the browser.
-                pass
+                # Taken up from an interrupted login: its gateway sends the browser to that login's
+                # listener, which this one is when it could take its port; else the poller alone
+                # finishes it.  Enter opens the browser.
+                old = self.resumed.listener
+                if self.listener is not None and old is not None and self.listener.serves(old):
+                    self._waiter = self.listener.expect(start.state, self.rack)
+                    race.start_soon(self.serve_callback, self._waiter)
             elif self.listener is not None and start.loopback:
                 self._waiter = self.listener.expect(start.state, self.rack)
                 race.start_soon(self.serve_callback, self._waiter)

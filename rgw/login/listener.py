@@ -124,6 +124,7 @@ class CallbackListener:
         header_timeout: float = 5.0,
         max_connections: int = 64,
         terminal: str | None = None,
+        aliases: Sequence[str] = (),
     ) -> None:
         if not hosts:
             raise ValueError("at least one loopback host is required")
@@ -141,6 +142,8 @@ class CallbackListener:
         #: How the page names this terminal: the host name and this process's id.
         self.terminal = terminal or f"{socket.gethostname()} (process {os.getpid()})"
         self._path = "/" + secrets.token_urlsafe(16)
+        #: Callback paths of an earlier listener on this port (its resumed logins' gateways use them).
+        self._aliases = tuple(a for a in aliases if a.startswith("/") and len(a) >= 17 and a != self._path)
         self._waiters: dict[str, CallbackWaiter] = {}
         self._bound_host: str | None = None
         self._bound_port: int | None = None
@@ -165,6 +168,24 @@ class CallbackListener:
     def active_connections(self) -> int:
         """Connections being handled right now (for tests and diagnostics)."""
         return self._active
+
+    def serves(self, uri: str) -> bool:
+        """Whether a browser sent to ``uri`` (an earlier listener's, say) reaches this listener's callback."""
+        if self._bound_port is None:
+            return False
+        parts = urlsplit(uri)
+        try:
+            port = parts.port
+        except ValueError:
+            return False
+        same = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "::1", "localhost")
+        return same and port == self._bound_port and self._is_callback_path(parts.path)
+
+    def _is_callback_path(self, path: str) -> bool:
+        found = False
+        for candidate in (self._path, *self._aliases):  # every one compared: timing tells nothing
+            found |= hmac.compare_digest(path.encode(), candidate.encode())
+        return found
 
     def attach(self, walk: LoginWalk) -> str:
         """Serve ``walk``'s page on its path too; returns the page's address (once bound)."""
@@ -289,7 +310,7 @@ class CallbackListener:
                 policy=answer.policy,
                 after_send=lambda: walk.viewed(answer),
             )
-        if not hmac.compare_digest(parts.path.encode(), self._path.encode()):
+        if not self._is_callback_path(parts.path):
             return _Reply(404, _page("Not found", "Nothing here."))
         if request.method != b"GET":
             return _Reply(405, _page("Method not allowed", "Only GET is accepted here."))
@@ -363,6 +384,31 @@ async def _linger_close(stream: anyio.abc.SocketStream) -> None:
             drained += len(await stream.receive(_RECEIVE_CHUNK))
         except anyio.EndOfStream:
             return
+
+
+async def serve_listener(
+    tg: anyio.abc.TaskGroup, *, port: int = 0, previous: Sequence[str] = ()
+) -> CallbackListener:
+    """Start a listener in ``tg``: on ``port``, or (``port`` 0) on the port of the ``previous``
+    listeners' URIs, answering their paths too, when that port is free; else on a random port.
+
+    ``OSError`` when ``port`` (or, with none, any port) cannot be bound.
+    """
+    if not port:
+        parsed = [urlsplit(uri) for uri in previous]
+        ports = [p.port for p in parsed if p.port]
+        if ports:
+            old = ports[0]
+            listener = CallbackListener(port=old, aliases=[p.path for p in parsed if p.port == old])
+            try:
+                await tg.start(listener.serve)
+            except OSError:
+                pass  # taken since: the resumed logins finish by polling alone
+            else:
+                return listener
+    listener = CallbackListener(port=port)
+    await tg.start(listener.serve)
+    return listener
 
 
 def _socket_listeners(

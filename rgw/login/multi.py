@@ -35,6 +35,7 @@ from rgw.login.events import (
     WalkProgress,
 )
 from rgw.login.flow import ListenerLike, LoginFlow, LoginOptions, MfaSolver, PasteSource
+from rgw.login.pending import PendingLogins
 from rgw.login.walk import LoginWalk
 from rgw.models import DEFAULT_PARALLEL, DeviceInfo, LoginRequest, LoginStart
 from rgw.retry import RetryPolicy
@@ -195,7 +196,7 @@ class LoginCoordinator:
         limiter = anyio.CapacityLimiter(max(1, parallel))
         launched = anyio.Event()  # the walk's browser launch has returned
         async with anyio.create_task_group() as services:
-            listener = await self._shared_listener(services) if len(unique) > 1 else None
+            listener = await self._shared_listener(services, unique) if len(unique) > 1 else None
             walk = None
             if listener is not None:
                 walk = LoginWalk(
@@ -245,17 +246,32 @@ class LoginCoordinator:
         if not opened:
             self.emit(BrowserUnavailable("", url, "no browser could be opened", url_shown=True))
 
-    async def _shared_listener(self, services: anyio.abc.TaskGroup) -> CallbackListener | None:
+    async def _shared_listener(
+        self, services: anyio.abc.TaskGroup, requests: Sequence[LoginRequest]
+    ) -> CallbackListener | None:
         if not self.options.use_loopback:
             return None
-        from rgw.login.listener import CallbackListener
+        from rgw.login.listener import serve_listener
 
-        listener = CallbackListener(port=self.options.loopback_port)
         try:
-            await services.start(listener.serve)
+            previous = await self._previous_listeners(requests)
+            return await serve_listener(services, port=self.options.loopback_port, previous=previous)
         except OSError:
             return None  # polling alone still completes every login
-        return listener
+
+    async def _previous_listeners(self, requests: Sequence[LoginRequest]) -> list[str]:
+        """The listeners interrupted logins of these racks were told to send their browsers back to."""
+        if not self.options.resume:
+            return []
+        found = []
+        for request in requests:
+            pending = PendingLogins(
+                self.store.directory, request.rack, request.url, max_age=self.options.resume_max_age
+            )
+            record = await pending.load()
+            if record is not None and record.listener:
+                found.append(record.listener)
+        return found
 
 
 def _error_text(result: RackLoginResult) -> str:

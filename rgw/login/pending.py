@@ -5,7 +5,8 @@ sign-in in the browser meanwhile has a verified login waiting to be redeemed.  `
 keeps one record per rack and gateway URL, ``pending-<hash of rack and URL>.json`` beside the config
 file (0600, opened without following symlinks, written under its ``flock``: ``rgw.shared``).  It
 holds the state and the code verifier (secrets: they never reach an event, a log or the terminal),
-the sign-in URL and the wall-clock time the login started.
+the sign-in URL, the wall-clock time the login started and the loopback listener the gateway was
+given (a later login listens there again when it can, so the browser the gateway sends back finds it).
 
 A record is used only for its own rack *and* URL, and only while it is younger than
 ``RESUME_MAX_AGE`` (10 minutes, the default ``--timeout``: a login the user left longer than that is
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +34,8 @@ from rgw.text import is_token
 
 #: Seconds a pending login may be resumed after it started.
 RESUME_MAX_AGE = 600.0
+#: A loopback listener's URI as ``CallbackListener.uri`` makes it.
+LISTENER_URI = re.compile(r"http://127\.0\.0\.1:[1-9][0-9]{0,4}/[A-Za-z0-9_-]{16,64}")
 _FORMAT = 1
 
 
@@ -44,6 +48,8 @@ class PendingLogin:
     start: LoginStart
     #: Wall-clock (epoch) seconds when ``/auth/cli/start`` answered.
     started_at: float
+    #: The loopback listener the gateway will send the browser back to (``http://127.0.0.1:PORT/PATH``).
+    listener: str | None = None
 
 
 class PendingLogins:
@@ -65,9 +71,13 @@ class PendingLogins:
         self.max_age = max_age
         self.clock = clock
 
-    async def save(self, start: LoginStart) -> PendingLogin:
-        """Keep ``start`` as this rack's pending login (replacing any older one)."""
-        pending = PendingLogin(self.rack, self.url, start, self.clock())
+    async def save(self, start: LoginStart, listener: str | None = None) -> PendingLogin:
+        """Keep ``start`` as this rack's pending login (replacing any older one).
+
+        ``listener``: the loopback URI the gateway took (a later login listens there again if it can).
+        """
+        listener = listener if start.loopback and listener and LISTENER_URI.fullmatch(listener) else None
+        pending = PendingLogin(self.rack, self.url, start, self.clock(), listener)
         record = {
             "format": _FORMAT,
             "rack": self.rack,
@@ -77,6 +87,7 @@ class PendingLogins:
             "code_verifier": start.code_verifier,
             "loopback": start.loopback,
             "started_at": pending.started_at,
+            "listener": listener,
         }
 
         def replace(data: dict[str, Any]) -> None:
@@ -115,7 +126,10 @@ class PendingLogins:
         if not 0 <= age <= self.max_age:
             return None  # stale, or from the future (a clock that jumped back): start afresh
         start = LoginStart(auth_url, state, verifier, loopback=record.get("loopback") is True)
-        return PendingLogin(self.rack, self.url, start, float(started))
+        listener = record.get("listener")
+        if not (start.loopback and isinstance(listener, str) and LISTENER_URI.fullmatch(listener)):
+            listener = None
+        return PendingLogin(self.rack, self.url, start, float(started), listener)
 
     async def delete(self) -> None:
         def unlink() -> None:

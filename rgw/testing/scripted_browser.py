@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     browser = ScriptedBrowser(email=args.email, action=args.action, totp_secret=args.totp_secret, delay=args.delay)
     try:
         anyio.run(browser.open, args.url)
+    except KeyboardInterrupt:
+        return 130  # Ctrl-C in the terminal it shares with the CLI: it stops too, quietly
     except Exception as exc:
         print(f"scripted browser: {exc}", file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
+import httpx
 import pytest
 
 from rgw.testing import GatewaySettings, RunningGateway, ScriptedBrowser, running_gateway
@@ -239,3 +240,51 @@ def test_no_browser_prints_every_url_and_the_one_tab_page(tmp_path: Path) -> Non
         assert proc.wait(timeout=60) == 0, err.text()
     assert user.sign_ins == 2
     assert "Opening" not in err.text()
+
+
+def test_ctrl_c_then_the_same_multi_rack_login_walks_the_resumed_racks(tmp_path: Path) -> None:
+    """Interrupted before any sign-in: the next run listens where the gateways will send the tab (the
+    same port and paths) and walks through the resumed racks, one of them finished meanwhile."""
+    import signal
+    import sys
+
+    from tests.integration.pipes import PipeReader
+    from tests.integration.procs import cli_env, spawn
+
+    with gateways(3) as gws:
+        config = tmp_path / "cfg"
+        config.mkdir(mode=0o700)
+        racks = {"a": gws[0].url, "b": gws[1].url, "c": gws[2].url}
+        (config / "config.json").write_text(json.dumps({"gateways": {r: {"url": u} for r, u in racks.items()}}))
+        env = cli_env()
+        env["BROWSER"] = f"{sys.executable} -c pass %s"  # "opens" and signs nobody in
+        first = spawn(config, "login", "--all", "--timeout", "60", env=env)
+        err = PipeReader(first.stderr, "the first login")
+        for rack in racks:
+            err.wait_for(lambda line, r=rack: line.startswith(f"[{r}] Waiting for the browser"), 30, rack)
+        first.send_signal(signal.SIGINT)
+        assert first.wait(timeout=30) == 130
+        records = [json.loads(p.read_text()) for p in config.glob("pending-*.json")]
+        assert sorted(r["rack"] for r in records) == ["a", "b", "c"]
+        assert len({r["listener"] for r in records}) == 1  # the one shared listener
+        old = records[0]["listener"]
+        b = next(r for r in records if r["rack"] == "b")
+        # b's sign-in, finished while no CLI ran, in the tab the first run opened: the gateway then
+        # sends the tab to that run's listener, gone now ("connection refused").
+        with pytest.raises(httpx.ConnectError):
+            anyio.run(ScriptedBrowser().open, b["auth_url"])
+
+        env["BROWSER"] = f"{sys.executable} -m rgw.testing.scripted_browser %s"
+        second = spawn(config, "login", "--all", "--timeout", "60", env=env)
+        _out, errors = second.communicate(timeout=90)
+    assert second.returncode == 0, errors
+    assert "[b] Resumed the login started at " in errors
+    for rack in ("a", "c"):
+        assert f"[{rack}] Resuming the login started at " in errors
+    assert "The browser could not be opened" not in errors  # no hop ended on a dead listener
+    page = next(line for line in errors.splitlines() if line.startswith("If it does not open, visit: "))
+    assert page.split("/")[2] == old.split("/")[2]  # the same 127.0.0.1:port
+    assert list(config.glob("pending-*.json")) == []
+    gateways_after = json.loads((config / "config.json").read_text())["gateways"]
+    assert all(gateways_after[r]["email"] == "developer@example.com" for r in racks)
+    assert "3 of 3 racks finished." in errors.splitlines()

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import stat
 import sys
 import time
@@ -125,22 +126,68 @@ async def test_a_pending_login_is_waited_on_without_opening_the_browser_again(
 ) -> None:
     config, clock = tmp_path / "config", Clock()
     auth_url = await interrupted_login(gateway.url, config, clock)
+    [record] = pending_files(config)
+    old_listener = json.loads(record.read_text())["listener"]
+    assert old_listener.startswith("http://127.0.0.1:")
     browser = NoBrowser()
+    tab = ScriptedBrowser()
 
     async def user(recorder: Recorder) -> None:
         await recorder.first(ev.LoginResumed)
-        # Its loopback listener is gone: the browser's last hop fails, the poller still finishes.
-        with contextlib.suppress(httpx.ConnectError):  # as a real browser shows "connection refused"
-            await ScriptedBrowser().open(auth_url)
+        await tab.open(auth_url)  # the tab the interrupted login opened, finished now
 
     session, recorder = await login_again(gateway.url, config, clock, browser, user=user)
     assert session.email == "developer@example.com"
     assert browser.opened == []
+    # The gateway sent the tab back to the interrupted login's listener: this login listens there
+    # again (same port, same path), so the tab ends on the login's own page, not "connection refused".
+    assert tab.visited[-1].startswith(old_listener + "?state=")
+    assert "Logged in to rack dev" in tab.last_page
+    assert ev.CallbackReceived("dev", True, "loopback") in recorder.events
     resumed = recorder.of(ev.LoginResumed)
     assert [(e.finished, e.auth_url) for e in resumed] == [(False, auth_url)]  # type: ignore[attr-defined]
     assert "BrowserOpening" not in recorder.kinds()
     assert recorder.kinds()[-1] == "LoggedIn"
     assert pending_files(config) == []
+
+
+@pytest.mark.anyio
+async def test_when_the_old_port_is_taken_the_resumed_login_finishes_by_polling(
+    gateway: RunningGateway, tmp_path: Path
+) -> None:
+    config, clock = tmp_path / "config", Clock()
+    auth_url = await interrupted_login(gateway.url, config, clock)
+    [record] = pending_files(config)
+    port = int(json.loads(record.read_text())["listener"].split(":")[2].split("/")[0])
+    with socket.socket() as squatter:  # another program took the port meanwhile
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+
+        async def user(recorder: Recorder) -> None:
+            await recorder.first(ev.LoginResumed)
+            # The gateway sends the tab to the squatter: the browser sees no page of ours.
+            with contextlib.suppress(httpx.HTTPError):
+                await ScriptedBrowser(timeout=1.0).open(auth_url)
+
+        session, recorder = await login_again(gateway.url, config, clock, NoBrowser(), user=user)
+    assert session.email == "developer@example.com"
+    assert "CallbackReceived" not in recorder.kinds()  # the poller alone finished it
+
+
+@pytest.mark.anyio
+async def test_a_pending_record_with_a_foreign_listener_is_not_listened_for(
+    gateway: RunningGateway, tmp_path: Path
+) -> None:
+    config, clock = tmp_path / "config", Clock()
+    await interrupted_login(gateway.url, config, clock)
+    [record] = pending_files(config)
+    saved = json.loads(record.read_text())
+    for planted in ("http://0.0.0.0:8080/" + "a" * 22, "http://evil.example:80/" + "a" * 22, "file:///etc/passwd", 7):
+        saved["listener"] = planted
+        record.write_text(json.dumps(saved))
+        found = await PendingLogins(config, "dev", gateway.url, clock=clock).load()
+        assert found is not None
+        assert found.listener is None  # the login is still resumed; only the listener is not taken up
 
 
 @pytest.mark.anyio

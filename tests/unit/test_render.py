@@ -258,3 +258,11 @@ def test_the_live_block_leads_with_the_walk_progress() -> None:
     assert last_block.splitlines()[0] == "1 of 2 racks finished."
     assert last_block.splitlines()[1] == "✓ a: logged in as x@y.z"
     assert "" not in render.status  # the whole login's events are not a rack of the block
+
+
+def test_table_columns_line_up_when_a_cell_has_escaped_control_characters() -> None:
+    from rgw.cli.style import table
+
+    lines = table([("evil\x1b[31mred", "logged in"), ("ok", "failed")], ("RACK", "RESULT"))
+    shown = "evil\\x1b[31mred"  # 15 columns as printed
+    assert lines == ["RACK" + " " * 13 + "RESULT", shown + "  logged in", "ok" + " " * 15 + "failed"]
