@@ -386,9 +386,7 @@ async def _linger_close(stream: anyio.abc.SocketStream) -> None:
             return
 
 
-async def serve_listener(
-    tg: anyio.abc.TaskGroup, *, port: int = 0, previous: Sequence[str] = ()
-) -> CallbackListener:
+async def serve_listener(tg: anyio.abc.TaskGroup, *, port: int = 0, previous: Sequence[str] = ()) -> CallbackListener:
     """Start a listener in ``tg``: on ``port``, or (``port`` 0) on the port of the ``previous``
     listeners' URIs, answering their paths too, when that port is free; else on a random port.
 
