@@ -46,6 +46,11 @@ def describe(event: ev.LoginEvent) -> str | None:
             return f"Opening browser for authentication...\nIf it does not open, visit: {printable(url)}"
         case ev.BrowserOpened():
             return None
+        case ev.BrowserUnavailable(rack="", url_shown=True):
+            return (
+                "The browser could not be opened: open the page above yourself, or run the login with "
+                "--no-browser for each rack's own sign-in URL."
+            )
         case ev.BrowserUnavailable(url_shown=True):
             return "The browser could not be opened: open the URL above yourself."
         case ev.BrowserUnavailable(auth_url=url):

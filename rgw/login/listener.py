@@ -28,7 +28,7 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import anyio
 import anyio.abc
@@ -300,12 +300,15 @@ class CallbackListener:
             if request.method != b"GET":
                 return _Reply(405, _page("Method not allowed", "Only GET is accepted here."))
             answer = await walk.respond(parts.path[len(walk.path) :])
+            location = _safe_location(answer.location) if answer is not None else None
+            if answer is not None and answer.location is not None and location is None:
+                answer = None  # never a header that could be split: no URL of ours looks like that
             if answer is None:
                 return _Reply(404, _page("Not found", "Nothing here."))
             return _Reply(
                 answer.status,
                 answer.body,
-                location=answer.location,
+                location=location,
                 content_type=answer.content_type,
                 policy=answer.policy,
                 after_send=lambda: walk.viewed(answer),
@@ -332,7 +335,7 @@ class CallbackListener:
             waiter._deliver(CallbackResult(state=waiter.state, ok=ok, error=None if ok else error))
         if walk is not None and walked:
             # One tab for many racks: on to the next rack's sign-in (or back to the list).
-            location = await walk.after_callback(states[0])
+            location = _safe_location(await walk.after_callback(states[0]))
             if location is not None:
                 return _Reply(302, b"", waiter, location=location, after_send=walk.viewed)
         assert waiter is not None
@@ -473,6 +476,14 @@ def _response(reply: _Reply) -> bytes:
     head = b"HTTP/1.1 %d %s\r\n" % (reply.status, _REASONS[reply.status])
     head += b"".join(f"{name}: {value}\r\n".encode() for name, value in headers)
     return head + b"\r\n" + reply.body
+
+
+def _safe_location(location: str | None) -> str | None:
+    """``location`` fit for a ``Location`` header: non-ASCII percent-encoded; None when it has
+    whitespace or control characters (it would end the header), which no checked URL has."""
+    if location is None or any(c.isspace() or not c.isprintable() for c in location):
+        return None
+    return "".join(c if c.isascii() else quote(c) for c in location)
 
 
 def _has_prefix(path: str, prefix: str) -> bool:

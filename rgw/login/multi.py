@@ -39,6 +39,7 @@ from rgw.login.pending import PendingLogins
 from rgw.login.walk import LoginWalk
 from rgw.models import DEFAULT_PARALLEL, DeviceInfo, LoginRequest, LoginStart
 from rgw.retry import RetryPolicy
+from rgw.urls import browser_url
 
 if TYPE_CHECKING:
     from rgw.login.listener import CallbackListener
@@ -163,6 +164,7 @@ class LoginCoordinator:
         with anyio.move_on_after(self.options.timeout) as scope:
             while not lock.try_acquire():
                 pid, url = await lock.holder()
+                url = _fit_for_browser(url, request)  # written by another process: checked like any sign-in URL
                 if waited == 0.0:
                     holder = f"process {pid}" if pid else "another process"
                     trace.debug("lock: the login to %s is held by %s; waiting for its session", request.rack, holder)
@@ -200,7 +202,10 @@ class LoginCoordinator:
             walk = None
             if listener is not None:
                 walk = LoginWalk(
-                    [r.rack for r in unique], path="/" + secrets.token_urlsafe(16), terminal=listener.terminal
+                    [r.rack for r in unique],
+                    path="/" + secrets.token_urlsafe(16),
+                    terminal=listener.terminal,
+                    parallel=parallel,
                 )
                 walk_url = listener.attach(walk)
 
@@ -272,6 +277,15 @@ class LoginCoordinator:
             if record is not None and record.listener:
                 found.append(record.listener)
         return found
+
+
+def _fit_for_browser(url: str | None, request: LoginRequest) -> str | None:
+    if url is None:
+        return None
+    try:
+        return browser_url(url, gateway=request.url, insecure_http=request.insecure_http)
+    except ValueError:
+        return None
 
 
 def _error_text(result: RackLoginResult) -> str:

@@ -35,8 +35,11 @@ from rgw.text import printable
 
 __all__ = ["LoginWalk", "WalkPage"]
 
-#: Seconds a callback's hop waits for a rack still talking to its gateway to be ready.
-HOP_WAIT = 10.0
+#: Seconds a callback's hop waits for a rack still talking to its gateway to be ready (after
+#: that the tab goes to the page, which comes back for it).
+HOP_WAIT = 3.0
+#: Seconds between reloads of the page while a rack is queued or starting.
+REFRESH = 3.0
 #: Seconds the page waits for the same before it shows the list (which refreshes itself meanwhile).
 PAGE_WAIT = 2.0
 #: Seconds the last callback waits for its rack's login to finish before the tab goes to the list.
@@ -148,6 +151,7 @@ class LoginWalk:
         *,
         path: str,
         terminal: str,
+        parallel: int = 8,
         hop_wait: float = HOP_WAIT,
         page_wait: float = PAGE_WAIT,
         settle_wait: float = SETTLE_WAIT,
@@ -157,6 +161,8 @@ class LoginWalk:
             raise ValueError("the walk needs a long random path")
         self.path = path
         self.terminal = terminal
+        #: Logins at a time (``--parallel``): a queued rack starts only when one of them ends.
+        self.parallel = max(1, parallel)
         self.hop_wait = hop_wait
         self.page_wait = page_wait
         self.settle_wait = settle_wait
@@ -226,7 +232,10 @@ class LoginWalk:
         return f"Logged in to all {self.total} racks. You can close this tab."
 
     def tab_is_open(self) -> bool:
-        """The page, its list or a hop was sent a moment ago: a tab is following the walk."""
+        """A tab is following the walk: it is at a rack's sign-in whose callback has not come back
+        yet, or the page, its list or a callback reached the listener a moment ago."""
+        if any(e.kind == "hop" and e.visited and not e.hopped for e in self._entries):
+            return True
         return self._last_view is not None and self.clock() - self._last_view < LIVE_TAB
 
     async def final_view(self) -> None:
@@ -243,12 +252,12 @@ class LoginWalk:
         entry = self._match(state)
         if entry is None:
             return None
+        self._last_view = self.clock()
         if entry.hopped:
             return self.path  # the same callback again (reload, back button): to the page, no second hop
         entry.hopped = entry.visited = True
         self._change()
-        # This rack's login is about to end and free its parallel slot: a queued rack may be next.
-        location = await self._next_hop(self.hop_wait, coming=("queued", "starting"))
+        location = await self._next_hop(self.hop_wait, after=entry)
         if location is None:
             # Back to the list: let the logins redeem the sign-ins first, so that the list shows them.
             with anyio.move_on_after(self.settle_wait):
@@ -291,19 +300,26 @@ class LoginWalk:
         return found
 
     def _ready_hop(self) -> _Entry | None:
-        for entry in self._entries:
-            if entry.kind == "hop" and entry.status == "waiting" and not entry.visited and entry.auth_url:
-                return entry
-        return None
+        """The next rack to send the tab to: one it was never sent to, else one it was sent to whose
+        callback has not come back (so that a reload, the back button or a closed sign-in skips none)."""
+        ready = [e for e in self._entries if e.kind == "hop" and e.status == "waiting" and e.auth_url and not e.hopped]
+        fresh = [e for e in ready if not e.visited]
+        if fresh:
+            return fresh[0]
+        return ready[0] if ready else None
 
-    async def _next_hop(self, wait: float, coming: tuple[str, ...] = ("starting",)) -> str | None:
-        """The next rack's sign-in, waiting (``wait`` seconds at most) while a rack is ``coming``."""
+    async def _next_hop(self, wait: float, *, after: _Entry | None = None) -> str | None:
+        """The next rack's sign-in, waiting (``wait`` seconds at most) while one may still come: a
+        rack contacting its gateway, or, once the login of ``after`` (whose callback just came back)
+        frees its parallel slot, a queued rack that a free slot starts."""
         with anyio.move_on_after(wait):
             while True:
                 entry = self._ready_hop()
                 if entry is not None:
                     entry.visited = True
                     return entry.auth_url
+                holders = sum(e.status in ("starting", "waiting") and e is not after for e in self._entries)
+                coming = ("queued", "starting") if after is not None and holders < self.parallel else ("starting",)
                 if not any(e.status in coming for e in self._entries):
                     return None
                 await self._changed.wait()
@@ -342,8 +358,9 @@ class LoginWalk:
             )
         if self.finished:
             refresh = ""
-        elif any(e.status == "starting" for e in self._entries):
-            refresh = '<meta http-equiv="refresh" content="2">'  # a rack's sign-in may be next: come back for it
+        elif any(e.status in ("queued", "starting") for e in self._entries):
+            # A rack's sign-in may be next: come back for it (asking for the page sends the tab there).
+            refresh = f'<meta http-equiv="refresh" content="{REFRESH:g}">'
         else:
             refresh = '<noscript><meta http-equiv="refresh" content="3"></noscript>'
         return (

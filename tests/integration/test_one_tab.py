@@ -216,7 +216,10 @@ async def test_a_browser_that_cannot_start_leaves_the_page_to_open_by_hand(cli: 
     assert user.sign_ins == 2
     lines = result.err.splitlines()
     assert f"If it does not open, visit: {failing.opened[0]}" in lines
-    assert "The browser could not be opened: open the URL above yourself." in lines
+    assert (
+        "The browser could not be opened: open the page above yourself, or run the login with --no-browser "
+        "for each rack's own sign-in URL."
+    ) in lines
 
 
 def test_no_browser_prints_every_url_and_the_one_tab_page(tmp_path: Path) -> None:

@@ -192,8 +192,11 @@ async def test_the_list_refreshes_itself_only_while_it_can_change() -> None:
     async with walking(["a", "b"]) as w:
         w.walk.starting("a")
         starting = (await w.get(w.page)).text
-        assert '<meta http-equiv="refresh" content="2">' in starting  # a sign-in may come: come back for it
+        assert '<meta http-equiv="refresh" content="3">' in starting  # a sign-in may come: come back for it
         w.walk.offer("a", auth_url=C_URL, state="state-c", hop=False)
+        queued = (await w.get(w.page)).text
+        assert '<meta http-equiv="refresh" content="3">' in queued  # b is still to come
+        w.walk.offer("b", auth_url=A_URL.replace("state-a", "state-b2"), state="state-b2", hop=False)
         waiting = (await w.get(w.page)).text
         assert '<noscript><meta http-equiv="refresh" content="3"></noscript>' in waiting  # the script does it
         assert "2 of 2" not in waiting
@@ -225,3 +228,72 @@ def test_the_page_path_is_not_the_callback_path() -> None:
 
 def digest(text: str) -> str:
     return base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+
+
+async def test_a_hop_does_not_wait_for_a_rack_queued_behind_racks_that_hold_every_slot() -> None:
+    # parallel 2: "dep" (a link, waiting on the user) and "a" hold the slots; "q" is queued behind them.
+    async with walking(["dep", "a", "q"], parallel=2, hop_wait=30.0) as w:
+        w.offer("dep", C_URL, "state-c", hop=False)
+        w.offer("a", A_URL, "state-a")
+        # a's login ending frees a slot: q may be next, so the hop waits for it ...
+        waited: list[str] = []
+
+        async def callback() -> None:
+            waited.append((await w.get(w.callback, params={"state": "state-a", "result": "ok"})).headers["location"])
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(callback)
+            await anyio.sleep(0.2)
+            w.walk.starting("q")
+            w.offer("q", B_URL, "state-b")
+        assert waited == [B_URL]
+    async with walking(["dep", "dep2", "a", "q"], parallel=2, hop_wait=30.0) as w:
+        # ... but with the slots held by two link racks, nothing frees one: to the page at once.
+        w.offer("dep", C_URL, "state-c", hop=False)
+        w.offer("dep2", C_URL + "2", "state-c2", hop=False)
+        w.offer("a", A_URL, "state-a")
+        with anyio.fail_after(5):
+            hop = await w.get(w.callback, params={"state": "state-a", "result": "ok"})
+        assert hop.headers["location"] == w.walk.path
+
+
+async def test_reloading_the_page_skips_no_rack() -> None:
+    async with walking(["a", "b"]) as w:
+        w.offer("a", A_URL, "state-a")
+        w.offer("b", B_URL, "state-b")
+        assert (await w.get(w.page)).headers["location"] == A_URL
+        assert w.walk.tab_is_open()  # at a's sign-in, its callback still to come
+        # Back to the page before signing in (the back button, a reload, a link preview): on to b,
+        # then a again, as a's sign-in has not come back; never the list while one is open.
+        assert (await w.get(w.page)).headers["location"] == B_URL
+        assert (await w.get(w.page)).headers["location"] == A_URL
+        assert (await w.get(w.callback, params={"state": "state-b", "result": "ok"})).headers["location"] == A_URL
+
+
+async def test_a_location_that_could_split_the_header_is_never_sent() -> None:
+    async with walking(["a", "b"]) as w:
+        # Checked URLs never look like this (rgw.urls.browser_url); the listener does not rely on it.
+        w.offer("a", "https://gw.example/a\r\nSet-Cookie: pwned=1", "state-a")
+        w.offer("b", "https://gw.example/é?x=ü", "state-b")
+        first = await w.get(w.page)
+        assert first.status_code == 404
+        assert "set-cookie" not in first.headers
+        assert (await w.get(w.page)).headers["location"] == "https://gw.example/%C3%A9?x=%C3%BC"
+
+
+@pytest.mark.parametrize(
+    ("planted", "kept"),
+    [
+        ("https://gw.example/oauth/authorize?state=s", True),
+        ("javascript:alert(document.domain)//", False),
+        ("http://evil.example/login", False),
+        ("https://gw.example/a\r\nSet-Cookie: x=1", False),
+        ("-incognito", False),
+    ],
+)
+def test_a_sign_in_url_another_process_published_is_checked_before_it_is_shown(planted: str, kept: bool) -> None:
+    from rgw.login.multi import _fit_for_browser
+    from rgw.models import LoginRequest
+
+    request = LoginRequest(rack="a", url="https://gw.example")
+    assert _fit_for_browser(planted, request) == (planted if kept else None)
