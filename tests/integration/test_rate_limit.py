@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import stat
-import threading
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import anyio.to_thread
 import httpx
 import pytest
 
-from rgw.testing import RunningGateway, ScriptedBrowser
+from rgw.testing import GatewaySettings, RunningGateway, ScriptedBrowser, running_gateway
 from rgw.testing.faultproxy import FaultPlan, FaultProxy
 from tests.integration.conftest import Cli
 from tests.integration.flowkit import state_of
@@ -89,33 +88,38 @@ async def test_one_command_for_twenty_racks_refuses_no_browser_request(
     assert gw.gateway.rate_limited_count("/api/v1/auth/") == 0  # the budget kept every process under it
 
 
-async def test_a_429_is_said_as_rate_limited_and_waits_at_least_the_floor(
-    cli: Cli, deployed_gateway: RunningGateway
-) -> None:
-    gw = deployed_gateway
-    assert (await cli("login", "dev", gw.url, "--timeout", "60")).code == 0
-    token = cli.config()["gateways"]["dev"]["token"]
-    # Somebody else on this address spends the whole /auth/mfa/* burst, and keeps the bucket empty
-    # (20 requests/s against its 10/s refill) for the first seconds of the CLI's run, however slowly
-    # this machine gets the CLI to its request.
-    first_refusal, stop = threading.Event(), threading.Event()
+class HeldClock:
+    """The gateway's clock; ``held``, it stands still, so that its rate-limit buckets do not refill."""
 
-    def other_user() -> None:
-        with httpx.Client(base_url=gw.url, headers={"Authorization": f"Bearer {token}"}) as other:
-            deadline = time.monotonic() + 4.0
-            while time.monotonic() < deadline and not stop.is_set():
-                if other.get("/api/v1/auth/mfa/status").status_code == 429:
-                    first_refusal.set()
-                stop.wait(0.05)
+    def __init__(self) -> None:
+        self.frozen: float | None = None
 
-    hog = threading.Thread(target=other_user, daemon=True)
-    hog.start()
-    try:
-        assert await anyio.to_thread.run_sync(first_refusal.wait, 30)
-        result = await cli("test-auth", "mfa", "--timeout", "20")  # /auth/mfa/* is limited
-    finally:
-        stop.set()
-        hog.join(10)
+    def __call__(self) -> float:
+        return self.frozen if self.frozen is not None else time.time()
+
+
+async def test_a_429_is_said_as_rate_limited_and_waits_at_least_the_floor(cli: Cli) -> None:
+    clock = HeldClock()
+    with running_gateway(GatewaySettings(extensions=False, clock=clock)) as gw:
+        assert (await cli("login", "dev", gw.url, "--timeout", "60")).code == 0
+        token = cli.config()["gateways"]["dev"]["token"]
+        # Somebody else on this address spends the whole /auth/mfa/* burst while the gateway's clock
+        # stands still (no refill): the CLI's first request is refused, however slowly it starts.
+        clock.frozen = time.time()
+        async with httpx.AsyncClient(base_url=gw.url, headers={"Authorization": f"Bearer {token}"}) as other:
+            while (await other.get("/api/v1/auth/mfa/status")).status_code != 429:
+                pass
+            other_refused = gw.gateway.rate_limited_count("/api/v1/auth/mfa/")
+
+        async def time_moves_on_once_the_cli_was_refused() -> None:
+            with anyio.fail_after(30):
+                while gw.gateway.rate_limited_count("/api/v1/auth/mfa/") <= other_refused:
+                    await anyio.sleep(0.02)
+            clock.frozen = None
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(time_moves_on_once_the_cli_was_refused)
+            result = await cli("test-auth", "mfa", "--timeout", "20")  # /auth/mfa/* is limited
     assert result.code == 0, result.err
     retries = [line for line in result.err.splitlines() if "retrying" in line]
     assert retries
