@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, TextIO
 
 import asyncclick as click
@@ -20,6 +21,11 @@ from rgw.errors import EXIT_CODES, Interrupted, RgwError
 
 if TYPE_CHECKING:
     from rgw.cli.app import App
+
+#: Racks this run logged in to before a Ctrl-C (``run`` sets a list, a login command fills it; the
+#: same list even where the command runs on an event loop of its own): the interruption then names
+#: them instead of saying that nothing was changed.
+LOGGED_IN_BEFORE_INTERRUPT: ContextVar[list[str] | None] = ContextVar("logged_in_before_interrupt", default=None)
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -161,6 +167,7 @@ async def run(args: Sequence[str] | None = None, *, obj: App | None = None) -> i
 
     ``obj`` replaces the ``App`` built from the options (its streams, browser, environment).
     """
+    LOGGED_IN_BEFORE_INTERRUPT.set([])
     try:
         await cli.main(
             args=list(args) if args is not None else None,
@@ -172,7 +179,7 @@ async def run(args: Sequence[str] | None = None, *, obj: App | None = None) -> i
         report(exc, *_streams(obj))
         return exc.exit_code
     except click.exceptions.Abort:
-        report(Interrupted("interrupted"))
+        report(_interrupted(), *_streams(obj))
         return Interrupted.exit_code
     except click.ClickException as exc:
         exc.show(obj.err if obj is not None else None)
@@ -187,6 +194,20 @@ async def run(args: Sequence[str] | None = None, *, obj: App | None = None) -> i
         report(first, *_streams(obj))
         return first.exit_code
     return 0
+
+
+def _interrupted() -> Interrupted:
+    done = LOGGED_IN_BEFORE_INTERRUPT.get()
+    if not done:
+        return Interrupted("interrupted")
+    from rgw.text import printable
+
+    racks = ", ".join(printable(rack) for rack in done)
+    return Interrupted(
+        "interrupted",
+        hint=f"Logged in before the interruption: {racks}. Run the same command again for the others "
+        "(their logins in progress are taken up again).",
+    )
 
 
 def _streams(obj: App | None) -> tuple[TextIO | None, Mapping[str, str] | None]:

@@ -157,11 +157,12 @@ async def login(
     rack-gateway login                                          current rack
     rack-gateway login --rack a --rack b   |   --all [--expired-only]
     """
+    from rgw.cli import LOGGED_IN_BEFORE_INTERRUPT
     from rgw.cli.mfa import login_solver
     from rgw.cli.render import LiveRenderer
     from rgw.login.browser import NoBrowser, SystemBrowser
     from rgw.login.flow import LoginOptions
-    from rgw.login.multi import LoginCoordinator
+    from rgw.login.multi import LoginCoordinator, RackLoginResult
 
     if len(racks) == 1 and rack_arg is None and not all_racks:
         rack_arg, racks = racks[0], ()  # `login --rack prod` is `login prod`
@@ -209,7 +210,15 @@ async def login(
     async with anyio.create_task_group() as spinner:
         if isinstance(emit, LiveRenderer):
             spinner.start_soon(emit.animate)
-        results = await coordinator.login_all(requests, parallel=parallel)
+        done = LOGGED_IN_BEFORE_INTERRUPT.get()
+        if done is None:
+            done = []
+
+        def note(result: RackLoginResult) -> None:
+            if result.ok:
+                done.append(result.rack)
+
+        results = await coordinator.login_all(requests, parallel=parallel, on_result=note)
         spinner.cancel_scope.cancel()
     if as_json:
         app.echo_json([r.as_json() for r in results])

@@ -187,7 +187,11 @@ class LoginCoordinator:
         return None  # the other login failed: we hold the lock now and log in ourselves
 
     async def login_all(
-        self, requests: Sequence[LoginRequest], *, parallel: int = DEFAULT_PARALLEL
+        self,
+        requests: Sequence[LoginRequest],
+        *,
+        parallel: int = DEFAULT_PARALLEL,
+        on_result: Callable[[RackLoginResult], object] | None = None,
     ) -> list[RackLoginResult]:
         """Log in to every rack, at most ``parallel`` at a time, with one shared loopback listener.
 
@@ -214,6 +218,8 @@ class LoginCoordinator:
                     if walk is not None:
                         walk.starting(request.rack)
                     result = results[request.rack] = await self.login_one(request, listener, walk)
+                if on_result is not None:
+                    on_result(result)
                 if walk is not None:
                     walk.finish(request.rack, ok=result.ok, detail=result.email or _error_text(result))
                     finished, failed = walk.counts()

@@ -291,3 +291,35 @@ def test_ctrl_c_then_the_same_multi_rack_login_walks_the_resumed_racks(tmp_path:
     gateways_after = json.loads((config / "config.json").read_text())["gateways"]
     assert all(gateways_after[r]["email"] == "developer@example.com" for r in racks)
     assert "3 of 3 racks finished." in errors.splitlines()
+
+
+def test_ctrl_c_after_some_racks_logged_in_names_them(tmp_path: Path) -> None:
+    import signal
+    from urllib.parse import parse_qs
+
+    from tests.integration.pipes import PipeReader
+    from tests.integration.procs import spawn
+
+    with gateways(2) as gws:
+        config = tmp_path / "cfg"
+        config.mkdir(mode=0o700)
+        (config / "config.json").write_text(
+            json.dumps({"gateways": {"a": {"url": gws[0].url}, "b": {"url": gws[1].url}}})
+        )
+        proc = spawn(config, "login", "--all", "--no-browser", "--timeout", "60")
+        err = PipeReader(proc.stderr, "the login's stderr")
+        prefix = "[a] Open this URL in your browser: "
+        url = err.wait_for(lambda line: line.startswith(prefix), 30, "a's URL").removeprefix(prefix).strip()
+        err.wait_for(lambda line: line.startswith("[b] Open this URL"), 30, "b's URL")
+        gws[0].gateway.complete_browser_login(parse_qs(urlsplit(url).query)["state"][0], "developer@example.com")
+        err.wait_for(lambda line: line.strip() == "1 of 2 racks finished.", 30, "a logged in")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+    lines = err.text().splitlines()
+    assert lines[-2:] == [
+        "Error: interrupted",
+        "Logged in before the interruption: a. Run the same command again for the others (their logins in "
+        "progress are taken up again).",
+    ]
+    assert json.loads((config / "config.json").read_text())["gateways"]["a"]["email"] == "developer@example.com"
+    assert len(list(config.glob("pending-*.json"))) == 1  # b's, to take up again
