@@ -22,7 +22,7 @@
     |   +-- MfaFailed                      verification is over: tries used up, locked, login gone
     |       +-- SessionNotVerified         the operation needs a session that verified MFA at login
     +-- NotFound                  exit 12  the gateway knows no such API token (or other object)
-    +-- PartialFailure            exit 11  some racks of a multi-rack command failed
+    +-- PartialFailure            exit 11  some or all racks of a multi-rack command failed
     +-- Interrupted               exit 130 Ctrl-C
 
 Every class has a default ``hint`` (what to do next), used when the place that raises it knows
@@ -244,7 +244,7 @@ EXIT_CODES: dict[int, str] = {
     8: "login timed out",
     9: "MFA failed",
     10: "config problem (corrupt file, lock held too long, unknown rack)",
-    11: "partial failure: some racks of a multi-rack command failed",
+    11: "some or all racks of a multi-rack command failed (the others stay as they are)",
     12: "not found (no such API token)",
     130: "interrupted (Ctrl-C)",
 }

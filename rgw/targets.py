@@ -17,6 +17,7 @@ Every failure says what to run next, always as ``Please run: rack-gateway ...``.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -35,9 +36,14 @@ def quoted(name: str) -> str:
     return repr(name if len(name) <= 60 else name[:59] + "…")
 
 
+def shell_word(value: str) -> str:
+    """``value`` as one word a shell reads back as it is: a hint's command is safe to paste."""
+    return shlex.quote(value)
+
+
 def login_hint(rack: str | None, url: str | None) -> str:
-    shown = rack if rack and len(rack) <= MAX_RACK_NAME else "<rack>"
-    return f"Please run: rack-gateway login {shown} {url or '<gateway-url>'}"
+    shown = shell_word(rack) if rack and len(rack) <= MAX_RACK_NAME else "<rack>"
+    return f"Please run: rack-gateway login {shown} {shell_word(url) if url else '<gateway-url>'}"
 
 
 def check_rack_name(name: str) -> str:
@@ -63,7 +69,7 @@ def stored_url(rack: RackConfig) -> str:
     except UsageError as exc:
         raise ConfigError(
             f"rack {quoted(rack.name)} in the config file has an unusable URL: {exc.message}",
-            hint=f"Store a new URL with: rack-gateway login {rack.name} <gateway-url>",
+            hint=f"Store a new URL with: rack-gateway login {shell_word(rack.name)} <gateway-url>",
         ) from None
 
 

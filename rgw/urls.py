@@ -16,6 +16,7 @@ browser's history, and the gateway authenticates with sessions and tokens, never
 from __future__ import annotations
 
 import ipaddress
+import shlex
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -95,7 +96,7 @@ def check_link(url: str, *, insecure_http: bool = False, rack: str | None = None
         return None
     if insecure_http:
         return f"Warning: {url} is plain HTTP: anyone on the network path can read your session."
-    name = rack or "<rack>"
+    name = shlex.quote(rack) if rack else "<rack>"
     raise InsecureGateway(
         f"refusing to send credentials in clear text to {url} (plain HTTP to a host that is not this machine)",
         hint=(

@@ -205,8 +205,8 @@ def _interrupted() -> Interrupted:
     racks = ", ".join(printable(rack) for rack in done)
     return Interrupted(
         "interrupted",
-        hint=f"Logged in before the interruption: {racks}. Run the same command again for the others "
-        "(their logins in progress are taken up again).",
+        hint=f"Logged in before the interruption: {racks}. For the others, run the same command again with "
+        "--expired-only (their logins in progress are taken up again).",
     )
 
 

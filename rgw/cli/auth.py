@@ -238,7 +238,13 @@ async def login(
         return
     if len(results) == 1 and not multi and failed[0].error is not None:
         raise failed[0].error
-    raise PartialFailure(f"{len(failed)} of {len(results)} rack logins failed: {', '.join(r.rack for r in failed)}")
+    names = ", ".join(printable(r.rack) for r in failed)
+    if len(failed) == len(results):  # none to keep: say so, not "the racks that succeeded"
+        raise PartialFailure(
+            f"all {len(results)} rack logins failed: {names}",
+            hint="No rack was logged in. The details are above; run the login again when they are fixed.",
+        )
+    raise PartialFailure(f"{len(failed)} of {len(results)} rack logins failed: {names}")
 
 
 async def still_valid_removed(app: App, data: ConfigData, requests: list[LoginRequest]) -> list[LoginRequest]:

@@ -15,7 +15,7 @@ from rgw.cli.style import table, time_left
 from rgw.config import ConfigData
 from rgw.errors import NoRackError
 from rgw.models import RackConfig
-from rgw.targets import MAX_RACK_NAME, quoted
+from rgw.targets import MAX_RACK_NAME, quoted, shell_word
 from rgw.text import printable
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -123,7 +123,7 @@ async def switch(app: App, name: str) -> None:
     def change(data: ConfigData) -> None:
         if data.rack(name) is None:
             known = ", ".join(data.rack_names()) or "none"
-            shown = name if len(name) <= MAX_RACK_NAME else "<rack>"
+            shown = shell_word(name) if len(name) <= MAX_RACK_NAME else "<rack>"
             raise NoRackError(
                 f"unknown rack {quoted(name)} (configured: {known})",
                 hint=f"Run: rack-gateway login {shown} <gateway-url>",

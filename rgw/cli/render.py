@@ -264,7 +264,9 @@ class LiveRenderer:
         match event:
             case ev.BrowserOpening() | ev.BrowserUnavailable() | ev.StillWaiting() | ev.PasteIgnored():
                 return ((describe(event) or "").splitlines(), None)
-            case ev.CoalescedWait() | ev.MfaCodeRejected() | ev.LoginResumed() | ev.ResumeDiscarded():
+            case ev.CoalescedWait():
+                return ((describe(event) or "").splitlines(), "waiting for the login in another rack-gateway process")
+            case ev.MfaCodeRejected() | ev.LoginResumed() | ev.ResumeDiscarded():
                 return ((describe(event) or "").splitlines(), None)
             case ev.WalkOpening() | ev.WalkAvailable() | ev.WalkQueued() | ev.WalkProgress():
                 return ((describe(event) or "").splitlines() if not isinstance(event, ev.WalkProgress) else [], None)

@@ -324,3 +324,13 @@ def test_sigkill_mid_write_leaves_a_whole_file(tmp_path: Path) -> None:
     assert done.stdout == f"{last + 1}\n"
     assert_whole(config, last + 1)
     assert leftovers(config, killed) == before
+
+
+async def test_when_every_rack_fails_the_error_does_not_speak_of_racks_that_succeeded(cli: Cli) -> None:
+    seed_racks(cli, {"a": dead_url(), "b": dead_url()})
+    result = await cli("login", "--all", "--timeout", "5")
+    assert result.code == 11
+    assert result.err.splitlines()[-2:] == [
+        "Error: all 2 rack logins failed: a, b",
+        "No rack was logged in. The details are above; run the login again when they are fixed.",
+    ]

@@ -318,8 +318,8 @@ def test_ctrl_c_after_some_racks_logged_in_names_them(tmp_path: Path) -> None:
     lines = err.text().splitlines()
     assert lines[-2:] == [
         "Error: interrupted",
-        "Logged in before the interruption: a. Run the same command again for the others (their logins in "
-        "progress are taken up again).",
+        "Logged in before the interruption: a. For the others, run the same command again with --expired-only "
+        "(their logins in progress are taken up again).",
     ]
     assert json.loads((config / "config.json").read_text())["gateways"]["a"]["email"] == "developer@example.com"
     assert len(list(config.glob("pending-*.json"))) == 1  # b's, to take up again

@@ -266,3 +266,11 @@ def test_table_columns_line_up_when_a_cell_has_escaped_control_characters() -> N
     lines = table([("evil\x1b[31mred", "logged in"), ("ok", "failed")], ("RACK", "RESULT"))
     shown = "evil\\x1b[31mred"  # 15 columns as printed
     assert lines == ["RACK" + " " * 13 + "RESULT", shown + "  logged in", "ok" + " " * 15 + "failed"]
+
+
+def test_the_live_block_says_a_coalesced_rack_waits_for_the_other_process() -> None:
+    out = io.StringIO()
+    render = LiveRenderer(out, ["a", "b"], clock=lambda: 100.0)
+    render(ev.CoalescedWait("a", 4242, URL))
+    block = out.getvalue().split("\x1b[J")[-1].splitlines()
+    assert "a: waiting for the login in another rack-gateway process" in block[-2]

@@ -176,3 +176,10 @@ def test_every_error_class_says_what_to_do_next() -> None:
         assert cls.default_hint.strip(), f"{cls.__name__} has no hint"
         assert cls.default_hint != RgwError.default_hint, f"{cls.__name__} only has the generic hint"
         assert cls.exit_code in EXIT_CODES
+
+
+def test_a_hint_names_the_rack_as_one_shell_word() -> None:
+    from rgw.targets import login_hint
+
+    assert login_hint("no such;rm", None) == "Please run: rack-gateway login 'no such;rm' <gateway-url>"
+    assert login_hint("prod", "https://gw.example.com") == "Please run: rack-gateway login prod https://gw.example.com"
