@@ -10,6 +10,11 @@ through it; JSON output stays exact (``json.dumps`` escapes control characters i
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TypeVar
+
+T = TypeVar("T")
+
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -30,6 +35,19 @@ def printable(value: object, *, limit: int | None = None) -> str:
             code = ord(char)
             out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
     return "".join(out)
+
+
+def find_secret(candidate: str, secrets: Iterable[tuple[str, T]]) -> T | None:
+    """The value paired with the secret equal to ``candidate``, comparing with every one of them in
+    constant time (so timing tells nothing about any); empty secrets never match."""
+    import hmac  # here, not at the top: local commands import this module and never compare secrets
+
+    probe = candidate.encode("utf-8", "surrogatepass")
+    found: T | None = None
+    for secret, value in secrets:
+        if secret and hmac.compare_digest(probe, secret.encode("utf-8", "surrogatepass")):
+            found = value
+    return found
 
 
 #: The longest credential accepted (the gateway's tokens are far shorter; this bounds headers).

@@ -321,8 +321,9 @@ class LoginAttempt:
         outcome: Session | RgwError | None = None
         async with anyio.create_task_group() as services:
             try:
-                self.listener = self.flow.listener or await self.start_listener(services)
-                redeemed = await self.resume_pending()
+                found = await self.pending.load() if self.pending is not None else None
+                self.listener = self.flow.listener or await self.start_listener(services, found)
+                redeemed = await self.resume_pending(found)
                 if self.resumed is not None:
                     self.start = self.resumed.start
                     if self.flow.on_start is not None:
@@ -361,17 +362,14 @@ class LoginAttempt:
         if isinstance(outcome, RgwError):
             raise outcome
 
-    async def resume_pending(self) -> Session | None:
+    async def resume_pending(self, found: PendingLogin | None) -> Session | None:
         """Take up the login an interrupted ``rack-gateway login`` left pending, if there is one.
 
         One ``/complete`` with its state decides: a session (the sign-in was finished meanwhile) is
         returned; a pending answer makes this attempt wait on that state (``self.resumed``); a state
         the gateway no longer knows is dropped for a fresh login; any other refusal ends the login.
         """
-        if self.pending is None:
-            return None
-        found = await self.pending.load()
-        if found is None:
+        if self.pending is None or found is None:
             return None
         try:  # the record is ours, but what goes to the terminal or a browser is checked every time
             browser_url(found.start.auth_url, gateway=self.client.base_url, insecure_http=self.client.insecure_http)
@@ -417,14 +415,15 @@ class LoginAttempt:
         except (OSError, RgwError):
             return
 
-    async def start_listener(self, services: anyio.abc.TaskGroup) -> ListenerLike | None:
+    async def start_listener(
+        self, services: anyio.abc.TaskGroup, found: PendingLogin | None = None
+    ) -> ListenerLike | None:
         """The loopback listener the gateway's redirect wakes (none: polling alone completes it)."""
         if not self.options.use_loopback:
             return None
         from rgw.login.listener import serve_listener
 
         # An interrupted login's gateway sends its browser back to that login's listener: be it again.
-        found = await self.pending.load() if self.pending is not None else None
         previous = [found.listener] if found is not None and found.listener else []
         try:
             return await serve_listener(services, port=self.options.loopback_port, previous=previous)
@@ -501,7 +500,6 @@ class LoginAttempt:
             if self.resumed is not None:
                 pass  # LoginResumed showed the URL; the browser opens again only when the user asks
             elif self.flow.walk_opens_browser:
-                self._browser_opened = returns  # the walk's tab may come back through the listener
                 # MFA on the gateway's page in the tab: a code typed in the terminal instead would
                 # leave the tab on that page, and the walk could not go on to the next rack.
                 self._mfa_in_browser = returns

@@ -37,7 +37,7 @@ import h11
 from anyio.abc import SocketAttribute
 
 from rgw.models import CallbackResult
-from rgw.text import printable
+from rgw.text import find_secret, printable
 
 if TYPE_CHECKING:
     from rgw.login.walk import LoginWalk
@@ -354,12 +354,7 @@ class CallbackListener:
 
     def _match(self, state: str) -> CallbackWaiter | None:
         """Compare with every expected state in constant time, so timing tells nothing about them."""
-        candidate = state.encode("utf-8", "surrogatepass")
-        found: CallbackWaiter | None = None
-        for expected, waiter in list(self._waiters.items()):
-            if hmac.compare_digest(candidate, expected.encode("utf-8", "surrogatepass")):
-                found = waiter
-        return found
+        return find_secret(state, list(self._waiters.items()))
 
 
 async def _receive_request(conn: h11.Connection, stream: anyio.abc.SocketStream) -> h11.Request | None:

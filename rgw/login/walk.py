@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import html
 import json
 from collections.abc import Callable, Sequence
@@ -31,7 +30,7 @@ from dataclasses import dataclass
 
 import anyio
 
-from rgw.text import printable
+from rgw.text import find_secret, printable
 
 __all__ = ["LoginWalk", "WalkPage"]
 
@@ -291,13 +290,8 @@ class LoginWalk:
             self._final_view.set()
 
     def _match(self, state: str) -> _Entry | None:
-        candidate = state.encode("utf-8", "surrogatepass")
-        found = None
-        for entry in self._entries:
-            expected = (entry.state or "").encode("utf-8", "surrogatepass")
-            if expected and hmac.compare_digest(candidate, expected) and entry.kind == "hop":
-                found = entry  # a rack offered as a link is never hopped on from
-        return found
+        # A rack offered as a link is never hopped on from.
+        return find_secret(state, [(e.state or "", e) for e in self._entries if e.kind == "hop"])
 
     def _ready_hop(self) -> _Entry | None:
         """The next rack to send the tab to: one it was never sent to, else one it was sent to whose

@@ -114,14 +114,9 @@ class ScriptedBrowser:
         async with httpx.AsyncClient(
             timeout=timeout, follow_redirects=False, trust_env=False, verify=default_ssl_context()
         ) as client:
-            response = await self._follow(client, await self._get(client, url))
-            sign_ins = 0
-            while (form := _sign_in_form(response)) is not None:
-                if sign_ins >= MAX_SIGN_INS:
-                    raise BrowserError(f"more than {MAX_SIGN_INS} sign-ins in one tab")
-                response = await self._sign_in(client, response, form)
-                sign_ins += 1
-            if sign_ins == 0 and _WALK_PAGE not in response.text:
+            before = self.sign_ins
+            response = await self._sign_ins(client, await self._follow(client, await self._get(client, url)))
+            if self.sign_ins == before and _WALK_PAGE not in response.text:
                 raise BrowserError(f"no sign-in form at {url} (status {response.status_code})")
             if self.follow_links and _WALK_PAGE in response.text:
                 await self._walk_links(client, str(response.url), response)
@@ -136,19 +131,24 @@ class ScriptedBrowser:
             links = [link for link in _new_tab_links(response.text) if link not in done]
             for link in links:
                 done.add(link)
-                tab = await self._follow(client, await self._get(client, link))
-                if (form := _sign_in_form(tab)) is not None:
-                    await self._sign_in(client, tab, form)
+                await self._sign_ins(client, await self._follow(client, await self._get(client, link)))
             if _WALK_DONE in response.text:
                 return
             if not links:
                 await anyio.sleep(0.25)
-            try:
-                response = await self._follow(client, await self._get(client, page_url))
+            try:  # back to the page, which may send the tab on to a rack's sign-in
+                response = await self._sign_ins(client, await self._follow(client, await self._get(client, page_url)))
             except httpx.TransportError:
                 return  # the CLI has ended: nothing serves the page any more
-            while (form := _sign_in_form(response)) is not None:  # a rack the page hopped to
-                response = await self._sign_in(client, response, form)
+
+    async def _sign_ins(self, client: httpx.AsyncClient, response: httpx.Response) -> httpx.Response:
+        """Sign in each time the tab comes to a sign-in page (a walk goes from one to the next)."""
+        for _ in range(MAX_SIGN_INS):
+            form = _sign_in_form(response)
+            if form is None:
+                return response
+            response = await self._sign_in(client, response, form)
+        raise BrowserError(f"more than {MAX_SIGN_INS} sign-ins in one tab")
 
     async def _sign_in(
         self, client: httpx.AsyncClient, response: httpx.Response, form: tuple[str, dict[str, str]]
