@@ -15,13 +15,14 @@ import os
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from rgw import __version__, trace
 from rgw.config import ConfigData, ConfigStore, default_config_dir
 from rgw.errors import AuthenticationError, MfaError, MfaRequired, RgwError, SessionNotVerified
-from rgw.models import LoginRequest
+from rgw.models import LoginRequest, parse_time
 from rgw.targets import Selection, Target, command_target
 from rgw.text import printable
 from rgw.urls import check_link
@@ -265,9 +266,13 @@ class App:
             await self.store.update(lambda data: data.mark_rejected(name, token, reason, at))
 
     async def remember_expiry(self, target: Target, client: GatewayClient) -> None:
-        """Store the sliding expiry the gateway echoed (``X-Session-Expires-At``) for this session."""
+        """Store the sliding expiry the gateway echoed (``X-Session-Expires-At``) for this session.
+
+        The gateway slides it on every request; rewriting ``config.json`` for that would make every
+        command a write.  It is stored when there was none, or when it moved by more than an hour.
+        """
         expires = client.session_expires_at
-        if target.api_token or target.rack is None or not expires or expires == target.rack.expires_at:
+        if target.api_token or target.rack is None or not expires or not expiry_moved(target.rack.expires_at, expires):
             return
         name, token = target.rack.name, target.token
 
@@ -296,6 +301,18 @@ class App:
             device_os=default_device_os(),
             client_version=f"rgw-python/{__version__}",
         )
+
+
+#: How far the stored session expiry may lag the gateway's sliding one before it is written again.
+EXPIRY_SLACK = timedelta(hours=1)
+
+
+def expiry_moved(stored: str | None, echoed: str) -> bool:
+    """Whether ``echoed`` is worth a write: the first value, or more than ``EXPIRY_SLACK`` away."""
+    old, new = parse_time(stored), parse_time(echoed)
+    if new is None:
+        return False
+    return old is None or abs(new - old) > EXPIRY_SLACK
 
 
 def _isatty(stream: TextIO) -> bool:
