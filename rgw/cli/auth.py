@@ -158,7 +158,6 @@ async def login(
     rack-gateway login --rack a --rack b   |   --all [--expired-only]
     """
     from rgw.cli import LOGGED_IN_BEFORE_INTERRUPT
-    from rgw.cli.mfa import login_solver
     from rgw.cli.render import LiveRenderer
     from rgw.login.browser import NoBrowser, SystemBrowser
     from rgw.login.flow import LoginOptions
@@ -182,7 +181,7 @@ async def login(
         if expired_only:
             requests = await still_valid_removed(app, data, requests)
     else:
-        rack = rack_arg if rack_arg is not None else app.rack_option
+        rack = rack_arg if rack_arg is not None else app.options.rack
         requests = [login_target(data, app.selection, rack, url_arg, insecure_http=insecure_http)]
     if not requests:
         app.note("Every selected rack already has a valid session." if expired_only else "No racks to log in to.")
@@ -204,7 +203,7 @@ async def login(
         ),
         paste=app.paste_source() if len(requests) == 1 else None,
         # MFA in the terminal when the gateway asks for it; questions name their rack when many log in.
-        mfa=login_solver(app, emit, name_racks=len(requests) > 1),
+        mfa=app.login_solver(emit, name_racks=len(requests) > 1),
         client_factory=app.login_client,
     )
     async with anyio.create_task_group() as spinner:
@@ -398,7 +397,7 @@ def format_expiry(value: str | None) -> str:
 async def test_auth(app: App, topic: str | None, as_json: bool) -> None:
     """Check that the current credentials work, and show who you are (or your MFA status)."""
     if topic is not None:
-        from rgw.cli.mfa import show_mfa
+        from rgw.cli.mfa_status import show_mfa
 
         return await show_mfa(app, topic, as_json)
     async with app.connect() as (target, client):
