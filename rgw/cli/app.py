@@ -136,9 +136,10 @@ class App:
         return self._store
 
     def is_interactive(self) -> bool:
-        if self.interactive is None:
-            self.interactive = _isatty(self.stdin) and _isatty(self.err)
-        return self.interactive
+        """As handed in, else whether stdin and stderr are both terminals."""
+        if self.interactive is not None:
+            return self.interactive
+        return _isatty(self.stdin) and _isatty(self.err)
 
     def terminal(self) -> TerminalLines:
         """The one reader of the terminal: the paste reader and the MFA prompt take lines from it,
