@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Awaitable, Callable, Coroutine
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import asyncclick as click
@@ -63,6 +62,8 @@ def _set_config(ctx: click.Context, _param: click.Parameter, value: str | None) 
     """``--config``: applied at once, so that completing a rack name later on the line (which never
     runs a command's callback) reads the right config."""
     if value:
+        from pathlib import Path  # not at start-up: --help and --version never need it
+
         app_of(ctx).given(config_dir=Path(value))
 
 
