@@ -11,13 +11,13 @@ from pathlib import Path
 import anyio
 
 from rgw.cli import run
-from rgw.cli.app import App
+from rgw.cli.app import App, Options
 from rgw.testing import ScriptedBrowser
 
 
 async def main() -> int:
     config = Path(sys.argv[1])
-    app = App(config_dir=config, environ={}, browser=ScriptedBrowser(), interactive=False)
+    app = App(options=Options(config_dir=config), environ={}, browser=ScriptedBrowser(), interactive=False)
     return await run(sys.argv[2:], obj=app)
 
 

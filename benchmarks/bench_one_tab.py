@@ -32,7 +32,7 @@ from typing import Any
 import anyio
 
 from rgw.cli import run
-from rgw.cli.app import App
+from rgw.cli.app import App, Options
 from rgw.testing import GatewaySettings, RunningGateway, ScriptedBrowser, running_gateway
 
 
@@ -65,7 +65,12 @@ def one_run(gws: list[RunningGateway], racks: int, extra: list[str]) -> dict[str
             gw.gateway.reset_counts()
         browser = CountingBrowser()
         app = App(
-            config_dir=config, environ={}, out=io.StringIO(), err=io.StringIO(), browser=browser, interactive=False
+            options=Options(config_dir=config),
+            environ={},
+            out=io.StringIO(),
+            err=io.StringIO(),
+            browser=browser,
+            interactive=False,
         )
         started = time.perf_counter()
         code = anyio.run(functools.partial(run, ["login", "--all", "--timeout", "120", *extra], obj=app))

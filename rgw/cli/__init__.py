@@ -16,7 +16,7 @@ import asyncclick as click
 
 from rgw import __version__
 from rgw.cli.lazy import LazyCommand, LazyGroup
-from rgw.cli.options import add_global_options, complete_racks, enable_verbose, remember_config
+from rgw.cli.options import add_global_options, app_of, enable_verbose, global_options
 from rgw.errors import EXIT_CODES, Interrupted, RgwError
 
 if TYPE_CHECKING:
@@ -75,71 +75,14 @@ COMMANDS = {
     prepare=add_global_options,  # the Go CLI's persistent flags: after the command too
     context_settings=CONTEXT,
     epilog="Exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()),
-)
-@click.option(
-    "--rack",
-    "-r",
-    "rack",
-    metavar="RACK",
-    shell_complete=complete_racks,
-    help="Rack to use (default: RACK_GATEWAY_RACK, then the current rack).",
-)
-@click.option(
-    "--config",
-    "config",
-    metavar="DIR",
-    callback=remember_config,
-    help="Config directory (default: GATEWAY_CLI_CONFIG_DIR, then ~/.config/rack-gateway).",
-)
-@click.option(
-    "--api-token",
-    "api_token",
-    metavar="TOKEN",
-    help="API token instead of the stored session (default: RACK_GATEWAY_API_TOKEN).",
-)
-@click.option(
-    "--mfa-method",
-    "mfa_method",
-    type=click.Choice(["totp", "webauthn", "backup_code"]),
-    help="MFA method at login and for step-up (default: the gateway's preferred one).",
-)
-@click.option(
-    "--mfa-code",
-    "mfa_code",
-    metavar="CODE",
-    help="A TOTP or backup code, used once without prompting (for runs without a terminal).",
-)
-@click.option(
-    "--verbose",
-    "-v",
-    "verbose",
-    is_flag=True,
-    help="Show every request, retry, and wait for a lock or the request budget on stderr (RACK_GATEWAY_DEBUG=1).",
+    params=global_options(),
 )
 @click.version_option(__version__, "--version", prog_name="rack-gateway", message="%(prog)s %(version)s")
 @click.pass_context
-async def cli(
-    ctx: click.Context,
-    rack: str | None,
-    config: str | None,
-    api_token: str | None,
-    mfa_method: str | None,
-    mfa_code: str | None,
-    verbose: bool,
-) -> None:
+async def cli(ctx: click.Context) -> None:
     """rack-gateway: log in to a rack gateway through your browser and use its racks."""
-    from rgw.cli.app import App
-
-    if isinstance(ctx.obj, App):  # an App handed in by run(obj=...): the demo and tests
-        ctx.obj.rack_option = rack or ctx.obj.rack_option
-        ctx.obj.api_token_option = api_token or ctx.obj.api_token_option
-        if config:
-            ctx.obj.use_config_dir(config)
-    else:
-        ctx.obj = App.create(config=config, rack=rack, api_token=api_token)
-    ctx.obj.mfa_method = mfa_method or ctx.obj.mfa_method
-    ctx.obj.mfa_code = mfa_code or ctx.obj.mfa_code
-    if verbose or ctx.obj.environ.get("RACK_GATEWAY_DEBUG", "").strip() not in ("", "0"):
+    app = app_of(ctx)  # the options gave it their values as they were parsed
+    if app.environ.get("RACK_GATEWAY_DEBUG", "").strip() not in ("", "0"):
         enable_verbose(ctx)
 
 

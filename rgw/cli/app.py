@@ -1,38 +1,47 @@
-"""The application object on the click context: options, output, the config store, and clients.
+"""The application object on the click context: the run's options, streams and collaborators.
 
-``App`` holds what the command line and the environment gave (``--rack``, ``--api-token``,
-``--mfa-*``, ``--timeout``, the streams) and builds the collaborators a command needs: the
-``ConfigStore``, gateway clients (paced by the shared request budget, retried within the
-command's deadline, with the terminal's step-up MFA), and the ``Target`` a command goes to, which
-``rgw.targets`` decides.  ``connect`` is the one place a 401 becomes the seed's session error.
+``App`` holds what the command line and the environment gave (``Options``: ``--rack``,
+``--api-token``, ``--mfa-*``, ``--timeout``, ``--config``; the environment; the streams) and builds,
+once each and on first use, the collaborators a command needs: the ``ConfigStore``, gateway clients
+(paced by the shared request budget, retried within the command's deadline, with the terminal's
+step-up MFA), the one reader of the terminal (pasted URLs and MFA codes), and the ``Target`` a command
+goes to, which ``rgw.targets`` decides.  Tests and the demo hand in their own collaborators (browser,
+prompter, step-up, security keys).  ``connect`` is the one place a 401 becomes the seed's session error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from rgw import __version__, trace
 from rgw.config import ConfigData, ConfigStore, default_config_dir
 from rgw.errors import AuthenticationError, MfaError, MfaRequired, RgwError, SessionNotVerified
-from rgw.models import LoginRequest
+from rgw.models import LoginRequest, parse_time
 from rgw.targets import Selection, Target, command_target
 from rgw.text import printable
 from rgw.urls import check_link
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from rgw.cli.terminal import TerminalLines
+    from rgw.cli.verbose import VerboseHandler
     from rgw.client import GatewayClient, StepUpFactory
     from rgw.client.budget import Budgets
     from rgw.login.browser import BrowserLauncher
+    from rgw.login.events import EventSink
     from rgw.login.flow import PasteSource
     from rgw.login.ledger import MfaLedger
-    from rgw.login.mfa import Prompter
+    from rgw.login.mfa import LoginMfa, MfaSettings, Prompter
     from rgw.retry import RetryAttempt
     from rgw.wire import DeviceInfo
 
@@ -40,50 +49,84 @@ if TYPE_CHECKING:
 DEFAULT_COMMAND_TIMEOUT = 30.0
 
 
-@dataclass
-class App:
-    config_dir: Path = field(default_factory=default_config_dir)
-    rack_option: str | None = None
-    api_token_option: str | None = None
-    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
-    out: TextIO = field(default_factory=lambda: sys.stdout)
-    err: TextIO = field(default_factory=lambda: sys.stderr)
-    #: Step-up MFA override (tests); None = the terminal's (rgw.cli.mfa).
-    step_up: StepUpFactory | None = None
-    #: Browser launcher override (tests, the demo); None = the system browser.
-    browser: BrowserLauncher | None = None
-    #: Whether stdin is an interactive terminal we may read pasted URLs and MFA codes from.
-    interactive: bool | None = None
+@dataclass(frozen=True)
+class Options:
+    """What the command line gave: the global options and ``--timeout`` (None: not given)."""
+
+    #: ``--config``; None = ``GATEWAY_CLI_CONFIG_DIR``, then ``~/.config/rack-gateway``.
+    config_dir: Path | None = None
+    rack: str | None = None
+    api_token: str | None = None
     #: ``--mfa-method`` and ``--mfa-code`` (login and step-up; API tokens never use them).
     mfa_method: str | None = None
     mfa_code: str | None = None
-    #: MFA prompter override (tests); None = the terminal, or no prompting without one (rgw.cli.mfa).
-    prompter: Prompter | None = None
-    #: Security keys override (tests: software authenticators); None = USB keys found by fido2.
-    webauthn_devices: Sequence[Any] | None = None
     #: ``--timeout`` of a command that talks to a gateway: every retry ends within it.
-    command_timeout: float = DEFAULT_COMMAND_TIMEOUT
-    #: The ``--verbose`` log handler while it prints (``rgw.cli.verbose``).
-    verbose_handler: Any = None
+    timeout: float = DEFAULT_COMMAND_TIMEOUT
+
+
+@dataclass
+class App:
+    #: This run's options.  The parser hands each option it reads to ``given``, which replaces the
+    #: record (the global options come anywhere on the line: a later one wins).
+    options: Options = field(default_factory=Options)
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+    #: Whether stdin is a terminal we may read pasted URLs and MFA codes from; None = look.
+    interactive: bool | None = None
+    # Collaborators handed in (tests, the demo); None = the real one, built on first use below.
+    #: The browser launcher; None = the system browser.
+    browser: BrowserLauncher | None = None
+    #: Where MFA questions go; None = the terminal, or no prompting without one (``rgw.cli.mfa``).
+    prompter: Prompter | None = None
+    #: Step-up MFA; None = the prompter's (``rgw.cli.mfa``).
+    step_up: StepUpFactory | None = None
+    #: Security keys (tests: software authenticators); None = USB keys found by fido2.
+    webauthn_devices: Sequence[Any] | None = None
     #: Credentials this run has sent or holds: ``--verbose`` never prints them.
     secrets: set[str] = field(default_factory=set)
-    _store: ConfigStore | None = None
-    _budgets: Budgets | None = None
-    _link_notices: set[str] = field(default_factory=set)
+    # Built once, on first use (by the methods below).
+    _store: ConfigStore | None = field(default=None, repr=False)
+    _budgets: Budgets | None = field(default=None, repr=False)
+    _terminal: TerminalLines | None = field(default=None, repr=False)
+    _prompter: Prompter | None = field(default=None, repr=False)
+    _verbose: VerboseHandler | None = field(default=None, repr=False)
+    _link_notices: set[str] = field(default_factory=set, repr=False)
 
-    @classmethod
-    def create(
-        cls, *, config: str | None, rack: str | None, api_token: str | None, environ: Mapping[str, str] | None = None
-    ) -> App:
-        env = os.environ if environ is None else environ
-        directory = Path(config).expanduser() if config else default_config_dir(env)
-        return cls(config_dir=directory, rack_option=rack, api_token_option=api_token, environ=env)
+    # -- options ------------------------------------------------------------------------------
 
-    def use_config_dir(self, directory: str) -> None:
-        """``--config DIR`` (also after the command): every later read and write goes there."""
-        self.config_dir = Path(directory).expanduser()
-        self._store = None
-        self._budgets = None
+    def given(self, **values: Any) -> None:
+        """Options the parser read: a new ``Options`` record (a new ``--config`` drops the store)."""
+        self.options = dataclasses.replace(self.options, **values)
+        if "config_dir" in values:
+            self._store = self._budgets = None
+
+    @property
+    def config_dir(self) -> Path:
+        given = self.options.config_dir
+        return given.expanduser() if given is not None else default_config_dir(self.environ)
+
+    @property
+    def command_timeout(self) -> float:
+        return self.options.timeout
+
+    @command_timeout.setter
+    def command_timeout(self, value: float) -> None:
+        # Transitional: status.py sets it until its one-deadline change (issue 19) lands.
+        self.given(timeout=value)
+
+    @property
+    def selection(self) -> Selection:
+        return Selection(rack=self.options.rack, api_token=self.options.api_token, environ=self.environ)
+
+    def known_secrets(self) -> set[str]:
+        """Every credential of this run: sent sessions, API tokens (option, environment), an MFA code."""
+        options = self.options
+        found = {*self.secrets, options.api_token, options.mfa_code, self.environ.get("RACK_GATEWAY_API_TOKEN")}
+        return {s.strip() for s in found if s and s.strip()}
+
+    # -- collaborators, each built once ---------------------------------------------------------
 
     @property
     def store(self) -> ConfigStore:
@@ -92,24 +135,64 @@ class App:
             trace.debug("config: %s", self._store.path)
         return self._store
 
-    @property
-    def selection(self) -> Selection:
-        return Selection(rack=self.rack_option, api_token=self.api_token_option, environ=self.environ)
+    def is_interactive(self) -> bool:
+        """As handed in, else whether stdin and stderr are both terminals."""
+        if self.interactive is not None:
+            return self.interactive
+        return _isatty(self.stdin) and _isatty(self.err)
 
-    def known_secrets(self) -> set[str]:
-        """Every credential of this run: sent sessions, API tokens (option, environment), an MFA code."""
-        found = {*self.secrets, self.api_token_option, self.mfa_code, self.environ.get("RACK_GATEWAY_API_TOKEN")}
-        return {s.strip() for s in found if s and s.strip()}
+    def terminal(self) -> TerminalLines:
+        """The one reader of the terminal: the paste reader and the MFA prompt take lines from it,
+        so nothing one of them has read ahead is lost to the other."""
+        if self._terminal is None:
+            from rgw.cli.terminal import TerminalLines
+
+            self._terminal = TerminalLines(self.stdin)
+        return self._terminal
+
+    def paste_source(self) -> PasteSource | None:
+        """On a terminal, lines the user pastes (the URL the browser ended on); else None."""
+        return self.terminal() if self.is_interactive() else None
+
+    @property
+    def mfa_prompter(self) -> Prompter:
+        """The prompter handed in, else the terminal's (one per run), else one that never asks."""
+        if self._prompter is None:
+            from rgw.cli.mfa import NoTerminalPrompter, TerminalPrompter
+
+            prompter = self.prompter
+            if prompter is None:
+                prompter = TerminalPrompter(self.terminal(), self.err) if self.is_interactive() else None
+            self._prompter = prompter or NoTerminalPrompter(self.err)
+        return self._prompter
+
+    def mfa_settings(self) -> MfaSettings:
+        from rgw.login.mfa import MfaSettings
+
+        options = self.options
+        return MfaSettings(method=options.mfa_method, code=options.mfa_code, devices=self.webauthn_devices)
+
+    def login_solver(self, emit: EventSink, *, name_racks: bool = False) -> Callable[[str], LoginMfa]:
+        """The login's MFA: the terminal (or ``--mfa-code``) answers; questions name their rack."""
+        from rgw.cli.mfa import login_solver
+
+        return login_solver(self.mfa_prompter, self.mfa_settings(), self.mfa_ledger, emit, name_racks=name_racks)
+
+    def start_verbose(self) -> bool:
+        """``-v``: the library's debug log on stderr (``rgw.cli.verbose``); False when it is on already."""
+        if self._verbose is not None:
+            return False
+        from rgw.cli.verbose import start_verbose
+
+        self._verbose = start_verbose(self.err, self.known_secrets)
+        return True
 
     def stop_verbose(self) -> None:
-        from rgw.cli.verbose import stop_verbose
+        handler, self._verbose = self._verbose, None
+        if handler is not None:
+            from rgw.cli.verbose import stop_verbose
 
-        stop_verbose(self)
-
-    def is_interactive(self) -> bool:
-        if self.interactive is None:
-            self.interactive = bool(sys.stdin and sys.stdin.isatty() and sys.stderr.isatty())
-        return self.interactive
+            stop_verbose(handler)
 
     def live_terminal(self, stream: TextIO) -> bool:
         """A terminal that takes cursor movement: a TTY whose ``TERM`` is not ``dumb``."""
@@ -118,14 +201,6 @@ class App:
     def use_color(self, stream: TextIO) -> bool:
         """Colour only on a live terminal, and never with ``NO_COLOR`` set (https://no-color.org)."""
         return self.live_terminal(stream) and "NO_COLOR" not in self.environ
-
-    def paste_source(self) -> PasteSource | None:
-        """On a terminal, lines the user pastes (the URL the browser ended on); else None."""
-        if not self.is_interactive():
-            return None
-        from rgw.cli.terminal import TerminalLines
-
-        return TerminalLines(sys.stdin)
 
     # -- output -----------------------------------------------------------------------------
 
@@ -217,7 +292,8 @@ class App:
             return self.step_up
         from rgw.cli.mfa import step_up_factory
 
-        return step_up_factory(self, session_verified=target.rack.mfa_verified if target.rack else None)
+        verified = target.rack.mfa_verified if target.rack else None
+        return step_up_factory(self.mfa_prompter, self.mfa_settings, self.mfa_ledger, session_verified=verified)
 
     def mfa_ledger(self, url: str) -> MfaLedger:
         """The MFA answers this machine sent to ``url``'s gateway (kept in the config directory)."""
@@ -265,9 +341,13 @@ class App:
             await self.store.update(lambda data: data.mark_rejected(name, token, reason, at))
 
     async def remember_expiry(self, target: Target, client: GatewayClient) -> None:
-        """Store the sliding expiry the gateway echoed (``X-Session-Expires-At``) for this session."""
+        """Store the sliding expiry the gateway echoed (``X-Session-Expires-At``) for this session.
+
+        The gateway slides it on every request; rewriting ``config.json`` for that would make every
+        command a write.  It is stored when there was none, or when it moved by more than an hour.
+        """
         expires = client.session_expires_at
-        if target.api_token or target.rack is None or not expires or expires == target.rack.expires_at:
+        if target.api_token or target.rack is None or not expires or not expiry_moved(target.rack.expires_at, expires):
             return
         name, token = target.rack.name, target.token
 
@@ -296,6 +376,18 @@ class App:
             device_os=default_device_os(),
             client_version=f"rgw-python/{__version__}",
         )
+
+
+#: How far the stored session expiry may lag the gateway's sliding one before it is written again.
+EXPIRY_SLACK = timedelta(hours=1)
+
+
+def expiry_moved(stored: str | None, echoed: str) -> bool:
+    """Whether ``echoed`` is worth a write: the first value, or more than ``EXPIRY_SLACK`` away."""
+    old, new = parse_time(stored), parse_time(echoed)
+    if new is None:
+        return False
+    return old is None or abs(new - old) > EXPIRY_SLACK
 
 
 def _isatty(stream: TextIO) -> bool:

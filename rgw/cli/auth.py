@@ -27,6 +27,8 @@ from rgw.text import printable
 
 if TYPE_CHECKING:  # the events and renderers are imported by the login command only
     from rgw.login.events import EventSink, LoginEvent
+    from rgw.login.flow import LoginOptions
+    from rgw.login.multi import RackLoginResult
 
 
 def make_renderer(app: App, progress: str, racks: list[str], *, qr: bool = False, url_only: bool = False) -> EventSink:
@@ -157,16 +159,50 @@ async def login(
     rack-gateway login                                          current rack
     rack-gateway login --rack a --rack b   |   --all [--expired-only]
     """
-    from rgw.cli import LOGGED_IN_BEFORE_INTERRUPT
-    from rgw.cli.mfa import login_solver
-    from rgw.cli.render import LiveRenderer
-    from rgw.login.browser import NoBrowser, SystemBrowser
-    from rgw.login.flow import LoginOptions
-    from rgw.login.multi import LoginCoordinator, RackLoginResult
-
     if len(racks) == 1 and rack_arg is None and not all_racks:
         rack_arg, racks = racks[0], ()  # `login --rack prod` is `login prod`
     multi = bool(racks) or all_racks
+    check_login_flags(rack_arg, url_arg, multi, expired_only, qr, print_url_only, as_json)
+    no_browser = no_browser or print_url_only
+    data = await app.store.read()  # the one read before the flow's locked write
+    if multi:
+        requests = login_targets(data, racks, all_racks=all_racks, insecure_http=insecure_http)
+        if expired_only:
+            requests = await still_valid_removed(app, data, requests)
+    else:
+        rack = rack_arg if rack_arg is not None else app.options.rack
+        requests = [login_target(data, app.selection, rack, url_arg, insecure_http=insecure_http)]
+    if not requests:
+        app.note("Every selected rack already has a valid session." if expired_only else "No racks to log in to.")
+        if as_json:
+            app.echo_json([])
+        return
+    from rgw.login.flow import LoginOptions
+
+    options = LoginOptions(
+        timeout=timeout,
+        open_browser=not no_browser,
+        use_loopback=not no_loopback,
+        loopback_port=loopback_port,
+        make_current=not multi,
+        token_storage=token_storage,
+    )
+    emit = make_renderer(app, progress, [r.rack for r in requests], qr=qr, url_only=print_url_only)
+    results = await log_in(app, data, requests, options, emit, parallel=parallel)
+    show_login_results(app, results, multi=multi, as_json=as_json, print_url_only=print_url_only)
+    raise_login_failures(results, multi=multi)
+
+
+def check_login_flags(
+    rack_arg: str | None,
+    url_arg: str | None,
+    multi: bool,
+    expired_only: bool,
+    qr: bool,
+    print_url_only: bool,
+    as_json: bool,
+) -> None:
+    """The login options that do not go together."""
     if multi and (rack_arg is not None or url_arg):
         raise UsageError("give racks either as arguments or with --rack/--all, not both")
     if expired_only and not multi:
@@ -175,36 +211,32 @@ async def login(
         raise UsageError("--qr and --print-url-only log in to one rack at a time")
     if print_url_only and as_json:
         raise UsageError("--print-url-only prints the URL alone on stdout: leave out --json")
-    no_browser = no_browser or print_url_only
-    data = await app.store.read()  # the one read before the flow's locked write
-    if multi:
-        requests = login_targets(data, racks, all_racks=all_racks, insecure_http=insecure_http)
-        if expired_only:
-            requests = await still_valid_removed(app, data, requests)
-    else:
-        rack = rack_arg if rack_arg is not None else app.rack_option
-        requests = [login_target(data, app.selection, rack, url_arg, insecure_http=insecure_http)]
-    if not requests:
-        app.note("Every selected rack already has a valid session." if expired_only else "No racks to log in to.")
-        if as_json:
-            app.echo_json([])
-        return
+
+
+async def log_in(
+    app: App,
+    data: ConfigData,
+    requests: list[LoginRequest],
+    options: LoginOptions,
+    emit: EventSink,
+    *,
+    parallel: int,
+) -> list[RackLoginResult]:
+    """Run the logins (at most ``parallel`` at once), the live block's spinner beside them."""
+    from rgw.cli import LOGGED_IN_BEFORE_INTERRUPT
+    from rgw.cli.render import LiveRenderer
+    from rgw.login.browser import NoBrowser, SystemBrowser
+    from rgw.login.multi import LoginCoordinator
+
     coordinator = LoginCoordinator(
         store=app.store,
-        browser=NoBrowser() if no_browser else app.browser or SystemBrowser(app.environ),
+        browser=(app.browser or SystemBrowser(app.environ)) if options.open_browser else NoBrowser(),
         device=app.device(data),
-        emit=(emit := make_renderer(app, progress, [r.rack for r in requests], qr=qr, url_only=print_url_only)),
-        options=LoginOptions(
-            timeout=timeout,
-            open_browser=not no_browser,
-            use_loopback=not no_loopback,
-            loopback_port=loopback_port,
-            make_current=not multi,
-            token_storage=token_storage,
-        ),
+        emit=emit,
+        options=options,
         paste=app.paste_source() if len(requests) == 1 else None,
         # MFA in the terminal when the gateway asks for it; questions name their rack when many log in.
-        mfa=login_solver(app, emit, name_racks=len(requests) > 1),
+        mfa=app.login_solver(emit, name_racks=len(requests) > 1),
         client_factory=app.login_client,
     )
     async with anyio.create_task_group() as spinner:
@@ -220,6 +252,13 @@ async def login(
 
         results = await coordinator.login_all(requests, parallel=parallel, on_result=note)
         spinner.cancel_scope.cancel()
+    return results
+
+
+def show_login_results(
+    app: App, results: list[RackLoginResult], *, multi: bool, as_json: bool, print_url_only: bool
+) -> None:
+    """``Logged in as`` for one rack, a table for many, or JSON."""
     if as_json:
         app.echo_json([r.as_json() for r in results])
     elif len(results) == 1 and not multi:
@@ -233,6 +272,10 @@ async def login(
         colors = [(None, GREEN if r.error is None else RED, None) for r in results]
         for line in table(rows, ("RACK", "RESULT", "DETAIL"), colors=colors, color=app.use_color(app.out)):
             app.echo_styled(line)
+
+
+def raise_login_failures(results: list[RackLoginResult], *, multi: bool) -> None:
+    """One rack's error as it is; for many, which failed (exit 10)."""
     failed = [r for r in results if r.error is not None]
     if not failed:
         return
@@ -314,6 +357,10 @@ async def logout(app: App, local: bool, all_racks: bool) -> None:
     app.echo(f"Logged out of {name}")
 
 
+#: What ``logout --all`` did to one rack's session: outcome and detail.
+Outcome = tuple[str, str | None]
+
+
 async def logout_all(app: App, local: bool) -> None:
     """``logout --all``: revoke every stored session on its gateway at once, then forget them all here.
 
@@ -324,7 +371,34 @@ async def logout_all(app: App, local: bool) -> None:
     if not racks:
         app.note("No rack has a session to log out of.")
         return
-    results: dict[str, tuple[str, str | None]] = {}  # rack -> (outcome, detail)
+    if local:
+        results: dict[str, Outcome] = {rack.name: ("local", None) for rack in racks}
+    else:
+        results = await revoke_all(app, racks)
+    tokens = {rack.name: rack.token for rack in racks}
+
+    def forget(data: ConfigData) -> None:
+        for name, token in tokens.items():
+            current = data.rack(name)
+            if current is not None and current.token == token:  # a newer login's session is kept
+                data.clear_session(name)
+
+    await app.store.update(forget)
+    show_logouts(app, racks, results)
+    failed = [rack.name for rack in racks if results[rack.name][0] == "not-revoked"]
+    if local:
+        app.note("The sessions were not revoked on their gateways (--local); they stay valid there until they expire.")
+    if failed:
+        raise PartialFailure(
+            f"{len(failed)} of {len(racks)} sessions could not be revoked on their gateway: {', '.join(failed)}",
+            hint="They were removed from this machine but stay valid on those gateways until they expire; "
+            "an administrator can revoke them in the gateway's web UI.",
+        )
+
+
+async def revoke_all(app: App, racks: list[RackConfig]) -> dict[str, Outcome]:
+    """Revoke each rack's session on its gateway, ``DEFAULT_PARALLEL`` at a time; rack -> outcome."""
+    results: dict[str, Outcome] = {}
     limiter = anyio.CapacityLimiter(DEFAULT_PARALLEL)
 
     async def revoke(rack: RackConfig) -> None:
@@ -344,21 +418,14 @@ async def logout_all(app: App, local: bool) -> None:
             except RgwError as exc:
                 results[rack.name] = ("not-revoked", exc.message)
 
-    if local:
-        results = {rack.name: ("local", None) for rack in racks}
-    else:
-        async with anyio.create_task_group() as tg:
-            for rack in racks:
-                tg.start_soon(revoke, rack)
-    tokens = {rack.name: rack.token for rack in racks}
+    async with anyio.create_task_group() as tg:
+        for rack in racks:
+            tg.start_soon(revoke, rack)
+    return results
 
-    def forget(data: ConfigData) -> None:
-        for name, token in tokens.items():
-            current = data.rack(name)
-            if current is not None and current.token == token:  # a newer login's session is kept
-                data.clear_session(name)
 
-    await app.store.update(forget)
+def show_logouts(app: App, racks: list[RackConfig], results: dict[str, Outcome]) -> None:
+    """The table of ``logout --all``: each rack and what became of its session."""
     words = {
         "revoked": ("logged out (session revoked)", GREEN),
         "already-invalid": ("logged out (the gateway had already invalidated the session)", GREEN),
@@ -373,15 +440,6 @@ async def logout_all(app: App, local: bool) -> None:
         colors.append((None, code))
     for line in table(rows, ("RACK", "RESULT"), colors=colors, color=app.use_color(app.out)):
         app.echo_styled(line)
-    failed = [rack.name for rack in racks if results[rack.name][0] == "not-revoked"]
-    if local:
-        app.note("The sessions were not revoked on their gateways (--local); they stay valid there until they expire.")
-    if failed:
-        raise PartialFailure(
-            f"{len(failed)} of {len(racks)} sessions could not be revoked on their gateway: {', '.join(failed)}",
-            hint="They were removed from this machine but stay valid on those gateways until they expire; "
-            "an administrator can revoke them in the gateway's web UI.",
-        )
 
 
 def format_expiry(value: str | None) -> str:
@@ -398,7 +456,7 @@ def format_expiry(value: str | None) -> str:
 async def test_auth(app: App, topic: str | None, as_json: bool) -> None:
     """Check that the current credentials work, and show who you are (or your MFA status)."""
     if topic is not None:
-        from rgw.cli.mfa import show_mfa
+        from rgw.cli.mfa_status import show_mfa
 
         return await show_mfa(app, topic, as_json)
     async with app.connect() as (target, client):

@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import asyncclick as click
 
-from rgw.cli.app import App
+from rgw.cli.app import App, Options
 from rgw.cli.options import pass_app
 from rgw.cli.runner import on_event_loop
 from rgw.errors import RgwError
@@ -199,7 +199,12 @@ async def demo(app: App, email: str, deployed_mode: bool, real_browser: bool) ->
                 app.echo("")
                 app.echo("$ rack-gateway " + shlex.join(args))
                 step = App(
-                    config_dir=config_dir, environ={}, out=app.out, err=app.out, browser=browser, interactive=False
+                    options=Options(config_dir=config_dir),
+                    environ={},
+                    out=app.out,
+                    err=app.out,
+                    browser=browser,
+                    interactive=False,
                 )
                 code = await run(["--config", str(config_dir), *args], obj=step)
                 if code != 0:

@@ -2,10 +2,11 @@
 
 The Go CLI's global flags are cobra persistent flags: they work before or after the command
 (``rack-gateway api-token create --name ci --role viewer --mfa-code 123456``, and the seed's
-``rack-gateway apps --api-token "rgw_token_..."``).  ``add_global_options`` gives every command and
-group the same five (``--rack/-r``, ``--config``, ``--api-token``, ``--mfa-method``,
-``--mfa-code``, ``-v/--verbose``); each stores its value on the ``App``, so a value after the
-command overrides one before it, and ``--help`` of every command lists them.
+``rack-gateway apps --api-token "rgw_token_..."``).  ``global_options`` is their one definition:
+the group takes them, and ``add_global_options`` gives every command the same six (``--rack/-r``,
+``--config``, ``--api-token``, ``--mfa-method``, ``--mfa-code``, ``-v/--verbose``).  Each hands its
+value to the run's ``App`` (``App.given``) as it is parsed, so a value after the command overrides
+one before it, and ``--help`` of every command lists them.
 
 This module is on the start-up path of every command (``rgw.cli`` imports it), so it imports the
 ``App`` only when an option is used: ``--help`` and ``--version`` never load it.
@@ -20,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import asyncclick as click
 
+from rgw.mfa_methods import MFA_METHODS
+
 if TYPE_CHECKING:
     from asyncclick.shell_completion import CompletionItem
 
@@ -28,8 +31,6 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 P = ParamSpec("P")
 R = TypeVar("R")
-
-MFA_METHODS = ("totp", "webauthn", "backup_code")
 
 
 def app_of(ctx: click.Context) -> App:
@@ -52,22 +53,18 @@ def pass_app(function: Callable[Concatenate[App, P], Awaitable[R]]) -> Callable[
 def _set(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
     def store(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
         if value:
-            setattr(app_of(ctx), field, value)
+            app_of(ctx).given(**{field: value})
 
     return store
 
 
 def _set_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """``--config``: applied at once, so that completing a rack name later on the line (which never
+    runs a command's callback) reads the right config."""
     if value:
-        app_of(ctx).use_config_dir(value)
+        from pathlib import Path  # not at start-up: --help and --version never need it
 
-
-def remember_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    """The group's ``--config``: applied at once, so that completing a rack name later on the line
-    (which never runs the group's callback) reads the right config."""
-    if value:
-        app_of(ctx).use_config_dir(value)
-    return value
+        app_of(ctx).given(config_dir=Path(value))
 
 
 def _set_verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -77,10 +74,8 @@ def _set_verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> No
 
 def enable_verbose(ctx: click.Context) -> None:
     """``-v`` / ``RACK_GATEWAY_DEBUG=1``: the library's debug log on stderr, until the run ends."""
-    from rgw.cli.verbose import start_verbose
-
     app = app_of(ctx)
-    if start_verbose(app):
+    if app.start_verbose():
         ctx.find_root().call_on_close(app.stop_verbose)
 
 
@@ -95,13 +90,13 @@ def complete_racks(ctx: click.Context, _param: click.Parameter, incomplete: str)
 
 
 def global_options() -> list[click.Option]:
-    """The five global options, as new ``click.Option`` objects (one set per command)."""
+    """The global options, as new ``click.Option`` objects (one set per command, and the group's)."""
     return [
         click.Option(
             ["--rack", "-r", "global_rack"],
             metavar="RACK",
             expose_value=False,
-            callback=_set("rack_option"),
+            callback=_set("rack"),
             shell_complete=complete_racks,
             help="Rack to use (default: RACK_GATEWAY_RACK, then the current rack).",
         ),
@@ -116,7 +111,7 @@ def global_options() -> list[click.Option]:
             ["--api-token", "global_api_token"],
             metavar="TOKEN",
             expose_value=False,
-            callback=_set("api_token_option"),
+            callback=_set("api_token"),
             help="API token instead of the stored session (default: RACK_GATEWAY_API_TOKEN).",
         ),
         click.Option(
@@ -169,7 +164,7 @@ class Seconds(click.FloatRange):
 
 def _set_timeout(ctx: click.Context, _param: click.Parameter, value: float | None) -> None:
     if value is not None:
-        app_of(ctx).command_timeout = value
+        app_of(ctx).given(timeout=value)
 
 
 def timeout_option(command: F) -> F:

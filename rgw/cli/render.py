@@ -38,14 +38,19 @@ STILL_WAITING = (
 
 def describe(event: ev.LoginEvent) -> str | None:
     """The progress line(s) for ``event`` (None: nothing to say).  Foreign text is made printable."""
+    for family in (_browser_lines, _waiting_lines, _answer_lines, _resume_lines, _walk_lines):
+        line = family(event)
+        if line is not None:
+            return line
+    return None  # GatewayReachable, BrowserOpened, LoggedIn, LoginFailed, ...: the command says it
+
+
+def _browser_lines(event: ev.LoginEvent) -> str | None:
+    """Opening the browser, or what to do when it cannot be opened."""
     match event:
-        case ev.GatewayReachable():
-            return None
         case ev.BrowserOpening(auth_url=url):
             # The seed's line, with the URL on a line of its own that a terminal can select whole.
             return f"Opening browser for authentication...\nIf it does not open, visit: {printable(url)}"
-        case ev.BrowserOpened():
-            return None
         case ev.BrowserUnavailable(rack="", url_shown=True):
             return (
                 "The browser could not be opened: open the page above yourself, or run the login with "
@@ -55,6 +60,12 @@ def describe(event: ev.LoginEvent) -> str | None:
             return "The browser could not be opened: open the URL above yourself."
         case ev.BrowserUnavailable(auth_url=url):
             return f"Open this URL in your browser: {printable(url)}"
+    return None
+
+
+def _waiting_lines(event: ev.LoginEvent) -> str | None:
+    """Waiting for the sign-in, and the gateway's retries meanwhile."""
+    match event:
         case ev.Waiting(stage="mfa"):
             return "Waiting for MFA to be completed in the browser..."
         case ev.Waiting():
@@ -68,12 +79,20 @@ def describe(event: ev.LoginEvent) -> str | None:
             return STILL_WAITING.format(elapsed=_duration(elapsed)) + "\n" + then
         case ev.GatewayRetry(attempt=attempt, delay=delay, error=error, kind=kind):
             return retry_line(kind, printable(error), attempt, delay)
+        case ev.CoalescedWait(pid=pid, auth_url=url):
+            who = f"process {pid}" if pid else "another process"
+            line = f"A login to this rack is already running in {who}; waiting for its session..."
+            return line + (f"\nIts sign-in URL: {printable(url)}" if url else "")
+    return None
+
+
+def _answer_lines(event: ev.LoginEvent) -> str | None:
+    """What came back: a pasted URL, the OAuth result, the MFA dialog."""
+    match event:
         case ev.CallbackReceived(ok=True, via="paste"):
             return "Got the pasted URL, finishing the login..."
         case ev.CallbackReceived(ok=False, via="paste"):
             return "The pasted URL says the sign-in failed; asking the gateway..."
-        case ev.CallbackReceived():
-            return None
         case ev.PasteIgnored(reason=reason):
             return f"Ignored that line: {printable(reason)}."
         case ev.OAuthSucceeded():
@@ -84,12 +103,12 @@ def describe(event: ev.LoginEvent) -> str | None:
             return f"{printable(message)} ({left} {'try' if left == 1 else 'tries'} left)"
         case ev.MfaVerified():
             return "MFA verified"
-        case ev.CoalescedWait(pid=pid, auth_url=url):
-            who = f"process {pid}" if pid else "another process"
-            line = f"A login to this rack is already running in {who}; waiting for its session..."
-            return line + (f"\nIts sign-in URL: {printable(url)}" if url else "")
-        case ev.ReplacedSessionRevoked():
-            return None  # quiet: the new session works, the old one is gone
+    return None  # a loopback callback: quiet, the gateway's answer follows
+
+
+def _resume_lines(event: ev.LoginEvent) -> str | None:
+    """A login an interrupted run left, taken up again (or dropped)."""
+    match event:
         case ev.LoginResumed(started_at=started, finished=True):
             return f"Resumed the login started at {clock_time(started)}"
         case ev.LoginResumed(started_at=started, auth_url=url):
@@ -99,6 +118,12 @@ def describe(event: ev.LoginEvent) -> str | None:
             )
         case ev.ResumeDiscarded(started_at=started):
             return f"The gateway no longer knows the login started at {clock_time(started)}; starting a new one."
+    return None  # ReplacedSessionRevoked: quiet, the new session works and the old one is gone
+
+
+def _walk_lines(event: ev.LoginEvent) -> str | None:
+    """One browser tab for many racks."""
+    match event:
         case ev.WalkOpening(url=url, racks=racks):
             return (
                 f"Opening one browser tab to sign in to {racks} racks...\nIf it does not open, visit: {printable(url)}"
@@ -110,15 +135,9 @@ def describe(event: ev.LoginEvent) -> str | None:
                 "This rack's gateway does not send the browser back: sign in with its link on the "
                 f"one-tab page, or visit: {printable(url)}"
             )
-        case ev.WalkQueued():
-            return None  # the tab comes to this rack's sign-in on its own
         case ev.WalkProgress(finished=finished, failed=failed, total=total):
             return f"{finished} of {total} racks finished" + (f", {failed} failed." if failed else ".")
-        case ev.LoggedIn():
-            return None  # the command prints "Logged in as" on stdout
-        case ev.LoginFailed():
-            return None  # the command reports errors
-    return None
+    return None  # WalkQueued that returns: the tab comes to this rack's sign-in on its own
 
 
 def clock_time(epoch: float) -> str:

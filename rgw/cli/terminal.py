@@ -20,9 +20,13 @@ class TerminalLines:
     """Lines typed or pasted on an interactive stdin."""
 
     def __init__(self, stream: TextIO) -> None:
-        self.fd = stream.fileno()
+        self.stream = stream
         self._buffer = b""
         self._eof = False
+
+    @property
+    def fd(self) -> int:
+        return self.stream.fileno()
 
     async def read_line(self) -> str | None:
         while b"\n" not in self._buffer:

@@ -12,19 +12,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TextIO
 
 from rgw.text import printable
 from rgw.trace import LOGGER, REDACTED
 
-if TYPE_CHECKING:
-    from rgw.cli.app import App
-
 
 class VerboseHandler(logging.Handler):
-    def __init__(self, app: App) -> None:
+    """Prints each ``rgw`` log line on ``stream``, with every secret ``secrets()`` names hidden."""
+
+    def __init__(self, stream: TextIO, secrets: Callable[[], set[str]]) -> None:
         super().__init__(logging.DEBUG)
-        self.app = app
+        self.stream = stream
+        self.secrets = secrets
         self.started = time.time()  # LogRecord.created is wall-clock time
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -32,36 +33,29 @@ class VerboseHandler(logging.Handler):
             text = record.getMessage()
         except Exception:  # a bad format string must never break the command
             text = str(record.msg)
-        for secret in sorted(self.app.known_secrets(), key=len, reverse=True):
+        for secret in sorted(self.secrets(), key=len, reverse=True):
             text = text.replace(secret, REDACTED)
         elapsed = record.created - self.started
-        stream = self.app.err
         with contextlib.suppress(OSError, ValueError):  # stderr closed: nothing to tell
-            print(f"[rgw {elapsed:+.3f}s] {printable(text)}", file=stream, flush=True)
+            print(f"[rgw {elapsed:+.3f}s] {printable(text)}", file=self.stream, flush=True)
 
 
-def start_verbose(app: App) -> bool:
-    """Print the debug log of ``rgw`` on the app's stderr; False when it is printed already."""
-    if app.verbose_handler is not None:
-        return False
-    handler = VerboseHandler(app)
+def start_verbose(stream: TextIO, secrets: Callable[[], set[str]]) -> VerboseHandler:
+    """Print the debug log of ``rgw`` on ``stream`` until ``stop_verbose``."""
+    handler = VerboseHandler(stream, secrets)
     logger = logging.getLogger(LOGGER)
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
-    app.verbose_handler = handler
     import platform
 
     from rgw import __version__
     from rgw.trace import debug
 
     debug("rack-gateway %s (python %s)", __version__, platform.python_version())
-    return True
+    return handler
 
 
-def stop_verbose(app: App) -> None:
-    handler, app.verbose_handler = app.verbose_handler, None
-    if handler is None:
-        return
+def stop_verbose(handler: VerboseHandler) -> None:
     logger = logging.getLogger(LOGGER)
     logger.removeHandler(handler)
     if not logger.handlers:

@@ -299,32 +299,24 @@ class CallbackListener:
         if walk is not None and _has_prefix(parts.path, walk.path):
             if request.method != b"GET":
                 return _Reply(405, _page("Method not allowed", "Only GET is accepted here."))
-            answer = await walk.respond(parts.path[len(walk.path) :])
-            location = _safe_location(answer.location) if answer is not None else None
-            if answer is not None and answer.location is not None and location is None:
-                answer = None  # never a header that could be split: no URL of ours looks like that
-            if answer is None:
-                return _Reply(404, _page("Not found", "Nothing here."))
-            return _Reply(
-                answer.status,
-                answer.body,
-                location=location,
-                content_type=answer.content_type,
-                policy=answer.policy,
-                after_send=lambda: walk.viewed(answer),
-            )
+            return await _answer_walk(walk, parts.path[len(walk.path) :])
         if not self._is_callback_path(parts.path):
             return _Reply(404, _page("Not found", "Nothing here."))
         if request.method != b"GET":
             return _Reply(405, _page("Method not allowed", "Only GET is accepted here."))
+        return await self._answer_callback(parts.query)
+
+    async def _answer_callback(self, query_text: str) -> _Reply:
+        """The gateway's redirect: wake the waiting login (its state matched), show the result page."""
         invalid = _Reply(400, _page("Invalid login link", "This login link is not valid. Check your terminal."))
         try:
-            query = parse_qs(parts.query, keep_blank_values=True, max_num_fields=8)
+            query = parse_qs(query_text, keep_blank_values=True, max_num_fields=8)
         except ValueError:
             return invalid
         states, results = query.get("state", []), query.get("result", [])
         if len(states) != 1 or len(results) != 1 or results[0] not in ("ok", "error"):
             return invalid
+        walk = self.walk
         waiter = self._match(states[0])
         walked = walk is not None and walk.owns(states[0])
         if waiter is None and not walked:
@@ -339,22 +331,41 @@ class CallbackListener:
             if location is not None:
                 return _Reply(302, b"", waiter, location=location, after_send=walk.viewed)
         assert waiter is not None
+        return _Reply(200, self._result_page(waiter, results[0] == "ok", error), waiter)
+
+    def _result_page(self, waiter: CallbackWaiter, ok: bool, error: str) -> bytes:
         rack = html.escape(printable(waiter.rack))
         where = f"The terminal running <code>rack-gateway login</code> on <strong>{html.escape(self.terminal)}</strong>"
-        if results[0] == "ok":
-            page = _page(f"Logged in to rack {rack}", f"{where} has the session.", result=True)
-            return _Reply(200, page, waiter)
-        page = _page(
+        if ok:
+            return _page(f"Logged in to rack {rack}", f"{where} has the session.", result=True)
+        return _page(
             f"Login to rack {rack} failed",
             f"{where} has the details.",
             result=True,
             error=html.escape(printable(error)),
         )
-        return _Reply(200, page, waiter)
 
     def _match(self, state: str) -> CallbackWaiter | None:
         """Compare with every expected state in constant time, so timing tells nothing about them."""
         return find_secret(state, list(self._waiters.items()))
+
+
+async def _answer_walk(walk: LoginWalk, path: str) -> _Reply:
+    """A page of the one-tab walk (``rgw.login.walk``): its answer, or 404."""
+    answer = await walk.respond(path)
+    location = _safe_location(answer.location) if answer is not None else None
+    if answer is not None and answer.location is not None and location is None:
+        answer = None  # never a header that could be split: no URL of ours looks like that
+    if answer is None:
+        return _Reply(404, _page("Not found", "Nothing here."))
+    return _Reply(
+        answer.status,
+        answer.body,
+        location=location,
+        content_type=answer.content_type,
+        policy=answer.policy,
+        after_send=lambda: walk.viewed(answer),
+    )
 
 
 async def _receive_request(conn: h11.Connection, stream: anyio.abc.SocketStream) -> h11.Request | None:

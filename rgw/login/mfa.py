@@ -39,11 +39,10 @@ from rgw.errors import (
 )
 from rgw.login.events import EventSink, MfaCodeRejected, MfaVerified, discard
 from rgw.login.ledger import MfaLedger
+from rgw.mfa_methods import MFA_METHODS as METHODS  # the methods the CLI can answer with
 from rgw.models import LoginStart
 from rgw.retry import RetryPolicy
 
-#: The methods the CLI can answer with; backup codes travel as ``method: "totp"`` (PROTOCOL.md).
-METHODS = ("totp", "webauthn", "backup_code")
 #: Codes tried per verification.  The gateway locks MFA after 5 failures in 5 minutes: stay below.
 MAX_TRIES = 3
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from rgw.cli import run
-from rgw.cli.app import App
+from rgw.cli.app import App, Options
 from rgw.testing import GatewaySettings, RunningGateway, ScriptedBrowser, running_gateway
 from tests.integration import procs
 from tests.leaks import WATCH
@@ -58,7 +58,7 @@ class Cli:
     async def __call__(self, *args: str, browser: Any = None, env: Mapping[str, str] | None = None) -> CliResult:
         out, err = io.StringIO(), io.StringIO()
         app = App(
-            config_dir=self.config_dir,
+            options=Options(config_dir=self.config_dir),
             environ=dict(env if env is not None else (self.environ or {})),
             out=out,
             err=err,

@@ -161,11 +161,9 @@ async def test_racks_json(cli: Cli) -> None:
 
 
 def test_config_dir_from_environment(tmp_path: Path) -> None:
-    from rgw.cli.app import App
+    from rgw.cli.app import App, Options
 
-    app = App.create(config=None, rack=None, api_token=None, environ={"GATEWAY_CLI_CONFIG_DIR": str(tmp_path)})
+    app = App(environ={"GATEWAY_CLI_CONFIG_DIR": str(tmp_path)})
     assert app.config_dir == tmp_path
-    flag = App.create(
-        config=str(tmp_path / "x"), rack=None, api_token=None, environ={"GATEWAY_CLI_CONFIG_DIR": "/nope"}
-    )
+    flag = App(options=Options(config_dir=tmp_path / "x"), environ={"GATEWAY_CLI_CONFIG_DIR": "/nope"})
     assert flag.config_dir == tmp_path / "x"

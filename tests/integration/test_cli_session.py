@@ -6,7 +6,7 @@ import json
 import stat
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -260,6 +260,48 @@ async def test_sliding_expiry_is_stored(cli: Cli) -> None:
         assert (await cli("test-auth")).code == 0
         after = cli.config()["gateways"]["dev"]["expires_at"]
     assert parse_time(after) - parse_time(before) == timedelta(days=3)  # type: ignore[operator]
+
+
+def config_writes(cli: Cli) -> tuple[int, int]:
+    """What changes when config.json is written (a new file replaces it): its inode and mtime."""
+    info = (cli.config_dir / "config.json").stat()
+    return info.st_ino, info.st_mtime_ns
+
+
+async def test_an_expiry_that_slid_less_than_an_hour_is_not_written(cli: Cli) -> None:
+    now = [time.time()]
+    with running_gateway(GatewaySettings(clock=lambda: now[0])) as gw:
+        await login(cli, gw)
+        stored = cli.config()["gateways"]["dev"]["expires_at"]
+        writes = 0
+        for _ in range(3):  # a minute apart: the gateway slides the expiry by a minute each time
+            now[0] += 60
+            before = config_writes(cli)
+            assert (await cli("test-auth")).code == 0
+            writes += config_writes(cli) != before
+        assert writes == 0
+        assert cli.config()["gateways"]["dev"]["expires_at"] == stored
+        now[0] += 3600 + 60 - 3 * 60  # now more than an hour after the stored value: stored again
+        before = config_writes(cli)
+        assert (await cli("test-auth")).code == 0
+        assert config_writes(cli) != before
+        after = cli.config()["gateways"]["dev"]["expires_at"]
+    assert parse_time(after) - parse_time(stored) == timedelta(seconds=3660)  # type: ignore[operator]
+
+
+async def test_a_first_expiry_is_written(cli: Cli) -> None:
+    now = [time.time()]
+    with running_gateway(GatewaySettings(clock=lambda: now[0])) as gw:
+        await login(cli, gw)
+        path = cli.config_dir / "config.json"
+        data = cli.config()
+        del data["gateways"]["dev"]["expires_at"]
+        path.write_text(json.dumps(data))
+        now[0] += 60
+        assert (await cli("test-auth")).code == 0
+        assert parse_time(cli.config()["gateways"]["dev"].get("expires_at")) == parse_time(
+            datetime.fromtimestamp(now[0] + gw.settings.session_ttl, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        )
 
 
 async def test_seed_error_for_a_domain_that_is_not_allowed(cli: Cli, gateway: RunningGateway) -> None:

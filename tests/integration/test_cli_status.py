@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from rgw.cli import run
-from rgw.cli.app import App
+from rgw.cli.app import App, Options
 from rgw.testing import RunningGateway
 from tests.integration.conftest import Cli
 
@@ -210,7 +210,7 @@ async def test_token_on_a_terminal_warns_on_stderr_first(
     cli: Cli, gateway: RunningGateway, four_racks: dict[str, str]
 ) -> None:
     out, err = Terminal(), io.StringIO()
-    app = App(config_dir=cli.config_dir, environ={}, out=out, err=err, interactive=False)
+    app = App(options=Options(config_dir=cli.config_dir), environ={}, out=out, err=err, interactive=False)
     assert await run(["token"], obj=app) == 0
     assert out.getvalue() == four_racks["dev"] + "\n"
     assert err.getvalue() == (
@@ -294,7 +294,9 @@ async def test_status_on_a_colour_terminal_colours_the_session_column_only(
     cli: Cli, gateway: RunningGateway, four_racks: dict[str, str]
 ) -> None:
     out, err = Terminal(), io.StringIO()
-    app = App(config_dir=cli.config_dir, environ={"TERM": "xterm"}, out=out, err=err, interactive=False)
+    app = App(
+        options=Options(config_dir=cli.config_dir), environ={"TERM": "xterm"}, out=out, err=err, interactive=False
+    )
     assert await run(["status", "--timeout", "1"], obj=app) == 0
     lines = out.getvalue().splitlines()
     assert lines[1] == (

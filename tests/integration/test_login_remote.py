@@ -9,7 +9,7 @@ import pytest
 import segno
 
 from rgw.cli import run
-from rgw.cli.app import App
+from rgw.cli.app import App, Options
 from rgw.cli.qr import CAPTION, QUIET_ZONE, qr_lines
 from rgw.login.browser import NoBrowser
 from rgw.testing import RunningGateway, ScriptedBrowser
@@ -60,7 +60,9 @@ async def test_login_qr_prints_the_url_once_then_its_code(cli: Cli, gateway: Run
 async def test_login_qr_with_no_browser_too(cli: Cli, gateway: RunningGateway) -> None:
     """Without a browser the URL line is the seed's "Open this URL"; the code follows it all the same."""
     out, err = io.StringIO(), io.StringIO()
-    app = App(config_dir=cli.config_dir, environ={}, out=out, err=err, browser=NoBrowser(), interactive=False)
+    app = App(
+        options=Options(config_dir=cli.config_dir), environ={}, out=out, err=err, browser=NoBrowser(), interactive=False
+    )
     codes: list[int] = []
 
     async def login() -> None:
@@ -85,7 +87,14 @@ async def test_print_url_only_prints_the_url_alone_and_waits(cli: Cli, gateway: 
             opened.append(url)
             return await super().open(url)
 
-    app = App(config_dir=cli.config_dir, environ={}, out=out, err=err, browser=Watching(email=DEV), interactive=False)
+    app = App(
+        options=Options(config_dir=cli.config_dir),
+        environ={},
+        out=out,
+        err=err,
+        browser=Watching(email=DEV),
+        interactive=False,
+    )
     codes: list[int] = []
 
     async def login() -> None:

@@ -18,7 +18,7 @@ import pyotp
 import pytest
 
 from rgw.cli import run
-from rgw.cli.app import App
+from rgw.cli.app import App, Options
 from rgw.client import GatewayClient, parse_json
 from rgw.login.mfa import MfaSettings, StepUpMfa
 from rgw.testing import RunningGateway, ScriptedBrowser
@@ -105,7 +105,7 @@ class MfaCli:
         if prompter is not None:
             prompter.stream = err
         app = App(
-            config_dir=self.config_dir,
+            options=Options(config_dir=self.config_dir),
             environ={},
             out=out,
             err=err,

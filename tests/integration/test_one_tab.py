@@ -183,13 +183,19 @@ async def cli_with_prompter(cli: Cli, prompter: Any, browser: Any, *args: str) -
     import io
 
     from rgw.cli import run
-    from rgw.cli.app import App
+    from rgw.cli.app import App, Options
     from tests.integration.conftest import CliResult
 
     out, err = io.StringIO(), io.StringIO()
     prompter.stream = err
     app = App(
-        config_dir=cli.config_dir, environ={}, out=out, err=err, browser=browser, interactive=False, prompter=prompter
+        options=Options(config_dir=cli.config_dir),
+        environ={},
+        out=out,
+        err=err,
+        browser=browser,
+        interactive=False,
+        prompter=prompter,
     )
     code = await run(list(args), obj=app)
     return CliResult(code, out.getvalue(), err.getvalue())

@@ -17,7 +17,7 @@ import pytest
 
 from rgw import __version__
 from rgw.cli import run
-from rgw.cli.app import App
+from rgw.cli.app import App, Options
 from rgw.locks import FileLock
 from rgw.testing import RunningGateway, ScriptedBrowser
 from rgw.testing.faultproxy import FaultPlan, FaultProxy
@@ -113,7 +113,7 @@ async def test_verbose_shows_a_lock_wait_and_who_held_it(cli: Cli, gateway: Runn
     assert lock.try_acquire()
     lock.write_holder(json.dumps({"pid": os.getpid(), "command": "rack-gateway"}).encode())
     err = io.StringIO()
-    app = App(config_dir=cli.config_dir, environ={}, out=io.StringIO(), err=err, interactive=False)
+    app = App(options=Options(config_dir=cli.config_dir), environ={}, out=io.StringIO(), err=err, interactive=False)
     codes: list[int] = []
 
     async def switch() -> None:

@@ -22,7 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rgw.cli import run
-from rgw.cli.app import App
+from rgw.cli.app import App, Options
 from rgw.config import ConfigData, ConfigStore
 from rgw.errors import ConfigCorrupt, ConfigError, RgwError
 from rgw.models import RackConfig
@@ -213,7 +213,7 @@ async def test_racks_and_switch_on_any_config_never_show_a_traceback(config: Any
         directory = Path(tmp)
         write_config(directory, json.dumps(config).encode())
         out, err = io.StringIO(), io.StringIO()
-        app = App(config_dir=directory, environ={}, out=out, err=err, interactive=False)
+        app = App(options=Options(config_dir=directory), environ={}, out=out, err=err, interactive=False)
         with anyio.fail_after(10):
             code = await run(args, obj=app)
         assert code != 1, err.getvalue()

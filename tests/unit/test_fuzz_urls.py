@@ -21,7 +21,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from rgw.cli import run
-from rgw.cli.app import App
+from rgw.cli.app import App, Options
 from rgw.client import GatewayClient
 from rgw.config import ConfigData
 from rgw.errors import UsageError
@@ -147,7 +147,7 @@ async def test_cli_login_rack_url_refuses_bad_arguments_cleanly_and_keeps_the_co
         os.chmod(path, 0o600)
         before = path.read_bytes()
         out, err = io.StringIO(), io.StringIO()
-        app = App(config_dir=directory, environ={}, out=out, err=err, interactive=False)
+        app = App(options=Options(config_dir=directory), environ={}, out=out, err=err, interactive=False)
         with anyio.fail_after(10):
             code = await run(["login", "--no-browser", "--timeout", "5", "--", rack, url], obj=app)
         assert code not in (0, 1), err.getvalue()

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rgw.cli.app import App, step_up_error
+from rgw.cli.app import App, Options, step_up_error
 from rgw.cli.mfa import DeferredStepUp
 from rgw.client import MAX_STEP_UP_TRIES, GatewayClient
 from rgw.errors import MfaError, MfaRequired
@@ -196,7 +196,7 @@ async def test_a_given_code_is_used_once() -> None:
 
 @pytest.mark.anyio
 async def test_api_tokens_get_an_mfa_error_instead_of_a_prompt(tmp_path: Path) -> None:
-    app = App(config_dir=tmp_path, environ={}, interactive=True, mfa_code="123456")
+    app = App(options=Options(config_dir=tmp_path, mfa_code="123456"), environ={}, interactive=True)
     token_target = Target(url="https://gw.example.com", token="rgw_x", rack_name="dev", rack=None, api_token=True)
     session_target = Target(url="https://gw.example.com", token="s", rack_name="dev", rack=None, api_token=False)
     assert app.step_up_for(token_target) is None  # never a prompt, never --mfa-code, for an API token

@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import os
 import pty
+import sys
 import termios
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TextIO
 
 import anyio
@@ -70,3 +72,26 @@ async def test_cancelled_prompt_restores_echo(terminal: tuple[int, int, TextIO])
         tg.cancel_scope.cancel()  # the browser finished MFA first
     assert echoing(tty)
     assert out.getvalue() == "Enter TOTP code: \n"
+
+
+async def test_the_mfa_prompt_gets_a_code_the_paste_reader_has_buffered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One reader of the terminal per run: bytes the paste reader read ahead reach the MFA prompt."""
+    from rgw.cli.app import App, Options
+
+    read_end, write_end = os.pipe()
+    stdin = open(read_end, closefd=False)  # noqa: SIM115 - closed below
+    monkeypatch.setattr(sys, "stdin", io.StringIO())  # no fileno: the App reads its own stdin only
+    try:
+        app = App(options=Options(config_dir=tmp_path), environ={}, stdin=stdin, err=io.StringIO(), interactive=True)
+        paste = app.paste_source()
+        assert paste is not None
+        os.write(write_end, b"\n123456\n")  # Enter, then the code: both arrive in one read
+        os.close(write_end)
+        assert await paste.read_line() == ""  # the paste reader's buffer now holds the code
+        assert await app.mfa_prompter.ask("Enter TOTP code:", hidden=True) == "123456"
+        assert await app.mfa_prompter.ask("Enter TOTP code:", hidden=True) is None  # and nothing more
+    finally:
+        stdin.close()
+        os.close(read_end)

@@ -7,8 +7,7 @@ import logging
 from pathlib import Path
 
 from rgw import trace
-from rgw.cli.app import App
-from rgw.cli.verbose import start_verbose, stop_verbose
+from rgw.cli.app import App, Options
 
 
 def test_redact_url_hides_every_query_value_and_user_info() -> None:
@@ -23,11 +22,11 @@ def test_redact_url_hides_every_query_value_and_user_info() -> None:
 
 def test_nothing_is_logged_until_someone_listens(tmp_path: Path) -> None:
     assert not trace.enabled()
-    app = App(config_dir=tmp_path, environ={}, err=io.StringIO())
-    assert start_verbose(app)
-    assert not start_verbose(app)  # once per run
+    app = App(options=Options(config_dir=tmp_path), environ={}, err=io.StringIO())
+    assert app.start_verbose()
+    assert not app.start_verbose()  # once per run
     assert trace.enabled()
-    stop_verbose(app)
+    app.stop_verbose()
     assert not trace.enabled()
     assert logging.getLogger("rgw").handlers == []
 
@@ -35,18 +34,16 @@ def test_nothing_is_logged_until_someone_listens(tmp_path: Path) -> None:
 def test_the_handler_scrubs_every_credential_of_the_run_and_escapes_control_characters(tmp_path: Path) -> None:
     err = io.StringIO()
     app = App(
-        config_dir=tmp_path,
+        options=Options(config_dir=tmp_path, api_token="rgw_flag_token", mfa_code="123456"),
         environ={"RACK_GATEWAY_API_TOKEN": "rgw_env_token"},
         err=err,
-        api_token_option="rgw_flag_token",
-        mfa_code="123456",
     )
     app.secrets.add("rgw_sess_stored")
-    start_verbose(app)
+    app.start_verbose()
     try:
         trace.debug("sent %s, %s, %s and %s", "rgw_sess_stored", "rgw_flag_token", "rgw_env_token", "code 123456")
         trace.debug("gateway said \x1b[2Jgotcha")
     finally:
-        stop_verbose(app)
+        app.stop_verbose()
     lines = [line.split("] ", 1)[1] for line in err.getvalue().splitlines()[1:]]
     assert lines == ["sent ***, ***, *** and code ***", "gateway said \\x1b[2Jgotcha"]

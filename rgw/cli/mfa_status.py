@@ -1,0 +1,81 @@
+"""``test-auth mfa|otp|webauthn``: the MFA state of the current session, as the gateway reports it."""
+
+from __future__ import annotations
+
+from rgw.cli.app import App
+from rgw.errors import MfaError, PermissionDenied
+from rgw.models import parse_time
+
+#: ``test-auth`` topics and the method types each shows.
+FAMILIES = {"mfa": None, "otp": ("totp", "otp", "yubikey", "yubikey_otp"), "webauthn": ("webauthn",)}
+
+
+def _when(value: object) -> str:
+    parsed = parse_time(value)
+    return parsed.strftime("%Y-%m-%d %H:%M:%S UTC") if parsed else "never"
+
+
+def _yes(value: object) -> str:
+    return "yes" if value is True else "no"
+
+
+async def show_mfa(app: App, topic: str, as_json: bool) -> None:
+    """``test-auth mfa|otp|webauthn``: enrollment, methods, last verification and step-up window."""
+    async with app.connect() as (target, client):
+        try:
+            status = await client.mfa_status()
+        except PermissionDenied as exc:
+            if not target.api_token:
+                raise
+            raise MfaError(
+                "MFA status belongs to a user session; API tokens have no MFA",
+                hint=f"Run it without --api-token/RACK_GATEWAY_API_TOKEN after: rack-gateway login "
+                f"{target.rack_name or '<rack>'} {target.url}",
+            ) from exc
+    kinds = FAMILIES[topic]
+    raw = status.get("methods")
+    methods = [m for m in raw if isinstance(m, dict)] if isinstance(raw, list) else []
+    if kinds is not None:
+        methods = [m for m in methods if str(m.get("type", "")).lower() in kinds]
+    used = [t for t in (parse_time(m.get("last_used_at")) for m in methods) if t is not None]
+    last = max(used).strftime("%Y-%m-%dT%H:%M:%SZ") if used else None
+    window = status.get("recent_step_up_expires_at")
+    summary = {
+        "enrolled": status.get("enrolled") is True if kinds is None else bool(methods),
+        "required": status.get("required") is True,
+        "methods": methods,
+        "preferred_method": status.get("preferred_method"),
+        "last_verified_at": last,
+        "recent_step_up_expires_at": window if isinstance(window, str) else None,
+    }
+    if as_json:
+        app.echo_json(summary)
+        return
+    label = {"mfa": "MFA", "otp": "TOTP/OTP", "webauthn": "WebAuthn"}[topic]
+    app.echo(f"{label} enrolled: {_yes(summary['enrolled'])}")
+    app.echo(f"MFA required: {_yes(summary['required'])}")
+    if topic == "mfa":
+        app.echo(f"Preferred method: {summary['preferred_method'] or 'none'}")
+    app.echo(f"Last verification: {_when(last)}")
+    if summary["recent_step_up_expires_at"]:
+        app.echo(f"Step-up window: open until {_when(window)}")
+    else:
+        app.echo("Step-up window: closed (protected commands will ask for MFA)")
+    if not methods:
+        app.echo("Methods: none")
+        return
+    from rgw.cli.style import table
+
+    rows = [
+        (
+            str(m.get("id", "-")),
+            str(m.get("type", "-")),
+            str(m.get("label") or "-"),
+            _yes(m.get("cli_capable")),
+            _when(m.get("last_used_at")),
+        )
+        for m in methods
+    ]
+    app.echo("Methods:")
+    for line in table(rows, ("ID", "TYPE", "LABEL", "CLI", "LAST USED")):
+        app.echo("  " + line)
