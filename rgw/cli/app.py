@@ -173,11 +173,10 @@ class App:
     ) -> GatewayClient:
         """A client for one command: retries transient failures until the command's ``--timeout``.
 
+        Entering it starts the command's one deadline (``rgw.deadline``), unless one is in force.
         Each retry is said on stderr, unless ``announce_retries`` is off (``status`` checks many
         racks at once and reports each one's outcome instead; ``-v`` still shows every retry).
         """
-        import anyio
-
         from rgw.client import GatewayClient
         from rgw.retry import RetryPolicy
 
@@ -190,7 +189,7 @@ class App:
             insecure_http=insecure_http,
             budget=self.budgets.for_url(url),
             policy=RetryPolicy(),
-            deadline=anyio.current_time() + self.command_timeout,
+            timeout=self.command_timeout,
             on_retry=self._note_retry if announce_retries else None,
             step_up=step_up,
         )
