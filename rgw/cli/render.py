@@ -67,8 +67,7 @@ def describe(event: ev.LoginEvent) -> str | None:
             )
             return STILL_WAITING.format(elapsed=_duration(elapsed)) + "\n" + then
         case ev.GatewayRetry(attempt=attempt, delay=delay, error=error, kind=kind, until_deadline=patient):
-            line = retry_line(kind, printable(error), attempt, delay)
-            return f"{line}; Ctrl-C gives up" if patient else line
+            return retry_line(kind, printable(error), attempt, delay) + ("; Ctrl-C gives up" if patient else "")
         case ev.CallbackReceived(ok=True, via="paste"):
             return "Got the pasted URL, finishing the login..."
         case ev.CallbackReceived(ok=False, via="paste"):

@@ -178,3 +178,18 @@ async def test_the_flow_asks_the_config_whether_the_gateway_answered_before(tmp_
         for rack, known in (("dev", True), ("other", False), ("new", False)):
             flow = LoginFlow(client=client, store=store, browser=Quiet(), device=device_on("x"), emit=Recorder())
             assert await flow.answered_before(rack) is known
+
+
+def test_a_retry_until_the_deadline_says_that_ctrl_c_gives_up() -> None:
+    import io
+
+    from rgw.cli.render import TextRenderer
+
+    out = io.StringIO()
+    render = TextRenderer(out)
+    render(ev.GatewayRetry("dev", 3, 0.8, "connection refused", until_deadline=True))
+    render(ev.GatewayRetry("dev", 3, 0.8, "connection refused"))
+    assert out.getvalue().splitlines() == [
+        "Gateway unreachable (connection refused) - retrying (attempt 3, next in 0.8 s); Ctrl-C gives up",
+        "Gateway unreachable (connection refused) - retrying (attempt 3, next in 0.8 s)",
+    ]
