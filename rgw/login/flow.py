@@ -138,6 +138,10 @@ class LoginOptions:
         """These options with the deadline fixed: ``timeout`` seconds from now, for every rack."""
         return replace(self, deadline=anyio.current_time() + self.timeout)
 
+    def ends_at(self) -> float:
+        """The login's deadline: the fixed one, else ``timeout`` seconds from now."""
+        return self.deadline if self.deadline is not None else anyio.current_time() + self.timeout
+
 
 @dataclass(frozen=True)
 class Pasted:
@@ -291,7 +295,7 @@ class LoginAttempt:
         self.options = flow.options
         self.emit = flow.emit
         #: THE deadline of this login (the command's, shared by every rack), applied by ``run``'s scope.
-        self.deadline = self.options.deadline or anyio.current_time() + self.options.timeout
+        self.deadline = self.options.ends_at()
         self.wake = Wakeup()
         self.start: LoginStart | None = None
         self.listener: ListenerLike | None = None

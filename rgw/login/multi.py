@@ -163,7 +163,7 @@ class LoginCoordinator:
         """Wait for the process holding the rack's login; its session, or None to log in ourselves."""
         announced = False
         waited = 0.0
-        with until(self.options.deadline or anyio.current_time() + self.options.timeout) as scope:
+        with until(self.options.ends_at()) as scope:
             while not lock.try_acquire():
                 pid, url = await lock.holder()
                 url = _fit_for_browser(url, request)  # written by another process: checked like any sign-in URL
