@@ -1,11 +1,12 @@
-"""Retry policy as data, turned into a tenacity ``AsyncRetrying`` that sleeps through anyio.
+"""Retry policy as data; ``policy.call(fn, ...)``, the one way rgw retries, runs tenacity with it.
 
 Only transient failures are retried: no HTTP answer at all (DNS, refused, reset, timeout), 429, and
 500/502/503/504.  Waits are exponential with full jitter (``uniform(0, min(cap, initial * 2**n))``),
-never below a ``Retry-After``, and never past the deadline: the policy stops instead of sleeping
-beyond it.  A 429 always backs off from a floor (``rate_limit_floor``, doubling up to
-``rate_limit_cap``), whatever ``Retry-After`` says: the deployed gateway sends ``Retry-After: 0``,
-and retrying at once is what starves the user's own browser of the per-IP budget.
+never below a ``Retry-After``, and never past the deadline (the enclosing cancel scope's, see
+``rgw.deadline``): the policy stops instead of sleeping beyond it.  A 429 always backs off from a
+floor (``rate_limit_floor``, doubling up to ``rate_limit_cap``), whatever ``Retry-After`` says:
+the deployed gateway sends ``Retry-After: 0``, and retrying at once is what starves the user's own
+browser of the per-IP budget.
 ``RetryPolicy.instant()`` is the testing switch: the same decisions with no waiting, so tests assert
 attempt counts, not durations.
 """
@@ -13,14 +14,18 @@ attempt counts, not durations.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 import anyio
 import tenacity
 
 from rgw import trace
+from rgw.deadline import time_left
 from rgw.errors import GatewayError, GatewayUnreachable
+
+T = TypeVar("T")
 
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -100,71 +105,113 @@ class RetryPolicy:
             wait = max(wait, min(float(retry_after), max(self.cap, self.rate_limit_cap, 1.0) * 6))
         return wait if self.sleep_enabled else 0.0
 
+    async def call(
+        self,
+        fn: Callable[..., Awaitable[T]],
+        *args: Any,
+        on_retry: Callable[[RetryAttempt], None] | None = None,
+        retry_if: Callable[[BaseException], bool] = is_transient,
+        **kwargs: Any,
+    ) -> T:
+        """``await policy.call(fn, *args)``: the one way rgw retries; the last error is re-raised.
+
+        Tries stop at ``max_attempts``, or when the next one would start with less than ``MIN_TRY``
+        left before the enclosing deadline (``rgw.deadline``).  ``retry_if`` narrows what is
+        retried (``unprocessed``: a request that may have reached the server is retried only when
+        it provably did not).
+        """
+        result: T = await self.retrying(on_retry=on_retry, retry_if=retry_if)(fn, *args, **kwargs)
+        return result
+
     def retrying(
         self,
         *,
-        deadline: float | None = None,
         on_retry: Callable[[RetryAttempt], None] | None = None,
         retry_if: Callable[[BaseException], bool] = is_transient,
     ) -> tenacity.AsyncRetrying:
-        """A tenacity loop: ``async for attempt in policy.retrying(...): with attempt: ...``.
-
-        ``deadline`` is an ``anyio.current_time()`` value; a wait that would end past it stops the
-        loop and re-raises the last error.  ``retry_if`` narrows what is retried (a request that may
-        have reached the server is retried only when it provably did not).
-        """
-
-        def wait(state: tenacity.RetryCallState) -> float:
-            error = state.outcome.exception() if state.outcome else None
-            return self.compute_wait(state.attempt_number, error)
-
-        def stop(state: tenacity.RetryCallState) -> bool:
-            if self.max_attempts is not None and state.attempt_number >= self.max_attempts:
-                trace.debug(
-                    "retry: giving up after attempt %d (%d attempts at most)", state.attempt_number, self.max_attempts
-                )
-                return True
-            if deadline is None:
-                return False
-            upcoming = state.upcoming_sleep or 0.0
-            # A try that would start with less than MIN_TRY left could only be cut short by the
-            # deadline, and its "timed out" would replace the real failure (connection refused).
-            if anyio.current_time() + upcoming + MIN_TRY >= deadline:
-                trace.debug(
-                    "retry: giving up after attempt %d (the next try would end past the deadline)", state.attempt_number
-                )
-                return True
-            return False
-
-        def decide(exc: BaseException) -> bool:
-            retry = retry_if(exc)
-            if not retry:
-                why = "may have reached the gateway" if is_transient(exc) else "not a transient failure"
-                trace.debug("retry: %s is not retried (%s)", describe_failure(exc), why)
-            return retry
+        """The tenacity engine behind ``call``: the policy's stop, wait and retry combinators."""
+        limit = [] if self.max_attempts is None else [_StopAfter(self.max_attempts)]
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
-            if state.outcome is None:
-                return
-            error = state.outcome.exception()
+            error = state.outcome.exception() if state.outcome is not None else None
             if error is None:
                 return
-            delay = state.upcoming_sleep or 0.0
+            delay = state.upcoming_sleep
             trace.debug(
                 "retry: attempt %d failed (%s); next in %.2f s", state.attempt_number, describe_failure(error), delay
             )
             if on_retry is not None:
                 on_retry(RetryAttempt(state.attempt_number, delay, error))
 
-        async def sleep(seconds: float) -> None:
-            if seconds > 0:
-                await anyio.sleep(seconds)
-
         return tenacity.AsyncRetrying(
-            sleep=sleep,
-            stop=stop,
-            wait=wait,
-            retry=tenacity.retry_if_exception(decide),
+            sleep=_sleep,
+            stop=tenacity.stop_any(*limit, _StopBeforeDeadline()),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception(_Narrowed(retry_if)),
             before_sleep=before_sleep,
             reraise=True,
         )
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome is not None else None
+        return self.compute_wait(state.attempt_number, error)
+
+
+def unprocessed(exc: BaseException) -> bool:
+    """A failure after which the gateway provably did not process the request, so it may be resent.
+
+    The connection failed before a byte was sent, or the gateway answered 429 (rate limited) or 503
+    (its front refused it).  A request that is not safe to repeat (an MFA code: the same code twice
+    counts as a failure) is retried only then.
+    """
+    if isinstance(exc, GatewayUnreachable):
+        return not exc.request_sent
+    return isinstance(exc, GatewayError) and exc.status in (429, 503)
+
+
+class _StopAfter(tenacity.stop.stop_base):
+    """``stop_after_attempt`` that says so under ``-v``."""
+
+    def __init__(self, attempts: int) -> None:
+        self.attempts = attempts
+
+    def __call__(self, state: tenacity.RetryCallState) -> bool:
+        if state.attempt_number < self.attempts:
+            return False
+        trace.debug("retry: giving up after attempt %d (%d attempts at most)", state.attempt_number, self.attempts)
+        return True
+
+
+class _StopBeforeDeadline(tenacity.stop.stop_base):
+    """Stop when the next try would start with less than ``MIN_TRY`` left before the deadline.
+
+    Such a try could only be cut short by the deadline, and its "timed out" would replace the real
+    failure (connection refused).
+    """
+
+    def __call__(self, state: tenacity.RetryCallState) -> bool:
+        if time_left() >= (state.upcoming_sleep or 0.0) + MIN_TRY:
+            return False
+        trace.debug(
+            "retry: giving up after attempt %d (the next try would end past the deadline)", state.attempt_number
+        )
+        return True
+
+
+class _Narrowed:
+    """``retry_if``, saying under ``-v`` why a failure is not retried."""
+
+    def __init__(self, retry_if: Callable[[BaseException], bool]) -> None:
+        self.retry_if = retry_if
+
+    def __call__(self, exc: BaseException) -> bool:
+        if self.retry_if(exc):
+            return True
+        why = "may have reached the gateway" if is_transient(exc) else "not a transient failure"
+        trace.debug("retry: %s is not retried (%s)", describe_failure(exc), why)
+        return False
+
+
+async def _sleep(seconds: float) -> None:
+    if seconds > 0:  # the instant policy: no checkpoint between tries, as without a policy
+        await anyio.sleep(seconds)

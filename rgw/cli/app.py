@@ -111,11 +111,6 @@ class App:
     def command_timeout(self) -> float:
         return self.options.timeout
 
-    @command_timeout.setter
-    def command_timeout(self, value: float) -> None:
-        # Transitional: status.py sets it until its one-deadline change (issue 19) lands.
-        self.given(timeout=value)
-
     @property
     def selection(self) -> Selection:
         return Selection(rack=self.options.rack, api_token=self.options.api_token, environ=self.environ)
@@ -248,11 +243,10 @@ class App:
     ) -> GatewayClient:
         """A client for one command: retries transient failures until the command's ``--timeout``.
 
+        Entering it starts the command's one deadline (``rgw.deadline``), unless one is in force.
         Each retry is said on stderr, unless ``announce_retries`` is off (``status`` checks many
         racks at once and reports each one's outcome instead; ``-v`` still shows every retry).
         """
-        import anyio
-
         from rgw.client import GatewayClient
         from rgw.retry import RetryPolicy
 
@@ -265,7 +259,7 @@ class App:
             insecure_http=insecure_http,
             budget=self.budgets.for_url(url),
             policy=RetryPolicy(),
-            deadline=anyio.current_time() + self.command_timeout,
+            timeout=self.command_timeout,
             on_retry=self._note_retry if announce_retries else None,
             step_up=step_up,
         )

@@ -77,8 +77,8 @@ def _waiting_lines(event: ev.LoginEvent) -> str | None:
                 else "Run the login again to start over, or press Ctrl-C to give up."
             )
             return STILL_WAITING.format(elapsed=_duration(elapsed)) + "\n" + then
-        case ev.GatewayRetry(attempt=attempt, delay=delay, error=error, kind=kind):
-            return retry_line(kind, printable(error), attempt, delay)
+        case ev.GatewayRetry(attempt=attempt, delay=delay, error=error, kind=kind, until_deadline=patient):
+            return retry_line(kind, printable(error), attempt, delay) + ("; Ctrl-C gives up" if patient else "")
         case ev.CoalescedWait(pid=pid, auth_url=url):
             who = f"process {pid}" if pid else "another process"
             line = f"A login to this rack is already running in {who}; waiting for its session..."

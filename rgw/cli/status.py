@@ -2,7 +2,7 @@
 
 ``status`` asks each rack's gateway whether it accepts the stored session now (``GET /api/v1/info``),
 all racks at once (at most ``DEFAULT_PARALLEL`` at a time, each check taking one slot of its
-gateway's shared request budget, each within ``--timeout``), and shows per rack: the user, the
+gateway's shared request budget, each check its own deadline of ``--timeout``), and shows per rack: the user, the
 answer, the time left, the MFA state, and which rack is current.  ``--offline`` shows what is
 stored without asking anyone (a local command: no event loop, no HTTP stack).  It exits 0 only when
 the current rack's session is good; otherwise with the error that describes the current rack
@@ -185,7 +185,6 @@ async def check_all(app: App, data: ConfigData, stored: list[RackStatus], timeou
     """Ask every logged-in rack's gateway at once; the others keep their stored state."""
     import anyio
 
-    app.command_timeout = timeout
     results = list(stored)
     limiter = anyio.CapacityLimiter(DEFAULT_PARALLEL)
 
@@ -201,8 +200,8 @@ async def check_all(app: App, data: ConfigData, stored: list[RackStatus], timeou
 
 
 async def check(app: App, data: ConfigData, entry: RackStatus, timeout: float) -> RackStatus:  # noqa: ASYNC109
-    """One rack: does its gateway accept the stored session now?"""
-    import anyio
+    """One rack: does its gateway accept the stored session now?  Asked within ``timeout``."""
+    from rgw.deadline import within
 
     rack = entry.rack
     try:
@@ -210,10 +209,10 @@ async def check(app: App, data: ConfigData, entry: RackStatus, timeout: float) -
         target = command_target(data, Selection(rack=rack.name))
     except RgwError as exc:
         return RackStatus(rack, entry.current, "refused", printable(exc.message, limit=80), rack.expires_at, error=exc)
-    # The client's own deadline (``--timeout``, set by check_all) ends its retries with the last
-    # failure (e.g. "connection refused"); this scope is only the backstop for a gateway that holds
-    # the connection open without answering.  Each request takes a slot of the gateway's budget.
-    with anyio.move_on_after(timeout + 1.0):
+    # This rack's deadline: the client's retries end before it with the last failure (e.g.
+    # "connection refused"); a gateway that holds the connection open without answering is cut off
+    # by it.  Each request takes a slot of the gateway's budget.
+    with within(timeout):
         try:
             client = app.command_client(
                 target.url, target.token, insecure_http=target.insecure_http, announce_retries=False

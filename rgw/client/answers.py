@@ -185,12 +185,8 @@ def check_response(response: httpx.Response) -> httpx.Response:
         return response
     error, message = error_text(response)
     if status == 401:
-        level = response.headers.get("x-mfa-required")
-        if level:
-            if level.lower() == "true":
-                level = response.headers.get("x-mfa-level", "step-up")
-            return_text = message or error or "MFA required"
-            raise MfaRequired(return_text, level=level.lower().replace("_", "-"))
+        if level := mfa_level(response):
+            raise MfaRequired(message or error or "MFA required", level=level)
         if error == "mfa_verification_failed":  # a wrong inline code is not a bad session
             raise MfaFailed(
                 f"MFA verification failed: {(message or 'invalid MFA code').rstrip('.')}",
@@ -213,10 +209,23 @@ def check_response(response: httpx.Response) -> httpx.Response:
     raise GatewayError(_describe_status(response), status=status, retry_after=retry_after_of(response))
 
 
+def mfa_level(response: httpx.Response) -> str | None:
+    """The MFA level an answer asks for (``step-up``, ``always``, ``enrollment``), None when none.
+
+    JSON routes say ``X-MFA-Required: step-up|always|enrollment``; the rack proxy says
+    ``X-MFA-Required: true`` with ``X-MFA-Level: step_up|always`` (the deployed proxy writes
+    ``step_up``).
+    """
+    level = (response.headers.get("x-mfa-required") or "").lower()
+    if level == "true":
+        level = (response.headers.get("x-mfa-level") or "step-up").lower()
+    return level.replace("_", "-") or None
+
+
 def enrolment_required(response: httpx.Response, error: str, message: str | None) -> bool:
     """A 403 that asks the user to enrol in MFA first (JSON routes say so by header and error code;
     the deployed rack proxy only in its message)."""
-    if (response.headers.get("x-mfa-required") or "").lower() == "enrollment" or error == "mfa_enrollment_required":
+    if mfa_level(response) == "enrollment" or error == "mfa_enrollment_required":
         return True
     text = f"{error} {message or ''}".lower()
     return "multi-factor authentication" in text and ("set up" in text or "enrol" in text)

@@ -6,7 +6,9 @@ same-origin redirect of a GET is followed by hand; the token never goes to anoth
 it, ``BoundedTransport`` bounds every round trip in time and size; over it, ``StepUpAuth`` sends the
 bearer token and meets step-up MFA answers.  Requests to routes a deployed gateway rate-limits take
 a slot of the shared ``RequestBudget`` first; a ``RetryPolicy`` (commands) retries what is safe to
-retry within the command's deadline.  Every failure leaves it as an ``RgwError`` (see ``answers``).
+retry within the command's deadline (``rgw.deadline``: the enclosing cancel scope; a command's client
+opens it, ``timeout``, when nothing above did).  Every failure leaves it as an ``RgwError`` (see
+``answers``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.cookiejar import Cookie, CookieJar, CookiePolicy
+from types import TracebackType
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -35,9 +38,10 @@ from rgw.client.answers import (
 from rgw.client.budget import RequestBudget, slots_for
 from rgw.client.stepup import StepUpAuth, StepUpProvider
 from rgw.client.transport import BoundedTransport
-from rgw.errors import GatewayError, GatewayUnreachable, LoginError, MfaRejected, NotFound, UsageError
+from rgw.deadline import Deadline, in_force, within
+from rgw.errors import GatewayError, LoginError, MfaRejected, NotFound, UsageError
 from rgw.models import DeviceInfo, LoginPending, LoginStart, Session
-from rgw.retry import TRANSIENT_STATUSES, RetryAttempt, RetryPolicy, is_transient
+from rgw.retry import TRANSIENT_STATUSES, RetryAttempt, RetryPolicy, is_transient, unprocessed
 from rgw.text import is_token
 from rgw.urls import browser_url, check_link, normalize_url
 
@@ -151,7 +155,7 @@ class GatewayClient:
         step_up: StepUpFactory | None = None,
         budget: RequestBudget | None = None,
         policy: RetryPolicy | None = None,
-        deadline: float | None = None,
+        timeout: float | None = None,
         on_retry: Callable[[RetryAttempt], None] | None = None,
         insecure_http: bool = False,
     ) -> None:
@@ -170,13 +174,15 @@ class GatewayClient:
         self.budget = budget
         #: Retries of every request (None: one try; the login orchestrator retries by itself).
         self.policy = policy
-        #: ``anyio.current_time()`` after which nothing more is tried (the command's --timeout).
-        self.deadline = deadline
+        #: A command's ``--timeout``: entering the client starts the command's deadline (``rgw.deadline``)
+        #: unless one is in force already (a login's, ``status``'s per rack).
+        self.timeout = timeout
+        self._deadline: Deadline | None = None
         self.on_retry = on_retry
         #: The last ``X-Session-Expires-At`` the gateway sent (sliding session expiry).
         self.session_expires_at: str | None = None
         self.step_up = step_up(self) if step_up is not None else None
-        self._auth = StepUpAuth(token, self.step_up, budget=budget, on_asked=self._asked)
+        self._auth = StepUpAuth(token, self.step_up, budget=budget)
         if transport is None:
             tls = verify or default_ssl_context() if self.base_url.startswith("https:") else False
             transport = httpx.AsyncHTTPTransport(verify=tls)
@@ -184,7 +190,7 @@ class GatewayClient:
             self._http = httpx.AsyncClient(
                 base_url=self.base_url,
                 timeout=self.timeouts.httpx(),
-                transport=BoundedTransport(transport, total=self.timeouts.total, deadline=lambda: self.deadline),
+                transport=BoundedTransport(transport, total=self.timeouts.total),
                 follow_redirects=False,
                 cookies=_no_cookies(),
                 headers={"User-Agent": USER_AGENT, "Accept": "application/json", "Accept-Encoding": "identity"},
@@ -195,18 +201,24 @@ class GatewayClient:
             raise UsageError(f"not a gateway URL: {self.base_url!r} ({exc})", hint=BAD_URL_HINT) from None
 
     async def __aenter__(self) -> GatewayClient:
+        if self.timeout is not None and not in_force():
+            self._deadline = within(self.timeout)
+            self._deadline.__enter__()
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        deadline, self._deadline = self._deadline, None
+        try:
+            if deadline is not None and deadline.__exit__(exc_type, exc, tb) and deadline.scope.cancelled_caught:
+                # The deadline passed while a request was on its way (or a budget slot awaited).
+                raise unreachable(self.base_url, TimeoutError("no answer within the command's --timeout"))
+        finally:
+            await self.aclose()
 
     async def aclose(self) -> None:
         await self._http.aclose()
-
-    def _asked(self, seconds: float) -> None:
-        """A person answered an MFA question: that time does not count against the command's deadline."""
-        if self.deadline is not None:
-            self.deadline += seconds
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -223,37 +235,22 @@ class GatewayClient:
         priority: bool = False,
         follow: bool = True,
     ) -> httpx.Response:
-        """One request, retried by the client's policy within its deadline; errors translated.
+        """One request, retried by the client's policy within the deadline; errors translated.
 
         A request that is safe to repeat (GET, or ``idempotent=True``) is retried on any transient
-        failure; any other one only when it provably was not processed: the connection failed before
-        a byte was sent, or the gateway answered 429 (rate limited) or 503.  A request on a route the
-        deployed gateway rate-limits first takes a slot of the shared budget (``priority`` when a
-        person is waiting on it).
+        failure; any other one only when it provably was not processed (``rgw.retry.unprocessed``:
+        the connection failed before a byte was sent, or the gateway answered 429 or 503).  A
+        request on a route the deployed gateway rate-limits first takes a slot of the shared budget
+        (``priority`` when a person is waiting on it).
         """
         repeatable = (method.upper() in ("GET", "HEAD")) if idempotent is None else idempotent
         if headers and any(k.lower().startswith("x-mfa") for k in headers):
             repeatable = False  # a code is accepted once: resending it would count as a failure
+        args = (method, path, json_body, auth, headers, extra_read, priority, repeatable, follow)
         if self.policy is None:
-            return await self._send_once(
-                method, path, json_body, auth, headers, extra_read, priority, repeatable, follow
-            )
-
-        def retry_if(exc: BaseException) -> bool:
-            if not is_transient(exc):
-                return False
-            if repeatable:
-                return True
-            if isinstance(exc, GatewayUnreachable):
-                return not exc.request_sent
-            return isinstance(exc, GatewayError) and exc.status in (429, 503)
-
-        async for attempt in self.policy.retrying(deadline=self.deadline, on_retry=self.on_retry, retry_if=retry_if):
-            with attempt:
-                return await self._send_once(
-                    method, path, json_body, auth, headers, extra_read, priority, repeatable, follow
-                )
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+            return await self._send_once(*args)
+        retry_if = is_transient if repeatable else unprocessed
+        return await self.policy.call(self._send_once, *args, on_retry=self.on_retry, retry_if=retry_if)
 
     async def _send_once(
         self,

@@ -12,12 +12,12 @@ ends it with ``MfaFailed``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Protocol
 
 import httpx
 
-from rgw.client.answers import error_text, is_rate_limit
+from rgw.client.answers import error_text, is_rate_limit, mfa_level
 from rgw.client.budget import RequestBudget, limited_route
 from rgw.errors import MfaFailed, SessionNotVerified
 
@@ -44,17 +44,8 @@ LOCKOUT_HINT = "The gateway locks MFA for a while after 5 failed attempts; wait 
 
 
 def step_up_level(response: httpx.Response) -> str | None:
-    """The MFA level a 401 asks for (``step-up``, ``always``), or None when it asks for none.
-
-    JSON routes say ``X-MFA-Required: step-up|always``; the rack proxy says ``X-MFA-Required: true``
-    with ``X-MFA-Level: step_up|always`` (the deployed proxy writes ``step_up``).
-    """
-    if response.status_code != 401:
-        return None
-    level = (response.headers.get("x-mfa-required") or "").lower()
-    if level == "true":
-        level = (response.headers.get("x-mfa-level") or "step-up").lower()
-    level = level.replace("_", "-")
+    """The MFA level a 401 asks for that a code answers (``step-up``, ``always``), else None."""
+    level = mfa_level(response) if response.status_code == 401 else None
     return level if level in STEP_UP_LEVELS else None
 
 
@@ -77,13 +68,10 @@ class StepUpAuth(httpx.Auth):
         provider: StepUpProvider | None = None,
         *,
         budget: RequestBudget | None = None,
-        on_asked: Callable[[float], None] | None = None,
     ) -> None:
         self.token = token
         self.provider = provider
         self.budget = budget
-        #: Told how many seconds the provider took (a person typing): the command's deadline moves on.
-        self.on_asked = on_asked
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         if self.token:
@@ -92,14 +80,9 @@ class StepUpAuth(httpx.Auth):
         level = step_up_level(response)
         if level is None or self.provider is None:
             return
-        import anyio
-
         rejection: str | None = None
         for _ in range(MAX_STEP_UP_TRIES):
-            asked = anyio.current_time()
             headers = await self.provider.answer(level, rejection)
-            if self.on_asked is not None:
-                self.on_asked(anyio.current_time() - asked)
             for name, value in headers.items():
                 request.headers[name] = value
             if self.budget is not None and limited_route(request.method, request.url.path):

@@ -2,7 +2,9 @@
 
 httpx's timeouts bound each read, so an answer dripped a byte every few seconds never times out,
 and a body of any size is read into memory.  ``BoundedTransport`` wraps the real transport: every
-round trip has an overall deadline (``fail_after``), and the body is read here, at most
+round trip has an overall bound (``fail_after``, ``total`` plus the read timeout: a bound on one
+round trip, not a deadline; the command's deadline is the enclosing cancel scope, which cuts a
+round trip in flight by itself, see ``rgw.deadline``), and the body is read here, at most
 ``max_body`` bytes of it (a compressed body is decompressed here too, under the same cap, so a
 "zip bomb" cannot grow past it).  Only the round trip is timed, not what happens between round
 trips of one request (a person typing a step-up MFA code).
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable
 
 import anyio
 import httpx
@@ -54,22 +55,15 @@ class BoundedTransport(httpx.AsyncBaseTransport):
         *,
         total: float,
         max_body: int = MAX_BODY,
-        deadline: Callable[[], float | None] = lambda: None,
     ) -> None:
         self.inner = inner
         self.total = total
         self.max_body = max_body
-        #: ``anyio.current_time()`` after which no round trip may go on (the command's --timeout).
-        self.deadline = deadline
 
     def _limit(self, request: httpx.Request) -> float:
         timeouts = request.extensions.get("timeout") or {}
         read = timeouts.get("read") or 0.0
-        limit = self.total + float(read)
-        deadline = self.deadline()
-        if deadline is not None:
-            limit = min(limit, max(0.0, deadline - anyio.current_time()))
-        return limit
+        return self.total + float(read)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         started = time.perf_counter()

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rgw.retry import RetryAttempt
 
 
 @dataclass(frozen=True)
@@ -79,13 +83,15 @@ class GatewayRetry(LoginEvent):
     """A transient failure; the next try comes after ``delay`` seconds.
 
     ``kind`` says what failed: ``unreachable`` (no answer at all), ``rate_limited`` (HTTP 429) or
-    ``gateway_error`` (it answered, with a 5xx).
+    ``gateway_error`` (it answered, with a 5xx).  ``until_deadline``: a gateway that answered before
+    (a stored rack) is tried until the login's deadline, so the user hears that Ctrl-C gives up.
     """
 
     attempt: int
     delay: float
     error: str
     kind: str = "unreachable"
+    until_deadline: bool = False
 
 
 @dataclass(frozen=True)
@@ -205,6 +211,38 @@ class WalkProgress(LoginEvent):
 
 
 EventSink = Callable[[LoginEvent], None]
+
+
+class RetryEvents:
+    """A retry policy's ``on_retry`` that says each retry of a rack's login as a ``GatewayRetry``.
+
+    Failures are numbered across tries until ``reset`` (the poller resets after each answer).
+    """
+
+    def __init__(self, rack: str, emit: EventSink, *, until_deadline: bool = False) -> None:
+        self.rack = rack
+        self.emit = emit
+        self.until_deadline = until_deadline
+        self.failures = 0
+
+    def reset(self) -> None:
+        self.failures = 0
+
+    def __call__(self, attempt: RetryAttempt) -> None:
+        from rgw.retry import describe_failure, failure_kind
+
+        self.failures += 1
+        error = attempt.error
+        self.emit(
+            GatewayRetry(
+                self.rack,
+                self.failures,
+                attempt.delay,
+                describe_failure(error),
+                failure_kind(error),
+                self.until_deadline,
+            )
+        )
 
 
 def discard(_event: LoginEvent) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
@@ -31,6 +31,7 @@ import anyio.abc
 
 from rgw.client import GatewayClient
 from rgw.config import ConfigData, ConfigStore
+from rgw.deadline import until
 from rgw.errors import LoginError, LoginStateUnknown, LoginTimeout, RgwError, UsageError
 from rgw.login.browser import BrowserLauncher, can_open
 from rgw.login.events import (
@@ -40,7 +41,6 @@ from rgw.login.events import (
     CallbackReceived,
     EventSink,
     GatewayReachable,
-    GatewayRetry,
     LoggedIn,
     LoginResumed,
     MfaPrompt,
@@ -48,6 +48,7 @@ from rgw.login.events import (
     PasteIgnored,
     ReplacedSessionRevoked,
     ResumeDiscarded,
+    RetryEvents,
     StillWaiting,
     Waiting,
     WalkQueued,
@@ -55,8 +56,8 @@ from rgw.login.events import (
 from rgw.login.pending import RESUME_MAX_AGE, PendingLogin, PendingLogins
 from rgw.login.poller import LoginPoller, Wakeup
 from rgw.models import DeviceInfo, LoginPending, LoginStart, RackConfig, Session
-from rgw.retry import RetryAttempt, RetryPolicy, describe_failure, failure_kind
-from rgw.urls import browser_url
+from rgw.retry import RetryPolicy
+from rgw.urls import browser_url, normalize_url
 
 DEFAULT_TIMEOUT = 600.0
 #: Seconds a re-login spends revoking the session it replaced before giving up on it.
@@ -113,8 +114,10 @@ class LoginOptions:
     long_poll: float = 25.0
     #: Seconds between polls while pending, when the gateway does not long-poll.
     pace: float = 1.0
-    #: Tries of ``/auth/cli/start`` before the gateway is declared unreachable (about 15 s of
-    #: backoff): enough to ride out a few seconds of blackout on a link that loses ~40% of tries.
+    #: Tries of ``/auth/cli/start`` before a gateway never seen before is declared unreachable (about
+    #: 15 s of backoff: enough to ride out a few seconds of blackout on a link that loses ~40% of
+    #: tries; then "check the URL").  A gateway that answered before (``answered_before``) is tried
+    #: until the deadline: the VPN may come up while the login already runs.
     start_attempts: int = 10
     make_current: bool = True
     #: Seconds the loopback listener stays up after the login for the browser's redirect.
@@ -127,6 +130,17 @@ class LoginOptions:
     resume: bool = True
     #: Seconds after its start a pending login may still be resumed.
     resume_max_age: float = RESUME_MAX_AGE
+    #: The whole login's deadline (an ``anyio.current_time()`` value), fixed once where the command
+    #: starts (``starting_now``): every rack's login ends by it.  None: ``timeout`` from each start.
+    deadline: float | None = None
+
+    def starting_now(self) -> LoginOptions:
+        """These options with the deadline fixed: ``timeout`` seconds from now, for every rack."""
+        return replace(self, deadline=anyio.current_time() + self.timeout)
+
+    def ends_at(self) -> float:
+        """The login's deadline: the fixed one, else ``timeout`` seconds from now."""
+        return self.deadline if self.deadline is not None else anyio.current_time() + self.timeout
 
 
 @dataclass(frozen=True)
@@ -163,6 +177,16 @@ def paste_result(line: str, state: str) -> Pasted:
     return Pasted(None, "that URL has this login's state but no result; paste the address the browser ended on")
 
 
+def answered_before(rack: RackConfig | None, url: str) -> bool:
+    """Whether a stored rack says its gateway at ``url`` answered before (only a login stores one)."""
+    if rack is None or not rack.url:
+        return False
+    try:
+        return normalize_url(rack.url) == normalize_url(url)
+    except UsageError:  # a stored URL that is not one (edited by hand)
+        return False
+
+
 class LoginFlow:
     """Logins to one gateway: the collaborators they share.  ``run(rack)`` is one attempt."""
 
@@ -183,6 +207,7 @@ class LoginFlow:
         wall_clock: Callable[[], float] = time.time,
         walk: WalkLike | None = None,
         walk_opens_browser: bool = False,
+        known_gateway: bool | None = None,
     ) -> None:
         self.client = client
         self.store = store
@@ -205,6 +230,8 @@ class LoginFlow:
         self.walk_opens_browser = walk_opens_browser and walk is not None
         #: The last attempt, kept for benchmarks and tests (its poller counts requests).
         self.attempt: LoginAttempt | None = None
+        #: Whether this rack's gateway answered before (None: the config says, ``answered_before``).
+        self.known_gateway = known_gateway
 
     @property
     def poller(self) -> LoginPoller | None:
@@ -214,6 +241,12 @@ class LoginFlow:
         """Log in to ``rack`` at ``client.base_url``; save and return the session."""
         self.attempt = LoginAttempt(self, rack)
         return await self.attempt.run()
+
+    async def answered_before(self, rack: str) -> bool:
+        """Whether ``rack``'s gateway answered a login before: the rack is stored with this URL."""
+        if self.known_gateway is None:
+            self.known_gateway = answered_before((await self.store.read()).rack(rack), self.client.base_url)
+        return self.known_gateway
 
     async def save(self, rack: str, session: Session) -> str | None:
         """Store the session; returns the token it replaced at the same gateway (None if none)."""
@@ -261,7 +294,8 @@ class LoginAttempt:
         self.client = flow.client
         self.options = flow.options
         self.emit = flow.emit
-        self.deadline = anyio.current_time() + self.options.timeout
+        #: THE deadline of this login (the command's, shared by every rack), applied by ``run``'s scope.
+        self.deadline = self.options.ends_at()
         self.wake = Wakeup()
         self.start: LoginStart | None = None
         self.listener: ListenerLike | None = None
@@ -293,7 +327,7 @@ class LoginAttempt:
         self.resumed: PendingLogin | None = None
 
     async def run(self) -> Session:
-        with anyio.move_on_after(self.options.timeout):
+        with until(self.deadline):
             await self._login()
         if self.session is None:
             if isinstance(self._outcome, RgwError):
@@ -383,7 +417,6 @@ class LoginAttempt:
             rack=self.rack,
             emit=self.emit,
             policy=self.flow.policy,
-            deadline=self.deadline,
             long_poll=0,
         )
         try:
@@ -436,23 +469,19 @@ class LoginAttempt:
             return None
 
     async def reach_gateway(self) -> LoginStart:
-        """``/auth/cli/start``, retried: the gateway is reachable and a login state exists."""
-        failures = 0
+        """``/auth/cli/start``, retried: the gateway is reachable and a login state exists.
 
-        def on_retry(attempt: RetryAttempt) -> None:
-            nonlocal failures
-            failures += 1
-            self.emit(
-                GatewayRetry(
-                    self.rack, failures, attempt.delay, describe_failure(attempt.error), failure_kind(attempt.error)
-                )
-            )
-
-        policy = self.flow.policy.with_attempts(self.options.start_attempts)
-        uri = self.listener.uri if self.listener is not None else None
-        async for attempt in policy.retrying(deadline=self.deadline, on_retry=on_retry):
-            with attempt:
-                start = await self.client.start_login(loopback_uri=uri, device_name=self.flow.device.device_name)
+        A gateway that answered before is tried until the deadline (a VPN that comes up late); one
+        never seen before only ``start_attempts`` times, then the user hears to check the URL.
+        """
+        known = await self.flow.answered_before(self.rack)
+        policy = self.flow.policy if known else self.flow.policy.with_attempts(self.options.start_attempts)
+        start = await policy.call(
+            self.client.start_login,
+            loopback_uri=self.listener.uri if self.listener is not None else None,
+            device_name=self.flow.device.device_name,
+            on_retry=RetryEvents(self.rack, self.emit, until_deadline=known),
+        )
         await self.keep_pending(start)
         self.emit(GatewayReachable(self.rack, self.client.base_url, start.loopback))
         if self.flow.on_start is not None:
@@ -470,7 +499,6 @@ class LoginAttempt:
             rack=self.rack,
             emit=self.emit,
             policy=self.flow.policy,
-            deadline=self.deadline,
             wake=self.wake,
             pace=self.options.pace,
             long_poll=self.options.long_poll,
@@ -492,27 +520,7 @@ class LoginAttempt:
             elif self.listener is not None and start.loopback:
                 self._waiter = self.listener.expect(start.state, self.rack)
                 race.start_soon(self.serve_callback, self._waiter)
-            walk = self.flow.walk
-            # On the shared tab's walk, a rack whose gateway calls the listener back is a hop, others links.
-            returns = self._waiter is not None and self.listener is self.flow.listener
-            if walk is not None:
-                walk.offer(self.rack, auth_url=start.auth_url, state=start.state, hop=returns)
-            if self.resumed is not None:
-                pass  # LoginResumed showed the URL; the browser opens again only when the user asks
-            elif self.flow.walk_opens_browser:
-                # MFA on the gateway's page in the tab: a code typed in the terminal instead would
-                # leave the tab on that page, and the walk could not go on to the next rack.
-                self._mfa_in_browser = returns
-                self.emit(WalkQueued(self.rack, start.auth_url, returns))
-            elif self.options.open_browser and can_open(self.flow.browser):
-                # The URL is shown before the launch, so a user on a remote machine can copy it.
-                self.emit(BrowserOpening(self.rack, start.auth_url))
-                # Not part of the race: a browser on its way to the listener is not cut off when
-                # the poller wins (it ends with the listener, after the linger).
-                services.start_soon(self.open_browser)
-            else:
-                reason = "--no-browser" if not self.options.open_browser else "no browser on this machine"
-                self.emit(BrowserUnavailable(self.rack, start.auth_url, reason))
+            self.show_sign_in(start, services)
             self.say_once("waiting", Waiting(self.rack, "browser"))
             race.start_soon(self.remind)
             if self.flow.paste is not None:
@@ -520,6 +528,29 @@ class LoginAttempt:
             race.start_soon(self.poll)
         assert self._outcome is not None
         return self._outcome
+
+    def show_sign_in(self, start: LoginStart, services: anyio.abc.TaskGroup) -> None:
+        """The sign-in URL goes to the walk's tab, a browser of its own, or the user's eyes."""
+        # On the shared tab's walk, a rack whose gateway calls the listener back is a hop, others links.
+        returns = self._waiter is not None and self.listener is self.flow.listener
+        if self.flow.walk is not None:
+            self.flow.walk.offer(self.rack, auth_url=start.auth_url, state=start.state, hop=returns)
+        if self.resumed is not None:
+            pass  # LoginResumed showed the URL; the browser opens again only when the user asks
+        elif self.flow.walk_opens_browser:
+            # MFA on the gateway's page in the tab: a code typed in the terminal instead would
+            # leave the tab on that page, and the walk could not go on to the next rack.
+            self._mfa_in_browser = returns
+            self.emit(WalkQueued(self.rack, start.auth_url, returns))
+        elif self.options.open_browser and can_open(self.flow.browser):
+            # The URL is shown before the launch, so a user on a remote machine can copy it.
+            self.emit(BrowserOpening(self.rack, start.auth_url))
+            # Not part of the race: a browser on its way to the listener is not cut off when
+            # the poller wins (it ends with the listener, after the linger).
+            services.start_soon(self.open_browser)
+        else:
+            reason = "--no-browser" if not self.options.open_browser else "no browser on this machine"
+            self.emit(BrowserUnavailable(self.rack, start.auth_url, reason))
 
     # -- the contenders ------------------------------------------------------------------------
 

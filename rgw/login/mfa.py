@@ -18,6 +18,7 @@ events.  Codes are never put into messages or events.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,10 +28,11 @@ import anyio
 import anyio.to_thread
 
 from rgw.client import GatewayClient
+from rgw.client.stepup import LOCKOUT_HINT
+from rgw.deadline import paused
 from rgw.errors import (
     ENROL_HINT,
     GatewayError,
-    GatewayUnreachable,
     MfaError,
     MfaFailed,
     MfaRejected,
@@ -41,7 +43,7 @@ from rgw.login.events import EventSink, MfaCodeRejected, MfaVerified, discard
 from rgw.login.ledger import MfaLedger
 from rgw.mfa_methods import MFA_METHODS as METHODS  # the methods the CLI can answer with
 from rgw.models import LoginStart
-from rgw.retry import RetryPolicy
+from rgw.retry import RetryPolicy, unprocessed
 
 #: Codes tried per verification.  The gateway locks MFA after 5 failures in 5 minutes: stay below.
 MAX_TRIES = 3
@@ -49,7 +51,6 @@ MAX_TRIES = 3
 PROMPTS = {"totp": "Enter TOTP code:", "backup_code": "Enter backup code:"}
 TOUCH_PROMPT = "Touch your security key..."
 STEP_UP_NOTICE = "Step-up MFA required for this operation."
-LOCKOUT_HINT = "The gateway locks MFA for a while after 5 failed attempts; wait 5 minutes, then try again."
 NO_TERMINAL_HINT = "Pass --mfa-code CODE (a TOTP or backup code), or run the command in a terminal."
 GIVEN_CODE_HINT = "Check the code (--mfa-code is used once, without prompting)."
 _LABELS = {"totp": "TOTP", "webauthn": "security key", "backup_code": "backup code"}
@@ -189,13 +190,6 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def unprocessed(exc: BaseException) -> bool:
-    """A failure after which the gateway provably did not judge the answer (so it may be resent)."""
-    if isinstance(exc, GatewayUnreachable):
-        return not exc.request_sent
-    return isinstance(exc, GatewayError) and exc.status in (429, 503)
-
-
 def _kind(method: str) -> str:
     """The ledger's kinds: the gateway counts codes (TOTP and backup) and security keys apart."""
     return "webauthn" if method == "webauthn" else "code"
@@ -230,6 +224,7 @@ class MfaDialog:
         on_rejected: Callable[[str, int], None] | None = None,
         no_terminal: str = "MFA verification required, but there is no terminal to enter a code",
         ledger: MfaLedger | None = None,
+        pause_deadline: bool = False,
     ) -> None:
         self.prompter = prompter
         self.settings = settings
@@ -241,6 +236,8 @@ class MfaDialog:
         self.no_terminal = no_terminal
         #: Every answer sent to this gateway, by any process: none is sent that could lock the account.
         self.ledger = ledger
+        #: Step-up: the command's deadline stops while the person answers (a login's keeps running).
+        self.pause_deadline = pause_deadline
         self.tries_left = settings.max_tries
         self._order: list[str] | None = None
         self._index = 0
@@ -300,7 +297,8 @@ class MfaDialog:
 
     async def _ask(self, prompt: str) -> str:
         while True:
-            code = await self.prompter.ask(prompt, True)
+            with paused() if self.pause_deadline else contextlib.nullcontext():
+                code = await self.prompter.ask(prompt, True)
             if code is None:
                 raise MfaError(self.no_terminal, hint=NO_TERMINAL_HINT)
             if code.strip():  # an empty line is not an attempt; the gateway never sees it
@@ -314,13 +312,14 @@ class MfaDialog:
         except GatewayError as exc:
             raise MfaError(f"The gateway offered no security-key challenge ({exc.message})") from exc
         options, session_data = _challenge(started)
-        assertion = await get_assertion(
-            options,
-            self.origin,
-            devices=self.settings.devices,
-            timeout=self.settings.webauthn_timeout,
-            on_touch=lambda: self.prompter.notify(TOUCH_PROMPT),
-        )
+        with paused() if self.pause_deadline else contextlib.nullcontext():
+            assertion = await get_assertion(
+                options,
+                self.origin,
+                devices=self.settings.devices,
+                timeout=self.settings.webauthn_timeout,
+                on_touch=lambda: self.prompter.notify(TOUCH_PROMPT),
+            )
         return Credential("webauthn", assertion=assertion, session_data=session_data)
 
     async def rejected(self, exc: MfaRejected) -> None:
@@ -406,9 +405,7 @@ class LoginMfa:
             else {"code": answer.code}
         )
         method = "webauthn" if answer.method == "webauthn" else "totp"
-        async for attempt in self.policy.retrying(retry_if=unprocessed):
-            with attempt:
-                await client.submit_login_mfa(start.state, method, **fields)
+        await self.policy.call(client.submit_login_mfa, start.state, method, retry_if=unprocessed, **fields)
 
 
 class StepUpMfa:
@@ -485,6 +482,7 @@ class StepUpMfa:
             ),
             no_terminal="this operation needs MFA, but there is no terminal to enter a code",
             ledger=self.ledger,
+            pause_deadline=True,
         )
         return self._dialog
 

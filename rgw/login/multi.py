@@ -21,6 +21,7 @@ import anyio.abc
 from rgw import trace
 from rgw.client import GatewayClient
 from rgw.config import ConfigStore
+from rgw.deadline import until
 from rgw.errors import LoginTimeout, RgwError
 from rgw.login.browser import BrowserLauncher, can_open
 from rgw.login.coalesce import RackLoginLock
@@ -34,7 +35,7 @@ from rgw.login.events import (
     WalkOpening,
     WalkProgress,
 )
-from rgw.login.flow import ListenerLike, LoginFlow, LoginOptions, MfaSolver, PasteSource
+from rgw.login.flow import ListenerLike, LoginFlow, LoginOptions, MfaSolver, PasteSource, answered_before
 from rgw.login.pending import PendingLogins
 from rgw.login.walk import LoginWalk
 from rgw.models import DEFAULT_PARALLEL, DeviceInfo, LoginRequest, LoginStart
@@ -148,6 +149,7 @@ class LoginCoordinator:
                     on_start=publish,
                     walk=walk,
                     walk_opens_browser=self._walk_opens_browser(),
+                    known_gateway=answered_before(before, request.url),
                 )
                 session = await flow.run(request.rack)
             return RackLoginResult(request.rack, request.url, email=session.email)
@@ -161,7 +163,7 @@ class LoginCoordinator:
         """Wait for the process holding the rack's login; its session, or None to log in ourselves."""
         announced = False
         waited = 0.0
-        with anyio.move_on_after(self.options.timeout) as scope:
+        with until(self.options.ends_at()) as scope:
             while not lock.try_acquire():
                 pid, url = await lock.holder()
                 url = _fit_for_browser(url, request)  # written by another process: checked like any sign-in URL
@@ -198,6 +200,7 @@ class LoginCoordinator:
         With more than one rack and a listener, one browser tab walks through them all (``LoginWalk``).
         """
         unique = list({r.rack: r for r in requests}.values())
+        self.options = self.options.starting_now()  # one deadline for the whole login, every rack
         results: dict[str, RackLoginResult] = {}
         limiter = anyio.CapacityLimiter(max(1, parallel))
         launched = anyio.Event()  # the walk's browser launch has returned

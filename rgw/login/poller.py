@@ -4,7 +4,8 @@ Two separate rhythms: the *pace* while the login is pending (server-paced: a lon
 gateway that supports ``wait``, else about once a second, cut short when the loopback listener or a
 pasted URL wakes us), and the *backoff* on transient failures (the ``RetryPolicy``: exponential, full
 jitter, ``Retry-After`` honoured, never past the deadline).  Pending is not an error; a failure
-never slows the pace after the link recovers.
+never slows the pace after the link recovers.  The deadline is the login's cancel scope
+(``rgw.deadline``): a long poll never asks the gateway to hold past it.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from collections.abc import Awaitable, Callable
 import anyio
 
 from rgw.client import GatewayClient
-from rgw.login.events import EventSink, GatewayRetry
+from rgw.deadline import time_left
+from rgw.login.events import EventSink, RetryEvents
 from rgw.models import DeviceInfo, LoginPending, LoginStart, Session
-from rgw.retry import RetryAttempt, RetryPolicy, describe_failure, failure_kind
+from rgw.retry import RetryPolicy
 
 #: Below this a pending answer from a long-polling gateway counts as "not held" (hot-loop guard).
 _MIN_HELD = 0.05
@@ -53,7 +55,6 @@ class LoginPoller:
         rack: str,
         emit: EventSink,
         policy: RetryPolicy,
-        deadline: float,
         wake: Wakeup | None = None,
         pace: float = 1.0,
         long_poll: float = 25.0,
@@ -65,33 +66,21 @@ class LoginPoller:
         self.rack = rack
         self.emit = emit
         self.policy = policy
-        self.deadline = deadline
         self.wake = wake or Wakeup()
         self.pace = pace
         self.long_poll = long_poll
         self.first_wait = first_wait
         #: Requests sent to ``/complete`` (for benchmarks and tests).
         self.requests = 0
-        self._failures = 0
-
-    def _on_retry(self, attempt: RetryAttempt) -> None:
-        self._failures += 1
-        self.emit(
-            GatewayRetry(
-                self.rack, self._failures, attempt.delay, describe_failure(attempt.error), failure_kind(attempt.error)
-            )
-        )
+        self.retries = RetryEvents(rack, emit)
 
     async def _poll_once(self, seen_stage: str | None = None, *, hold: bool = True) -> LoginPending | Session:
-        remaining = self.deadline - anyio.current_time()
-        wait = max(0.0, min(self.long_poll, remaining - 1.0)) if self.long_poll > 0 and hold else 0.0
-        async for attempt in self.policy.retrying(deadline=self.deadline, on_retry=self._on_retry):
-            with attempt:
-                self.requests += 1
-                return await self.client.complete_login(
-                    self.start, self.device, wait=wait or None, seen_stage=seen_stage
-                )
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+        wait = max(0.0, min(self.long_poll, time_left() - 1.0)) if self.long_poll > 0 and hold else 0.0
+        return await self.policy.call(self._complete, wait or None, seen_stage, on_retry=self.retries)
+
+    async def _complete(self, wait: float | None, seen_stage: str | None) -> LoginPending | Session:
+        self.requests += 1
+        return await self.client.complete_login(self.start, self.device, wait=wait, seen_stage=seen_stage)
 
     async def poll_once(self) -> LoginPending | Session:
         """One ``/complete`` (retried on transient failures until the deadline), never held."""
@@ -110,7 +99,7 @@ class LoginPoller:
             result = await self._poll_once(last_stage)
             if isinstance(result, Session):
                 return result
-            self._failures = 0
+            self.retries.reset()
             if on_pending is not None:
                 await on_pending(result)
             held = anyio.current_time() - sent

@@ -342,7 +342,7 @@ async def outcome(method: str, script: list[Answer], *, retried: bool = False) -
             transport=httpx.MockTransport(handler),
             step_up=lambda _client: Provider(),
             policy=RetryPolicy.instant(max_attempts=3) if retried else None,
-            deadline=anyio.current_time() + 8,
+            timeout=8,
         ) as client:
             try:
                 result = await call(client)

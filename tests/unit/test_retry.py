@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import anyio
 import pytest
 
+from rgw.deadline import within
 from rgw.errors import GatewayError, GatewayUnreachable, LoginError
 from rgw.retry import RetryAttempt, RetryPolicy, is_transient
 
@@ -38,9 +38,7 @@ async def test_retries_transient_until_success_and_reports_attempts() -> None:
             raise GatewayError("unavailable", status=503)
         return "ok"
 
-    async for attempt in RetryPolicy.instant().retrying(on_retry=seen.append):
-        with attempt:
-            result = await flaky()
+    result = await RetryPolicy.instant().call(flaky, on_retry=seen.append)
     assert result == "ok"
     assert calls == 4
     assert [a.attempt for a in seen] == [1, 2, 3]
@@ -48,30 +46,33 @@ async def test_retries_transient_until_success_and_reports_attempts() -> None:
 
 async def test_terminal_errors_are_not_retried() -> None:
     calls = 0
+
+    async def refused() -> None:
+        nonlocal calls
+        calls += 1
+        raise LoginError("email domain not allowed")
+
     with pytest.raises(LoginError):
-        async for attempt in RetryPolicy.instant().retrying():
-            with attempt:
-                calls += 1
-                raise LoginError("email domain not allowed")
+        await RetryPolicy.instant().call(refused)
     assert calls == 1
 
 
 async def test_max_attempts_and_deadline_stop_with_the_last_error() -> None:
     calls = 0
+
+    async def down() -> None:
+        nonlocal calls
+        calls += 1
+        raise GatewayUnreachable("down", cause="refused")
+
     with pytest.raises(GatewayUnreachable):
-        async for attempt in RetryPolicy.instant(max_attempts=3).retrying():
-            with attempt:
-                calls += 1
-                raise GatewayUnreachable("down", cause="refused")
+        await RetryPolicy.instant(max_attempts=3).call(down)
     assert calls == 3
 
     calls = 0
     policy = RetryPolicy(initial=10.0, cap=10.0, rng=lambda low, high: high)
-    with pytest.raises(GatewayUnreachable):
-        async for attempt in policy.retrying(deadline=anyio.current_time() + 5.0):
-            with attempt:
-                calls += 1
-                raise GatewayUnreachable("down", cause="refused")
+    with pytest.raises(GatewayUnreachable), within(5.0):  # the deadline is the enclosing cancel scope
+        await policy.call(down)
     assert calls == 1  # the 10 s wait would end past the deadline: stop instead of sleeping
 
 
