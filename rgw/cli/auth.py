@@ -12,6 +12,7 @@ from rgw.cli.options import Seconds, complete_racks, pass_app, target_options
 from rgw.cli.runner import on_event_loop
 from rgw.cli.style import GREEN, RED, table
 from rgw.config import ConfigData
+from rgw.deadline import within
 from rgw.errors import (
     ENROL_HINT,
     AuthenticationError,
@@ -302,11 +303,12 @@ async def still_valid_removed(app: App, data: ConfigData, requests: list[LoginRe
                 return  # rejected, or unknown because unreachable: log in again
         valid.add(name)
 
-    async with anyio.create_task_group() as tg:
-        for request in requests:
-            rack = data.rack(request.rack)
-            if rack is not None and rack.token:
-                tg.start_soon(check, request.rack, request, rack.token)
+    with within(app.command_timeout):  # one deadline for every check; a rack not answered logs in again
+        async with anyio.create_task_group() as tg:
+            for request in requests:
+                rack = data.rack(request.rack)
+                if rack is not None and rack.token:
+                    tg.start_soon(check, request.rack, request, rack.token)
     return [r for r in requests if r.rack not in valid]
 
 
@@ -418,9 +420,13 @@ async def revoke_all(app: App, racks: list[RackConfig]) -> dict[str, Outcome]:
             except RgwError as exc:
                 results[rack.name] = ("not-revoked", exc.message)
 
-    async with anyio.create_task_group() as tg:
-        for rack in racks:
-            tg.start_soon(revoke, rack)
+    timeout = app.command_timeout
+    with within(timeout):  # the command's one deadline, for every rack together
+        async with anyio.create_task_group() as tg:
+            for rack in racks:
+                tg.start_soon(revoke, rack)
+    for rack in racks:
+        results.setdefault(rack.name, ("not-revoked", f"no answer within --timeout {timeout:g} s"))
     return results
 
 
