@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from rgw import aio, secrets, trace
 from rgw.errors import ConfigCorrupt, ConfigError, ConfigLockTimeout
-from rgw.locks import FileLock, describe_holder, holder_record, read_holder
+from rgw.locks import FileLock, describe_holder, holder_record, lock_error, read_holder
 from rgw.models import RackConfig
 from rgw.secrets import Keyring
 
@@ -262,7 +262,9 @@ class ConfigStore:
             try:
                 yield lock
             finally:
-                lock.release()  # an flock release: never blocks, nothing to shield
+                # Nothing to shield: an update's worker thread has finished before we get here, even
+                # when cancelled (rgw.aio.call waits for it), so the lock is released after its write.
+                lock.release()
 
     async def _acquire(self) -> FileLock:
         lock = FileLock(self.lock_path)
@@ -282,7 +284,7 @@ class ConfigStore:
                 await self.ensure_directory()
                 continue
             except OSError as exc:
-                raise ConfigError(f"cannot lock {self.lock_path}: {exc.strerror or exc}") from exc
+                raise lock_error(self.lock_path, exc) from exc
             if not waited and trace.enabled():
                 holder = describe_holder(await aio.call(read_holder, self.lock_path))
                 trace.debug(

@@ -30,9 +30,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
-import anyio.to_thread
 
-from rgw import trace
+from rgw import aio, trace
 from rgw.shared import update_json_file
 
 #: This machine's share of the deployed limit (10/s, burst 20), browser included: 7/s leaves 3/s for
@@ -174,7 +173,7 @@ class RequestBudget:
             path = self.path
             if path is not None:  # a missing directory fails in the thread: this process's own schedule
                 with contextlib.suppress(OSError):
-                    return await anyio.to_thread.run_sync(update_json_file, path, _take(self.key, change))
+                    return await aio.call(update_json_file, path, _take(self.key, change))
             new_tat, delay = change(self._local_tat, time.time())
             self._local_tat = new_tat
             return delay

@@ -18,8 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import anyio.to_thread
-
+from rgw import aio
 from rgw.client.budget import origin_key
 from rgw.errors import MfaFailed
 from rgw.shared import update_json_file
@@ -55,7 +54,7 @@ class MfaLedger:
 
         if self.directory is not None:
             with contextlib.suppress(OSError):
-                return await anyio.to_thread.run_sync(update_json_file, self.directory / LEDGER_FILE, change)
+                return await aio.call(update_json_file, self.directory / LEDGER_FILE, change)
         self._local = change({self.key: self._local})
         return self._local
 
