@@ -22,7 +22,7 @@ from rgw import __version__, trace
 from rgw.config import ConfigData, ConfigStore, default_config_dir
 from rgw.errors import AuthenticationError, MfaError, MfaRequired, RgwError, SessionNotVerified
 from rgw.models import LoginRequest
-from rgw.targets import Selection, Target, command_target
+from rgw.targets import Selection, Target, read_command_target
 from rgw.text import printable
 from rgw.urls import check_link
 
@@ -226,7 +226,7 @@ class App:
         return MfaLedger(url, self.config_dir)
 
     async def target(self) -> Target:
-        target = command_target(await self.store.read(), self.selection)
+        target = await read_command_target(self.store, self.selection)
         self.secrets.add(target.token)
         return target
 
