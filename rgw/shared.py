@@ -26,6 +26,18 @@ LOCK_PATIENCE = 2.0
 _MAX_SIZE = 1024 * 1024
 
 
+def once_per_text(callback: Callable[[str], None] | None) -> Callable[[str], None]:
+    """``callback``, saying each text at most once (a file that cannot be used is said once per run)."""
+    said: set[str] = set()
+
+    def say(text: str) -> None:
+        if callback is not None and text not in said:
+            said.add(text)
+            callback(text)
+
+    return say
+
+
 def update_json_file(path: Path, change: Callable[[dict[str, Any]], T], *, patience: float = LOCK_PATIENCE) -> T:
     """Apply ``change`` to the JSON object in ``path`` under its lock; returns what ``change`` returns.
 

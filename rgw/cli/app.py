@@ -152,7 +152,7 @@ class App:
         if self._budgets is None:
             from rgw.client.budget import Budgets
 
-            self._budgets = Budgets(self.config_dir)
+            self._budgets = Budgets(self.config_dir, on_warning=self.note)
         return self._budgets
 
     def login_client(self, request: LoginRequest) -> GatewayClient:
@@ -217,13 +217,16 @@ class App:
             return self.step_up
         from rgw.cli.mfa import step_up_factory
 
-        return step_up_factory(self, session_verified=target.rack.mfa_verified if target.rack else None)
+        rack = target.rack
+        return step_up_factory(
+            self, session_verified=rack.mfa_verified if rack else None, user=rack.email if rack else None
+        )
 
-    def mfa_ledger(self, url: str) -> MfaLedger:
-        """The MFA answers this machine sent to ``url``'s gateway (kept in the config directory)."""
+    def mfa_ledger(self, url: str, user: str | None = None) -> MfaLedger:
+        """The MFA answers this machine sent to ``url``'s gateway for ``user`` (kept in the config directory)."""
         from rgw.login.ledger import MfaLedger
 
-        return MfaLedger(url, self.config_dir)
+        return MfaLedger(url, self.config_dir, user=user, on_warning=self.budgets.warn)
 
     async def target(self) -> Target:
         target = await read_command_target(self.store, self.selection)

@@ -108,7 +108,9 @@ def login_solver(app: App, emit: EventSink, *, name_racks: bool = False) -> Call
     return build
 
 
-def step_up_factory(app: App, *, session_verified: bool | None = None) -> Callable[[GatewayClient], DeferredStepUp]:
+def step_up_factory(
+    app: App, *, session_verified: bool | None = None, user: str | None = None
+) -> Callable[[GatewayClient], DeferredStepUp]:
     """Builds a client's step-up provider: the terminal (or ``--mfa-code``) answers step-up MFA."""
     prompter = prompter_for(app)
 
@@ -116,7 +118,7 @@ def step_up_factory(app: App, *, session_verified: bool | None = None) -> Callab
         def dialog() -> StepUpMfa:
             from rgw.login.mfa import StepUpMfa
 
-            ledger = app.mfa_ledger(client.base_url)
+            ledger = app.mfa_ledger(client.base_url, user)
             settings = mfa_settings(app)
             return StepUpMfa(
                 client, prompter=prompter, settings=settings, ledger=ledger, session_verified=session_verified

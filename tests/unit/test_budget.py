@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -146,3 +148,53 @@ def test_slots_move_the_schedule_by_that_many_intervals() -> None:
     assert delay == 0.0
     _, delay = schedule.take(tat, 0.0, priority=False)
     assert round(delay, 6) == 0.3
+
+
+HOLD = (
+    "import sys, fcntl, os; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600); "
+    "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()"
+)
+
+
+def _spoil(path: Path, how: str) -> subprocess.Popen[bytes] | None:
+    if how == "directory":
+        path.mkdir()
+    elif how == "symlink":
+        path.symlink_to(path.parent / "elsewhere")
+    else:
+        argv = [sys.executable, "-c", HOLD, str(path)]
+        holder = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == b"held\n"
+        return holder
+    return None
+
+
+@pytest.mark.parametrize("how", ["directory", "symlink", "locked"])
+async def test_an_unusable_budget_file_is_said_once_and_paces_at_half_the_rate(tmp_path: Path, how: str) -> None:
+    heard: list[str] = []
+    holder = _spoil(tmp_path / BUDGET_FILE, how)
+    try:
+        budgets = Budgets(tmp_path, on_warning=heard.append)
+        budget = budgets.for_url(URL)
+        delays = [(await budget.reserve()).delay for _ in range(3)]
+        other = budgets.for_url("https://other.example.com")  # the same file: said once for the run
+        await other.reserve()
+    finally:
+        if holder is not None:
+            holder.communicate(timeout=30)
+    assert delays[0] == 0.0
+    # No burst, half the rate (7/s -> one slot per 2/7 s): the second waits, the third twice as long.
+    assert 0.25 < delays[1] <= 2 / 7
+    assert 0.5 < delays[2] <= 4 / 7
+    assert len(heard) == 1, heard
+    assert heard[0].startswith(f"Warning: cannot use {tmp_path / BUDGET_FILE} (")
+    assert budget.unusable
+
+
+async def test_a_missing_config_directory_is_not_worth_a_warning(tmp_path: Path) -> None:
+    heard: list[str] = []
+    budget = Budgets(tmp_path / "nope", on_warning=heard.append).for_url(URL)
+    await budget.reserve()
+    assert heard == []
+    assert not budget.unusable
