@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
 
 from rgw import aio, trace
 from rgw.shared import once_per_text, update_json_file
+from rgw.urls import origin
 
 #: This machine's share of the deployed limit (10/s, burst 20), browser included: 7/s leaves 3/s for
 #: other users behind the same address, and a burst of 7 keeps the server's bucket at 13 or more.
@@ -61,12 +61,6 @@ def slots_for(method: str, path: str) -> int:
     if path.rstrip("/") == "/api/v1/auth/cli/start":
         return 1 + BROWSER_REQUESTS_PER_LOGIN
     return 1
-
-
-def origin_key(url: str) -> str:
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
 @dataclass(frozen=True)
@@ -139,7 +133,7 @@ class RequestBudget:
     ) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("a request budget needs a positive rate and a burst of at least 1")
-        self.key = origin_key(url)
+        self.key = origin(url)
         self.directory = directory
         self.schedule = _Schedule(rate, burst)
         self.on_warning = on_warning
@@ -215,7 +209,7 @@ class Budgets:
         self._budgets: dict[str, RequestBudget] = {}
 
     def for_url(self, url: str) -> RequestBudget:
-        key = origin_key(url)
+        key = origin(url)
         budget = self._budgets.get(key)
         if budget is None:
             budget = self._budgets[key] = RequestBudget(url, self.directory, on_warning=self.warn)

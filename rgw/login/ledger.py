@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from rgw import aio, trace
-from rgw.client.budget import origin_key
 from rgw.errors import MfaFailed
 from rgw.shared import update_json_file
+from rgw.urls import origin
 
 LEDGER_FILE = "mfa-attempts.json"
 WINDOW = 300.0
@@ -52,7 +52,7 @@ class MfaLedger:
         user: str | None = None,
         on_warning: Callable[[str], None] | None = None,
     ) -> None:
-        self.origin = origin_key(url)
+        self.origin = origin(url)
         self.user = user.strip().lower() if user and user.strip() else None
         self.key = self.origin if self.user is None else f"{self.origin} {self.user}"
         self.directory = directory

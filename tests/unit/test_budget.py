@@ -16,8 +16,8 @@ from rgw.client.budget import (
     RequestBudget,
     _Schedule,
     limited_route,
-    origin_key,
 )
+from rgw.urls import origin
 
 pytestmark = pytest.mark.anyio
 URL = "https://gw.example.com"
@@ -74,11 +74,6 @@ def test_limited_routes_are_the_deployed_gateways() -> None:
     assert not limited_route("GET", "/api/v1/rack-proxy/apps")
 
 
-def test_origin_key() -> None:
-    assert origin_key("https://GW.example.com") == origin_key("https://gw.example.com:443")
-    assert origin_key("http://127.0.0.1:8080") != origin_key("http://127.0.0.1:8081")
-
-
 async def test_two_processes_share_one_schedule(tmp_path: Path) -> None:
     # Two budgets on one directory behave like two processes: the second waits behind the first.
     first = RequestBudget(URL, tmp_path, rate=2.0, burst=2)
@@ -88,7 +83,7 @@ async def test_two_processes_share_one_schedule(tmp_path: Path) -> None:
     assert 0.4 < delays[2] <= 0.5
     path = tmp_path / BUDGET_FILE
     assert os.stat(path).st_mode & 0o777 == 0o600
-    assert list(json.loads(path.read_text())) == [origin_key(URL)]
+    assert list(json.loads(path.read_text())) == [origin(URL)]
     # Another gateway has its own budget in the same file.
     other = RequestBudget("https://other.example.com", tmp_path, rate=2.0, burst=2)
     assert (await other.reserve()).delay == 0.0
@@ -124,7 +119,7 @@ async def test_a_garbage_budget_file_is_replaced_not_fatal(tmp_path: Path) -> No
     (tmp_path / BUDGET_FILE).write_bytes(b"\x00[not json")
     budget = RequestBudget(URL, tmp_path, rate=1.0, burst=1)
     assert (await budget.reserve()).delay == 0.0
-    assert origin_key(URL) in json.loads((tmp_path / BUDGET_FILE).read_text())
+    assert origin(URL) in json.loads((tmp_path / BUDGET_FILE).read_text())
 
 
 def test_budgets_are_one_per_gateway(tmp_path: Path) -> None:
