@@ -8,8 +8,10 @@ of one.  The file is 0600 and its directory 0700; a directory or file that anoth
 write is refused (as ssh refuses such a ``~/.ssh``), a file others can read is warned about.  A
 ``config.json`` that is a symlink (dotfile managers) is written through to its target, which stays
 a symlink's target.  Fields this CLI does not know are kept.  A corrupt file is an error naming the
-file and is never overwritten.  File I/O runs in worker threads (``rgw.aio``); the lock is taken
-with non-blocking tries so that a wait can be cancelled.
+file and is never overwritten.  File I/O runs in worker threads (``rgw.aio.call``, which a cancelled
+caller waits for: a write started under the lock ends before the lock is released); the lock is
+taken with non-blocking tries so that a wait can be cancelled.  Tokens kept in the OS keyring
+(``rgw.secrets``) are fetched only for the racks a command uses, and never with the lock held.
 """
 
 from __future__ import annotations

@@ -2,14 +2,22 @@
 
 The Go CLI keeps tokens in ``config.json`` (0600) and so does rgw by default.  ``rack-gateway login
 --token-storage keyring`` records ``"token_storage": "keyring"`` at the top of ``config.json``; from
-then on every write moves each rack's token into the keyring (service ``rack-gateway``, account
-``<rack> <url>``) and leaves ``"token_storage": "keyring"`` in the rack's entry in its place, and
-every read fetches it back.  ``--token-storage file`` moves them back on the next write.
+then on every write moves each new session's token into the keyring (service ``rack-gateway``,
+account ``<rack> <url>``) and leaves ``"token_storage": "keyring"`` in the rack's entry in its place,
+with ``"token_sha256"``, the first 16 hex digits of the token's SHA-256 (which session the keyring
+holds; nothing to log in with).  ``--token-storage file`` moves them back on the next write.
+
+The keyring is never called with the config file's lock held (``ConfigStore``): a token is fetched
+only when a command uses that rack (``fetch``, at most once per run), a change under the lock sees
+the tokens this run fetched where the fingerprint says they are still current (``fill``), and what
+the keyring must do is decided under the lock (``settle``) and done after it (``carry_out``, then
+``record`` under the lock again, then ``forget``).  A new session is therefore in the 0600 file for
+the moment between the two writes.
 
 Every keyring call runs in its own daemon thread and is given ``KEYRING_TIMEOUT`` seconds (a locked
 Secret Service or a D-Bus without one can hang); when none answers, or there is no keyring at all
 (headless Linux, containers), the token stays in the 0600 file and the user is told once.  These
-functions run in the config store's worker thread, never on the event loop.
+functions block: they run in a worker thread (``rgw.aio.call``), never on the event loop.
 """
 
 from __future__ import annotations
