@@ -188,6 +188,7 @@ class ConfigStore:
         self._known: secrets.Known = {}
         self._local_lock: Any = None  # an anyio.Lock, made on a loop's first use
         self._warned = False
+        self._told: set[str] = set()
 
     def _warn(self, warnings: list[str]) -> None:
         if warnings and not self._warned and self.on_warning is not None:
@@ -233,8 +234,9 @@ class ConfigStore:
         return self.keyring
 
     def _tell(self, notes: list[str]) -> None:
-        if self.on_warning is not None:
-            for text in dict.fromkeys(notes):
+        for text in notes:  # said once per run: a keyring that failed is not news for every rack
+            if text not in self._told and self.on_warning is not None:
+                self._told.add(text)
                 self.on_warning(text)
 
     async def update(self, change: Callable[[ConfigData], T]) -> T:

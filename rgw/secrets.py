@@ -81,28 +81,39 @@ def _keyring() -> Any:
 
 
 class Keyring:
-    """The OS keyring, every call time-boxed; ``KeyringUnavailable`` for any failure."""
+    """The OS keyring, every call time-boxed; ``KeyringUnavailable`` for any failure.
+
+    One failure is enough for a run: later calls fail at once with the same reason, so a keyring
+    that hangs costs a command ``timeout`` seconds once, not once per rack.
+    """
 
     def __init__(self, timeout: float = KEYRING_TIMEOUT) -> None:
         self.timeout = timeout
+        self.failure: KeyringUnavailable | None = None
+
+    def _run(self, call: Callable[[Any], T]) -> T:
+        if self.failure is not None:
+            raise KeyringUnavailable(str(self.failure))
+        try:
+            keyring = _keyring()
+            return _timeboxed(lambda: call(keyring), self.timeout)
+        except KeyringUnavailable as exc:
+            self.failure = exc
+            raise
 
     def get(self, name: str, url: str) -> str | None:
-        keyring = _keyring()
-        value = _timeboxed(lambda: keyring.get_password(SERVICE, account(name, url)), self.timeout)
+        value = self._run(lambda keyring: keyring.get_password(SERVICE, account(name, url)))
         return value if is_token(value) else None
 
     def set(self, name: str, url: str, token: str) -> None:
-        keyring = _keyring()
-        _timeboxed(lambda: keyring.set_password(SERVICE, account(name, url), token), self.timeout)
+        self._run(lambda keyring: keyring.set_password(SERVICE, account(name, url), token))
 
     def delete(self, name: str, url: str) -> None:
-        keyring = _keyring()
-
-        def delete() -> None:
+        def delete(keyring: Any) -> None:
             with contextlib.suppress(keyring.errors.PasswordDeleteError):  # not there: nothing to remove
                 keyring.delete_password(SERVICE, account(name, url))
 
-        _timeboxed(delete, self.timeout)
+        self._run(delete)
 
 
 #: Tokens this run fetched from (or put into) the keyring, by (rack, url).

@@ -11,6 +11,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import keyring
+import keyring.backend
+import keyring.errors
 import pytest
 
 from rgw import secrets
@@ -194,3 +197,39 @@ async def test_an_entry_of_an_earlier_version_gets_its_fingerprint(tmp_path: Pat
     assert entry[FINGERPRINT_FIELD] == fingerprint("tok-1")
     assert "token" not in entry
     assert keyring.items == {("prod", URL): "tok-1"}
+
+
+class FailingBackend(keyring.backend.KeyringBackend):
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def get_password(self, service: str, username: str) -> str | None:
+        self.calls += 1
+        raise keyring.errors.KeyringLocked("locked")
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.calls += 1
+        raise keyring.errors.KeyringLocked("locked")
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.calls += 1
+        raise keyring.errors.KeyringLocked("locked")
+
+
+def test_a_keyring_that_failed_once_is_not_asked_again_in_that_run() -> None:
+    backend, previous = FailingBackend(), keyring.get_keyring()
+    keyring.set_keyring(backend)
+    try:
+        ring = secrets.Keyring()
+        for call in (lambda: ring.get("a", URL), lambda: ring.set("b", URL, "t"), lambda: ring.delete("c", URL)):
+            with pytest.raises(KeyringUnavailable, match=r"the OS keyring failed \(KeyringLocked\)"):
+                call()
+        assert backend.calls == 1
+        with pytest.raises(KeyringUnavailable):
+            secrets.Keyring().get("a", URL)  # another run asks again
+    finally:
+        keyring.set_keyring(previous)
+    assert backend.calls == 2
