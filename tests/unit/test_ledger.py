@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -93,7 +94,10 @@ async def test_without_a_directory_this_process_counts_alone(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("how", ["directory", "symlink"])
-async def test_an_unusable_file_is_said_once_and_allows_one_failure(tmp_path: Path, how: str) -> None:
+async def test_an_unusable_file_is_said_once_and_allows_one_failure(
+    tmp_path: Path, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="rgw")
     path = tmp_path / LEDGER_FILE
     if how == "directory":
         path.mkdir()
@@ -112,4 +116,5 @@ async def test_an_unusable_file_is_said_once_and_allows_one_failure(tmp_path: Pa
     assert len(heard) == 1
     assert heard[0].startswith(f"Warning: cannot use {path} (")
     assert "one MFA try" in heard[0]
+    assert [r.getMessage() for r in caplog.records if "ledger:" in r.getMessage()] == [f"ledger: {heard[0]}"]  # -v
     assert (tmp_path / "elsewhere").read_text() == "{}" if how == "symlink" else path.is_dir()
