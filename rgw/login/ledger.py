@@ -6,8 +6,9 @@ count), and 5 failures within 5 minutes lock the account until an administrator 
 you are locked".  One verification stays at 3 tries, but two in a row (a failed login, then another
 one, or a step-up) could reach 5.  So each answer sent is written down, with its time and outcome,
 in ``mfa-attempts.json`` in the config directory (shared by every ``rack-gateway`` process, see
-``rgw.shared``), and an answer that could be the fifth failure, or one more than the gateway
-accepts, is not sent: the user is told how long to wait instead.
+``rgw.shared``), by gateway and user as the gateway counts them, and an answer that could be the
+fifth failure, or one more than the gateway accepts, is not sent: the user is told how long to wait
+instead.  A ledger that cannot be used is said, never silently replaced by an empty one.
 """
 
 from __future__ import annotations
