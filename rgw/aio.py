@@ -1,8 +1,9 @@
-"""Async file I/O: aiofiles on asyncio (the CLI's loop), worker threads on other anyio backends,
-and plain calls when there is no event loop at all.
+"""Blocking work off the event loop: ``call`` runs it in a worker thread, or inline with no loop.
 
-aiofiles runs on asyncio's executor only, while the library also runs under trio (our tests run
-both).  Every blocking file call the package makes goes through here, so neither loop blocks.
+``call`` is the one way rgw leaves the loop for blocking work (file I/O, flocks, the keyring, a
+browser launch): ``anyio.to_thread`` on asyncio and trio alike, so a cancelled caller waits for its
+call to finish, and the two backends behave the same.  aiofiles (asyncio's executor) serves plain
+reads (``read_bytes``), which nobody minds being abandoned.
 
 Local commands (``racks``, ``switch``, ``--help`` ...) run without an event loop (``rgw.cli.runner``):
 starting asyncio costs more than the rest of such a command.  Their coroutines are stepped by hand,
@@ -16,13 +17,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, TypeVar, TypeVarTuple
 
 if TYPE_CHECKING:
     from pathlib import Path  # not imported at start-up: pathlib pulls in urllib.parse and ipaddress
 
-P = ParamSpec("P")
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
 def current_loop() -> str | None:
@@ -47,46 +48,33 @@ def write_all(fd: int, content: bytes) -> None:
 
 
 async def read_bytes(path: Path) -> bytes:
-    loop = current_loop()
-    if loop is None:
-        return path.read_bytes()  # noqa: ASYNC240 - no event loop to block
-    if loop == "asyncio":
+    """The whole of ``path``: aiofiles on asyncio, a worker thread on trio, a plain read with no loop.
+
+    A plain read is the one job aiofiles keeps: a cancelled caller may leave it running, since
+    nobody waits on what it reads and it changes nothing.
+    """
+    if current_loop() == "asyncio":
         import aiofiles
 
         async with aiofiles.open(path, "rb") as fh:
             return await fh.read()
+    return await call(path.read_bytes)
+
+
+async def call(function: Callable[[*Ts], T], *args: *Ts, abandon: bool = False) -> T:
+    """Run blocking work in a worker thread (``anyio.to_thread``); with no event loop, just call it.
+
+    A cancelled caller waits until the call has finished, or it never starts: a read-modify-write
+    done under a lock is never left running after the lock is released (``ConfigStore.update``),
+    on asyncio as on trio.  ``abandon=True`` is for work that holds nothing and whose result nobody
+    needs after a cancel (a browser launch, a security key waiting for a touch): the caller leaves
+    at once and the thread finishes on its own.
+    """
+    if current_loop() is None:
+        return function(*args)  # no event loop: nothing to block
     import anyio.to_thread
 
-    return await anyio.to_thread.run_sync(path.read_bytes)
-
-
-def _write_new_sync(path: Path, content: bytes, mode: int, fsync: bool) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-    try:
-        write_all(fd, content)
-        if fsync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-async def write_new(path: Path, content: bytes, *, mode: int = 0o600, fsync: bool = True) -> None:
-    """Create ``path`` (it must not exist) with ``mode``, write ``content``, optionally fsync."""
-    await call(_write_new_sync, path, content, mode, fsync)
-
-
-async def call(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run a blocking function (``os.replace``, a write-and-fsync helper, ...) off the loop."""
-    loop = current_loop()
-    if loop is None:
-        return function(*args, **kwargs)  # no event loop: nothing to block
-    if loop == "asyncio":
-        import aiofiles.os
-
-        return await aiofiles.os.wrap(function)(*args, **kwargs)
-    import anyio.to_thread
-
-    return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs))
+    return await anyio.to_thread.run_sync(function, *args, abandon_on_cancel=abandon)
 
 
 async def sleep(seconds: float) -> None:

@@ -8,8 +8,10 @@ of one.  The file is 0600 and its directory 0700; a directory or file that anoth
 write is refused (as ssh refuses such a ``~/.ssh``), a file others can read is warned about.  A
 ``config.json`` that is a symlink (dotfile managers) is written through to its target, which stays
 a symlink's target.  Fields this CLI does not know are kept.  A corrupt file is an error naming the
-file and is never overwritten.  File I/O runs in worker threads (``rgw.aio``); the lock is taken
-with non-blocking tries so that a wait can be cancelled.
+file and is never overwritten.  File I/O runs in worker threads (``rgw.aio.call``, which a cancelled
+caller waits for: a write started under the lock ends before the lock is released); the lock is
+taken with non-blocking tries so that a wait can be cancelled.  Tokens kept in the OS keyring
+(``rgw.secrets``) are fetched only for the racks a command uses, and never with the lock held.
 """
 
 from __future__ import annotations
@@ -18,22 +20,20 @@ import contextlib
 import json
 import os
 import stat
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
 from rgw import aio, secrets, trace
 from rgw.errors import ConfigCorrupt, ConfigError, ConfigLockTimeout
-from rgw.locks import FileLock, describe_holder, holder_record, read_holder
-from rgw.models import RackConfig
+from rgw.locks import FileLock, describe_holder, holder_record, lock_error, read_holder
+from rgw.models import REJECTED_FIELD, RackConfig
 from rgw.secrets import Keyring
 
 T = TypeVar("T")
 
 CONFIG_FILE = "config.json"
-#: A rack entry's note that the gateway rejected its session (the Go CLI ignores unknown fields).
-REJECTED_FIELD = "session_rejected"
 DEFAULT_LOCK_TIMEOUT = 30.0
 #: What a logout forgets of a rack's entry (the rack, its URL and unknown fields stay).
 _SESSION_FIELDS = ("token", "email", "expires_at", "session_id", "channel", "mfa_verified")
@@ -132,7 +132,7 @@ class ConfigData:
         entry = self._gateways().get(name)
         if not isinstance(entry, dict):
             return False
-        for key in (*_SESSION_FIELDS, REJECTED_FIELD, secrets.STORAGE_FIELD):
+        for key in (*_SESSION_FIELDS, REJECTED_FIELD, secrets.STORAGE_FIELD, secrets.FINGERPRINT_FIELD):
             entry.pop(key, None)
         return True
 
@@ -184,8 +184,11 @@ class ConfigStore:
         self.on_warning = on_warning
         #: Where tokens kept in the OS keyring are fetched from and put (``rgw.secrets``).
         self.keyring = keyring
+        #: Tokens fetched from (or put into) the keyring this run, by (rack, url).
+        self._known: secrets.Known = {}
         self._local_lock: Any = None  # an anyio.Lock, made on a loop's first use
         self._warned = False
+        self._told: set[str] = set()
 
     def _warn(self, warnings: list[str]) -> None:
         if warnings and not self._warned and self.on_warning is not None:
@@ -193,10 +196,17 @@ class ConfigStore:
             for text in warnings:
                 self.on_warning(text)
 
-    async def read(self) -> ConfigData:
-        """A snapshot of the file; an absent file is an empty config (nothing is created)."""
+    async def read(self, *, tokens: Iterable[str] | None = None) -> ConfigData:
+        """A snapshot of the file; an absent file is an empty config (nothing is created).
+
+        With sessions kept in the OS keyring, the tokens of the racks in ``tokens`` (None: every
+        rack; ``()``: none, e.g. for ``racks``) are fetched, each at most once per run.
+        """
         try:
-            content, warnings = await aio.call(_read_checked, self.directory, self.path)
+            target, warnings = await aio.call(_check, self.directory, self.path)
+            content: bytes | None = await aio.read_bytes(target)
+        except FileNotFoundError:
+            content = None
         except OSError as exc:
             raise ConfigError(
                 f"cannot read config file {self.path}: {exc.strerror or exc}",
@@ -204,11 +214,19 @@ class ConfigStore:
             ) from exc
         self._warn(warnings)
         data = ConfigData() if content is None else _parse(self.path, content)
-        if secrets.uses_keyring(data.raw):
-            notes: list[str] = []
-            await aio.call(secrets.fetch, data.raw, self._keyring(), notes)
-            self._tell(notes)
+        await self.fetch_tokens(data, tokens)
         return data
+
+    async def fetch_tokens(self, data: ConfigData, names: Iterable[str | None] | None) -> None:
+        """Fill in the keyring-held tokens of the racks ``names`` (None: all); never under the lock."""
+        if not secrets.uses_keyring(data.raw):
+            return
+        wanted = secrets.missing(data.raw, None if names is None else [n for n in names if n], self._known)
+        if wanted:
+            notes: list[str] = []
+            self._known.update(await aio.call(secrets.fetch, wanted, self._keyring(), notes))
+            self._tell(notes)
+        secrets.fill(data.raw, self._known)
 
     def _keyring(self) -> Keyring:
         if self.keyring is None:
@@ -216,8 +234,9 @@ class ConfigStore:
         return self.keyring
 
     def _tell(self, notes: list[str]) -> None:
-        if self.on_warning is not None:
-            for text in dict.fromkeys(notes):
+        for text in notes:  # said once per run: a keyring that failed is not news for every rack
+            if text not in self._told and self.on_warning is not None:
+                self._told.add(text)
                 self.on_warning(text)
 
     async def update(self, change: Callable[[ConfigData], T]) -> T:
@@ -227,20 +246,40 @@ class ConfigStore:
         when it raises or changes nothing.  Under the lock the whole read-modify-write is one trip to
         a worker thread (``change`` runs there too: it only touches its ``ConfigData``), so many
         parallel logins in one process do not queue on the thread pool once per system call.
+
+        With the OS keyring, ``change`` sees the tokens this run has fetched as if they were in the
+        file; the keyring itself is called only after the lock is released (``_settle``).
         """
+        result, moves = await self._locked_update(change, self._known)
+        if moves:
+            await self._settle(moves)
+        return result
+
+    async def _locked_update(self, change: Callable[[ConfigData], T], known: secrets.Known) -> tuple[T, secrets.Moves]:
         async with self.locked() as lock:
             try:
-                result, warnings, notes = await aio.call(
-                    _update_locked, self.directory, self.path, lock, change, self._keyring
-                )
+                result, moves, warnings = await aio.call(_update_locked, self.directory, self.path, lock, change, known)
             except OSError as exc:
                 raise ConfigError(
                     f"cannot write config file {self.path}: {exc.strerror or exc}",
                     hint="Check the disk has room and the directory's permissions.",
                 ) from exc
-            self._warn(warnings)
-            self._tell(notes)
-            return result
+        self._warn(warnings)
+        return result, moves
+
+    async def _settle(self, moves: secrets.Moves) -> None:
+        """After an update: new sessions into the keyring, then mark them so in the file (or bring
+        sessions back into it), then delete keyring items no entry points at any more."""
+        notes: list[str] = []
+        outcome = await aio.call(secrets.carry_out, moves, self._keyring(), notes)
+        self._known.update({(name, url): token for name, url, token in outcome.stored})
+        self._known.update(outcome.brought)
+        if outcome.stored or outcome.brought:
+            await self._locked_update(lambda data: secrets.record(data.raw, outcome), {})
+        brought = [(name, url, secrets.fingerprint(token)) for (name, url), token in outcome.brought.items()]
+        if moves.drop or brought:
+            await aio.call(secrets.forget, [*moves.drop, *brought], self._keyring(), notes)
+        self._tell(notes)
 
     @contextlib.asynccontextmanager
     async def locked(self) -> AsyncIterator[FileLock]:
@@ -262,7 +301,9 @@ class ConfigStore:
             try:
                 yield lock
             finally:
-                lock.release()  # an flock release: never blocks, nothing to shield
+                # Nothing to shield: an update's worker thread has finished before we get here, even
+                # when cancelled (rgw.aio.call waits for it), so the lock is released after its write.
+                lock.release()
 
     async def _acquire(self) -> FileLock:
         lock = FileLock(self.lock_path)
@@ -282,7 +323,7 @@ class ConfigStore:
                 await self.ensure_directory()
                 continue
             except OSError as exc:
-                raise ConfigError(f"cannot lock {self.lock_path}: {exc.strerror or exc}") from exc
+                raise lock_error(self.lock_path, exc) from exc
             if not waited and trace.enabled():
                 holder = describe_holder(await aio.call(read_holder, self.lock_path))
                 trace.debug(
@@ -378,12 +419,12 @@ def _read_checked(directory: Path, path: Path) -> tuple[bytes | None, list[str]]
 
 
 def _update_locked(
-    directory: Path, path: Path, lock: FileLock, change: Callable[[ConfigData], T], keyring: Callable[[], Keyring]
-) -> tuple[T, list[str], list[str]]:
+    directory: Path, path: Path, lock: FileLock, change: Callable[[ConfigData], T], known: secrets.Known
+) -> tuple[T, secrets.Moves, list[str]]:
     """Runs in a worker thread with the lock held: say who holds it, read, change, write back.
 
-    With tokens in the OS keyring (``rgw.secrets``), ``change`` sees them as if they were in the
-    file; they go back to the keyring (or into the file) before the write.
+    Never calls the keyring: tokens this run fetched are filled in where the file still points at
+    them, and what the keyring must do is returned (``secrets.Moves``) for after the lock.
     """
     lock.write_holder(holder_record())
     target, warnings = _check(directory, path)
@@ -392,18 +433,19 @@ def _update_locked(
     except FileNotFoundError:
         content = None
     data = ConfigData() if content is None else _parse(path, content)
-    notes: list[str] = []
-    held = secrets.fetch(data.raw, keyring(), notes) if secrets.uses_keyring(data.raw) else {}
+    held = secrets.held(data.raw)
+    filled = secrets.fill(data.raw, known)
     tokens = secrets.file_tokens(data.raw)
     before = json.dumps(data.raw, sort_keys=True)
     result = change(data)
+    moves = secrets.Moves()
     if json.dumps(data.raw, sort_keys=True) != before:
         if held or secrets.uses_keyring(data.raw):
-            secrets.persist(data.raw, held, tokens, keyring(), notes)
+            moves = secrets.settle(data.raw, held, filled, tokens)
         _write_atomically(target, (json.dumps(data.raw, indent=2) + "\n").encode())
         if content is not None and warnings:
             os.chmod(target, 0o600)  # the new file is 0600 already; this says so for a reused inode
-    return result, warnings, notes
+    return result, moves, warnings
 
 
 def _write_atomically(path: Path, content: bytes) -> None:

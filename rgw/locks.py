@@ -20,6 +20,7 @@ import fcntl
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from rgw.errors import ConfigError
@@ -47,32 +48,35 @@ def pid_alive(pid: int) -> bool:
 
 
 class FileLock:
-    """One exclusive lock; ``try_acquire`` never blocks."""
+    """One exclusive ``flock`` on ``path``: the only place rgw opens, locks and unlocks a file.
 
-    def __init__(self, path: Path) -> None:
+    ``try_acquire`` never blocks; ``acquire_within`` (blocking: a worker thread's) tries for a while.
+    A lock file (``names_holder``) says who holds it and is emptied on release; a state file locked
+    for its own read-modify-write (``rgw.shared``) keeps its content.  Failing to open raises
+    ``OSError`` (``ELOOP``: a symlink in its place, never followed); ``lock_error`` words it.
+    """
+
+    def __init__(self, path: Path, *, names_holder: bool = True) -> None:
         self.path = path
+        self.names_holder = names_holder
         self._fd: int | None = None
 
     @property
     def held(self) -> bool:
         return self._fd is not None
 
-    def _open(self) -> int:
-        try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise ConfigError(
-                    f"{self.path} is a symbolic link; rack-gateway will not follow it",
-                    hint=f"Remove it (rm {self.path}); rack-gateway creates its lock files itself.",
-                ) from None
-            raise
+    @property
+    def fd(self) -> int:
+        """The open, locked file (the caller reads and writes it in place)."""
+        if self._fd is None:
+            raise RuntimeError(f"{self.path} is not locked")
+        return self._fd
 
     def try_acquire(self) -> bool:
         """Take the lock if it is free.  Raises ``FileNotFoundError`` when the directory is missing."""
         if self._fd is not None:
             return True
-        fd = self._open()
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -84,9 +88,17 @@ class FileLock:
         self._fd = fd
         return True
 
+    def acquire_within(self, patience: float) -> None:
+        """Blocking: try every millisecond for ``patience`` seconds; ``OSError(EWOULDBLOCK)`` after that."""
+        give_up = time.monotonic() + patience
+        while not self.try_acquire():
+            if time.monotonic() > give_up:
+                raise OSError(errno.EWOULDBLOCK, f"{self.path.name} stays locked")
+            time.sleep(0.001)
+
     def write_holder(self, record: bytes) -> None:
         """Say who holds the lock (blocking: call it where blocking is fine)."""
-        if self._fd is None:
+        if self._fd is None or not self.names_holder:
             return
         with contextlib.suppress(OSError):
             os.ftruncate(self._fd, 0)
@@ -96,11 +108,22 @@ class FileLock:
         fd, self._fd = self._fd, None
         if fd is None:
             return
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)  # nobody holds it: say nothing stale
+        if self.names_holder:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)  # nobody holds it: say nothing stale
         with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def lock_error(path: Path, exc: OSError) -> ConfigError:
+    """A lock file that cannot be opened or locked, said so the user can fix it."""
+    if exc.errno == errno.ELOOP:
+        return ConfigError(
+            f"{path} is a symbolic link; rack-gateway will not follow it",
+            hint=f"Remove it (rm {path}); rack-gateway creates its lock files itself.",
+        )
+    return ConfigError(f"cannot lock {path}: {exc.strerror or exc}")
 
 
 def read_holder(path: Path) -> dict[str, object] | None:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_PARALLEL",
+    "REJECTED_FIELD",
     "CallbackResult",
     "DeviceInfo",
     "LoginPending",
@@ -27,6 +28,9 @@ __all__ = [
     "Session",
     "parse_time",
 ]
+
+#: A rack entry's note that the gateway rejected its session (the Go CLI ignores unknown fields).
+REJECTED_FIELD = "session_rejected"
 
 _WIRE = frozenset({"CallbackResult", "DeviceInfo", "LoginPending", "LoginStart", "Session"})
 
@@ -75,14 +79,21 @@ class RackConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def in_keyring(self) -> bool:
+        """The session's token is kept in the OS keyring (``rgw.secrets``), fetched only when used."""
+        from rgw.secrets import KEYRING, STORAGE_FIELD
+
+        return self.extra.get(STORAGE_FIELD) == KEYRING
+
+    @property
     def logged_in(self) -> bool:
-        return bool(self.token)
+        return bool(self.token) or self.in_keyring
 
     @property
     def rejected(self) -> str | None:
         """Why the gateway last rejected this session (None: it has not, as far as we saw)."""
-        note = self.extra.get("session_rejected")
-        if isinstance(note, dict) and self.token:
+        note = self.extra.get(REJECTED_FIELD)
+        if isinstance(note, dict) and self.logged_in:
             reason = note.get("reason")
             return reason if isinstance(reason, str) and reason else "rejected"
         return None

@@ -1,7 +1,8 @@
 """Which rack, which URL and which credential a command uses: the one place that decides.
 
 Pure functions of the config (``ConfigData``), the options (``Selection``) and the environment, so
-the rules are tested as a table (``tests/unit/test_targets.py``).  The rules, from PROTOCOL.md:
+the rules are tested as a table (``tests/unit/test_targets.py``); the ``read_*`` ones read the config
+first, fetching from the OS keyring only the token of the rack they resolve.  The rules, from PROTOCOL.md:
 
 - rack: ``--rack/-r`` > ``RACK_GATEWAY_RACK`` > the config's ``current``;
 - credential: ``--api-token`` > ``RACK_GATEWAY_API_TOKEN`` > the rack's stored session;
@@ -21,7 +22,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from rgw.config import ConfigData
+from rgw.config import ConfigData, ConfigStore
 from rgw.errors import ConfigError, NoRackError, NotLoggedIn, UsageError
 from rgw.models import LoginRequest, RackConfig
 from rgw.text import is_token
@@ -156,6 +157,13 @@ def command_target(data: ConfigData, selection: Selection) -> Target:
     return Target(url=url, token=rack.token, rack_name=name, rack=rack, api_token=False, insecure_http=stored_opt_in)
 
 
+async def read_command_target(store: ConfigStore, selection: Selection) -> Target:
+    """``command_target`` over the config as it is now; of the OS keyring, only the selected rack's token."""
+    data = await store.read(tokens=())
+    await store.fetch_tokens(data, [selection.rack_name(data)])
+    return command_target(data, selection)
+
+
 def login_target(
     data: ConfigData,
     selection: Selection,
@@ -206,6 +214,13 @@ def _login_request(name: str, url: str, insecure_http: bool) -> LoginRequest:
     normalized = normalize_url(url)
     check_link(normalized, insecure_http=insecure_http, rack=name)
     return LoginRequest(name, normalized, insecure_http=insecure_http and link_kind(normalized) == "plain")
+
+
+async def read_stored_session(store: ConfigStore, selection: Selection) -> RackConfig:
+    """``stored_session`` over the config as it is now; of the OS keyring, only the selected rack's token."""
+    data = await store.read(tokens=())
+    await store.fetch_tokens(data, [selection.rack_name(data)])
+    return stored_session(data, selection)
 
 
 def stored_session(data: ConfigData, selection: Selection) -> RackConfig:

@@ -61,6 +61,17 @@ def normalize_url(url: str) -> str:
     return text
 
 
+def origin(url: str) -> str:
+    """``scheme://host:port`` of ``url``, the default port filled in and the host lower-cased.
+
+    What a gateway is, for the request budget and the MFA ledger (their files' keys) and for the
+    client's same-origin check of redirects.  ``ValueError`` for a port out of range.
+    """
+    parts = urlsplit(url)
+    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme.lower())
+    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{port or ''}"
+
+
 def link_kind(url: str) -> LinkKind:
     """How a request to ``url`` travels: over TLS, within this machine, over Tailscale, or in the clear."""
     parts = urlsplit(url)

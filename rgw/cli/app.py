@@ -26,7 +26,7 @@ from rgw import __version__, trace
 from rgw.config import ConfigData, ConfigStore, default_config_dir
 from rgw.errors import AuthenticationError, MfaError, MfaRequired, RgwError, SessionNotVerified
 from rgw.models import LoginRequest, parse_time
-from rgw.targets import Selection, Target, command_target
+from rgw.targets import Selection, Target, read_command_target
 from rgw.text import printable
 from rgw.urls import check_link
 
@@ -222,7 +222,7 @@ class App:
         if self._budgets is None:
             from rgw.client.budget import Budgets
 
-            self._budgets = Budgets(self.config_dir)
+            self._budgets = Budgets(self.config_dir, on_warning=self.note)
         return self._budgets
 
     def login_client(self, request: LoginRequest) -> GatewayClient:
@@ -286,17 +286,20 @@ class App:
             return self.step_up
         from rgw.cli.mfa import step_up_factory
 
-        verified = target.rack.mfa_verified if target.rack else None
-        return step_up_factory(self.mfa_prompter, self.mfa_settings, self.mfa_ledger, session_verified=verified)
+        rack = target.rack
+        verified, user = (rack.mfa_verified, rack.email) if rack else (None, None)
+        return step_up_factory(
+            self.mfa_prompter, self.mfa_settings, lambda url: self.mfa_ledger(url, user), session_verified=verified
+        )
 
-    def mfa_ledger(self, url: str) -> MfaLedger:
-        """The MFA answers this machine sent to ``url``'s gateway (kept in the config directory)."""
+    def mfa_ledger(self, url: str, user: str | None = None) -> MfaLedger:
+        """The MFA answers this machine sent to ``url``'s gateway for ``user`` (kept in the config directory)."""
         from rgw.login.ledger import MfaLedger
 
-        return MfaLedger(url, self.config_dir)
+        return MfaLedger(url, self.config_dir, user=user, on_warning=self.budgets.warn)
 
     async def target(self) -> Target:
-        target = command_target(await self.store.read(), self.selection)
+        target = await read_command_target(self.store, self.selection)
         self.secrets.add(target.token)
         return target
 

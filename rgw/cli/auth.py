@@ -23,7 +23,7 @@ from rgw.errors import (
     UsageError,
 )
 from rgw.models import DEFAULT_PARALLEL, LoginRequest, RackConfig, parse_time
-from rgw.targets import login_target, login_targets, stored_session, stored_url
+from rgw.targets import login_target, login_targets, read_stored_session, stored_url
 from rgw.text import printable
 
 if TYPE_CHECKING:  # the events and renderers are imported by the login command only
@@ -165,7 +165,7 @@ async def login(
     multi = bool(racks) or all_racks
     check_login_flags(rack_arg, url_arg, multi, expired_only, qr, print_url_only, as_json)
     no_browser = no_browser or print_url_only
-    data = await app.store.read()  # the one read before the flow's locked write
+    data = await app.store.read(tokens=None if expired_only else ())  # the one read before the flow's locked write
     if multi:
         requests = login_targets(data, racks, all_racks=all_racks, insecure_http=insecure_http)
         if expired_only:
@@ -327,7 +327,7 @@ async def logout(app: App, local: bool, all_racks: bool) -> None:
     """Revoke the session on the gateway and remove it locally (the rack stays configured)."""
     if all_racks:
         return await logout_all(app, local)
-    rack = stored_session(await app.store.read(), app.selection)
+    rack = await read_stored_session(app.store, app.selection)
     name = rack.name
     assert rack.token is not None
     revoked = "skipped"

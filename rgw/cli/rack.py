@@ -68,7 +68,7 @@ async def rack(app: App, as_json: bool) -> None:
 @pass_app
 async def racks(app: App, as_json: bool) -> None:
     """List configured racks (* marks the current one)."""
-    data = await app.store.read()
+    data = await app.store.read(tokens=())
     current = data.current
     entries = data.racks()
     if as_json:

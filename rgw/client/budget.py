@@ -21,19 +21,18 @@ Without a config directory (an API token in CI, say) the schedule is kept in thi
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
-import anyio.to_thread
 
-from rgw import trace
-from rgw.shared import update_json_file
+from rgw import aio, trace
+from rgw.shared import once_per_text, update_json_file
+from rgw.urls import origin
 
 #: This machine's share of the deployed limit (10/s, burst 20), browser included: 7/s leaves 3/s for
 #: other users behind the same address, and a burst of 7 keeps the server's bucket at 13 or more.
@@ -62,12 +61,6 @@ def slots_for(method: str, path: str) -> int:
     if path.rstrip("/") == "/api/v1/auth/cli/start":
         return 1 + BROWSER_REQUESTS_PER_LOGIN
     return 1
-
-
-def origin_key(url: str) -> str:
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
 @dataclass(frozen=True)
@@ -122,7 +115,12 @@ def _fresh(tat: object, now: float) -> bool:
 
 
 class RequestBudget:
-    """The shared schedule of one gateway; ``await budget.acquire()`` before each limited request."""
+    """The shared schedule of one gateway; ``await budget.acquire()`` before each limited request.
+
+    When the budget file cannot be used (a directory or a symlink in its place, its lock held too
+    long), ``on_warning`` hears it once and this process keeps a schedule of its own at half the
+    rate with no burst: other processes' requests are not known, so it leaves them room.
+    """
 
     def __init__(
         self,
@@ -131,12 +129,16 @@ class RequestBudget:
         *,
         rate: float = DEFAULT_RATE,
         burst: int = DEFAULT_BURST,
+        on_warning: Callable[[str], None] | None = None,
     ) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("a request budget needs a positive rate and a burst of at least 1")
-        self.key = origin_key(url)
+        self.key = origin(url)
         self.directory = directory
         self.schedule = _Schedule(rate, burst)
+        self.on_warning = on_warning
+        #: The file could not be used: this process's own, slower schedule.
+        self.unusable = False
         self._local_tat: float | None = None
         self._lock: anyio.Lock | None = None
         #: Seconds spent waiting for slots, and slots taken (for benchmarks and --verbose).
@@ -149,7 +151,7 @@ class RequestBudget:
 
     async def reserve(self, *, priority: bool = False, slots: int = 1) -> Slot:
         """Take the next ``slots`` slots of the schedule (nothing is waited for here)."""
-        delay = await self._update(lambda tat, now: self.schedule.take(tat, now, priority=priority, slots=slots))
+        delay = await self._update(lambda schedule, tat, now: schedule.take(tat, now, priority=priority, slots=slots))
         self.taken += slots
         self.waited += delay
         return Slot(delay)
@@ -165,31 +167,50 @@ class RequestBudget:
     async def penalize(self, pause: float) -> None:
         """The gateway said 429: nothing from any process goes out for ``pause`` seconds."""
         trace.debug("budget: %s answered 429; every process pauses its requests for %.1f s", self.key, pause)
-        await self._update(lambda tat, now: (self.schedule.push_back(tat, now, pause), 0.0))
+        await self._update(lambda schedule, tat, now: (schedule.push_back(tat, now, pause), 0.0))
 
-    async def _update(self, change: Callable[[float | None, float], tuple[float, float]]) -> float:
+    async def _update(self, change: Callable[[_Schedule, float | None, float], tuple[float, float]]) -> float:
         if self._lock is None:
             self._lock = anyio.Lock()
         async with self._lock:  # one worker-thread trip at a time per process
             path = self.path
-            if path is not None:  # a missing directory fails in the thread: this process's own schedule
-                with contextlib.suppress(OSError):
-                    return await anyio.to_thread.run_sync(update_json_file, path, _take(self.key, change))
-            new_tat, delay = change(self._local_tat, time.time())
+            if path is not None and not self.unusable:
+                try:
+                    return await aio.call(update_json_file, path, _take(self.key, partial(change, self.schedule)))
+                except FileNotFoundError:
+                    pass  # no config directory: nobody else on this machine shares a schedule from it
+                except OSError as exc:
+                    self._give_up(path, exc)
+            schedule = self.schedule if not self.unusable else _Schedule(1 / (2 * self.schedule.interval), 1)
+            new_tat, delay = change(schedule, self._local_tat, time.time())
             self._local_tat = new_tat
             return delay
 
+    def _give_up(self, path: Path, exc: OSError) -> None:
+        self.unusable = True
+        text = (
+            f"Warning: cannot use {path} ({exc.strerror or exc}): requests of other rack-gateway processes "
+            "are not known, so this one paces its own at half the rate."
+        )
+        trace.debug("budget: %s", text)
+        if self.on_warning is not None:
+            self.on_warning(text)
+
 
 class Budgets:
-    """The budgets of one run, one per gateway, all backed by the same config directory."""
+    """The budgets of one run, one per gateway, all backed by the same config directory.
 
-    def __init__(self, directory: Path | None) -> None:
+    ``on_warning`` (said once per text in the run) also serves the run's MFA ledgers (``warn``).
+    """
+
+    def __init__(self, directory: Path | None, *, on_warning: Callable[[str], None] | None = None) -> None:
         self.directory = directory
+        self.warn = once_per_text(on_warning)
         self._budgets: dict[str, RequestBudget] = {}
 
     def for_url(self, url: str) -> RequestBudget:
-        key = origin_key(url)
+        key = origin(url)
         budget = self._budgets.get(key)
         if budget is None:
-            budget = self._budgets[key] = RequestBudget(url, self.directory)
+            budget = self._budgets[key] = RequestBudget(url, self.directory, on_warning=self.warn)
         return budget

@@ -43,7 +43,7 @@ from rgw.errors import GatewayError, LoginError, MfaRejected, NotFound, UsageErr
 from rgw.models import DeviceInfo, LoginPending, LoginStart, Session
 from rgw.retry import TRANSIENT_STATUSES, RetryAttempt, RetryPolicy, is_transient, unprocessed
 from rgw.text import is_token
-from rgw.urls import browser_url, check_link, normalize_url
+from rgw.urls import browser_url, check_link, normalize_url, origin
 
 USER_AGENT = f"rack-gateway/{__version__} (python)"
 MAX_LONG_POLL = 25.0
@@ -62,12 +62,6 @@ class Timeouts:
 
     def httpx(self, *, extra_read: float = 0.0) -> httpx.Timeout:
         return httpx.Timeout(connect=self.connect, read=self.read + extra_read, write=self.write, pool=self.pool)
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    default = {"https": 443, "http": 80}.get(parts.scheme.lower())
-    return (parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or default)
 
 
 class _RejectAllCookies(CookiePolicy):
@@ -102,7 +96,7 @@ def _redirect_target(response: httpx.Response) -> str:
     """The absolute URL a redirect points at; a ``Location`` that is not a URL is a ``GatewayError``."""
     try:
         target = urljoin(str(response.url), response.headers["location"])
-        _origin(target)  # urlsplit's port raises ValueError for one out of range
+        origin(target)  # urlsplit's port raises ValueError for one out of range
         httpx.URL(target)
     except (ValueError, httpx.InvalidURL):
         raise GatewayError(
@@ -293,7 +287,7 @@ class GatewayClient:
                 self.session_expires_at = exp
             if follow and response.is_redirect and method == "GET" and "location" in response.headers:
                 target = _redirect_target(response)
-                if _origin(target) != _origin(self.base_url):
+                if origin(target) != origin(self.base_url):
                     raise GatewayError(
                         f"gateway redirected to another origin ({urlsplit(target).netloc}); "
                         "not following it with your credentials",

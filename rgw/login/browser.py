@@ -14,7 +14,7 @@ import threading
 from collections.abc import Mapping
 from typing import Protocol
 
-import anyio.to_thread
+from rgw import aio
 
 _REGISTRY_LOCK = threading.Lock()
 _CONSOLE_BROWSERS = frozenset({"www-browser", "links", "elinks", "lynx", "w3m", "links2"})
@@ -77,4 +77,4 @@ class SystemBrowser:
             return False
 
     async def open(self, url: str) -> bool:
-        return await anyio.to_thread.run_sync(self._open_blocking, url, abandon_on_cancel=True)
+        return await aio.call(self._open_blocking, url, abandon=True)

@@ -13,7 +13,7 @@ import hashlib
 from pathlib import Path
 
 from rgw import aio
-from rgw.locks import FileLock, holder_record, read_holder
+from rgw.locks import FileLock, holder_record, lock_error, read_holder
 
 
 class RackLoginLock:
@@ -24,8 +24,11 @@ class RackLoginLock:
         self._lock = FileLock(self.path)
 
     def try_acquire(self) -> bool:
-        """Take the lock if it is free (never blocks: flock with LOCK_NB)."""
-        return self._lock.try_acquire()
+        """Take the lock if it is free (never blocks: flock with LOCK_NB); a ``ConfigError`` if it cannot."""
+        try:
+            return self._lock.try_acquire()
+        except OSError as exc:
+            raise lock_error(self.path, exc) from None
 
     async def publish(self, auth_url: str) -> None:
         """Tell waiting processes who holds the login and where the user signs in."""

@@ -245,7 +245,7 @@ class LoginFlow:
     async def answered_before(self, rack: str) -> bool:
         """Whether ``rack``'s gateway answered a login before: the rack is stored with this URL."""
         if self.known_gateway is None:
-            self.known_gateway = answered_before((await self.store.read()).rack(rack), self.client.base_url)
+            self.known_gateway = answered_before((await self.store.read(tokens=())).rack(rack), self.client.base_url)
         return self.known_gateway
 
     async def save(self, rack: str, session: Session) -> str | None:

@@ -6,23 +6,23 @@ count), and 5 failures within 5 minutes lock the account until an administrator 
 you are locked".  One verification stays at 3 tries, but two in a row (a failed login, then another
 one, or a step-up) could reach 5.  So each answer sent is written down, with its time and outcome,
 in ``mfa-attempts.json`` in the config directory (shared by every ``rack-gateway`` process, see
-``rgw.shared``), and an answer that could be the fifth failure, or one more than the gateway
-accepts, is not sent: the user is told how long to wait instead.
+``rgw.shared``), by gateway and user as the gateway counts them, and an answer that could be the
+fifth failure, or one more than the gateway accepts, is not sent: the user is told how long to wait
+instead.  A ledger that cannot be used is said, never silently replaced by an empty one.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import anyio.to_thread
-
-from rgw.client.budget import origin_key
+from rgw import aio, trace
 from rgw.errors import MfaFailed
 from rgw.shared import update_json_file
+from rgw.urls import origin
 
 LEDGER_FILE = "mfa-attempts.json"
 WINDOW = 300.0
@@ -31,38 +31,99 @@ LOCK_FAILURES = 5
 MAX_ATTEMPTS = 5
 
 Entry = list[Any]  # [time, ok (0/1), kind ("code" | "webauthn")]
+#: Failures this process allows itself when the ledger cannot be used: one answer, not three.
+UNUSABLE_FAILURES = 1
 
 
 class MfaLedger:
-    def __init__(self, url: str, directory: Path | None) -> None:
-        self.key = origin_key(url)
+    """The answers sent to one gateway for one user (``user`` None: not known yet, as in a login).
+
+    Entries are kept under ``"<origin> <user>"``, or the origin alone when the user is not known
+    (which is also how earlier versions kept them).  A known user counts its own entries and the
+    unknown ones; an unknown user counts every entry at that gateway: never fewer than the gateway.
+    When the file cannot be used (a directory or a symlink in its place, its lock held too long),
+    ``on_warning`` hears it once and this process counts alone, allowing one failed answer.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        directory: Path | None,
+        *,
+        user: str | None = None,
+        on_warning: Callable[[str], None] | None = None,
+    ) -> None:
+        self.origin = origin(url)
+        self.user = user.strip().lower() if user and user.strip() else None
+        self.key = self.origin if self.user is None else f"{self.origin} {self.user}"
         self.directory = directory
+        self.on_warning = on_warning
+        #: The file could not be used: entries of this process only, counted conservatively.
+        self.unusable = False
         self._local: list[Entry] = []
 
-    async def _entries(self, add: Entry | None = None) -> list[Entry]:
+    @property
+    def path(self) -> Path:
+        return self.directory / LEDGER_FILE if self.directory is not None else Path(LEDGER_FILE)
+
+    def _counts(self, key: str) -> bool:
+        if key == self.key or key == self.origin:
+            return True
+        return self.user is None and key.startswith(self.origin + " ")
+
+    def _change(self, add: Entry | None) -> Callable[[dict[str, Any]], list[Entry]]:
         now = time.time()
 
         def change(data: dict[str, Any]) -> list[Entry]:
-            raw = data.get(self.key)
-            entries = [e for e in raw if _valid(e) and e[0] > now - WINDOW] if isinstance(raw, list) else []
-            if add is not None:
-                entries.append(add)
-            if entries:
-                data[self.key] = entries
-            else:
-                data.pop(self.key, None)
-            return entries
+            counted: list[Entry] = []
+            for key in [k for k in data if self._counts(k)] + ([self.key] if self.key not in data else []):
+                raw = data.get(key)
+                entries = [e for e in raw if _valid(e) and e[0] > now - WINDOW] if isinstance(raw, list) else []
+                if add is not None and key == self.key:
+                    entries.append(add)
+                if entries:
+                    data[key] = entries
+                else:
+                    data.pop(key, None)
+                counted += entries
+            return counted
 
-        if self.directory is not None:
-            with contextlib.suppress(OSError):
-                return await anyio.to_thread.run_sync(update_json_file, self.directory / LEDGER_FILE, change)
-        self._local = change({self.key: self._local})
+        return change
+
+    async def _entries(self, add: Entry | None = None) -> list[Entry]:
+        if self.directory is not None and not self.unusable:
+            path = self.path
+            try:
+                return await aio.call(update_json_file, path, self._change(add))
+            except FileNotFoundError:
+                pass  # no config directory yet: no other process has sent an answer from here
+            except OSError as exc:
+                self._give_up(path, exc)
+        if add is not None:
+            self._local.append(add)
+        self._local = self._change(None)({self.key: self._local})
         return self._local
+
+    def _give_up(self, path: Path, exc: OSError) -> None:
+        self.unusable = True
+        text = (
+            f"Warning: cannot use {path} ({exc.strerror or exc}): MFA answers other rack-gateway processes sent "
+            "are not known, so this one allows itself one MFA try."
+        )
+        trace.debug("ledger: %s", text)
+        if self.on_warning is not None:
+            self.on_warning(text)
 
     async def check(self, kind: str) -> None:
         """Raise ``MfaFailed`` when sending one more answer of ``kind`` now could lock the account."""
         entries = await self._entries()
         failures = sorted(e[0] for e in entries if not e[1])
+        if self.unusable and len(failures) >= UNUSABLE_FAILURES:
+            raise MfaFailed(
+                "not sending another MFA code: the MFA attempts of other processes cannot be counted "
+                f"({LEDGER_FILE} is unusable), so one failed try is all this one allows",
+                hint=f"Fix or remove {self.path}, then try again.",
+            )
         attempts = sorted(e[0] for e in entries if e[2] == kind)
         if len(failures) >= LOCK_FAILURES - 1:
             raise MfaFailed(

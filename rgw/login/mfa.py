@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import anyio
-import anyio.to_thread
 
+from rgw import aio
 from rgw.client import GatewayClient
 from rgw.client.stepup import LOCKOUT_HINT
 from rgw.deadline import paused
@@ -173,7 +173,7 @@ async def key_present(devices: Sequence[Any] | None) -> bool:
         return bool(found)
 
     try:
-        return await anyio.to_thread.run_sync(scan)
+        return await aio.call(scan)
     except MfaError:  # no fido2, no HID backend, no permission: no key as far as we can tell
         return False
 

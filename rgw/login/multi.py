@@ -20,7 +20,7 @@ import anyio.abc
 
 from rgw import trace
 from rgw.client import GatewayClient
-from rgw.config import ConfigStore
+from rgw.config import ConfigData, ConfigStore
 from rgw.deadline import until
 from rgw.errors import LoginTimeout, RgwError
 from rgw.login.browser import BrowserLauncher, can_open
@@ -38,7 +38,7 @@ from rgw.login.events import (
 from rgw.login.flow import ListenerLike, LoginFlow, LoginOptions, MfaSolver, PasteSource, answered_before
 from rgw.login.pending import PendingLogins
 from rgw.login.walk import LoginWalk
-from rgw.models import DEFAULT_PARALLEL, DeviceInfo, LoginRequest, LoginStart
+from rgw.models import DEFAULT_PARALLEL, DeviceInfo, LoginRequest, LoginStart, RackConfig
 from rgw.retry import RetryPolicy
 from rgw.urls import browser_url
 
@@ -110,21 +110,29 @@ class LoginCoordinator:
         self.client_factory = client_factory or _plain_client
 
     async def login_one(
-        self, request: LoginRequest, listener: ListenerLike | None = None, walk: LoginWalk | None = None
+        self,
+        request: LoginRequest,
+        listener: ListenerLike | None = None,
+        walk: LoginWalk | None = None,
+        data: ConfigData | None = None,
     ) -> RackLoginResult:
-        """Log in to one rack; errors become a failed result (never an exception)."""
+        """Log in to one rack; errors become a failed result (never an exception).
+
+        ``data``: the config as this command read it (with this rack's token); read here without it.
+        """
         try:
-            return await self._login_one(request, listener, walk)
+            if data is None:
+                data = await self.store.read(tokens=[request.rack])
+            return await self._login_one(request, listener, walk, data.rack(request.rack))
         except RgwError as exc:
             self.emit(LoginFailed(request.rack, exc.message))
             return RackLoginResult(request.rack, request.url, error=exc)
 
     async def _login_one(
-        self, request: LoginRequest, listener: ListenerLike | None, walk: LoginWalk | None
+        self, request: LoginRequest, listener: ListenerLike | None, walk: LoginWalk | None, before: RackConfig | None
     ) -> RackLoginResult:
         lock = RackLoginLock(self.store.directory, request.rack)
         await self.store.ensure_directory()
-        before = (await self.store.read()).rack(request.rack)
         if not lock.try_acquire():
             coalesced = await self._wait_for_other(request, lock, before.token if before else None, walk)
             if coalesced is not None:
@@ -181,7 +189,7 @@ class LoginCoordinator:
             trace.debug("lock: the login to %s was released after %.1f s", request.rack, waited)
         if scope.cancelled_caught:
             raise LoginTimeout(f"login to {request.rack} timed out waiting for another rack-gateway login to finish")
-        after = (await self.store.read()).rack(request.rack)
+        after = (await self.store.read(tokens=[request.rack])).rack(request.rack)  # the other's session
         if after is not None and after.token and after.token != old_token:
             await lock.release()
             self.emit(LoggedIn(request.rack, after.email or ""))
@@ -201,6 +209,8 @@ class LoginCoordinator:
         """
         unique = list({r.rack: r for r in requests}.values())
         self.options = self.options.starting_now()  # one deadline for the whole login, every rack
+        # One read for the whole command, with the sessions each login replaces (and revokes).
+        data = await self.store.read(tokens=[r.rack for r in unique])
         results: dict[str, RackLoginResult] = {}
         limiter = anyio.CapacityLimiter(max(1, parallel))
         launched = anyio.Event()  # the walk's browser launch has returned
@@ -220,7 +230,7 @@ class LoginCoordinator:
                 async with limiter:
                     if walk is not None:
                         walk.starting(request.rack)
-                    result = results[request.rack] = await self.login_one(request, listener, walk)
+                    result = results[request.rack] = await self.login_one(request, listener, walk, data)
                 if on_result is not None:
                     on_result(result)
                 if walk is not None:

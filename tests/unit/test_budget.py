@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,8 +16,8 @@ from rgw.client.budget import (
     RequestBudget,
     _Schedule,
     limited_route,
-    origin_key,
 )
+from rgw.urls import origin
 
 pytestmark = pytest.mark.anyio
 URL = "https://gw.example.com"
@@ -72,11 +74,6 @@ def test_limited_routes_are_the_deployed_gateways() -> None:
     assert not limited_route("GET", "/api/v1/rack-proxy/apps")
 
 
-def test_origin_key() -> None:
-    assert origin_key("https://GW.example.com") == origin_key("https://gw.example.com:443")
-    assert origin_key("http://127.0.0.1:8080") != origin_key("http://127.0.0.1:8081")
-
-
 async def test_two_processes_share_one_schedule(tmp_path: Path) -> None:
     # Two budgets on one directory behave like two processes: the second waits behind the first.
     first = RequestBudget(URL, tmp_path, rate=2.0, burst=2)
@@ -86,7 +83,7 @@ async def test_two_processes_share_one_schedule(tmp_path: Path) -> None:
     assert 0.4 < delays[2] <= 0.5
     path = tmp_path / BUDGET_FILE
     assert os.stat(path).st_mode & 0o777 == 0o600
-    assert list(json.loads(path.read_text())) == [origin_key(URL)]
+    assert list(json.loads(path.read_text())) == [origin(URL)]
     # Another gateway has its own budget in the same file.
     other = RequestBudget("https://other.example.com", tmp_path, rate=2.0, burst=2)
     assert (await other.reserve()).delay == 0.0
@@ -122,7 +119,7 @@ async def test_a_garbage_budget_file_is_replaced_not_fatal(tmp_path: Path) -> No
     (tmp_path / BUDGET_FILE).write_bytes(b"\x00[not json")
     budget = RequestBudget(URL, tmp_path, rate=1.0, burst=1)
     assert (await budget.reserve()).delay == 0.0
-    assert origin_key(URL) in json.loads((tmp_path / BUDGET_FILE).read_text())
+    assert origin(URL) in json.loads((tmp_path / BUDGET_FILE).read_text())
 
 
 def test_budgets_are_one_per_gateway(tmp_path: Path) -> None:
@@ -146,3 +143,53 @@ def test_slots_move_the_schedule_by_that_many_intervals() -> None:
     assert delay == 0.0
     _, delay = schedule.take(tat, 0.0, priority=False)
     assert round(delay, 6) == 0.3
+
+
+HOLD = (
+    "import sys, fcntl, os; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600); "
+    "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()"
+)
+
+
+def _spoil(path: Path, how: str) -> subprocess.Popen[bytes] | None:
+    if how == "directory":
+        path.mkdir()
+    elif how == "symlink":
+        path.symlink_to(path.parent / "elsewhere")
+    else:
+        argv = [sys.executable, "-c", HOLD, str(path)]
+        holder = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == b"held\n"
+        return holder
+    return None
+
+
+@pytest.mark.parametrize("how", ["directory", "symlink", "locked"])
+async def test_an_unusable_budget_file_is_said_once_and_paces_at_half_the_rate(tmp_path: Path, how: str) -> None:
+    heard: list[str] = []
+    holder = _spoil(tmp_path / BUDGET_FILE, how)
+    try:
+        budgets = Budgets(tmp_path, on_warning=heard.append)
+        budget = budgets.for_url(URL)
+        delays = [(await budget.reserve()).delay for _ in range(3)]
+        other = budgets.for_url("https://other.example.com")  # the same file: said once for the run
+        await other.reserve()
+    finally:
+        if holder is not None:
+            holder.communicate(timeout=30)
+    assert delays[0] == 0.0
+    # No burst, half the rate (7/s -> one slot per 2/7 s): the second waits, the third twice as long.
+    assert 0.25 < delays[1] <= 2 / 7
+    assert 0.5 < delays[2] <= 4 / 7
+    assert len(heard) == 1, heard
+    assert heard[0].startswith(f"Warning: cannot use {tmp_path / BUDGET_FILE} (")
+    assert budget.unusable
+
+
+async def test_a_missing_config_directory_is_not_worth_a_warning(tmp_path: Path) -> None:
+    heard: list[str] = []
+    budget = Budgets(tmp_path / "nope", on_warning=heard.append).for_url(URL)
+    await budget.reserve()
+    assert heard == []
+    assert not budget.unusable

@@ -206,3 +206,14 @@ def test_login_targets_carry_the_opt_in() -> None:
         login_target(data, Selection(), "", "http://127.0.0.1:1")
     with pytest.raises(ConfigError, match="rack 'bad' in the config file has an unusable URL"):
         login_target(config(bad={"url": "http://[::1"}), Selection(), "bad", None)
+
+
+def test_origin_is_scheme_host_and_port_with_the_default_filled_in() -> None:
+    from rgw.urls import origin
+
+    assert origin("https://GW.example.com/api") == origin("HTTPS://gw.example.com:443") == "https://gw.example.com:443"
+    assert origin("http://gw.example.com") == "http://gw.example.com:80"
+    assert origin("http://127.0.0.1:8080") != origin("http://127.0.0.1:8081")
+    assert origin("https://gw.example.com") != origin("http://gw.example.com:443")
+    with pytest.raises(ValueError, match="out of range"):
+        origin("https://gw.example.com:99999")

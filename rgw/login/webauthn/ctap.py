@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.from_thread
-import anyio.to_thread
 
+from rgw import aio
 from rgw.errors import MfaError
 from rgw.login.webauthn.messages import CeremonyRequest, assertion_json
 
@@ -326,7 +326,7 @@ async def run_exchange(
     """
     owned = devices is None
     if devices is None:
-        devices = await anyio.to_thread.run_sync(find_devices)
+        devices = await aio.call(find_devices)
     if not devices:
         raise MfaError(
             "No security key found",
@@ -345,7 +345,7 @@ async def run_exchange(
 
     try:
         with anyio.move_on_after(req.timeout):
-            return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+            return await aio.call(run, abandon=True)
     finally:
         # On a deadline or a cancel: fido2 sends CTAPHID_CANCEL, the key stops blinking.
         exchange.cancel.set()

@@ -1,0 +1,120 @@
+"""rgw.login.ledger.MfaLedger: answers counted per gateway and user, shared through a file, failing safe."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from rgw.errors import MfaFailed
+from rgw.login.ledger import LEDGER_FILE, MfaLedger
+
+pytestmark = pytest.mark.anyio
+URL = "https://gw.example.com"
+ORIGIN = "https://gw.example.com:443"
+
+
+async def fail(ledger: MfaLedger, times: int, kind: str = "code") -> None:
+    for _ in range(times):
+        await ledger.check(kind)
+        await ledger.record(kind, False)
+
+
+async def test_four_failures_and_no_fifth(tmp_path: Path) -> None:
+    ledger = MfaLedger(URL, tmp_path, user="dev@example.com")
+    await fail(ledger, 4)
+    with pytest.raises(MfaFailed, match="4 failed MFA attempts") as info:
+        await ledger.check("code")
+    assert "Wait until " in info.value.hint
+    # Another process (another ledger on the same directory) is held back too.
+    with pytest.raises(MfaFailed):
+        await MfaLedger(URL, tmp_path, user="dev@example.com").check("code")
+
+
+async def test_five_answers_of_one_kind_and_no_sixth(tmp_path: Path) -> None:
+    ledger = MfaLedger(URL, tmp_path, user="dev@example.com")
+    for _ in range(5):
+        await ledger.check("code")
+        await ledger.record("code", True)
+    with pytest.raises(MfaFailed, match="accepts 5 MFA attempts"):
+        await ledger.check("code")
+    await ledger.check("webauthn")  # another kind has its own count
+
+
+async def test_entries_are_kept_by_gateway_and_user(tmp_path: Path) -> None:
+    await fail(MfaLedger(URL, tmp_path, user="Dev@Example.com"), 4)
+    await MfaLedger(URL, tmp_path, user="other@example.com").check("code")  # another user: not locked out
+    await MfaLedger("https://other.example.com", tmp_path, user="dev@example.com").check("code")
+    data = json.loads((tmp_path / LEDGER_FILE).read_text())
+    assert list(data) == [f"{ORIGIN} dev@example.com"]
+
+
+async def test_answers_of_an_unknown_user_count_for_every_user(tmp_path: Path) -> None:
+    await fail(MfaLedger(URL, tmp_path), 4)  # a login: the user is not known yet
+    with pytest.raises(MfaFailed):
+        await MfaLedger(URL, tmp_path, user="dev@example.com").check("code")
+    assert list(json.loads((tmp_path / LEDGER_FILE).read_text())) == [ORIGIN]
+
+
+async def test_an_unknown_user_counts_every_users_answers(tmp_path: Path) -> None:
+    await fail(MfaLedger(URL, tmp_path, user="a@example.com"), 2)
+    await fail(MfaLedger(URL, tmp_path, user="b@example.com"), 2)
+    with pytest.raises(MfaFailed):
+        await MfaLedger(URL, tmp_path).check("code")
+
+
+async def test_old_origin_only_entries_count_and_stale_ones_go(tmp_path: Path) -> None:
+    now = time.time()
+    old = {ORIGIN: [[now - 10, 0, "code"]] * 4, "https://gone.example.com:443": [[now - 400, 0, "code"]]}
+    (tmp_path / LEDGER_FILE).write_text(json.dumps(old))
+    ledger = MfaLedger(URL, tmp_path, user="dev@example.com")
+    with pytest.raises(MfaFailed):
+        await ledger.check("code")
+    expired = {ORIGIN: [[now - 400, 0, "code"]] * 4, f"{ORIGIN} dev@example.com": [[now - 301, 0, "code"]]}
+    (tmp_path / LEDGER_FILE).write_text(json.dumps(expired))
+    await ledger.check("code")
+    assert json.loads((tmp_path / LEDGER_FILE).read_text()) == {}
+
+
+async def test_garbage_entries_are_ignored(tmp_path: Path) -> None:
+    now = time.time()
+    (tmp_path / LEDGER_FILE).write_text(json.dumps({ORIGIN: [[now, 0, "sms"], "x", [now, 2, "code"], None]}))
+    await MfaLedger(URL, tmp_path).check("code")
+
+
+async def test_without_a_directory_this_process_counts_alone(tmp_path: Path) -> None:
+    ledger = MfaLedger(URL, None, user="dev@example.com")
+    await fail(ledger, 4)
+    with pytest.raises(MfaFailed):
+        await ledger.check("code")
+    assert not ledger.unusable
+
+
+@pytest.mark.parametrize("how", ["directory", "symlink"])
+async def test_an_unusable_file_is_said_once_and_allows_one_failure(
+    tmp_path: Path, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="rgw")
+    path = tmp_path / LEDGER_FILE
+    if how == "directory":
+        path.mkdir()
+    else:
+        (tmp_path / "elsewhere").write_text("{}")
+        path.symlink_to(tmp_path / "elsewhere")
+    heard: list[str] = []
+    ledger = MfaLedger(URL, tmp_path, user="dev@example.com", on_warning=heard.append)
+    await ledger.check("code")
+    await ledger.record("code", True)  # an accepted answer does not use up the one try
+    await ledger.check("code")
+    await ledger.record("code", False)
+    with pytest.raises(MfaFailed, match="one failed try is all this one allows") as info:
+        await ledger.check("code")
+    assert str(path) in info.value.hint
+    assert len(heard) == 1
+    assert heard[0].startswith(f"Warning: cannot use {path} (")
+    assert "one MFA try" in heard[0]
+    assert [r.getMessage() for r in caplog.records if "ledger:" in r.getMessage()] == [f"ledger: {heard[0]}"]  # -v
+    assert (tmp_path / "elsewhere").read_text() == "{}" if how == "symlink" else path.is_dir()
