@@ -1,4 +1,4 @@
-"""Timestamps from a hostile gateway or an old config file (issue 20, item 1).
+"""Timestamps from a hostile gateway, an old config file or a planted ledger (issue 20, items 1 and 6).
 
 A gateway can send any text as a time: in ``/auth/cli/complete``'s ``expires_at``, in the
 ``X-Session-Expires-At`` header, in ``/info``'s ``session.expires_at``, in the MFA status.  A
@@ -10,6 +10,7 @@ run or a later one.  A ``config.json`` an older version wrote with such a value 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,10 @@ from starlette.routing import Route
 
 from rgw.testing.server import running_app
 from tests.integration.conftest import Cli
+from tests.integration.test_mfa import MfaCli, ScriptedPrompter, admin_session, create_token, mcli, totp
 
 pytestmark = pytest.mark.anyio
+__all__ = ["mcli"]  # the fixture
 
 #: Each parses as an RFC 3339 time, and each is out of range once converted to UTC.
 OUT_OF_RANGE = ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59Z"]
@@ -167,3 +170,25 @@ async def test_a_good_expiry_from_info_is_still_shown_and_stored(cli: Cli) -> No
         assert stored_expiry(cli) == GOOD
         test_auth = await cli("test-auth")
         assert "Session expires: 2030-01-02 03:04:05 UTC" in test_auth.out
+
+
+# -- item 6: a planted or corrupt MFA ledger neither crashes a step-up nor refuses codes for years ---
+
+
+@pytest.mark.parametrize("stamp", ["1e12", "1e999", "NaN", "4102444800"])
+async def test_a_ledger_stamped_out_of_bounds_neither_crashes_nor_refuses_a_step_up(mcli: MfaCli, stamp: str) -> None:
+    from rgw.login.ledger import LEDGER_FILE
+    from rgw.urls import origin
+
+    secret = await admin_session(mcli)
+    path = mcli.config_dir / LEDGER_FILE
+    failures = ", ".join([f'[{stamp}, 0, "code"]'] * 4)
+    path.write_text(f'{{"{origin(mcli.gw.url)}": [{failures}]}}')
+    result = await create_token(mcli, prompter=ScriptedPrompter([totp(secret)]))
+    assert result.code == 0, result.err
+    assert "Traceback" not in result.err
+    assert "not sending another MFA code" not in result.err
+    data = json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(f"{name} written back"))
+    stamps = [entry[0] for entries in data.values() for entry in entries]
+    assert len(stamps) == 1  # the step-up's own answer; the planted ones are gone
+    assert abs(stamps[0] - time.time()) < 60
