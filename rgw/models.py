@@ -29,6 +29,7 @@ __all__ = [
     "RackConfig",
     "Session",
     "parse_time",
+    "stamp_within",
     "time_text",
 ]
 
@@ -75,6 +76,20 @@ def parse_time(value: object) -> datetime | None:
     except (ValueError, OverflowError):
         return None
     return parsed if EARLIEST <= parsed < LATEST else None
+
+
+def stamp_within(value: object, now: float, *, behind: float, ahead: float) -> float | None:
+    """An epoch-seconds stamp from a state file, if it lies after ``now - behind`` and at most ``ahead``
+    after ``now``; ``None`` otherwise.
+
+    The one reader of the times rgw's own files keep (the MFA ledger, the request budget, a pending
+    login): a bool, ``NaN``, an infinity, an integer too large for a float or a time years away
+    (planted, corrupt, or a clock that stepped) is dropped, never obeyed, compared or formatted.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    # Compared before any conversion: an int of 400 digits compares exactly, float() would overflow.
+    return float(value) if now - behind < value <= now + ahead else None  # NaN compares False
 
 
 def time_text(value: object) -> str | None:

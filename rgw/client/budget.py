@@ -31,6 +31,7 @@ from typing import Any
 import anyio
 
 from rgw import aio, trace
+from rgw.models import stamp_within
 from rgw.shared import once_per_text, update_json_file
 from rgw.urls import origin
 
@@ -102,12 +103,10 @@ class _Schedule:
 def _bounded(tat: object, now: float) -> float | None:
     """A stored tat, if it is a time within ``STALE`` behind and ``MAX_HORIZON`` ahead of ``now``.
 
-    Anything else (not a number, NaN, infinite, a year ahead after a clock step back) was not
+    Anything else (not a number, NaN, infinite, minutes ahead after a clock step back) was not
     written by a schedule of this machine in the last minute: it is dropped, never obeyed or kept.
     """
-    if isinstance(tat, bool) or not isinstance(tat, int | float):
-        return None
-    return float(tat) if now - STALE < tat <= now + MAX_HORIZON else None  # NaN compares False
+    return stamp_within(tat, now, behind=STALE, ahead=MAX_HORIZON)
 
 
 def _start(tat: float | None, now: float) -> float:

@@ -21,6 +21,7 @@ from typing import Any
 
 from rgw import aio, trace
 from rgw.errors import MfaFailed
+from rgw.models import stamp_within
 from rgw.shared import update_json_file
 from rgw.urls import origin
 
@@ -147,9 +148,7 @@ def _valid(entry: object, now: float) -> bool:
     return (
         isinstance(entry, list)
         and len(entry) == 3
-        and isinstance(entry[0], int | float)
-        and not isinstance(entry[0], bool)
-        and now - WINDOW < entry[0] <= now + WINDOW  # NaN compares False
+        and stamp_within(entry[0], now, behind=WINDOW, ahead=WINDOW) is not None
         and entry[1] in (0, 1)
         and entry[2] in ("code", "webauthn")
     )

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from rgw.testing import RunningGateway
 from rgw.testing.server import running_app
 from tests.integration.conftest import Cli
 from tests.integration.test_mfa import MfaCli, ScriptedPrompter, admin_session, create_token, mcli, totp
@@ -192,3 +193,25 @@ async def test_a_ledger_stamped_out_of_bounds_neither_crashes_nor_refuses_a_step
     stamps = [entry[0] for entries in data.values() for entry in entries]
     assert len(stamps) == 1  # the step-up's own answer; the planted ones are gone
     assert abs(stamps[0] - time.time()) < 60
+
+
+# -- item 1: a pending login's start time is a time from a file too --------------------------------
+
+
+@pytest.mark.parametrize("started", ["1" + "0" * 400, "1e999", "NaN", "-1e999", "true", "4102444800"])
+async def test_a_pending_login_started_at_no_usable_time_is_dropped_not_fatal(
+    cli: Cli, gateway: RunningGateway, started: str
+) -> None:
+    from rgw.login.pending import PendingLogins
+
+    cli.config_dir.mkdir(mode=0o700, parents=True)
+    path = PendingLogins(cli.config_dir, "prod", gateway.url).path
+    record = {"format": 1, "rack": "prod", "url": gateway.url, "auth_url": "https://idp.example.com/a"}
+    record.update({"state": "s" * 43, "code_verifier": "v" * 64, "loopback": False, "started_at": 0})
+    path.write_text(json.dumps(record).replace('"started_at": 0', f'"started_at": {started}'))
+    path.chmod(0o600)
+    result = await cli("login", "prod", gateway.url)
+    assert result.code == 0, result.err
+    assert result.out == "Logged in as developer@example.com\n"
+    assert "Resum" not in result.err  # a new login, not the planted one
+    assert not path.exists()

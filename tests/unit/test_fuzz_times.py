@@ -311,3 +311,22 @@ async def test_any_budget_file_gives_a_bounded_wait_and_writes_only_times_in_bou
     for entry in data.values():
         assert list(entry) == ["tat"]
         assert now - STALE < entry["tat"] <= after + MAX_HORIZON + 3
+
+
+@fuzz_settings(100)
+@given(started=stamp_texts)
+async def test_a_pending_logins_start_time_is_in_bounds_or_the_record_is_dropped(started: str) -> None:
+    from rgw.login.pending import RESUME_MAX_AGE, PendingLogins
+
+    with tempfile.TemporaryDirectory(prefix="rgw-fuzz-") as tmp:
+        directory = Path(tmp)
+        pending = PendingLogins(directory, "prod", URL)
+        now = time.time()
+        record = {"format": 1, "rack": "prod", "url": URL, "auth_url": "https://idp.example.com/a", "started_at": 0}
+        record.update({"state": "s" * 43, "code_verifier": "v" * 64})
+        text = json.dumps(record).replace('"started_at": 0', f'"started_at": {_with_now(started, now)}')
+        pending.path.write_text(text)
+        with anyio.fail_after(10):
+            found = await pending.load()
+        assert found is None or now - RESUME_MAX_AGE < found.started_at <= time.time()
+        assert found is not None or not pending.path.exists()  # dropped, not left to trip the next run
