@@ -10,10 +10,12 @@ run or a later one.  A ``config.json`` an older version wrote with such a value 
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -215,3 +217,36 @@ async def test_a_pending_login_started_at_no_usable_time_is_dropped_not_fatal(
     assert result.out == "Logged in as developer@example.com\n"
     assert "Resum" not in result.err  # a new login, not the planted one
     assert not path.exists()
+
+
+# -- item 6: the request budget's file --------------------------------------------------------------
+
+
+def plant_budget(config: Path, url: str, tat: str) -> None:
+    from rgw.client.budget import BUDGET_FILE
+    from rgw.urls import origin
+
+    config.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (config / BUDGET_FILE).write_text(f'{{"{origin(url)}": {{"tat": {tat}}}}}')
+
+
+@pytest.mark.parametrize("ahead", [295, 10**9])
+async def test_a_budget_schedule_minutes_ahead_does_not_hold_a_login(
+    cli: Cli, gateway: RunningGateway, ahead: int
+) -> None:
+    plant_budget(cli.config_dir, gateway.url, repr(time.time() + ahead))
+    with anyio.fail_after(30):  # a login that obeyed it would wait 295 s
+        result = await cli("login", "prod", gateway.url)
+    assert result.code == 0, result.err
+    assert "before the next request" not in result.err
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # real seconds: once is enough
+async def test_a_wait_of_seconds_for_the_budget_is_said(cli: Cli, gateway: RunningGateway) -> None:
+    plant_budget(cli.config_dir, gateway.url, repr(time.time() + 6))  # other processes' queue, 5 s of it
+    result = await cli("login", "prod", gateway.url)
+    assert result.code == 0, result.err
+    assert re.search(r"^Waiting [45] s before the next request to http://127\.0\.0\.1:\d+: ", result.err, re.M), (
+        result.err
+    )
+    assert "rate-budget.json" in result.err
