@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_PARALLEL",
+    "EARLIEST",
+    "LATEST",
     "REJECTED_FIELD",
     "CallbackResult",
     "DeviceInfo",
@@ -27,6 +29,8 @@ __all__ = [
     "RackConfig",
     "Session",
     "parse_time",
+    "stamp_within",
+    "time_text",
 ]
 
 #: A rack entry's note that the gateway rejected its session (the Go CLI ignores unknown fields).
@@ -44,20 +48,53 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+#: The times rgw computes with.  A gateway's (or a file's) time outside them is "unknown": never
+#: stored, never shown as a date, never a traceback (``9999-12-31T23:59:59-01:00`` is in year 10000
+#: once in UTC, beyond what ``datetime`` holds).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+#: Longer than any RFC 3339 timestamp with nanoseconds and an offset: not a time.
+_MAX_TIME_TEXT = 64
+
+
 def parse_time(value: object) -> datetime | None:
-    """Parse an RFC 3339 timestamp (``Z`` or offset); ``None`` for anything unparsable."""
-    if not isinstance(value, str) or not value:
+    """Parse an RFC 3339 timestamp (``Z`` or offset) into UTC; ``None`` when unparsable or out of range.
+
+    The one parser of every time a gateway or a file gives rgw: whatever it returns is between
+    ``EARLIEST`` and ``LATEST``, so any arithmetic or formatting on it works.
+    """
+    if not isinstance(value, str) or not value or len(value) > _MAX_TIME_TEXT:
         return None
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        parsed = parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    return parsed if EARLIEST <= parsed < LATEST else None
+
+
+def stamp_within(value: object, now: float, *, behind: float, ahead: float) -> float | None:
+    """An epoch-seconds stamp from a state file, if it lies after ``now - behind`` and at most ``ahead``
+    after ``now``; ``None`` otherwise.
+
+    The one reader of the times rgw's own files keep (the MFA ledger, the request budget, a pending
+    login): a bool, ``NaN``, an infinity, an integer too large for a float or a time years away
+    (planted, corrupt, or a clock that stepped) is dropped, never obeyed, compared or formatted.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    # Compared before any conversion: an int of 400 digits compares exactly, float() would overflow.
+    return float(value) if now - behind < value <= now + ahead else None  # NaN compares False
+
+
+def time_text(value: object) -> str | None:
+    """``value`` as given when ``parse_time`` accepts it, else ``None``: a time fit to store or print as JSON."""
+    return value if isinstance(value, str) and parse_time(value) is not None else None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ pacing and safety state, never anything that cannot be rebuilt.  Used by the req
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +39,17 @@ def once_per_text(callback: Callable[[str], None] | None) -> Callable[[str], Non
     return say
 
 
+def _no_number(name: str) -> None:
+    """``NaN``, ``Infinity``, ``-Infinity`` in a state file: not a number (``null``), never written back."""
+    return None
+
+
+def _finite(text: str) -> float | None:
+    """A float of a state file; one too large to hold (``1e999``) is not a number (``null``)."""
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
 def update_json_file(path: Path, change: Callable[[dict[str, Any]], T], *, patience: float = LOCK_PATIENCE) -> T:
     """Apply ``change`` to the JSON object in ``path`` under its lock; returns what ``change`` returns.
 
@@ -49,8 +61,8 @@ def update_json_file(path: Path, change: Callable[[dict[str, Any]], T], *, patie
     try:
         raw = os.pread(lock.fd, _MAX_SIZE, 0)
         try:
-            data = json.loads(raw) if raw.strip() else {}
-        except ValueError:
+            data = json.loads(raw, parse_constant=_no_number, parse_float=_finite) if raw.strip() else {}
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             data = {}
         if not isinstance(data, dict):
             data = {}

@@ -341,7 +341,8 @@ class App:
         """Store the sliding expiry the gateway echoed (``X-Session-Expires-At``) for this session.
 
         The gateway slides it on every request; rewriting ``config.json`` for that would make every
-        command a write.  It is stored when there was none, or when it moved by more than an hour.
+        command a write.  It is stored when there was none (or none in range), or when it moved by more
+        than an hour; one that is unparsable or out of range (``rgw.models.parse_time``) never is.
         """
         expires = client.session_expires_at
         if target.api_token or target.rack is None or not expires or not expiry_moved(target.rack.expires_at, expires):
@@ -380,7 +381,7 @@ EXPIRY_SLACK = timedelta(hours=1)
 
 
 def expiry_moved(stored: str | None, echoed: str) -> bool:
-    """Whether ``echoed`` is worth a write: the first value, or more than ``EXPIRY_SLACK`` away."""
+    """Whether ``echoed`` is worth a write: in range, and the first such value or more than ``EXPIRY_SLACK`` away."""
     old, new = parse_time(stored), parse_time(echoed)
     if new is None:
         return False

@@ -22,7 +22,7 @@ from rgw.errors import (
     RgwError,
     UsageError,
 )
-from rgw.models import DEFAULT_PARALLEL, LoginRequest, RackConfig, parse_time
+from rgw.models import DEFAULT_PARALLEL, LoginRequest, RackConfig, parse_time, time_text
 from rgw.targets import login_target, login_targets, read_stored_session, stored_url
 from rgw.text import printable
 
@@ -485,7 +485,7 @@ async def test_auth(app: App, topic: str | None, as_json: bool) -> None:
                 "email": email,
                 "roles": roles if isinstance(roles, list) else [],
                 "credential": "api_token" if target.api_token else "session",
-                "expires_at": None if target.api_token else expires,
+                "expires_at": None if target.api_token else time_text(expires),
                 "mfa_enrollment_required": must_enrol,
                 "rack": target.rack_name,
                 "url": target.url,

@@ -14,7 +14,7 @@ from rgw.cli.runner import on_event_loop
 from rgw.cli.style import table, time_left
 from rgw.config import ConfigData
 from rgw.errors import NoRackError
-from rgw.models import RackConfig
+from rgw.models import RackConfig, time_text
 from rgw.targets import MAX_RACK_NAME, quoted, shell_word
 from rgw.text import printable
 
@@ -80,7 +80,7 @@ async def racks(app: App, as_json: bool) -> None:
                     "current": r.name == current,
                     "logged_in": r.logged_in,
                     "email": r.email,
-                    "expires_at": r.expires_at,
+                    "expires_at": time_text(r.expires_at),  # out of range: unknown
                     "rejected": r.rejected,
                 }
                 for r in entries

@@ -34,7 +34,7 @@ from rgw.errors import (
     NotLoggedIn,
     RgwError,
 )
-from rgw.models import DEFAULT_PARALLEL, RackConfig
+from rgw.models import DEFAULT_PARALLEL, RackConfig, time_text
 from rgw.targets import Selection, Target, command_target, login_hint
 from rgw.text import printable
 
@@ -100,7 +100,7 @@ class RackStatus:
             "user": self.rack.email,
             "session": self.session,
             "detail": self.detail,
-            "expires_at": self.expires_at,
+            "expires_at": time_text(self.expires_at),  # out of range: unknown
             "mfa_verified": self.rack.mfa_verified,
             "mfa_enrolled": self.mfa_enrolled,
             "mfa_required": self.mfa_required,

@@ -95,12 +95,17 @@ def table(
 
 
 def time_left(expires_at: str | None, now: datetime) -> str:
-    """``89d left``, ``5h left``, ``12m left``; a passed expiry is the gateway's to judge (sessions slide)."""
+    """``89d left``, ``5h left``, ``12m left``; a passed expiry is the gateway's to judge (sessions slide).
+
+    No expiry is ``""``; one that is unparsable or out of range (``rgw.models.parse_time``) is unknown.
+    """
     from rgw.models import parse_time
 
+    if not expires_at:
+        return ""
     expires = parse_time(expires_at)
     if expires is None:
-        return ""
+        return "expiry unknown"
     seconds = (expires - now).total_seconds()
     if seconds <= 0:
         return "expiry passed; the gateway decides"

@@ -10,6 +10,7 @@ login -> ``LoginError`` in the seed's words with what to do next.
 from __future__ import annotations
 
 import json
+import math
 import socket
 import ssl
 from typing import Any
@@ -160,13 +161,15 @@ def is_rate_limit(response: httpx.Response) -> bool:
 
 
 def retry_after_of(response: httpx.Response) -> float | None:
+    """``Retry-After`` in seconds; None when absent or not a finite number (``nan``, ``inf``, a date)."""
     value = response.headers.get("retry-after")
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _describe_status(response: httpx.Response) -> str:

@@ -31,6 +31,7 @@ from typing import Any
 import anyio
 
 from rgw import aio, trace
+from rgw.models import stamp_within
 from rgw.shared import once_per_text, update_json_file
 from rgw.urls import origin
 
@@ -43,8 +44,13 @@ DEFAULT_BURST = 7
 #: Requests the user's browser makes on the limited routes for one login (callback, sign-in step).
 BROWSER_REQUESTS_PER_LOGIN = 2
 BUDGET_FILE = "rate-budget.json"
-#: A schedule further ahead than this is stale (a clock jump, a crashed process): start afresh.
-MAX_HORIZON = 300.0
+#: A schedule further ahead than this is not one this machine made (a clock stepped back, a planted
+#: or corrupt file): start afresh.  Only a queue of 400 requests (60 s at 7/s) reaches it legitimately.
+MAX_HORIZON = 60.0
+#: A schedule further behind than this belongs to a gateway nobody uses any more: it is dropped.
+STALE = 60.0
+#: A wait for a slot longer than this is said (stderr), not only traced: the user sees why nothing moves.
+LONG_WAIT = 3.0
 
 
 def limited_route(method: str, path: str) -> bool:
@@ -79,7 +85,7 @@ class _Schedule:
 
     def take(self, tat: float | None, now: float, *, priority: bool, slots: int = 1) -> tuple[float, float]:
         """(new tat, delay) for one request at ``now`` taking ``slots`` slots."""
-        start = now if tat is None or tat < now or tat > now + MAX_HORIZON else tat
+        start = _start(tat, now)
         # The request itself needs the first slot now; the others are for what it causes later
         # (the browser's requests after a login's start): they only push later requests back.
         new_tat = start + self.interval * slots
@@ -90,28 +96,41 @@ class _Schedule:
 
     def push_back(self, tat: float | None, now: float, pause: float) -> float:
         """Nothing more is sent for ``pause`` seconds (after a 429)."""
-        start = now if tat is None or tat < now or tat > now + MAX_HORIZON else tat
+        start = _start(tat, now)
         return max(start, now + self.burst * self.interval + pause)
 
 
+def _bounded(tat: object, now: float) -> float | None:
+    """A stored tat, if it is a time within ``STALE`` behind and ``MAX_HORIZON`` ahead of ``now``.
+
+    Anything else (not a number, NaN, infinite, minutes ahead after a clock step back) was not
+    written by a schedule of this machine in the last minute: it is dropped, never obeyed or kept.
+    """
+    return stamp_within(tat, now, behind=STALE, ahead=MAX_HORIZON)
+
+
+def _start(tat: float | None, now: float) -> float:
+    """Where the schedule goes on from: ``tat`` when it is ahead of ``now`` within the horizon."""
+    bounded = _bounded(tat, now)
+    return bounded if bounded is not None and bounded > now else now
+
+
 def _take(key: str, change: Callable[[float | None, float], tuple[float, float]]) -> Callable[[dict[str, Any]], float]:
-    """The budget file's read-modify-write: apply ``change`` to ``key``'s tat, drop stale gateways."""
+    """The budget file's read-modify-write: apply ``change`` to ``key``'s tat, drop what is out of bounds.
+
+    Every gateway's entry is written back as ``{"tat": <time in bounds>}`` or not at all.
+    """
 
     def apply(data: dict[str, Any]) -> float:
         now = time.time()
-        entry = data.get(key)
-        tat = entry.get("tat") if isinstance(entry, dict) else None
-        new_tat, delay = change(tat if isinstance(tat, int | float) else None, now)
-        for other in [k for k, v in data.items() if not (isinstance(v, dict) and _fresh(v.get("tat"), now))]:
-            del data[other]
-        data[key] = {"tat": round(new_tat, 4)}
+        kept = {k: t for k, v in data.items() if isinstance(v, dict) and (t := _bounded(v.get("tat"), now)) is not None}
+        new_tat, delay = change(kept.get(key), now)
+        kept[key] = new_tat
+        data.clear()
+        data.update({k: {"tat": round(t, 4)} for k, t in kept.items()})
         return delay
 
     return apply
-
-
-def _fresh(tat: object, now: float) -> bool:
-    return isinstance(tat, int | float) and tat > now - 60
 
 
 class RequestBudget:
@@ -130,6 +149,7 @@ class RequestBudget:
         rate: float = DEFAULT_RATE,
         burst: int = DEFAULT_BURST,
         on_warning: Callable[[str], None] | None = None,
+        on_wait: Callable[[str], None] | None = None,
     ) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("a request budget needs a positive rate and a burst of at least 1")
@@ -137,6 +157,8 @@ class RequestBudget:
         self.directory = directory
         self.schedule = _Schedule(rate, burst)
         self.on_warning = on_warning
+        #: Hears every wait longer than ``LONG_WAIT`` (each one, not once: the seconds differ).
+        self.on_wait = on_wait
         #: The file could not be used: this process's own, slower schedule.
         self.unusable = False
         self._local_tat: float | None = None
@@ -161,6 +183,11 @@ class RequestBudget:
         slot = await self.reserve(priority=priority, slots=slots)
         if slot.delay > 0:
             trace.debug("budget: waiting %.2f s for a request slot of %s", slot.delay, self.key)
+            if slot.delay > LONG_WAIT and self.on_wait is not None:
+                self.on_wait(
+                    f"Waiting {slot.delay:.0f} s before the next request to {self.key}: every rack-gateway "
+                    f"process on this machine shares its rate limit ({BUDGET_FILE} in the config directory)."
+                )
             await anyio.sleep(slot.delay)
         return slot.delay
 
@@ -200,17 +227,19 @@ class RequestBudget:
 class Budgets:
     """The budgets of one run, one per gateway, all backed by the same config directory.
 
-    ``on_warning`` (said once per text in the run) also serves the run's MFA ledgers (``warn``).
+    ``on_warning`` (said once per text in the run) also serves the run's MFA ledgers (``warn``);
+    it hears every long wait for a slot as well (``RequestBudget.on_wait``).
     """
 
     def __init__(self, directory: Path | None, *, on_warning: Callable[[str], None] | None = None) -> None:
         self.directory = directory
         self.warn = once_per_text(on_warning)
+        self.say = on_warning
         self._budgets: dict[str, RequestBudget] = {}
 
     def for_url(self, url: str) -> RequestBudget:
         key = origin(url)
         budget = self._budgets.get(key)
         if budget is None:
-            budget = self._budgets[key] = RequestBudget(url, self.directory, on_warning=self.warn)
+            budget = self._budgets[key] = RequestBudget(url, self.directory, on_warning=self.warn, on_wait=self.say)
         return budget

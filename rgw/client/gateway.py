@@ -40,7 +40,7 @@ from rgw.client.stepup import StepUpAuth, StepUpProvider
 from rgw.client.transport import BoundedTransport
 from rgw.deadline import Deadline, in_force, within
 from rgw.errors import GatewayError, LoginError, MfaRejected, NotFound, UsageError
-from rgw.models import DeviceInfo, LoginPending, LoginStart, Session
+from rgw.models import DeviceInfo, LoginPending, LoginStart, Session, time_text
 from rgw.retry import TRANSIENT_STATUSES, RetryAttempt, RetryPolicy, is_transient, unprocessed
 from rgw.text import is_token
 from rgw.urls import browser_url, check_link, normalize_url, origin
@@ -283,7 +283,7 @@ class GatewayClient:
                 and (repeatable or response.status_code == 503)
             ):
                 check_response(response)  # raises the GatewayError the policy retries
-            if exp := response.headers.get("x-session-expires-at"):
+            if exp := time_text(response.headers.get("x-session-expires-at")):  # out of range: unknown
                 self.session_expires_at = exp
             if follow and response.is_redirect and method == "GET" and "location" in response.headers:
                 target = _redirect_target(response)
@@ -550,7 +550,7 @@ def _session_from(data: Mapping[str, Any]) -> Session:
         token=token,
         email=_text(data, "email", "login"),
         name=text("name"),
-        expires_at=text("expires_at"),
+        expires_at=time_text(data.get("expires_at")),  # out of range: unknown, never stored
         session_id=session_id if isinstance(session_id, int) and not isinstance(session_id, bool) else None,
         channel=text("channel") or "cli",
         device_id=text("device_id"),

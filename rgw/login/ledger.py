@@ -21,6 +21,7 @@ from typing import Any
 
 from rgw import aio, trace
 from rgw.errors import MfaFailed
+from rgw.models import stamp_within
 from rgw.shared import update_json_file
 from rgw.urls import origin
 
@@ -75,18 +76,13 @@ class MfaLedger:
         now = time.time()
 
         def change(data: dict[str, Any]) -> list[Entry]:
-            counted: list[Entry] = []
-            for key in [k for k in data if self._counts(k)] + ([self.key] if self.key not in data else []):
-                raw = data.get(key)
-                entries = [e for e in raw if _valid(e) and e[0] > now - WINDOW] if isinstance(raw, list) else []
-                if add is not None and key == self.key:
-                    entries.append(add)
-                if entries:
-                    data[key] = entries
-                else:
-                    data.pop(key, None)
-                counted += entries
-            return counted
+            # Every key is pruned, not only the counted ones: nothing out of bounds is written back.
+            kept = {k: [_entry(e) for e in v if _valid(e, now)] for k, v in data.items() if isinstance(v, list)}
+            if add is not None:
+                kept.setdefault(self.key, []).append(add)
+            data.clear()
+            data.update({k: v for k, v in kept.items() if v})
+            return [e for k, v in data.items() if self._counts(k) for e in v]
 
         return change
 
@@ -142,14 +138,25 @@ class MfaLedger:
         await self._entries([round(time.time(), 3), 1 if ok else 0, kind])
 
 
-def _valid(entry: object) -> bool:
+def _valid(entry: object, now: float) -> bool:
+    """An answer sent within the window: stamped after ``now - WINDOW`` and at most ``WINDOW`` ahead.
+
+    Ahead: the clock stepped back since (it still counts, for at most two windows).  Anything
+    else (NaN, infinity, a year ahead or behind, not a number) is dropped: it can neither switch the
+    count off nor refuse answers for years, and the wait the user is told stays within two windows.
+    """
     return (
         isinstance(entry, list)
         and len(entry) == 3
-        and isinstance(entry[0], int | float)
+        and stamp_within(entry[0], now, behind=WINDOW, ahead=WINDOW) is not None
         and entry[1] in (0, 1)
         and entry[2] in ("code", "webauthn")
     )
+
+
+def _entry(entry: Entry) -> Entry:
+    """A valid entry as it is written back: ``[time, 0|1, kind]``."""
+    return [entry[0], 1 if entry[1] else 0, entry[2]]
 
 
 def _clock(epoch: float) -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rgw import aio
-from rgw.models import LoginStart
+from rgw.models import LoginStart, stamp_within
 from rgw.shared import update_json_file
 from rgw.text import is_token
 
@@ -120,16 +120,16 @@ class PendingLogins:
         started = record.get("started_at")
         if not (isinstance(auth_url, str) and isinstance(state, str) and isinstance(verifier, str)):
             return None
-        if not (is_token(state) and is_token(verifier)) or not isinstance(started, int | float):
+        if not (is_token(state) and is_token(verifier)):
             return None
-        age = self.clock() - float(started)
-        if not 0 <= age <= self.max_age:
-            return None  # stale, or from the future (a clock that jumped back): start afresh
+        started = stamp_within(started, self.clock(), behind=self.max_age, ahead=0.0)
+        if started is None:
+            return None  # stale, from the future (a clock that jumped back), or not a time: start afresh
         start = LoginStart(auth_url, state, verifier, loopback=record.get("loopback") is True)
         listener = record.get("listener")
         if not (start.loopback and isinstance(listener, str) and LISTENER_URI.fullmatch(listener)):
             listener = None
-        return PendingLogin(self.rack, self.url, start, float(started), listener)
+        return PendingLogin(self.rack, self.url, start, started, listener)
 
     async def delete(self) -> None:
         def unlink() -> None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from trio.testing import MockClock
 
 from rgw.client.budget import (
     BUDGET_FILE,
@@ -193,3 +194,62 @@ async def test_a_missing_config_directory_is_not_worth_a_warning(tmp_path: Path)
     await budget.reserve()
     assert heard == []
     assert not budget.unusable
+
+
+# -- issue 20, item 6: the schedule in the file cannot switch pacing off or hang the CLI in silence
+
+
+def _strict(text: str) -> object:
+    """JSON as any other tool reads it: ``NaN`` or ``Infinity`` in the file is a failure here."""
+
+    def refuse(name: str) -> object:
+        raise AssertionError(f"{name} written to the budget file")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("tat", ["NaN", "Infinity", "-Infinity", "1e999", "-1e999", "1" + "0" * 40, "true", '"x"'])
+async def test_a_schedule_that_is_not_a_time_is_dropped_and_pacing_goes_on(tmp_path: Path, tat: str) -> None:
+    key = origin(URL)
+    (tmp_path / BUDGET_FILE).write_text(f'{{"{key}": {{"tat": {tat}}}, "https://other:443": {{"tat": {tat}}}}}')
+    budget = RequestBudget(URL, tmp_path, rate=1.0, burst=1)
+    assert (await budget.reserve()).delay == 0.0
+    assert (await budget.reserve()).delay > 0.9  # paced: not switched off
+    data = _strict((tmp_path / BUDGET_FILE).read_text())
+    assert isinstance(data, dict)
+    assert list(data) == [key]  # nothing out of bounds is written back
+
+
+async def test_a_schedule_beyond_the_horizon_is_dropped(tmp_path: Path) -> None:
+    import time
+
+    from rgw.client.budget import MAX_HORIZON
+
+    key = origin(URL)
+    for ahead in (295.0, MAX_HORIZON + 1):
+        (tmp_path / BUDGET_FILE).write_text(json.dumps({key: {"tat": time.time() + ahead}}))
+        budget = RequestBudget(URL, tmp_path)
+        assert (await budget.reserve()).delay == 0.0, ahead  # no wait of minutes (a clock step, a planted file)
+    assert MAX_HORIZON <= 60
+
+
+@pytest.mark.parametrize(
+    "anyio_backend", [pytest.param(("trio", {"clock": MockClock(autojump_threshold=0)}), id="trio")]
+)
+async def test_a_wait_longer_than_a_few_seconds_is_said(tmp_path: Path) -> None:
+    import time
+
+    from rgw.client.budget import LONG_WAIT
+
+    heard: list[str] = []
+    key = origin(URL)
+    (tmp_path / BUDGET_FILE).write_text(json.dumps({key: {"tat": time.time() + 30}}))
+    budget = Budgets(tmp_path, on_warning=heard.append).for_url(URL)
+    waited = await budget.acquire()  # virtual seconds: trio's MockClock jumps them
+    assert waited > 25
+    assert len(heard) == 1, heard
+    assert heard[0].startswith(f"Waiting {round(waited)} s before the next request to {key}: ")
+    assert "rate-budget.json" in heard[0]
+    (tmp_path / BUDGET_FILE).write_text(json.dumps({key: {"tat": time.time() + LONG_WAIT / 2}}))
+    assert 0 < await budget.acquire() <= LONG_WAIT
+    assert len(heard) == 1  # a short wait is not worth a line

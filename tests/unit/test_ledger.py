@@ -118,3 +118,56 @@ async def test_an_unusable_file_is_said_once_and_allows_one_failure(
     assert "one MFA try" in heard[0]
     assert [r.getMessage() for r in caplog.records if "ledger:" in r.getMessage()] == [f"ledger: {heard[0]}"]  # -v
     assert (tmp_path / "elsewhere").read_text() == "{}" if how == "symlink" else path.is_dir()
+
+
+# -- issue 20, item 6: a time in the file cannot switch the ledger off, refuse codes for years, or crash
+
+
+def _strict(text: str) -> object:
+    """JSON as any other tool reads it: ``NaN`` or ``Infinity`` in the file is a failure here."""
+
+    def refuse(name: str) -> object:
+        raise AssertionError(f"{name} written to the ledger")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+#: Stamps no answer of the last five minutes can carry: year 33658, infinity, year 2100, the epoch...
+OUT_OF_BOUNDS = ["1e12", "1e999", "-1e999", "NaN", "Infinity", "-Infinity", "4102444800", "-1e12", "0", "1" + "0" * 40]
+
+
+@pytest.mark.parametrize("stamp", OUT_OF_BOUNDS)
+async def test_entries_stamped_out_of_bounds_are_dropped(tmp_path: Path, stamp: str) -> None:
+    entries = ", ".join([f'[{stamp}, 0, "code"]'] * 4 + [f'[{stamp}, 1, "code"]'] * 5)
+    (tmp_path / LEDGER_FILE).write_text(f'{{"{ORIGIN}": [{entries}], "https://other:443": [[{stamp}, 0, "code"]]}}')
+    ledger = MfaLedger(URL, tmp_path, user="dev@example.com")
+    await ledger.check("code")  # neither a traceback nor a refusal
+    await ledger.record("code", False)
+    now = time.time()
+    data = _strict((tmp_path / LEDGER_FILE).read_text())
+    assert isinstance(data, dict)
+    assert list(data) == [f"{ORIGIN} dev@example.com"]  # nothing out of bounds is written back
+    ((stamped, ok, kind),) = data[f"{ORIGIN} dev@example.com"]
+    assert now - 5 < stamped <= now + 1  # (rounded to the millisecond)
+    assert (ok, kind) == (0, "code")
+
+
+async def test_a_clock_stepped_back_keeps_counting_within_the_window(tmp_path: Path) -> None:
+    # Answers stamped up to a window ahead (the clock stepped back since) still count, and the wait
+    # the user is told stays within two windows; further ahead they are dropped.
+    now = time.time()
+    ahead = {ORIGIN: [[now + 200, 0, "code"]] * 4}
+    (tmp_path / LEDGER_FILE).write_text(json.dumps(ahead))
+    with pytest.raises(MfaFailed, match="4 failed MFA attempts") as info:
+        await MfaLedger(URL, tmp_path).check("code")
+    assert "Wait until " in info.value.hint
+    (tmp_path / LEDGER_FILE).write_text(json.dumps({ORIGIN: [[now + 400, 0, "code"]] * 4}))
+    await MfaLedger(URL, tmp_path).check("code")
+    assert _strict((tmp_path / LEDGER_FILE).read_text()) == {}
+
+
+@pytest.mark.parametrize("content", ['{"a": ' * 100_000 + "1" + "}" * 100_000, "[" * 100_000, "1" * 5000])
+async def test_a_ledger_file_nested_too_deep_or_too_long_is_empty_not_fatal(tmp_path: Path, content: str) -> None:
+    (tmp_path / LEDGER_FILE).write_text(content)
+    await MfaLedger(URL, tmp_path).check("code")
+    assert _strict((tmp_path / LEDGER_FILE).read_text()) == {}
