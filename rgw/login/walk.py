@@ -320,12 +320,14 @@ class LoginWalk:
         return None
 
     def _rows(self) -> list[dict[str, object]]:
+        # The same printable text the page shows (``_shown``): the script writes it with textContent,
+        # which renders a bidi override or a control character as it is.
         return [
             {
-                "rack": e.rack,
+                "rack": _shown(e.rack),
                 "status": e.status,
-                "label": e.label(),
-                "detail": e.detail,
+                "label": _shown(e.label()),
+                "detail": _shown(e.detail),
                 "url": e.link(),
                 "new_tab": e.kind != "hop",
             }
@@ -333,7 +335,9 @@ class LoginWalk:
         ]
 
     def _status_json(self) -> bytes:
-        return json.dumps({"racks": self._rows(), "summary": self.summary(), "finished": self.finished}).encode()
+        return json.dumps(
+            {"racks": self._rows(), "summary": _shown(self.summary()), "finished": self.finished}
+        ).encode()
 
     def _page(self) -> bytes:
         rows = []
@@ -371,5 +375,10 @@ class LoginWalk:
         ).encode()
 
 
+def _shown(value: str) -> str:
+    """Foreign text as the walk shows it: printable, cut at 300 characters."""
+    return printable(value, limit=300)
+
+
 def _text(value: str) -> str:
-    return html.escape(printable(value, limit=300))
+    return html.escape(_shown(value))
