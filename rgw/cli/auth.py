@@ -172,7 +172,6 @@ async def login(
         rack_arg, racks = racks[0], ()  # `login --rack prod` is `login prod`
     multi = bool(racks) or all_racks
     check_login_flags(rack_arg, url_arg, multi, expired_only, qr, print_url_only, as_json)
-    no_browser = no_browser or print_url_only
     data = await app.store.read(tokens=None if expired_only else ())  # the one read before the flow's locked write
     if multi:
         requests = login_targets(data, racks, all_racks=all_racks, insecure_http=insecure_http)
@@ -190,7 +189,7 @@ async def login(
 
     options = LoginOptions(
         timeout=timeout,
-        open_browser=not no_browser,
+        open_browser=not (no_browser or print_url_only),
         use_loopback=not no_loopback,
         loopback_port=loopback_port,
         make_current=not multi,

@@ -183,6 +183,7 @@ async def test_the_page_escapes_foreign_text_and_runs_only_what_its_policy_pins(
             "status": "done",
             "label": "logged in",
             "detail": "dev@example.com",
+            "where": "",
             "url": None,
             "new_tab": True,
         }
