@@ -68,13 +68,14 @@ def _browser_lines(event: ev.LoginEvent) -> str | None:
 def _elsewhere_lines(event: ev.SignInElsewhere) -> str:
     """A sign-in that returns to another host than the rack's gateway: where, and how to open it."""
     there, gateway, url = printable(event.returns_to), printable(event.gateway), printable(event.auth_url)
-    if event.first_use:
+    if event.trust == "first use":
         line = (
             f"The sign-in returns to {there}, not to this rack's gateway ({gateway}): "
             "first use, remembered for this rack from now on."
         )
     else:
-        line = f"The sign-in returns to {there} (remembered for this rack), not to this rack's gateway ({gateway})."
+        how = "remembered for this rack" if event.trust == "remembered" else "accepted, remembered from now on"
+        line = f"The sign-in returns to {there} ({how}), not to this rack's gateway ({gateway})."
     click = f"It is not opened without a click: if {there} is this rack's gateway,"
     match event.then:
         case "walk":

@@ -207,8 +207,9 @@ class SignInElsewhere(LoginEvent):
 
     Legitimate (a gateway reached through a Tailscale address whose public DOMAIN differs) or not (a
     hostile gateway handing out another gateway's sign-in), so the browser is never sent there
-    without the user's click.  ``first_use``: the host is remembered for the rack from now on (a
-    later change is refused).  ``then`` says how the user gets there: ``walk`` (its link on the
+    without the user's click.  ``trust``: ``first use`` (the host is remembered for the rack from now
+    on, and a later change is refused), ``remembered``, or ``accepted`` (``--accept-redirect``, for a
+    host that changed; remembered from now on).  ``then`` says how the user gets there: ``walk`` (its link on the
     one-tab page), ``enter`` (Enter opens the browser), ``url`` (open ``auth_url`` by hand), or
     ``shown`` (another line shows ``auth_url``: the browser opens for a remembered host, or cannot).
     """
@@ -216,7 +217,7 @@ class SignInElsewhere(LoginEvent):
     auth_url: str
     returns_to: str
     gateway: str
-    first_use: bool
+    trust: str
     then: str
 
 

@@ -199,6 +199,12 @@ class SignInCheck:
     elsewhere: bool = False
     #: Not remembered for the rack yet (it is once the login succeeds).
     first_use: bool = False
+    #: A change the user accepted (``--accept-redirect``; remembered once the login succeeds).
+    accepted: bool = False
+
+    @property
+    def trust(self) -> str:
+        return "first use" if self.first_use else "accepted" if self.accepted else "remembered"
 
 
 def remembered_return(rack: RackConfig | None) -> str | None:
@@ -581,7 +587,9 @@ class LoginAttempt:
                     f"{self.client.base_url} may not be the one you know."
                 ),
             )
-        return SignInCheck(returns_to, elsewhere=True, first_use=remembered is None and not accepted)
+        if remembered == returns_to:
+            return SignInCheck(returns_to, elsewhere=True)
+        return SignInCheck(returns_to, elsewhere=True, first_use=not accepted, accepted=accepted)
 
     async def race(self, services: anyio.abc.TaskGroup) -> Session | RgwError:
         """Browser, callback, poller, paste and MFA at once; ``decide`` picks the outcome."""
@@ -648,7 +656,7 @@ class LoginAttempt:
             else:
                 then = "shown"
             there, gateway = origin_host(check.returns_to or ""), origin_host(self.client.base_url)
-            self.emit(SignInElsewhere(self.rack, start.auth_url, there, gateway, check.first_use, then))
+            self.emit(SignInElsewhere(self.rack, start.auth_url, there, gateway, check.trust, then))
             if then != "shown":
                 self._mfa_in_browser = False
                 return

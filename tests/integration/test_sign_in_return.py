@@ -261,6 +261,7 @@ async def test_a_sign_in_returning_elsewhere_is_trusted_on_first_use_then_pinned
         # Accepted by name: the login goes on and the new host is remembered.
         accepted = await cli("login", "ts", "--accept-redirect", "attacker.example.test", "--timeout", "20")
         assert accepted.code == 0, accepted.err
+        assert "The sign-in returns to attacker.example.test (accepted, remembered from now on)" in accepted.err
         assert cli.config()["gateways"]["ts"]["sign_in_return"] == "https://attacker.example.test:443"
         assert cli.config()["gateways"]["ts"]["token"] != token
 

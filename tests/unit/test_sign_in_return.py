@@ -104,8 +104,8 @@ async def test_the_walk_never_hops_to_a_sign_in_returning_elsewhere_and_shows_ev
     assert "Sign-in at gw-a.example" in page
 
 
-def elsewhere(then: str, *, first_use: bool = True, returns_to: str = "gw.example.com") -> SignInElsewhere:
-    return SignInElsewhere("ts", GOOGLE, returns_to, "100.101.102.103:8080", first_use, then)
+def elsewhere(then: str, *, trust: str = "first use", returns_to: str = "gw.example.com") -> SignInElsewhere:
+    return SignInElsewhere("ts", GOOGLE, returns_to, "100.101.102.103:8080", trust, then)
 
 
 def test_the_terminal_says_where_the_sign_in_returns_and_how_to_open_it() -> None:
@@ -124,8 +124,12 @@ def test_the_terminal_says_where_the_sign_in_returns_and_how_to_open_it() -> Non
         f"{head}\nIt is not opened without a click: if gw.example.com is this rack's gateway, "
         f"sign in with its link on the one-tab page, or visit: {GOOGLE}"
     )
-    assert describe(elsewhere("shown", first_use=False)) == (
+    assert describe(elsewhere("shown", trust="remembered")) == (
         "The sign-in returns to gw.example.com (remembered for this rack), "
+        "not to this rack's gateway (100.101.102.103:8080)."
+    )
+    assert describe(elsewhere("shown", trust="accepted")) == (
+        "The sign-in returns to gw.example.com (accepted, remembered from now on), "
         "not to this rack's gateway (100.101.102.103:8080)."
     )
     # The URL is the one to show (--print-url-only, --qr) when no other line shows it.
