@@ -20,7 +20,6 @@ Nothing is written to the config unless a session won; the login in progress is 
 from __future__ import annotations
 
 import hmac
-import shlex
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
@@ -33,7 +32,7 @@ import anyio.abc
 from rgw.client import GatewayClient
 from rgw.config import ConfigData, ConfigStore
 from rgw.deadline import until
-from rgw.errors import GatewayError, LoginError, LoginStateUnknown, LoginTimeout, RgwError, UsageError
+from rgw.errors import LoginError, LoginStateUnknown, LoginTimeout, RgwError, UsageError
 from rgw.login.browser import BrowserLauncher, can_open
 from rgw.login.events import (
     BrowserOpened,
@@ -57,16 +56,12 @@ from rgw.login.events import (
 )
 from rgw.login.pending import RESUME_MAX_AGE, PendingLogin, PendingLogins
 from rgw.login.poller import LoginPoller, Wakeup
+from rgw.login.returns import RETURN_FIELD, SignInCheck, check_sign_in, remembered_return
 from rgw.models import DeviceInfo, LoginPending, LoginStart, RackConfig, Session
 from rgw.retry import RetryPolicy
-from rgw.text import printable
-from rgw.urls import browser_url, host_matches, normalize_url, origin, origin_host, sign_in_return
+from rgw.urls import browser_url, normalize_url, origin_host
 
 DEFAULT_TIMEOUT = 600.0
-#: A rack entry's note of the origin its sign-in returns to, remembered on first use like an ssh host
-#: key: a later change is refused until accepted (``login RACK --accept-redirect HOST``).  The Go CLI
-#: ignores unknown fields.
-RETURN_FIELD = "sign_in_return"
 #: Seconds a re-login spends revoking the session it replaced before giving up on it.
 REVOKE_PATIENCE = 5.0
 
@@ -187,30 +182,6 @@ def paste_result(line: str, state: str) -> Pasted:
     if result == "error":
         return Pasted(False, (query.get("error") or ["login failed in the browser"])[0])
     return Pasted(None, "that URL has this login's state but no result; paste the address the browser ended on")
-
-
-@dataclass(frozen=True)
-class SignInCheck:
-    """Where a login's sign-in returns to, and what that means (``LoginAttempt.check_sign_in``)."""
-
-    #: The origin its ``redirect_uri`` names (None: it names none).
-    returns_to: str | None = None
-    #: Not the rack's own gateway: the browser never goes there without the user's click.
-    elsewhere: bool = False
-    #: Not remembered for the rack yet (it is once the login succeeds).
-    first_use: bool = False
-    #: A change the user accepted (``--accept-redirect``; remembered once the login succeeds).
-    accepted: bool = False
-
-    @property
-    def trust(self) -> str:
-        return "first use" if self.first_use else "accepted" if self.accepted else "remembered"
-
-
-def remembered_return(rack: RackConfig | None) -> str | None:
-    """The origin ``rack``'s sign-in returned to at its last login (None: none remembered)."""
-    value = rack.extra.get(RETURN_FIELD) if rack is not None else None
-    return value if isinstance(value, str) and value else None
 
 
 def answered_before(rack: RackConfig | None, url: str) -> bool:
@@ -546,50 +517,15 @@ class LoginAttempt:
         return start
 
     async def check_sign_in(self, start: LoginStart) -> SignInCheck:
-        """Where the sign-in returns to its authorization code: this rack's gateway, all is well;
-        another rack's gateway of this command, refused (that gateway's session would go to this
-        one); elsewhere, allowed with a click, remembered on first use and refused once it changes."""
-        own = origin(self.client.base_url)
-        rack = printable(self.rack)
-        try:
-            returns_to = sign_in_return(start.auth_url)
-        except ValueError as exc:
-            raise GatewayError(
-                f"the gateway's sign-in URL was refused: {exc} (it is not opened and not shown)",
-                hint="A sign-in must say plainly where it returns to; check that this is a rack gateway.",
-            ) from None
-        # Without a redirect_uri, a sign-in page served by another rack's gateway is one of its logins.
-        for where, how in ((returns_to, "returns to"), (origin(start.auth_url), "is served by")):
-            other = self.flow.other_gateways.get(where) if where is not None and where != own else None
-            if other is not None:
-                name = shlex.quote(self.rack)
-                raise LoginError(
-                    f"the sign-in {rack}'s gateway gave {how} rack {printable(other)}'s gateway "
-                    f"({origin_host(where or '')}): it would log that gateway, not {rack}'s, in",
-                    hint=(
-                        f"Nothing was opened. Check rack {rack}'s URL: its gateway may be hostile. If {rack} and "
-                        f"{printable(other)} really are one gateway under two addresses, log in to {rack} on its "
-                        f"own: rack-gateway login {name}"
-                    ),
-                )
-        if returns_to is None or returns_to == own:
-            return SignInCheck(returns_to)
-        remembered = await self.flow.remembered_return(self.rack)
-        accepted = self.options.accept_return is not None and host_matches(self.options.accept_return, returns_to)
-        if remembered is not None and remembered != returns_to and not accepted:
-            there, before = origin_host(returns_to), origin_host(remembered)
-            raise LoginError(
-                f"the sign-in of rack {rack} now returns to {there}; it returned to {before} before",
-                hint=(
-                    f"Nothing was opened. If {there} really is this rack's gateway now (its public address "
-                    f"changed), accept it once:\n  rack-gateway login {shlex.quote(self.rack)} "
-                    f"--accept-redirect {shlex.quote(there)}\nOtherwise do not sign in: the gateway at "
-                    f"{self.client.base_url} may not be the one you know."
-                ),
-            )
-        if remembered == returns_to:
-            return SignInCheck(returns_to, elsewhere=True)
-        return SignInCheck(returns_to, elsewhere=True, first_use=not accepted, accepted=accepted)
+        """Where the sign-in returns to (``rgw.login.returns``): refused here, before anything is shown."""
+        return check_sign_in(
+            self.rack,
+            start.auth_url,
+            gateway=self.client.base_url,
+            others=self.flow.other_gateways,
+            remembered=await self.flow.remembered_return(self.rack),
+            accept=self.options.accept_return,
+        )
 
     async def race(self, services: anyio.abc.TaskGroup) -> Session | RgwError:
         """Browser, callback, poller, paste and MFA at once; ``decide`` picks the outcome."""
