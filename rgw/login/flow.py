@@ -518,12 +518,12 @@ class LoginAttempt:
 
     async def check_sign_in(self, start: LoginStart) -> SignInCheck:
         """Where the sign-in returns to (``rgw.login.returns``): refused here, before anything is shown."""
-        return check_sign_in(
+        return await check_sign_in(
             self.rack,
             start.auth_url,
             gateway=self.client.base_url,
             others=self.flow.other_gateways,
-            remembered=await self.flow.remembered_return(self.rack),
+            remembered=lambda: self.flow.remembered_return(self.rack),
             accept=self.options.accept_return,
         )
 

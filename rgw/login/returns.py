@@ -17,7 +17,7 @@ rack.  So ``check_sign_in`` decides, before anything is shown or opened:
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from rgw.errors import GatewayError, LoginError
@@ -56,19 +56,20 @@ def remembered_return(rack: RackConfig | None) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def check_sign_in(
+async def check_sign_in(
     rack: str,
     auth_url: str,
     *,
     gateway: str,
     others: Mapping[str, str],
-    remembered: str | None,
+    remembered: Callable[[], Awaitable[str | None]],
     accept: str | None = None,
 ) -> SignInCheck:
     """Check the sign-in ``auth_url`` that rack ``rack``'s gateway (at ``gateway``) gave.
 
     ``others``: the other racks' gateways of the command, origin -> rack; ``remembered``: the origin
-    the rack's sign-in returned to before; ``accept``: the user's ``--accept-redirect HOST``.
+    the rack's sign-in returned to before (asked only for a sign-in returning elsewhere, as it may
+    read the config); ``accept``: the user's ``--accept-redirect HOST``.
     A ``LoginError`` refuses the rack; a ``GatewayError`` says the ``redirect_uri`` names no one place.
     """
     own = origin(gateway)
@@ -87,10 +88,11 @@ def check_sign_in(
     if returns_to is None or returns_to == own:
         return SignInCheck(returns_to)
     accepted = accept is not None and host_matches(accept, returns_to)
-    if remembered == returns_to:
+    before = await remembered()
+    if before == returns_to:
         return SignInCheck(returns_to, elsewhere=True)
-    if remembered is not None and not accepted:
-        raise _changed(rack, gateway, origin_host(returns_to), origin_host(remembered))
+    if before is not None and not accepted:
+        raise _changed(rack, gateway, origin_host(returns_to), origin_host(before))
     return SignInCheck(returns_to, elsewhere=True, first_use=not accepted, accepted=accepted)
 
 
