@@ -143,8 +143,8 @@ class _Entry:
         return self.auth_url if self.status == "waiting" and self.auth_url else None
 
     def where(self) -> str:
-        """Which host the sign-in is at, and where it returns to."""
-        if not self.auth_url:
+        """Which host the sign-in is at, and where it returns to (while the rack waits for it)."""
+        if not self.auth_url or self.status != "waiting":
             return ""
         text = f"Sign-in at {origin_host(self.auth_url)}"
         if self.returns_to is not None:
