@@ -9,14 +9,16 @@ it works in any browser, without script.
 
 Racks whose gateway cannot send the browser back (a deployed gateway; a login taken up from an
 interrupted one; a rack another process is logging in to) are listed on the page with their sign-in
-link, and so is a sign-in that returns elsewhere than its rack's gateway (``rgw.urls.sign_in_return``):
-the tab never goes there without the user's click.  Every row says which host the sign-in is at and
-where it returns to.  The page lists every rack with its state (queued, starting, waiting, done, failed); a small
-script, allowed by its hash and nothing else, refreshes the list from ``<path>/status`` once a second
-without reloading.  Without script the page refreshes itself (``<meta http-equiv=refresh>``).
+link, and so is a sign-in that returns elsewhere than its rack's gateway (``rgw.login.returns``):
+the tab never goes there without the user's click.  While a rack waits, its row says which host its
+sign-in is at and where it returns to.  The page lists every rack with its state (queued, starting,
+waiting, done, failed); a small script, allowed by its hash and nothing else, refreshes the list
+from ``<path>/status`` (the same printable text) once a second without reloading.  Without script
+the page refreshes itself (``<meta http-equiv=refresh>``).
 
 The listener never sends the browser anywhere but to an ``auth_url`` a rack's own gateway returned
-from ``/auth/cli/start`` (checked by ``rgw.urls.browser_url`` when it arrived) or to the page: a hop
+from ``/auth/cli/start`` (checked by ``rgw.urls.browser_url`` when it arrived, and returning to that
+rack's gateway or naming no place: ``rgw.login.returns``) or to the page: a hop
 is taken only for a callback whose state is one of the walk's (compared in constant time), and only
 once per state; a second hit for the same state goes back to the page.
 """
