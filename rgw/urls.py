@@ -144,5 +144,68 @@ def browser_url(url: str, *, gateway: str, insecure_http: bool = False) -> str:
     raise ValueError(f"a {parts.scheme or 'relative'} URL, not https")
 
 
+def sign_in_return(auth_url: str) -> str | None:
+    """The origin a sign-in at ``auth_url`` sends the browser, and its authorization code, back to.
+
+    That is the origin of the ``redirect_uri`` in its query (a deployed gateway always sends one, to
+    ``https://<its DOMAIN>/api/v1/auth/cli/callback``); None when it names none.  ``ValueError`` for
+    one that is not an absolute http(s) URL with a host, or for several that disagree: no place to
+    compare, so nothing to trust.
+    """
+    from urllib.parse import parse_qs
+
+    try:
+        values = parse_qs(urlsplit(auth_url).query, keep_blank_values=True).get("redirect_uri", [])
+        origins = set()
+        for value in values:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+            if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+                raise ValueError("its redirect_uri is not an absolute web URL")
+            if parts.username is not None or parts.password is not None:
+                raise ValueError("its redirect_uri has a user name or password in it")
+            origins.add(origin(value))
+    except ValueError as exc:
+        raise ValueError(str(exc) if "redirect_uri" in str(exc) else "its redirect_uri is not a URL") from None
+    if len(origins) > 1:
+        raise ValueError("it names several redirect_uri that disagree")
+    return origins.pop() if origins else None
+
+
+def origin_host(url: str) -> str:
+    """``host`` or ``host:port`` of a URL or an origin, the port left out when it is the scheme's default."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    default = {"https": 443, "http": 80}.get(parts.scheme.lower())
+    return host if port is None or port == default else f"{host}:{port}"
+
+
+def host_matches(accepted: str, where: str) -> bool:
+    """Whether the user's ``accepted`` (a host, ``host:port``, or a URL) names the origin ``where``."""
+    text = accepted.strip().lower().rstrip("/")
+    if not text:
+        return False
+    if "://" in text:
+        try:
+            return origin(text) == where
+        except ValueError:
+            return False
+    try:
+        parts = urlsplit("//" + text)
+        port = parts.port
+    except ValueError:
+        return False
+    target = urlsplit(where)
+    if (parts.hostname or "").rstrip(".") != (target.hostname or "").rstrip("."):
+        return False
+    return port is None or port == target.port
+
+
 def looks_like_url(text: str) -> bool:
     return "://" in text or text.startswith(("localhost", "127.")) or ("." in text and "/" in text)

@@ -126,6 +126,13 @@ def terminal_columns(app: App) -> int:
     help="Allow a plain-HTTP gateway on another machine (stored for the rack; credentials travel unencrypted).",
 )
 @click.option(
+    "--accept-redirect",
+    "accept_redirect",
+    metavar="HOST",
+    default=None,
+    help="Accept a sign-in that now returns to HOST, not to the host this rack's sign-in returned to before.",
+)
+@click.option(
     "--token-storage",
     type=click.Choice(["file", "keyring"]),
     default=None,
@@ -150,6 +157,7 @@ async def login(
     progress: str,
     as_json: bool,
     insecure_http: bool,
+    accept_redirect: str | None,
     token_storage: str | None,
 ) -> None:
     """Log in to a rack gateway through your browser.
@@ -164,7 +172,6 @@ async def login(
         rack_arg, racks = racks[0], ()  # `login --rack prod` is `login prod`
     multi = bool(racks) or all_racks
     check_login_flags(rack_arg, url_arg, multi, expired_only, qr, print_url_only, as_json)
-    no_browser = no_browser or print_url_only
     data = await app.store.read(tokens=None if expired_only else ())  # the one read before the flow's locked write
     if multi:
         requests = login_targets(data, racks, all_racks=all_racks, insecure_http=insecure_http)
@@ -182,11 +189,12 @@ async def login(
 
     options = LoginOptions(
         timeout=timeout,
-        open_browser=not no_browser,
+        open_browser=not (no_browser or print_url_only),
         use_loopback=not no_loopback,
         loopback_port=loopback_port,
         make_current=not multi,
         token_storage=token_storage,
+        accept_return=accept_redirect,
     )
     emit = make_renderer(app, progress, [r.rack for r in requests], qr=qr, url_only=print_url_only)
     results = await log_in(app, data, requests, options, emit, parallel=parallel)

@@ -60,7 +60,33 @@ def _browser_lines(event: ev.LoginEvent) -> str | None:
             return "The browser could not be opened: open the URL above yourself."
         case ev.BrowserUnavailable(auth_url=url):
             return f"Open this URL in your browser: {printable(url)}"
+        case ev.SignInElsewhere():
+            return _elsewhere_lines(event)
     return None
+
+
+def _elsewhere_lines(event: ev.SignInElsewhere) -> str:
+    """A sign-in that returns to another host than the rack's gateway: where, and how to open it."""
+    there, gateway, url = printable(event.returns_to), printable(event.gateway), printable(event.auth_url)
+    if event.trust == "first use":
+        line = (
+            f"The sign-in returns to {there}, not to this rack's gateway ({gateway}): "
+            "first use, remembered for this rack from now on."
+        )
+    else:
+        how = "remembered for this rack" if event.trust == "remembered" else "accepted, remembered from now on"
+        line = f"The sign-in returns to {there} ({how}), not to this rack's gateway ({gateway})."
+    click = f"It is not opened without a click: if {there} is this rack's gateway,"
+    match event.then:
+        case "walk":
+            then = f"{click} sign in with its link on the one-tab page, or visit: {url}"
+        case "enter":
+            then = f"{click} press Enter to open it, or visit: {url}"
+        case "url":
+            then = f"Open this URL in your browser if {there} is this rack's gateway: {url}"
+        case _:
+            return line
+    return line + "\n" + then
 
 
 def _waiting_lines(event: ev.LoginEvent) -> str | None:
@@ -155,6 +181,8 @@ def sign_in_url(event: ev.LoginEvent) -> str | None:
         case ev.BrowserOpening(auth_url=url) | ev.BrowserUnavailable(auth_url=url, url_shown=False):
             return url
         case ev.CoalescedWait(auth_url=url) if url:
+            return url
+        case ev.SignInElsewhere(auth_url=url, then="enter" | "url"):
             return url
     return None
 
@@ -282,6 +310,8 @@ class LiveRenderer:
     def _classify(self, event: ev.LoginEvent) -> tuple[list[str], str | None]:
         match event:
             case ev.BrowserOpening() | ev.BrowserUnavailable() | ev.StillWaiting() | ev.PasteIgnored():
+                return ((describe(event) or "").splitlines(), None)
+            case ev.SignInElsewhere():
                 return ((describe(event) or "").splitlines(), None)
             case ev.CoalescedWait():
                 return ((describe(event) or "").splitlines(), "waiting for the login in another rack-gateway process")

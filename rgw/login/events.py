@@ -202,6 +202,27 @@ class WalkQueued(LoginEvent):
 
 
 @dataclass(frozen=True)
+class SignInElsewhere(LoginEvent):
+    """The rack's sign-in returns to ``returns_to`` (a host), not to its own gateway ``gateway``.
+
+    Legitimate (a gateway reached through a Tailscale address whose public DOMAIN differs) or not (a
+    hostile gateway handing out another gateway's sign-in), so the browser is never sent there
+    without the user's click.  ``trust``: ``first use`` (the host is remembered for the rack from now
+    on, and a later change is refused), ``remembered``, or ``accepted`` (``--accept-redirect``, for a
+    host that changed; remembered from now on).  ``then`` says how the user gets there: ``walk`` (its
+    link on the one-tab page), ``enter`` (Enter opens the browser), ``url`` (open ``auth_url`` by
+    hand), or ``shown`` (another line shows ``auth_url``: the browser opens for a host remembered or
+    accepted, or cannot be opened).
+    """
+
+    auth_url: str
+    returns_to: str
+    gateway: str
+    trust: str
+    then: str
+
+
+@dataclass(frozen=True)
 class WalkProgress(LoginEvent):
     """A rack of a multi-rack login finished: ``finished`` of ``total``, ``failed`` of them failed."""
 

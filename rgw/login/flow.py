@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -49,15 +49,17 @@ from rgw.login.events import (
     ReplacedSessionRevoked,
     ResumeDiscarded,
     RetryEvents,
+    SignInElsewhere,
     StillWaiting,
     Waiting,
     WalkQueued,
 )
 from rgw.login.pending import RESUME_MAX_AGE, PendingLogin, PendingLogins
 from rgw.login.poller import LoginPoller, Wakeup
+from rgw.login.returns import RETURN_FIELD, SignInCheck, check_sign_in, remembered_return
 from rgw.models import DeviceInfo, LoginPending, LoginStart, RackConfig, Session
 from rgw.retry import RetryPolicy
-from rgw.urls import browser_url, normalize_url
+from rgw.urls import browser_url, normalize_url, origin_host
 
 DEFAULT_TIMEOUT = 600.0
 #: Seconds a re-login spends revoking the session it replaced before giving up on it.
@@ -91,7 +93,9 @@ class CallbackResultLike(Protocol):
 class WalkLike(Protocol):
     """The one-tab walk of a multi-rack login (``rgw.login.walk.LoginWalk``)."""
 
-    def offer(self, rack: str, *, auth_url: str, state: str, hop: bool) -> None: ...
+    def offer(
+        self, rack: str, *, auth_url: str, state: str, hop: bool, returns_to: str | None = None, elsewhere: bool = False
+    ) -> None: ...
     def finish(self, rack: str, *, ok: bool, detail: str) -> None: ...
 
 
@@ -130,6 +134,9 @@ class LoginOptions:
     resume: bool = True
     #: Seconds after its start a pending login may still be resumed.
     resume_max_age: float = RESUME_MAX_AGE
+    #: ``--accept-redirect HOST``: a sign-in now returning to HOST is accepted (and remembered) although
+    #: the rack remembers another host.
+    accept_return: str | None = None
     #: The whole login's deadline (an ``anyio.current_time()`` value), fixed once where the command
     #: starts (``starting_now``): every rack's login ends by it.  None: ``timeout`` from each start.
     deadline: float | None = None
@@ -208,6 +215,8 @@ class LoginFlow:
         walk: WalkLike | None = None,
         walk_opens_browser: bool = False,
         known_gateway: bool | None = None,
+        other_gateways: Mapping[str, str] | None = None,
+        remembered: RackConfig | bool | None = False,
     ) -> None:
         self.client = client
         self.store = store
@@ -232,6 +241,11 @@ class LoginFlow:
         self.attempt: LoginAttempt | None = None
         #: Whether this rack's gateway answered before (None: the config says, ``answered_before``).
         self.known_gateway = known_gateway
+        #: The other racks' gateways of the same command, origin -> rack: a sign-in returning to one
+        #: of them would hand that gateway's session to this one's.
+        self.other_gateways = dict(other_gateways or {})
+        #: The rack's entry as the command read it (None: not stored; False: read it from the config).
+        self._remembered = remembered
 
     @property
     def poller(self) -> LoginPoller | None:
@@ -248,8 +262,17 @@ class LoginFlow:
             self.known_gateway = answered_before((await self.store.read(tokens=())).rack(rack), self.client.base_url)
         return self.known_gateway
 
-    async def save(self, rack: str, session: Session) -> str | None:
-        """Store the session; returns the token it replaced at the same gateway (None if none)."""
+    async def remembered_return(self, rack: str) -> str | None:
+        """The origin ``rack``'s sign-in returned to at its last login (``remembered_return``)."""
+        if self._remembered is False:
+            self._remembered = (await self.store.read(tokens=())).rack(rack)
+        return remembered_return(self._remembered if isinstance(self._remembered, RackConfig) else None)
+
+    async def save(self, rack: str, session: Session, *, returns_to: str | None = None) -> str | None:
+        """Store the session; returns the token it replaced at the same gateway (None if none).
+
+        ``returns_to``: the origin the sign-in returned to, remembered for the rack (``RETURN_FIELD``).
+        """
         url = self.client.base_url
         insecure_http = True if self.client.insecure_http else None
         device = self.device
@@ -272,6 +295,7 @@ class LoginFlow:
                     device_name=session.device_name or device.device_name,
                     mfa_verified=session.mfa_verified,
                     insecure_http=insecure_http,
+                    extra={RETURN_FIELD: returns_to} if returns_to else {},
                 )
             )
             if token_storage is not None:
@@ -325,6 +349,8 @@ class LoginAttempt:
         )
         #: The interrupted login this attempt took up, if any.
         self.resumed: PendingLogin | None = None
+        #: Where the sign-in returns to (``check_sign_in``).
+        self.sign_in = SignInCheck()
 
     async def run(self) -> Session:
         with until(self.deadline):
@@ -372,7 +398,7 @@ class LoginAttempt:
                             self.flow.walk.finish(self.rack, ok=False, detail=outcome.message)
                     if isinstance(outcome, Session):
                         with anyio.CancelScope(shield=True):
-                            replaced = await self.flow.save(self.rack, outcome)
+                            replaced = await self.flow.save(self.rack, outcome, returns_to=self.sign_in.returns_to)
                             await self.end_pending()
                         self.session = outcome
                         self.emit(LoggedIn(self.rack, outcome.email))
@@ -407,8 +433,9 @@ class LoginAttempt:
             return None
         try:  # the record is ours, but what goes to the terminal or a browser is checked every time
             browser_url(found.start.auth_url, gateway=self.client.base_url, insecure_http=self.client.insecure_http)
-        except ValueError:
-            await self.pending.delete()
+            self.sign_in = await self.check_sign_in(found.start)
+        except (ValueError, RgwError):
+            await self.pending.delete()  # a fresh login faces the same check
             return None
         poller = LoginPoller(
             self.client,
@@ -482,11 +509,23 @@ class LoginAttempt:
             device_name=self.flow.device.device_name,
             on_retry=RetryEvents(self.rack, self.emit, until_deadline=known),
         )
+        self.sign_in = await self.check_sign_in(start)
         await self.keep_pending(start)
         self.emit(GatewayReachable(self.rack, self.client.base_url, start.loopback))
         if self.flow.on_start is not None:
             await self.flow.on_start(start)
         return start
+
+    async def check_sign_in(self, start: LoginStart) -> SignInCheck:
+        """Where the sign-in returns to (``rgw.login.returns``): refused here, before anything is shown."""
+        return await check_sign_in(
+            self.rack,
+            start.auth_url,
+            gateway=self.client.base_url,
+            others=self.flow.other_gateways,
+            remembered=lambda: self.flow.remembered_return(self.rack),
+            accept=self.options.accept_return,
+        )
 
     async def race(self, services: anyio.abc.TaskGroup) -> Session | RgwError:
         """Browser, callback, poller, paste and MFA at once; ``decide`` picks the outcome."""
@@ -531,10 +570,32 @@ class LoginAttempt:
 
     def show_sign_in(self, start: LoginStart, services: anyio.abc.TaskGroup) -> None:
         """The sign-in URL goes to the walk's tab, a browser of its own, or the user's eyes."""
-        # On the shared tab's walk, a rack whose gateway calls the listener back is a hop, others links.
-        returns = self._waiter is not None and self.listener is self.flow.listener
+        # On the shared tab's walk, a rack whose gateway calls the listener back is a hop, others links;
+        # a sign-in returning elsewhere than the rack's gateway is never walked to without a click.
+        check = self.sign_in
+        returns = self._waiter is not None and self.listener is self.flow.listener and not check.elsewhere
         if self.flow.walk is not None:
-            self.flow.walk.offer(self.rack, auth_url=start.auth_url, state=start.state, hop=returns)
+            self.flow.walk.offer(
+                self.rack,
+                auth_url=start.auth_url,
+                state=start.state,
+                hop=returns,
+                returns_to=check.returns_to,
+                elsewhere=check.elsewhere,
+            )
+        openable = self.options.open_browser and can_open(self.flow.browser)
+        if check.elsewhere:
+            if self.flow.walk_opens_browser and self.resumed is None:
+                then = "walk"
+            elif openable and check.first_use and self.resumed is None:
+                then = "enter" if self.flow.paste is not None else "url"
+            else:
+                then = "shown"
+            there, gateway = origin_host(check.returns_to or ""), origin_host(self.client.base_url)
+            self.emit(SignInElsewhere(self.rack, start.auth_url, there, gateway, check.trust, then))
+            if then != "shown":
+                self._mfa_in_browser = False
+                return
         if self.resumed is not None:
             pass  # LoginResumed showed the URL; the browser opens again only when the user asks
         elif self.flow.walk_opens_browser:
@@ -542,7 +603,7 @@ class LoginAttempt:
             # leave the tab on that page, and the walk could not go on to the next rack.
             self._mfa_in_browser = returns
             self.emit(WalkQueued(self.rack, start.auth_url, returns))
-        elif self.options.open_browser and can_open(self.flow.browser):
+        elif openable:
             # The URL is shown before the launch, so a user on a remote machine can copy it.
             self.emit(BrowserOpening(self.rack, start.auth_url))
             # Not part of the race: a browser on its way to the listener is not cut off when

@@ -40,7 +40,7 @@ from rgw.login.pending import PendingLogins
 from rgw.login.walk import LoginWalk
 from rgw.models import DEFAULT_PARALLEL, DeviceInfo, LoginRequest, LoginStart, RackConfig
 from rgw.retry import RetryPolicy
-from rgw.urls import browser_url
+from rgw.urls import browser_url, origin
 
 if TYPE_CHECKING:
     from rgw.login.listener import CallbackListener
@@ -108,6 +108,9 @@ class LoginCoordinator:
         self.mfa = mfa
         #: A rack's login -> the client it uses (the CLI's is paced by the shared request budget).
         self.client_factory = client_factory or _plain_client
+        #: The gateways of this command's racks, origin -> rack (a sign-in returning to another rack's
+        #: gateway is refused: ``LoginAttempt.check_sign_in``).
+        self.gateways: dict[str, str] = {}
 
     async def login_one(
         self,
@@ -158,6 +161,8 @@ class LoginCoordinator:
                     walk=walk,
                     walk_opens_browser=self._walk_opens_browser(),
                     known_gateway=answered_before(before, request.url),
+                    other_gateways=self.gateways,
+                    remembered=before,
                 )
                 session = await flow.run(request.rack)
             return RackLoginResult(request.rack, request.url, email=session.email)
@@ -208,6 +213,7 @@ class LoginCoordinator:
         With more than one rack and a listener, one browser tab walks through them all (``LoginWalk``).
         """
         unique = list({r.rack: r for r in requests}.values())
+        self.gateways = _gateways(unique)
         self.options = self.options.starting_now()  # one deadline for the whole login, every rack
         # One read for the whole command, with the sessions each login replaces (and revokes).
         data = await self.store.read(tokens=[r.rack for r in unique])
@@ -305,6 +311,17 @@ def _fit_for_browser(url: str | None, request: LoginRequest) -> str | None:
         return browser_url(url, gateway=request.url, insecure_http=request.insecure_http)
     except ValueError:
         return None
+
+
+def _gateways(requests: Sequence[LoginRequest]) -> dict[str, str]:
+    """origin -> rack of each request (the first rack of an origin names it)."""
+    found: dict[str, str] = {}
+    for request in requests:
+        try:
+            found.setdefault(origin(request.url), request.rack)
+        except ValueError:
+            continue  # not a URL this login could reach anyway
+    return found
 
 
 def _error_text(result: RackLoginResult) -> str:

@@ -9,12 +9,16 @@ it works in any browser, without script.
 
 Racks whose gateway cannot send the browser back (a deployed gateway; a login taken up from an
 interrupted one; a rack another process is logging in to) are listed on the page with their sign-in
-link.  The page lists every rack with its state (queued, starting, waiting, done, failed); a small
-script, allowed by its hash and nothing else, refreshes the list from ``<path>/status`` once a second
-without reloading.  Without script the page refreshes itself (``<meta http-equiv=refresh>``).
+link, and so is a sign-in that returns elsewhere than its rack's gateway (``rgw.login.returns``):
+the tab never goes there without the user's click.  While a rack waits, its row says which host its
+sign-in is at and where it returns to.  The page lists every rack with its state (queued, starting,
+waiting, done, failed); a small script, allowed by its hash and nothing else, refreshes the list
+from ``<path>/status`` (the same printable text) once a second without reloading.  Without script
+the page refreshes itself (``<meta http-equiv=refresh>``).
 
 The listener never sends the browser anywhere but to an ``auth_url`` a rack's own gateway returned
-from ``/auth/cli/start`` (checked by ``rgw.urls.browser_url`` when it arrived) or to the page: a hop
+from ``/auth/cli/start`` (checked by ``rgw.urls.browser_url`` when it arrived, and returning to that
+rack's gateway or naming no place: ``rgw.login.returns``) or to the page: a hop
 is taken only for a callback whose state is one of the walk's (compared in constant time), and only
 once per state; a second hit for the same state goes back to the page.
 """
@@ -31,6 +35,7 @@ from dataclasses import dataclass
 import anyio
 
 from rgw.text import find_secret, printable
+from rgw.urls import origin_host
 
 __all__ = ["LoginWalk", "WalkPage"]
 
@@ -60,6 +65,7 @@ WALK_STYLE = (
     "box-shadow:0 1px 4px #0002}h1{font-size:1.35em;margin:.1em 0 .7em}.brand{margin:0;color:#555;font-size:.9em}"
     "table{border-collapse:collapse;width:100%;margin:1em 0}td{padding:.35em .5em;border-top:1px solid #e5e7eb;"
     "vertical-align:top}td.rack{font-weight:600;word-break:break-all}td.detail{color:#555;word-break:break-word}"
+    "td.where{color:#555;font-size:.85em;word-break:break-word}"
     "tr.done td.state{color:#15803d}tr.failed td.state{color:#b91c1c}a.go{font-weight:600}"
     "a.go[hidden]{display:none}.summary{font-weight:600}code{white-space:nowrap}"
 )
@@ -71,7 +77,7 @@ WALK_SCRIPT = (
     "function set(row,sel,text){var e=row.querySelector(sel);if(e)e.textContent=text;}"
     "function tick(){fetch(u,{cache:'no-store'}).then(function(r){return r.json();}).then(function(d){"
     "d.racks.forEach(function(r,i){var row=document.getElementById('r'+i);if(!row)return;"
-    "row.className=r.status;set(row,'.state',r.label);set(row,'.detail',r.detail);"
+    "row.className=r.status;set(row,'.state',r.label);set(row,'.detail',r.detail);set(row,'.where',r.where);"
     "var a=row.querySelector('a.go');if(!a)return;"
     "if(r.url&&/^https?:\\/\\//.test(r.url)){a.href=r.url;a.hidden=false;"
     "if(r.new_tab){a.target='_blank';a.rel='noopener noreferrer';}else{a.removeAttribute('target');}}"
@@ -114,6 +120,9 @@ class _Entry:
         #: hop (its gateway sends the browser back), link (it cannot), elsewhere (another process).
         self.kind: str | None = None
         self.auth_url: str | None = None
+        #: The origin the sign-in returns to (None: it names none); ``elsewhere``: not the rack's gateway.
+        self.returns_to: str | None = None
+        self.elsewhere = False
         self.state: str | None = None
         self.detail = ""
         #: The walk sent the browser to this rack's sign-in (or its callback came back).
@@ -134,6 +143,17 @@ class _Entry:
 
     def link(self) -> str | None:
         return self.auth_url if self.status == "waiting" and self.auth_url else None
+
+    def where(self) -> str:
+        """Which host the sign-in is at, and where it returns to (while the rack waits for it)."""
+        if not self.auth_url or self.status != "waiting":
+            return ""
+        text = f"Sign-in at {origin_host(self.auth_url)}"
+        if self.returns_to is not None:
+            text += f", returns to {origin_host(self.returns_to)}"
+        if self.elsewhere:
+            text += ", not to this rack's gateway: sign in there only if that is where you expect it"
+        return text
 
 
 class LoginWalk:
@@ -181,11 +201,18 @@ class LoginWalk:
             entry.status = "starting"
             self._change()
 
-    def offer(self, rack: str, *, auth_url: str, state: str, hop: bool) -> None:
-        """The rack's sign-in is ready at ``auth_url``; ``hop``: its gateway sends the browser back."""
+    def offer(
+        self, rack: str, *, auth_url: str, state: str, hop: bool, returns_to: str | None = None, elsewhere: bool = False
+    ) -> None:
+        """The rack's sign-in is ready at ``auth_url``; ``hop``: its gateway sends the browser back.
+
+        ``returns_to``: the origin the sign-in returns to; ``elsewhere``: not the rack's gateway, so
+        it is a link, never a hop.
+        """
         entry = self._by_rack[rack]
-        entry.kind = "hop" if hop else "link"
+        entry.kind = "hop" if hop and not elsewhere else "link"
         entry.auth_url, entry.state = auth_url, state
+        entry.returns_to, entry.elsewhere = returns_to, elsewhere
         entry.status = "waiting"
         entry.visited = entry.hopped = False
         self._change()
@@ -196,6 +223,7 @@ class LoginWalk:
         if entry.finished:
             return
         entry.kind, entry.auth_url, entry.status = "elsewhere", auth_url, "waiting"
+        entry.returns_to, entry.elsewhere = None, False
         self._change()
 
     def finish(self, rack: str, *, ok: bool, detail: str) -> None:
@@ -320,12 +348,15 @@ class LoginWalk:
         return None
 
     def _rows(self) -> list[dict[str, object]]:
+        # The same printable text the page shows (``_shown``): the script writes it with textContent,
+        # which renders a bidi override or a control character as it is.
         return [
             {
-                "rack": e.rack,
+                "rack": _shown(e.rack),
                 "status": e.status,
-                "label": e.label(),
-                "detail": e.detail,
+                "label": _shown(e.label()),
+                "detail": _shown(e.detail),
+                "where": _shown(e.where()),
                 "url": e.link(),
                 "new_tab": e.kind != "hop",
             }
@@ -333,7 +364,9 @@ class LoginWalk:
         ]
 
     def _status_json(self) -> bytes:
-        return json.dumps({"racks": self._rows(), "summary": self.summary(), "finished": self.finished}).encode()
+        return json.dumps(
+            {"racks": self._rows(), "summary": _shown(self.summary()), "finished": self.finished}
+        ).encode()
 
     def _page(self) -> bytes:
         rows = []
@@ -348,7 +381,7 @@ class LoginWalk:
             rows.append(
                 f'<tr id="r{entry.index}" class="{entry.status}"><td class="rack">{_text(entry.rack)}</td>'
                 f'<td class="state">{_text(entry.label())}</td><td class="detail">{_text(entry.detail)}</td>'
-                f"<td>{anchor}</td></tr>"
+                f'<td class="where">{_text(entry.where())}</td><td>{anchor}</td></tr>'
             )
         if self.finished:
             refresh = ""
@@ -371,5 +404,10 @@ class LoginWalk:
         ).encode()
 
 
+def _shown(value: str) -> str:
+    """Foreign text as the walk shows it: printable, cut at 300 characters."""
+    return printable(value, limit=300)
+
+
 def _text(value: str) -> str:
-    return html.escape(printable(value, limit=300))
+    return html.escape(_shown(value))

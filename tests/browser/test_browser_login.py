@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import pexpect
 import pyotp
@@ -264,7 +265,11 @@ def test_the_list_follows_a_deployed_rack_without_reloading(oidc_provider: Provi
         walk_until_done(page, oidc_provider, ["developer@example.com"], "1 of 2 racks finished.")
         page.screenshot("walk-waiting-for-the-deployed-rack")
         assert page.url == walk
-        assert "dep sign in with the link Sign in" in page.text.splitlines()
+        # The row says where the sign-in is and where it returns to (issue 20, item 2).
+        provider, gateway = urlsplit(oidc_provider.url).netloc, urlsplit(dep.url).netloc
+        assert (
+            f"dep sign in with the link Sign-in at {provider}, returns to {gateway} Sign in" in page.text.splitlines()
+        )
         page.driver.execute_script("document.title = 'not reloaded'")  # gone if the page reloads
         rows = page.driver.find_elements(By.CSS_SELECTOR, "tbody tr")
         row = next(r for r in rows if r.find_element(By.CSS_SELECTOR, "td.rack").text == "dep")

@@ -175,13 +175,15 @@ async def test_the_page_escapes_foreign_text_and_runs_only_what_its_policy_pins(
         assert status.headers["content-type"] == "application/json"
         listed = json.loads(status.text)
         assert listed["finished"] is True
-        assert [r["rack"] for r in listed["racks"]] == [hostile, "b"]  # exact in JSON; the script sets textContent
+        # The printable text the page shows (issue 20, item 8); the script sets it with textContent.
+        assert [r["rack"] for r in listed["racks"]] == ["prod<script>alert(1)</script>\\x1b]0;owned\\x07", "b"]
         assert listed["racks"][0]["status"] == "failed"
         assert listed["racks"][1] == {
             "rack": "b",
             "status": "done",
             "label": "logged in",
             "detail": "dev@example.com",
+            "where": "",
             "url": None,
             "new_tab": True,
         }
@@ -295,3 +297,25 @@ def test_a_sign_in_url_another_process_published_is_checked_before_it_is_shown(p
 
     request = LoginRequest(rack="a", url="https://gw.example")
     assert _fit_for_browser(planted, request) == (planted if kept else None)
+
+
+async def test_the_live_list_carries_the_same_printable_text_as_the_page() -> None:
+    """Issue 20, item 8: the script writes ``/status`` with textContent a second after the page loads,
+    so the JSON must not carry what the page escapes (a ``\\u202e`` reverses the text after it)."""
+    from rgw.text import printable
+
+    reversed_rack = "prod\u202egnp.exe"
+    detail = "domain not allowed: \u202eevil\x1b[2J\u2066x" + "y" * 400
+    async with walking([reversed_rack, "b"]) as w:
+        w.walk.finish(reversed_rack, ok=False, detail=detail)
+        page = (await w.get(w.page)).text
+        listed = json.loads((await w.get(w.page + "/status")).text)
+    row = listed["racks"][0]
+    assert row["rack"] == printable(reversed_rack, limit=300) == "prod\\u202egnp.exe"
+    assert row["detail"] == printable(detail, limit=300)
+    for field in ("rack", "label", "detail"):
+        assert row[field].isprintable(), field
+    assert listed["summary"].isprintable()
+    # The same text the page shows (there HTML-escaped as well).
+    assert row["detail"] in page
+    assert row["rack"] in page
