@@ -50,6 +50,14 @@ def find_secret(candidate: str, secrets: Iterable[tuple[str, T]]) -> T | None:
     return found
 
 
+def is_plain_name(value: str) -> bool:
+    """Letters (a-z, A-Z), digits, ``.``, ``_`` and ``-``, led by a letter or digit: a name every shell
+    reads back as one word unquoted, that no completion protocol or option parser takes for more."""
+    return bool(value) and value[0].isascii() and value[0].isalnum() and all(c in _PLAIN for c in value)
+
+
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
 #: The longest credential accepted (the gateway's tokens are far shorter; this bounds headers).
 MAX_TOKEN = 4096
 

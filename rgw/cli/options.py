@@ -80,13 +80,21 @@ def enable_verbose(ctx: click.Context) -> None:
 
 
 def complete_racks(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[CompletionItem]:
-    """Shell completion of a rack name: the racks in the config (``--config`` on the line is honoured)."""
+    """Shell completion of a rack name: the racks in the config (``--config`` on the line is honoured).
+
+    Only plain names (``rgw.text.is_plain_name``, the only ones ``login`` gives a new rack) are offered:
+    a shell puts a completion on the command line as it is, so another tool's ``prod$(cmd)`` would
+    run when the line does, and a line break or comma in a name would be read as a completion record
+    of its own.  Such a rack still works when typed (quoted); it is just not offered.
+    """
     from asyncclick.shell_completion import CompletionItem
 
     from rgw.config import rack_names_now
+    from rgw.text import is_plain_name
 
     app = app_of(ctx)
-    return [CompletionItem(name) for name in rack_names_now(app.config_dir) if name.startswith(incomplete)]
+    names = rack_names_now(app.config_dir)
+    return [CompletionItem(name) for name in names if name.startswith(incomplete) and is_plain_name(name)]
 
 
 def global_options() -> list[click.Option]:
