@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from rgw.config import ConfigData, ConfigStore
 from rgw.errors import ConfigError, NoRackError, NotLoggedIn, UsageError
 from rgw.models import LoginRequest, RackConfig
-from rgw.text import is_plain_name, is_token
+from rgw.text import is_plain_name, is_token, printable
 from rgw.urls import check_link, link_kind, looks_like_url, normalize_url
 
 #: Longest rack name accepted (the Go CLI stores any alias; this keeps tables and prompts sane).
@@ -38,8 +38,23 @@ def quoted(name: str) -> str:
 
 
 def shell_word(value: str) -> str:
-    """``value`` as one word a shell reads back as it is: a hint's command is safe to paste."""
-    return shlex.quote(value)
+    """``value`` as one word a shell reads back as it is: a hint's command is safe to paste.
+
+    A value with a control character (a name another tool stored) is written ``$'...'`` with the
+    character escaped (bash, zsh, ksh), so the hint stays on its line and shows no escape sequence.
+    """
+    if value.isprintable():
+        return shlex.quote(value)
+    return "$'" + "".join(_ansi_c(char) for char in value) + "'"
+
+
+def _ansi_c(char: str) -> str:
+    if char in "\\'":
+        return "\\" + char
+    if char.isprintable():
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def login_hint(rack: str | None, url: str | None) -> str:
@@ -163,7 +178,7 @@ def command_target(data: ConfigData, selection: Selection) -> Target:
         check_link(url, insecure_http=insecure, rack=name)
         return Target(url=url, token=api_token, rack_name=name, rack=rack, api_token=True, insecure_http=insecure)
     if rack is None or not rack.token:
-        raise NotLoggedIn(f"not logged in to {name or url}", hint=login_hint(name, url))
+        raise NotLoggedIn(f"not logged in to {printable(name or url)}", hint=login_hint(name, url))
     if not is_token(rack.token):
         raise ConfigError(
             f"the stored session of rack {rack.name!r} is not a valid token (edited by hand?)",
@@ -250,5 +265,5 @@ def stored_session(data: ConfigData, selection: Selection) -> RackConfig:
     if rack is None:
         raise NoRackError(f"unknown rack {quoted(name)}", hint="Please run: rack-gateway racks")
     if not rack.token:
-        raise NotLoggedIn(f"not logged in to {name}", hint=login_hint(name, rack.url))
+        raise NotLoggedIn(f"not logged in to {printable(name)}", hint=login_hint(name, rack.url))
     return rack

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from typing import Any
 
 import pytest
 
 from rgw.config import ConfigData
 from rgw.errors import EXIT_CODES, NoRackError, NotLoggedIn, RgwError, UsageError
-from rgw.targets import Selection, command_target, login_target, login_targets, stored_session
+from rgw.targets import Selection, command_target, login_target, login_targets, shell_word, stored_session
 
 A = "https://a.example.com"
 B = "https://b.example.com"
@@ -205,3 +207,12 @@ def test_a_hint_names_the_rack_as_one_shell_word() -> None:
 
     assert login_hint("no such;rm", None) == "Please run: rack-gateway login 'no such;rm' <gateway-url>"
     assert login_hint("prod", "https://gw.example.com") == "Please run: rack-gateway login prod https://gw.example.com"
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+@pytest.mark.parametrize("value", ["prod", "my rack", "it's", "e\x1b]0;X\x07\nLogged in\\n\u202e\U0001f600x", "a\tb"])
+def test_a_shell_word_stays_on_its_line_and_bash_reads_it_back_as_it_was(value: str) -> None:
+    word = shell_word(value)
+    assert word.isprintable()
+    done = subprocess.run(["bash", "-c", f"printf %s {word}"], capture_output=True, timeout=30, check=True)
+    assert done.stdout.decode("utf-8", "surrogateescape") == value
