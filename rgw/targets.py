@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from rgw.config import ConfigData, ConfigStore
 from rgw.errors import ConfigError, NoRackError, NotLoggedIn, UsageError
 from rgw.models import LoginRequest, RackConfig
-from rgw.text import is_token
+from rgw.text import is_plain_name, is_token, printable
 from rgw.urls import check_link, link_kind, looks_like_url, normalize_url
 
 #: Longest rack name accepted (the Go CLI stores any alias; this keeps tables and prompts sane).
@@ -38,8 +38,23 @@ def quoted(name: str) -> str:
 
 
 def shell_word(value: str) -> str:
-    """``value`` as one word a shell reads back as it is: a hint's command is safe to paste."""
-    return shlex.quote(value)
+    """``value`` as one word a shell reads back as it is: a hint's command is safe to paste.
+
+    A value with a control character (a name another tool stored) is written ``$'...'`` with the
+    character escaped (bash, zsh, ksh), so the hint stays on its line and shows no escape sequence.
+    """
+    if value.isprintable():
+        return shlex.quote(value)
+    return "$'" + "".join(_ansi_c(char) for char in value) + "'"
+
+
+def _ansi_c(char: str) -> str:
+    if char in "\\'":
+        return "\\" + char
+    if char.isprintable():
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def login_hint(rack: str | None, url: str | None) -> str:
@@ -59,6 +74,22 @@ def check_rack_name(name: str) -> str:
         raise UsageError(
             f"the rack name {quoted(name)} has spaces or control characters at its ends or inside it",
             hint="Use letters, digits and punctuation, e.g. production or eu-staging.",
+        )
+    return name
+
+
+def check_new_rack_name(name: str, data: ConfigData) -> str:
+    """``check_rack_name``, and for a rack the config does not have yet, a plain name (``rgw.text.is_plain_name``).
+
+    A name lands in shell completion, in hints to paste and in prompts: one of letters, digits, ``.``,
+    ``_`` and ``-`` needs no quoting anywhere.  A rack another tool stored under another name keeps it.
+    """
+    check_rack_name(name)
+    if data.rack(name) is None and not is_plain_name(name):
+        raise UsageError(
+            f"the rack name {quoted(name)} has characters a new rack name cannot have: use letters (a-z, A-Z), "
+            "digits, '.', '_' and '-', starting with a letter or digit",
+            hint="Choose a name such as production or eu-staging (racks already in the config keep their names).",
         )
     return name
 
@@ -147,7 +178,7 @@ def command_target(data: ConfigData, selection: Selection) -> Target:
         check_link(url, insecure_http=insecure, rack=name)
         return Target(url=url, token=api_token, rack_name=name, rack=rack, api_token=True, insecure_http=insecure)
     if rack is None or not rack.token:
-        raise NotLoggedIn(f"not logged in to {name or url}", hint=login_hint(name, url))
+        raise NotLoggedIn(f"not logged in to {printable(name or url)}", hint=login_hint(name, url))
     if not is_token(rack.token):
         raise ConfigError(
             f"the stored session of rack {rack.name!r} is not a valid token (edited by hand?)",
@@ -179,6 +210,7 @@ def login_target(
     if rack_arg is not None:
         check_rack_name(rack_arg)
     if rack_arg is not None and url_arg is not None:
+        check_new_rack_name(rack_arg, data)
         return _login_request(rack_arg, url_arg, insecure_http)
     env_url = selection.env("RACK_GATEWAY_URL")
     name = rack_arg or selection.rack_name(data)
@@ -192,6 +224,7 @@ def login_target(
             f"{quoted(rack_arg)} looks like a URL: give the rack a name first", hint=login_hint("production", rack_arg)
         )
     if env_url:
+        check_new_rack_name(name, data)
         return _login_request(name, env_url, insecure_http)
     raise NoRackError(f"unknown rack {quoted(name)}", hint=login_hint(name, None))
 
@@ -232,5 +265,5 @@ def stored_session(data: ConfigData, selection: Selection) -> RackConfig:
     if rack is None:
         raise NoRackError(f"unknown rack {quoted(name)}", hint="Please run: rack-gateway racks")
     if not rack.token:
-        raise NotLoggedIn(f"not logged in to {name}", hint=login_hint(name, rack.url))
+        raise NotLoggedIn(f"not logged in to {printable(name)}", hint=login_hint(name, rack.url))
     return rack

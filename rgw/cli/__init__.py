@@ -92,6 +92,7 @@ def report(error: RgwError, stream: TextIO | None = None, environ: Mapping[str, 
 
     from rgw.cli.app import safe_lines
     from rgw.cli.style import BOLD_RED, paint
+    from rgw.text import run_secrets, without_secrets
 
     out = stream if stream is not None else sys.stderr
     env = os.environ if environ is None else environ
@@ -99,9 +100,10 @@ def report(error: RgwError, stream: TextIO | None = None, environ: Mapping[str, 
         color = out.isatty() and env.get("TERM", "") != "dumb" and "NO_COLOR" not in env
     except (AttributeError, ValueError):
         color = False
-    print(f"{paint('Error:', BOLD_RED, color=color)} {safe_lines(error.message)}", file=out)
+    secrets = run_secrets()  # taken out where gateway text enters rgw; this is the last net
+    print(f"{paint('Error:', BOLD_RED, color=color)} {safe_lines(without_secrets(error.message, secrets))}", file=out)
     if error.hint:
-        print(safe_lines(error.hint), file=out)
+        print(safe_lines(without_secrets(error.hint, secrets)), file=out)
 
 
 async def run(args: Sequence[str] | None = None, *, obj: App | None = None) -> int:
@@ -111,6 +113,7 @@ async def run(args: Sequence[str] | None = None, *, obj: App | None = None) -> i
     ``obj`` replaces the ``App`` built from the options (its streams, browser, environment).
     """
     LOGGED_IN_BEFORE_INTERRUPT.set([])
+    _start_secrets(obj)
     try:
         await cli.main(
             args=list(args) if args is not None else None,
@@ -137,6 +140,18 @@ async def run(args: Sequence[str] | None = None, *, obj: App | None = None) -> i
         report(first, *_streams(obj))
         return first.exit_code
     return 0
+
+
+def _start_secrets(obj: App | None) -> None:
+    """This run's secrets (``rgw.text.run_secrets``): the ``App``'s set, which every request a client
+    sends adds to; the API token of the environment is one from the start (the options add theirs)."""
+    import os
+
+    from rgw.text import keep_secrets, start_run_secrets
+
+    start_run_secrets(obj.secrets if obj is not None else set())
+    environ = obj.environ if obj is not None else os.environ
+    keep_secrets([environ.get("RACK_GATEWAY_API_TOKEN")])
 
 
 def _interrupted() -> Interrupted:

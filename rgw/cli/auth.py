@@ -364,7 +364,7 @@ async def logout(app: App, local: bool, all_racks: bool) -> None:
         app.note("The gateway already considered this session invalid.")
     elif revoked == "skipped":
         app.note("The session was not revoked on the gateway (--local); it stays valid there until it expires.")
-    app.echo(f"Logged out of {name}")
+    app.echo(f"Logged out of {printable(name)}")
 
 
 #: What ``logout --all`` did to one rack's session: outcome and detail.
@@ -395,7 +395,7 @@ async def logout_all(app: App, local: bool) -> None:
 
     await app.store.update(forget)
     show_logouts(app, racks, results)
-    failed = [rack.name for rack in racks if results[rack.name][0] == "not-revoked"]
+    failed = [printable(rack.name) for rack in racks if results[rack.name][0] == "not-revoked"]
     if local:
         app.note("The sessions were not revoked on their gateways (--local); they stay valid there until they expire.")
     if failed:

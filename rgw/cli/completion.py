@@ -3,7 +3,9 @@
 The scripts and the protocol are click's own (``asyncclick.shell_completion``): the shell runs
 ``rack-gateway`` with ``_RACK_GATEWAY_COMPLETE=<shell>_complete`` and the words typed so far, and
 click answers with the commands, options and values that fit.  Rack names (``--rack``, ``switch``,
-``login``) come from the config file (``rgw.cli.options.complete_racks``).  Answering runs without an
+``login``) come from the config file (``rgw.cli.options.complete_racks``), plain names only: a shell
+puts a completion on the command line as it is, so a name another tool stored with ``$(...)``, a
+line break or a comma in it is never offered.  Answering runs without an
 event loop and imports no command module to list commands (``rgw.cli.lazy``), so a Tab is quick.
 """
 

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, TextIO
 
 import anyio
 
+from rgw.text import printable
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -40,10 +42,10 @@ class TerminalPrompter:
         if self._lock is None:  # made on first use: most commands never ask
             self._lock = anyio.Lock()
         async with self._lock:  # parallel rack logins must not interleave their questions
-            return await prompt_line(self.lines, prompt, self.err, hidden=hidden)
+            return await prompt_line(self.lines, printable(prompt), self.err, hidden=hidden)
 
     def notify(self, text: str) -> None:
-        print(text, file=self.err, flush=True)
+        print(printable(text), file=self.err, flush=True)  # one line: a notice cannot forge another
 
 
 class NoTerminalPrompter:
@@ -56,15 +58,19 @@ class NoTerminalPrompter:
         return None
 
     def notify(self, text: str) -> None:
-        print(text, file=self.err, flush=True)
+        print(printable(text), file=self.err, flush=True)  # one line: a notice cannot forge another
 
 
 class RackPrompter:
-    """Prefixes every question and notice with its rack, when many racks log in at once."""
+    """Prefixes every question and notice with its rack, when many racks log in at once.
+
+    The name may come from a config file another tool wrote: it is shown printable, like every
+    other line with a rack name in it.
+    """
 
     def __init__(self, inner: Prompter, rack: str) -> None:
         self.inner = inner
-        self.prefix = f"[{rack}] "
+        self.prefix = f"[{printable(rack)}] "
 
     async def ask(self, prompt: str, hidden: bool = True) -> str | None:
         return await self.inner.ask(self.prefix + prompt, hidden)

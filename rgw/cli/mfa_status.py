@@ -7,6 +7,7 @@ from typing import Any
 from rgw.cli.app import App
 from rgw.errors import MfaError, PermissionDenied
 from rgw.models import parse_time, time_text
+from rgw.targets import shell_word
 
 #: ``test-auth`` topics and the method types each shows.
 FAMILIES = {"mfa": None, "otp": ("totp", "otp", "yubikey", "yubikey_otp"), "webauthn": ("webauthn",)}
@@ -44,7 +45,7 @@ async def show_mfa(app: App, topic: str, as_json: bool) -> None:
             raise MfaError(
                 "MFA status belongs to a user session; API tokens have no MFA",
                 hint=f"Run it without --api-token/RACK_GATEWAY_API_TOKEN after: rack-gateway login "
-                f"{target.rack_name or '<rack>'} {target.url}",
+                f"{shell_word(target.rack_name) if target.rack_name else '<rack>'} {shell_word(target.url)}",
             ) from exc
     kinds = FAMILIES[topic]
     raw = status.get("methods")

@@ -34,10 +34,18 @@ R = TypeVar("R")
 
 
 def app_of(ctx: click.Context) -> App:
-    """The ``App`` of this run (made from the environment when nothing made one yet)."""
+    """The ``App`` of this run (made from the environment when nothing made one yet).
+
+    One made here holds the run's secrets (``rgw.text.run_secrets``), as one handed to ``rgw.cli.run`` does.
+    """
     from rgw.cli.app import App
 
-    return ctx.ensure_object(App)
+    app = ctx.find_object(App)
+    if app is None:
+        from rgw.text import run_secrets
+
+        app = ctx.obj = App(secrets=run_secrets())
+    return app
 
 
 def pass_app(function: Callable[Concatenate[App, P], Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
@@ -50,10 +58,14 @@ def pass_app(function: Callable[Concatenate[App, P], Awaitable[R]]) -> Callable[
     return with_app
 
 
-def _set(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+def _set(field: str, *, secret: bool = False) -> Callable[[click.Context, click.Parameter, Any], None]:
     def store(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
         if value:
             app_of(ctx).given(**{field: value})
+            if secret:  # no gateway's text may show it (``rgw.text.run_secrets``)
+                from rgw.text import keep_secrets
+
+                keep_secrets([value])
 
     return store
 
@@ -80,13 +92,21 @@ def enable_verbose(ctx: click.Context) -> None:
 
 
 def complete_racks(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[CompletionItem]:
-    """Shell completion of a rack name: the racks in the config (``--config`` on the line is honoured)."""
+    """Shell completion of a rack name: the racks in the config (``--config`` on the line is honoured).
+
+    Only plain names (``rgw.text.is_plain_name``, the only ones ``login`` gives a new rack) are offered:
+    a shell puts a completion on the command line as it is, so another tool's ``prod$(cmd)`` would
+    run when the line does, and a line break or comma in a name would be read as a completion record
+    of its own.  Such a rack still works when typed (quoted); it is just not offered.
+    """
     from asyncclick.shell_completion import CompletionItem
 
     from rgw.config import rack_names_now
+    from rgw.text import is_plain_name
 
     app = app_of(ctx)
-    return [CompletionItem(name) for name in rack_names_now(app.config_dir) if name.startswith(incomplete)]
+    names = rack_names_now(app.config_dir)
+    return [CompletionItem(name) for name in names if name.startswith(incomplete) and is_plain_name(name)]
 
 
 def global_options() -> list[click.Option]:
@@ -111,7 +131,7 @@ def global_options() -> list[click.Option]:
             ["--api-token", "global_api_token"],
             metavar="TOKEN",
             expose_value=False,
-            callback=_set("api_token"),
+            callback=_set("api_token", secret=True),
             help="API token instead of the stored session (default: RACK_GATEWAY_API_TOKEN).",
         ),
         click.Option(
@@ -125,7 +145,7 @@ def global_options() -> list[click.Option]:
             ["--mfa-code", "global_mfa_code"],
             metavar="CODE",
             expose_value=False,
-            callback=_set("mfa_code"),
+            callback=_set("mfa_code", secret=True),
             help="A TOTP or backup code, used once without prompting (for runs without a terminal).",
         ),
         click.Option(

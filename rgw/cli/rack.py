@@ -122,7 +122,7 @@ async def switch(app: App, name: str) -> None:
 
     def change(data: ConfigData) -> None:
         if data.rack(name) is None:
-            known = ", ".join(data.rack_names()) or "none"
+            known = ", ".join(printable(n) for n in data.rack_names()) or "none"
             shown = shell_word(name) if len(name) <= MAX_RACK_NAME else "<rack>"
             raise NoRackError(
                 f"unknown rack {quoted(name)} (configured: {known})",
@@ -131,7 +131,7 @@ async def switch(app: App, name: str) -> None:
         data.current = name
 
     await app.store.update(change)
-    app.echo(f"Switched to {name}")
+    app.echo(f"Switched to {printable(name)}")
 
 
 @click.command("apps")

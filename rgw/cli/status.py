@@ -111,7 +111,9 @@ def stored_status(rack: RackConfig, current: bool) -> RackStatus:
     """What the config says, asking nobody (``--offline``, and the start of every check)."""
     hint = login_hint(rack.name, rack.url or None)
     if not rack.logged_in:
-        return RackStatus(rack, current, "logged_out", error=NotLoggedIn(f"not logged in to {rack.name}", hint=hint))
+        return RackStatus(
+            rack, current, "logged_out", error=NotLoggedIn(f"not logged in to {printable(rack.name)}", hint=hint)
+        )
     if rack.rejected:
         rejected = AuthenticationError("session expired or invalid", reason=rack.rejected, hint=hint)
         return RackStatus(rack, current, "rejected", rack.rejected, rack.expires_at, error=rejected)

@@ -30,7 +30,7 @@ from rgw.errors import (
     MfaRequired,
     PermissionDenied,
 )
-from rgw.text import printable
+from rgw.text import MAX_TOKEN, MIN_SECRET, in_run, keep_secrets, printable, run_secrets, without_secrets
 
 
 def classify_transport_error(exc: BaseException) -> str:
@@ -102,51 +102,77 @@ def error_text(response: httpx.Response) -> tuple[str, str | None]:
 
     The gateway's words go into error messages the terminal shows: a control character or an
     escape sequence in them is escaped here, where they enter rgw, and each is cut to 300 characters.
+    A hostile gateway may echo what it was sent: every secret the request carried (``secrets_of``)
+    and every secret of the run is taken out first, before any cut could leave part of one.
     """
-    error, message = _raw_error_text(response)
-    secrets = _sent_credentials(response)
-    error, message = _without(error, secrets), (_without(message, secrets) if message is not None else None)
+    error, message = _raw_error_text(response, secrets_of(response))
     return printable(error, limit=300), (printable(message, limit=300) if message is not None else None)
 
 
-def _sent_credentials(response: httpx.Response) -> list[str]:
-    """The credential this request carried (``Bearer <token>`` or the step-up ``<token>.totp.<code>``)."""
+#: Request body fields that carry a secret: the login's state and PKCE verifier, an MFA code, a token.
+SECRET_FIELDS = ("state", "code_verifier", "code", "token", "backup_code")
+
+
+def carried_secrets(request: httpx.Request) -> set[str]:
+    """The secrets ``request`` carries: the ``Authorization`` credential (``Bearer <token>``, or the
+    step-up ``<token>.totp.<code>``), every ``X-MFA-*`` header, and the body's ``SECRET_FIELDS``."""
+    found: set[str] = set()
+    for name, value in request.headers.items():
+        lowered = name.lower()
+        if lowered == "authorization":
+            credential = value.split(" ", 1)[1].strip() if " " in value else value.strip()
+            found.update((credential, credential.split(".", 1)[0], *credential.split(".totp.", 1)[1:]))
+        elif lowered.startswith("x-mfa-"):
+            found.add(value.strip())
     try:
-        header = response.request.headers.get("authorization", "")
+        content = request.content
+    except httpx.RequestNotRead:  # a streamed body: rgw sends none
+        content = b""
+    if content[:1] == b"{":
+        try:
+            body = json.loads(content)
+        except (ValueError, RecursionError):
+            body = None
+        if isinstance(body, dict):
+            found.update(v for k, v in body.items() if k in SECRET_FIELDS and isinstance(v, str))
+    return {secret for secret in found if len(secret) >= MIN_SECRET}
+
+
+def secrets_of(response: httpx.Response) -> set[str]:
+    """What no text of this answer may show: what its request carried, and the run's secrets."""
+    try:
+        request = response.request
     except RuntimeError:  # a response built without a request (tests)
-        return []
-    value = header.split(" ", 1)[1].strip() if " " in header else header.strip()
-    if len(value) < 8:
-        return []
-    return sorted({value, value.split(".", 1)[0]} - {""}, key=len, reverse=True)
+        return run_secrets()
+    return carried_secrets(request) | run_secrets()
 
 
-def _without(text: str, secrets: list[str]) -> str:
-    """A hostile gateway may echo the credential in its error text: it never reaches the terminal."""
-    for secret in secrets:
-        if len(secret) >= 8:
-            text = text.replace(secret, "<redacted>")
-    return text
+async def remember_sent(request: httpx.Request) -> None:
+    """The clients' request hook: what a request carries becomes a secret of the run, so that a later
+    answer (of any route, any gateway) echoing it is scrubbed too."""
+    if in_run():
+        keep_secrets(carried_secrets(request))
 
 
-def _raw_error_text(response: httpx.Response) -> tuple[str, str | None]:
+def _raw_error_text(response: httpx.Response, secrets: set[str]) -> tuple[str, str | None]:
     content_type = response.headers.get("content-type", "")
     body = response.content[:4096]
     if "json" in content_type:
         try:
             data = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             data = None
         if isinstance(data, dict):
             error = data.get("error")
             message = data.get("message")
             return (
-                str(error) if error is not None else "",
-                str(message) if isinstance(message, str) and message else None,
+                without_secrets(str(error), secrets) if error is not None else "",
+                without_secrets(message, secrets) if isinstance(message, str) and message else None,
             )
     if "html" in content_type or body.lstrip()[:1] == b"<":
         return ("", None)
-    text = body.decode("utf-8", "replace").strip()
+    # Scrubbed before it is cut: a secret the cut went through would show its first part.
+    text = without_secrets(response.content[: 4096 + MAX_TOKEN].decode("utf-8", "replace"), secrets).strip()
     return (text.splitlines()[0][:300] if text else "", None)
 
 
@@ -288,9 +314,11 @@ def login_refused(text: str) -> LoginError:
 
 
 def redact(text: str) -> str:
-    """An exception's text with anything that may be a credential taken out (header values, bearer tokens)."""
+    """An exception's text with anything that may be a credential taken out (header values, bearer
+    tokens, the run's secrets)."""
     import re
 
     if "header" in text.lower():
         return "an HTTP header could not be sent"
+    text = without_secrets(text, run_secrets())
     return re.sub(r"(?i)(bearer|token|authorization)([\s:=]+)\S+", r"\1\2<redacted>", text)

@@ -32,6 +32,7 @@ from rgw.client.answers import (
     is_rate_limit,
     login_refused,
     parse_json,
+    remember_sent,
     retry_after_of,
     unreachable,
 )
@@ -187,6 +188,7 @@ class GatewayClient:
                 transport=BoundedTransport(transport, total=self.timeouts.total),
                 follow_redirects=False,
                 cookies=_no_cookies(),
+                event_hooks={"request": [remember_sent]},  # what each request carries is a secret of the run
                 headers={"User-Agent": USER_AGENT, "Accept": "application/json", "Accept-Encoding": "identity"},
                 trust_env=False,
             )

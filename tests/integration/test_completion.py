@@ -151,3 +151,67 @@ def test_the_bash_script_really_completes_in_bash(config: Path, tmp_path: Path) 
     )
     assert (shell.returncode, shell.stderr) == (0, "")
     assert shell.stdout == "complete -o nosort -F _rack_gateway_completion rack-gateway\nproduction\n"
+
+
+# -- issue 20, item 11: rack names another tool wrote never reach the command line raw ---------------
+
+#: Names a config.json written by another tool may hold: a command substitution, a line break that
+#: would be read as a completion record of its own, a glob, a space, a comma (fish's field separator).
+HOSTILE_NAMES = ("prod$(touch${IFS}MARKER)", "prod\nfile,/etc", "prod*", "prod x", "prod,b", "-prod")
+
+
+@pytest.fixture
+def hostile_config(tmp_path: Path) -> tuple[Path, Path]:
+    """A config with hostile rack names next to plain ones; the file a command substitution would make."""
+    marker = tmp_path / "ran"
+    directory = tmp_path / "hostile"
+    directory.mkdir(mode=0o700)
+    racks = {name.replace("MARKER", str(marker)): {"url": "https://gw.example.com"} for name in HOSTILE_NAMES}
+    racks["production"] = {"url": "https://gw.example.com"}
+    (directory / "config.json").write_text(json.dumps({"gateways": racks}))
+    (directory / "config.json").chmod(0o600)
+    return directory, marker
+
+
+def test_completion_offers_only_rack_names_every_shell_reads_as_one_plain_word(
+    hostile_config: tuple[Path, Path],
+) -> None:
+    config, _marker = hostile_config
+    assert answer(config, "bash", "rack-gateway switch ", "2") == "plain,production\n"
+    assert answer(config, "bash", "rack-gateway --rack pr", "2") == "plain,production\n"
+    assert answer(config, "zsh", "rack-gateway switch pr", "2") == "plain\nproduction\n_\n"
+    assert answer(config, "fish", "rack-gateway switch pr", "pr") == "plain,production\n"
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_completing_in_bash_runs_nothing_a_rack_name_holds(hostile_config: tuple[Path, Path], tmp_path: Path) -> None:
+    config, marker = hostile_config
+    script = tmp_path / "rack-gateway.bash"
+    done = subprocess.run(
+        [sys.executable, "-m", "rgw", "completion", "bash"],
+        env=env_for(config),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    script.write_text(done.stdout)
+    # Complete `switch pr`, then put each completion on a command line as bash would and run it.
+    run = (
+        f"source {script}\n"
+        "COMP_WORDS=(rack-gateway switch pr); COMP_CWORD=2; _rack_gateway_completion rack-gateway\n"
+        'printf "%s\\n" "${COMPREPLY[@]}"\n'
+        'for word in "${COMPREPLY[@]}"; do eval "true $word"; done\n'
+    )
+    shell = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", run],
+        env=env_for(config),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (shell.returncode, shell.stderr) == (0, "")
+    assert shell.stdout == "production\n"
+    assert not marker.exists(), "a rack name's command substitution ran"

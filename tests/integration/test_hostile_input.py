@@ -151,3 +151,44 @@ async def test_login_to_a_url_that_is_not_one_is_a_usage_error(cli: Cli, url: st
     lines = clean(result)
     assert lines[0].startswith("Error: not a gateway URL: ")
     assert path.read_text() == STORED
+
+
+async def test_a_new_rack_name_outside_the_plain_set_is_refused_before_anything_is_sent_or_stored(
+    cli: Cli,
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from rgw.testing.server import running_app
+
+    seen: list[str] = []
+
+    async def record(request: Request) -> JSONResponse:
+        seen.append(request.url.path)
+        return JSONResponse({"error": "not here"}, status_code=404)
+
+    path = write_config(cli, STORED)
+    with running_app(Starlette(routes=[Route("/{p:path}", record, methods=["GET", "POST"])])) as url:
+        result = await cli("login", "prod$(touch${IFS}/tmp/x)", url, "--no-browser")
+        renamed = await cli("login", "stored", url, "--no-browser", "--timeout", "2")
+    assert result.code == 2, result.err
+    assert clean(result) == [
+        "Error: the rack name 'prod$(touch${IFS}/tmp/x)' has characters a new rack name cannot have: use letters "
+        "(a-z, A-Z), digits, '.', '_' and '-', starting with a letter or digit",
+        "Choose a name such as production or eu-staging (racks already in the config keep their names).",
+    ]
+    assert renamed.code != 2  # the check comes before anything is sent: here nothing was
+    assert seen == ["/api/v1/auth/cli/start"]  # ... and only the second login reached the gateway
+    assert path.read_text() == STORED
+
+
+async def test_a_rack_another_tool_stored_under_an_odd_name_still_works(cli: Cli) -> None:
+    odd = "my rack (eu)"
+    write_config(cli, json.dumps({"current": "stored", "gateways": {odd: {"url": "https://gw.example.com"}}}))
+    switched = await cli("switch", odd)
+    assert (switched.code, switched.out) == (0, f"Switched to {odd}\n")
+    result = await cli("login", odd, UNREACHABLE, "--no-browser", "--timeout", "1")
+    assert result.code == 5, result.err  # past the name check, to the (unreachable) gateway
+    assert "unreachable" in result.err

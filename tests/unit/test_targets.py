@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from typing import Any
 
 import pytest
 
 from rgw.config import ConfigData
 from rgw.errors import EXIT_CODES, NoRackError, NotLoggedIn, RgwError, UsageError
-from rgw.targets import Selection, command_target, login_target, login_targets, stored_session
+from rgw.targets import Selection, command_target, login_target, login_targets, shell_word, stored_session
 
 A = "https://a.example.com"
 B = "https://b.example.com"
@@ -23,6 +25,8 @@ def config(current: str | None = "a", **racks: dict[str, Any]) -> ConfigData:
 
 
 TWO = config(a={"url": A, "token": "sess-a"}, b={"url": B, "token": "sess-b"})
+#: A config another tool wrote, with a name rgw would not accept for a new rack.
+ODD = config(**{"my rack;x": {"url": A}})
 
 # (config, --rack, --api-token, environment) -> (url, token, rack, api_token) or an error class
 COMMAND_CASES: list[tuple[str, ConfigData, str | None, str | None, dict[str, str], Any]] = [
@@ -124,6 +128,14 @@ LOGIN_CASES: list[tuple[str, ConfigData, str | None, str | None, dict[str, str],
     ("empty rack name", TWO, "", "http://127.0.0.1:1", {}, UsageError),
     ("control characters in the name", TWO, "a\x1b[2J", "https://x", {}, UsageError),
     ("a very long name", TWO, "x" * 5000, "https://x", {}, UsageError),
+    ("shell syntax in a new name", TWO, "prod$(touch${IFS}/tmp/x)", "https://x", {}, UsageError),
+    ("a space in a new name", TWO, "my rack", "https://x", {}, UsageError),
+    ("a new name led by a dash", TWO, "-x", "https://x", {}, UsageError),
+    ("a new name of other letters", TWO, "prød", "https://x", {}, UsageError),
+    ("a new rack at RACK_GATEWAY_URL, odd name", TWO, "a;b", None, {"RACK_GATEWAY_URL": ENV_URL}, UsageError),
+    ("every character of the safe set", TWO, "Eu-west_2.prod", "https://x", {}, ("Eu-west_2.prod", "https://x")),
+    ("a stored odd name, new URL", ODD, "my rack;x", B, {}, ("my rack;x", B)),
+    ("a stored odd name", ODD, "my rack;x", None, {}, ("my rack;x", A)),
 ]
 
 
@@ -142,6 +154,18 @@ def test_login_target(
         return
     request = login_target(data, selection, rack, url)
     assert (request.rack, request.url) == expected
+
+
+def test_a_new_rack_name_outside_the_safe_set_says_which_characters_are_allowed() -> None:
+    with pytest.raises(UsageError) as info:
+        login_target(TWO, Selection(), "prod$(touch${IFS}/tmp/x)", "https://gw.example.com")
+    assert info.value.message == (
+        "the rack name 'prod$(touch${IFS}/tmp/x)' has characters a new rack name cannot have: "
+        "use letters (a-z, A-Z), digits, '.', '_' and '-', starting with a letter or digit"
+    )
+    assert info.value.hint == (
+        "Choose a name such as production or eu-staging (racks already in the config keep their names)."
+    )
 
 
 def test_login_targets_keep_order_drop_duplicates_and_refuse_unknown_racks() -> None:
@@ -183,3 +207,12 @@ def test_a_hint_names_the_rack_as_one_shell_word() -> None:
 
     assert login_hint("no such;rm", None) == "Please run: rack-gateway login 'no such;rm' <gateway-url>"
     assert login_hint("prod", "https://gw.example.com") == "Please run: rack-gateway login prod https://gw.example.com"
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+@pytest.mark.parametrize("value", ["prod", "my rack", "it's", "e\x1b]0;X\x07\nLogged in\\n\u202e\U0001f600x", "a\tb"])
+def test_a_shell_word_stays_on_its_line_and_bash_reads_it_back_as_it_was(value: str) -> None:
+    word = shell_word(value)
+    assert word.isprintable()
+    done = subprocess.run(["bash", "-c", f"printf %s {word}"], capture_output=True, timeout=30, check=True)
+    assert done.stdout.decode("utf-8", "surrogateescape") == value
