@@ -13,7 +13,7 @@ import hashlib
 from pathlib import Path
 
 from rgw import aio
-from rgw.locks import FileLock, holder_record, lock_error, read_holder
+from rgw.locks import FileLock, file_error, holder_record, read_holder
 
 
 class RackLoginLock:
@@ -28,7 +28,7 @@ class RackLoginLock:
         try:
             return self._lock.try_acquire()
         except OSError as exc:
-            raise lock_error(self.path, exc) from None
+            raise file_error(self.path, exc) from None
 
     async def publish(self, auth_url: str) -> None:
         """Tell waiting processes who holds the login and where the user signs in."""
