@@ -86,6 +86,10 @@ def holder_record(**extra: object) -> bytes:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs; a number that cannot be a process's (0, negative: a process
+    group to ``kill``; past 2**31: an overflow) is not one."""
+    if not 0 < pid < 2**31:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -213,17 +217,16 @@ def read_holder(path: Path) -> dict[str, object] | None:
         os.close(fd)
     try:
         record = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # another process's word: garbage, or nested too deeply
         return None
     return record if isinstance(record, dict) else None
 
 
 def describe_holder(record: dict[str, object] | None) -> str:
     """``process 4242 (rack-gateway)``, ``process 4242 (rack-gateway, no longer running)``, or vaguer."""
-    if record is None or not isinstance(record.get("pid"), int):
+    pid = record.get("pid") if record is not None else None
+    if record is None or not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < 2**31:
         return "another process"
-    pid = record["pid"]
-    assert isinstance(pid, int)
     command = record.get("command")
     name = command if isinstance(command, str) and command.isprintable() else "rack-gateway"
     state = "" if pid_alive(pid) else ", no longer running"
