@@ -52,9 +52,7 @@ async def test_a_hard_linked_login_lock_is_refused_and_its_victim_left_as_it_is(
     victim = plant_link(directory, lock.path.name)
     with pytest.raises(ConfigError) as info:
         lock.try_acquire()
-    assert info.value.message == (
-        f"{lock.path} is one of 2 hard links to the same file; rack-gateway will not use it"
-    )
+    assert info.value.message == (f"{lock.path} is one of 2 hard links to the same file; rack-gateway will not use it")
     assert info.value.hint == f"Remove it (rm {lock.path}); rack-gateway creates its lock files itself."
     await lock.release()
     assert victim.read_bytes() == PRECIOUS
