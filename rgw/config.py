@@ -330,6 +330,18 @@ class ConfigStore:
             await aio.sleep(delay)
             delay = min(delay * 2, 0.05)
 
+    async def check_lock_file(self) -> None:
+        """Raise now the ``ConfigError`` a write would meet at the lock file (a hard link or a directory
+        in its place, a read-only directory): a login says so before the user signs in, not after."""
+
+        def probe() -> None:
+            os.close(open_private(self.lock_path, os.O_RDWR | os.O_CREAT))
+
+        try:
+            await aio.call(probe)
+        except OSError as exc:
+            raise file_error(self.lock_path, exc) from exc
+
     async def ensure_directory(self) -> None:
         """Create the config directory (0700) if it does not exist; an existing one is left as it is."""
         try:

@@ -169,23 +169,26 @@ class FileLock:
         os.close(fd)
 
 
-def file_error(path: Path, exc: OSError, doing: str = "lock", *, holds_data: bool = False) -> ConfigError:
+def file_error(
+    path: Path, exc: OSError, doing: str = "lock", *, holds_data: bool = False, kind: str = "lock files"
+) -> ConfigError:
     """The one place an ``OSError`` about a file in the config directory becomes what the user sees.
 
     ``doing``: what rgw was doing (``lock``, ``read config file``, ...).  ``holds_data``: the file
-    keeps what the user cannot rebuild (``config.json``), so the hint never says to remove it.
+    keeps what the user cannot rebuild (``config.json``), so the hint never says to remove it;
+    ``kind``: what rgw calls the file in a hint that does (``lock files``, ``state files``).
     """
     if holds_data:
         aside = f"Move it aside (mv {path} {path}.old); rack-gateway will not change it."
     else:
-        aside = f"Remove it (rm {path}); rack-gateway creates its lock files itself."
+        aside = f"Remove it (rm {path}); rack-gateway creates its {kind} itself."
     if exc.errno == errno.ELOOP:
         return ConfigError(f"{path} is a symbolic link; rack-gateway will not follow it", hint=aside)
     if isinstance(exc, UnsafeFile) or exc.errno == errno.EISDIR:
         reason = exc.reason if isinstance(exc, UnsafeFile) else "is a directory"
         hint = exc.hint if isinstance(exc, UnsafeFile) else None
         if exc.errno == errno.EISDIR and not holds_data:
-            aside = f"Remove it (rm -r {path}); rack-gateway creates its lock files itself."
+            aside = f"Remove it (rm -r {path}); rack-gateway creates its {kind} itself."
         elif exc.errno == errno.EMLINK and holds_data:
             aside = f"Give it a name of its own: cp {path} {path}.new && mv {path}.new {path}"
         return ConfigError(f"{path} {reason}; rack-gateway will not use it", hint=hint or aside)

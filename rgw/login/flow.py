@@ -451,7 +451,7 @@ class LoginAttempt:
         except RgwError:
             return
         except OSError as exc:  # a planted file (hard link, directory, FIFO) or a read-only directory
-            problem = file_error(self.pending.path, exc, "write")
+            problem = file_error(self.pending.path, exc, "write", kind="state files")
             if self.flow.store.on_warning is not None:
                 self.flow.store.on_warning(
                     f"Warning: {problem.message}: an interrupted login of {self.rack} cannot be taken up again. "

@@ -50,7 +50,7 @@ async def test_a_hard_linked_lock_file_stops_the_login_and_its_victim_is_kept(
     result = await cli("login", "dev", gateway.url)
     path = cli.config_dir / name
     assert result.code == 10, result.err
-    assert result.err.endswith(
+    assert result.err == (  # said before the browser is opened: no sign-in for a session it could not save
         f"Error: {path} is one of 2 hard links to the same file; rack-gateway will not use it\n"
         f"Remove it (rm {path}); rack-gateway creates its lock files itself.\n"
     )
@@ -82,7 +82,10 @@ async def test_a_pending_file_that_is_a_directory_does_not_stop_the_login(cli: C
     result = await cli("login", "dev", gateway.url)
     assert result.code == 0, result.err
     assert "Traceback" not in result.err
-    assert f"Warning: {planted} is a directory; rack-gateway will not use it" in result.err
+    assert (
+        f"Warning: {planted} is a directory; rack-gateway will not use it: an interrupted login of dev cannot be "
+        f"taken up again. Remove it (rm -r {planted}); rack-gateway creates its state files itself.\n"
+    ) in result.err
     assert planted.is_dir()
 
 
