@@ -553,8 +553,10 @@ class LoginAttempt:
         try:
             waiter = self.listener.expect(start.state, self.rack)
         except ValueError as exc:
+            from rgw.login.listener import StateTaken
+
             await self.end_pending()
-            other = getattr(exc, "rack", "another rack")
+            other = exc.rack if isinstance(exc, StateTaken) else "another rack"
             raise GatewayError(
                 f"the gateway of rack {self.rack} handed out the login state that rack {other}'s login already "
                 f"waits on; {self.rack}'s login is refused (the browser's answer could not be told apart)",

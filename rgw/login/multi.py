@@ -134,7 +134,7 @@ class LoginCoordinator:
     ) -> RackLoginResult:
         lock = RackLoginLock(self.store.directory, request.rack, request.url)
         await self.store.ensure_directory()
-        await self.store.check_lock_file()  # a session that could not be saved is not signed in for
+        await self.store.check_lock_file()  # now, not after the user signed in for a session it cannot save
         if not lock.try_acquire():
             coalesced = await self._wait_for_other(request, lock, before.token if before else None, walk)
             if coalesced is not None:
