@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
@@ -114,7 +113,3 @@ async def test_a_state_another_racks_login_expects_fails_that_rack_only(tmp_path
     config = json.loads((directory / "config.json").read_text())
     assert set(config["gateways"]) == {"first"}
     assert config["gateways"]["first"]["token"] == TOKEN
-
-
-def _kinds(events: list[Any]) -> list[str]:
-    return [type(e).__name__ for e in events]
