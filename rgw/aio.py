@@ -47,18 +47,28 @@ def write_all(fd: int, content: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-async def read_bytes(path: Path) -> bytes:
+#: How a file is opened: ``opener(path, flags) -> fd``, as the built-in ``open`` takes it.
+Opener = Callable[[str, int], int]
+
+
+def _read_sync(path: Path, opener: Opener | None) -> bytes:
+    with open(path, "rb", opener=opener) as fh:
+        return fh.read()
+
+
+async def read_bytes(path: Path, *, opener: Opener | None = None) -> bytes:
     """The whole of ``path``: aiofiles on asyncio, a worker thread on trio, a plain read with no loop.
 
+    ``opener`` opens and checks the file (``rgw.locks.open_private`` for the config directory).
     A plain read is the one job aiofiles keeps: a cancelled caller may leave it running, since
     nobody waits on what it reads and it changes nothing.
     """
     if current_loop() == "asyncio":
         import aiofiles
 
-        async with aiofiles.open(path, "rb") as fh:
+        async with aiofiles.open(path, "rb", opener=opener) as fh:
             return await fh.read()
-    return await call(path.read_bytes)
+    return await call(_read_sync, path, opener)
 
 
 async def call(function: Callable[[*Ts], T], *args: *Ts, abandon: bool = False) -> T:

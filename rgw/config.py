@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from rgw import aio, secrets, trace
 from rgw.errors import ConfigCorrupt, ConfigError, ConfigLockTimeout
-from rgw.locks import FileLock, describe_holder, holder_record, lock_error, read_holder
+from rgw.locks import FileLock, describe_holder, file_error, holder_record, open_private, read_holder
 from rgw.models import REJECTED_FIELD, RackConfig
 from rgw.secrets import Keyring
 
@@ -204,14 +204,11 @@ class ConfigStore:
         """
         try:
             target, warnings = await aio.call(_check, self.directory, self.path)
-            content: bytes | None = await aio.read_bytes(target)
+            content: bytes | None = await aio.read_bytes(target, opener=_open_for_reading)
         except FileNotFoundError:
             content = None
         except OSError as exc:
-            raise ConfigError(
-                f"cannot read config file {self.path}: {exc.strerror or exc}",
-                hint="Check the file's permissions.",
-            ) from exc
+            raise file_error(self.path, exc, "read config file", holds_data=True) from exc
         self._warn(warnings)
         data = ConfigData() if content is None else _parse(self.path, content)
         await self.fetch_tokens(data, tokens)
@@ -260,10 +257,7 @@ class ConfigStore:
             try:
                 result, moves, warnings = await aio.call(_update_locked, self.directory, self.path, lock, change, known)
             except OSError as exc:
-                raise ConfigError(
-                    f"cannot write config file {self.path}: {exc.strerror or exc}",
-                    hint="Check the disk has room and the directory's permissions.",
-                ) from exc
+                raise file_error(self.path, exc, "write config file", holds_data=True) from exc
         self._warn(warnings)
         return result, moves
 
@@ -323,7 +317,7 @@ class ConfigStore:
                 await self.ensure_directory()
                 continue
             except OSError as exc:
-                raise lock_error(self.lock_path, exc) from exc
+                raise file_error(self.lock_path, exc) from exc
             if not waited and trace.enabled():
                 holder = describe_holder(await aio.call(read_holder, self.lock_path))
                 trace.debug(
@@ -339,12 +333,24 @@ class ConfigStore:
             await aio.sleep(delay)
             delay = min(delay * 2, 0.05)
 
+    async def check_lock_file(self) -> None:
+        """Raise now the ``ConfigError`` a write would meet at the lock file (a hard link or a directory
+        in its place, a read-only directory): a login says so before the user signs in, not after."""
+
+        def probe() -> None:
+            os.close(open_private(self.lock_path, os.O_RDWR | os.O_CREAT))
+
+        try:
+            await aio.call(probe)
+        except OSError as exc:
+            raise file_error(self.lock_path, exc) from exc
+
     async def ensure_directory(self) -> None:
         """Create the config directory (0700) if it does not exist; an existing one is left as it is."""
         try:
             await aio.call(os.makedirs, self.directory, 0o700, True)
         except OSError as exc:
-            raise ConfigError(f"cannot create config directory {self.directory}: {exc.strerror or exc}") from exc
+            raise file_error(self.directory, exc, "create config directory") from exc
 
 
 def _parse(path: Path, content: bytes) -> ConfigData:
@@ -411,11 +417,30 @@ def _check(directory: Path, path: Path) -> tuple[Path, list[str]]:
 
 
 def _read_checked(directory: Path, path: Path) -> tuple[bytes | None, list[str]]:
+    """Blocking: the config's content (None: no file yet) and any warnings, after every check."""
     target, warnings = _check(directory, path)
+    return _read_target(target), warnings
+
+
+def _open_for_reading(path: str, flags: int) -> int:
+    """``open``'s opener for config.json: checked like every file in the config directory."""
+    return open_private(Path(path), flags)
+
+
+def _read_target(target: Path) -> bytes | None:
+    """``target``'s content, opened and checked like every file in the config directory (a FIFO, a
+    hard link or a directory in its place is refused, never read: ``rgw.locks.open_private``)."""
     try:
-        return target.read_bytes(), warnings
+        fd = open_private(target, os.O_RDONLY)
     except FileNotFoundError:
-        return None, warnings
+        return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _update_locked(
@@ -428,10 +453,7 @@ def _update_locked(
     """
     lock.write_holder(holder_record())
     target, warnings = _check(directory, path)
-    try:
-        content: bytes | None = target.read_bytes()
-    except FileNotFoundError:
-        content = None
+    content = _read_target(target)
     data = ConfigData() if content is None else _parse(path, content)
     held = secrets.held(data.raw)
     filled = secrets.fill(data.raw, known)
@@ -451,7 +473,7 @@ def _update_locked(
 def _write_atomically(path: Path, content: bytes) -> None:
     """Temp file (0600) in the same directory, fsync, rename over ``path``, fsync the directory."""
     tmp = path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     try:
         try:
             aio.write_all(fd, content)

@@ -1,9 +1,11 @@
 """Small JSON state files in the config directory, shared by every ``rack-gateway`` process.
 
 ``update_json_file`` is the whole mechanism: take the file's ``flock`` (``rgw.locks.FileLock``:
-opened ``O_NOFOLLOW``, so a symlink planted in the config directory is never followed; tried without
-blocking, for at most ``patience`` seconds) for the few microseconds of a read-modify-write, and
-write the result back in place.  It runs in a worker thread; no lock is ever held while anybody waits for anything else.
+opened ``O_NOFOLLOW``, so a symlink planted in the config directory is never followed, and refused
+unless it is a regular file of the user's with one link, so a hard link planted there is never
+written through; tried without blocking, for at most ``patience`` seconds) for the few
+microseconds of a read-modify-write, and write the result back in place.  It runs in a worker
+thread; no lock is ever held while anybody waits for anything else.
 Content that is not a JSON object (a crash mid-write, garbage) counts as empty: these files hold
 pacing and safety state, never anything that cannot be rebuilt.  Used by the request budget
 (``rgw.client.budget``) and the MFA attempt ledger (``rgw.login.ledger``).
@@ -54,7 +56,8 @@ def update_json_file(path: Path, change: Callable[[dict[str, Any]], T], *, patie
     """Apply ``change`` to the JSON object in ``path`` under its lock; returns what ``change`` returns.
 
     Blocking: call it in a worker thread (``rgw.aio.call``).  Raises ``OSError`` when the file
-    cannot be used (missing directory, a symlink, the lock held for longer than ``patience``).
+    cannot be used (missing directory, a symlink, a hard link or anything but a regular file of the
+    user's: ``rgw.locks.UnsafeFile``, the lock held for longer than ``patience``).
     """
     lock = FileLock(path, names_holder=False)
     lock.acquire_within(patience)

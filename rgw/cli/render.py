@@ -105,6 +105,10 @@ def _waiting_lines(event: ev.LoginEvent) -> str | None:
             return STILL_WAITING.format(elapsed=_duration(elapsed)) + "\n" + then
         case ev.GatewayRetry(attempt=attempt, delay=delay, error=error, kind=kind, until_deadline=patient):
             return retry_line(kind, printable(error), attempt, delay) + ("; Ctrl-C gives up" if patient else "")
+        case ev.CoalescedWait(pid=pid, other_url=other) if other:
+            who = f"process {pid}" if pid else "another process"
+            where = f"at another gateway ({printable(other)})"
+            return f"A login to this rack {where} is running in {who}; waiting for it to end, then logging in here..."
         case ev.CoalescedWait(pid=pid, auth_url=url):
             who = f"process {pid}" if pid else "another process"
             line = f"A login to this rack is already running in {who}; waiting for its session..."

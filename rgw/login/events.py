@@ -144,10 +144,15 @@ class LoginFailed(LoginEvent):
 
 @dataclass(frozen=True)
 class CoalescedWait(LoginEvent):
-    """Another process is already logging in to this rack: we wait for its session."""
+    """Another process is already logging in to this rack: we wait for its session.
+
+    ``other_url``: it logs in to this rack at another gateway URL (its word): we wait for it to end,
+    then log in ourselves.
+    """
 
     pid: int | None
     auth_url: str | None
+    other_url: str | None = None
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ import anyio.abc
 from rgw.client import GatewayClient
 from rgw.config import ConfigData, ConfigStore
 from rgw.deadline import until
-from rgw.errors import LoginError, LoginStateUnknown, LoginTimeout, RgwError, UsageError
+from rgw.errors import GatewayError, LoginError, LoginStateUnknown, LoginTimeout, RgwError, UsageError
+from rgw.locks import file_error
 from rgw.login.browser import BrowserLauncher, can_open
 from rgw.login.events import (
     BrowserOpened,
@@ -332,6 +333,8 @@ class LoginAttempt:
         #: The paste reader's own scope: the MFA prompt takes the terminal from it, nothing else.
         self._paste_scope = anyio.CancelScope()
         self._waiter: CallbackWaiterLike | None = None
+        #: The listener expects this attempt's state (it was not another login's already).
+        self._expected = False
         self._browser_opened = False
         self._mfa_in_browser = False
         self._said: set[str] = set()
@@ -413,7 +416,7 @@ class LoginAttempt:
                         # the listener with its error at the same instant: let the browser show it.
                         await self.linger()
                 finally:
-                    if self.listener is not None:
+                    if self._expected and self.listener is not None:
                         self.listener.forget(self.start.state)
             except RgwError as exc:  # raised outside the group, so callers never see an ExceptionGroup
                 outcome = exc
@@ -472,8 +475,15 @@ class LoginAttempt:
         try:
             await self.flow.store.ensure_directory()
             await self.pending.save(start, self.listener.uri if self.listener is not None else None)
-        except (OSError, RgwError):
+        except RgwError:
             return
+        except OSError as exc:  # a planted file (hard link, directory, FIFO) or a read-only directory
+            problem = file_error(self.pending.path, exc, "write", kind="state files")
+            if self.flow.store.on_warning is not None:
+                self.flow.store.on_warning(
+                    f"Warning: {problem.message}: an interrupted login of {self.rack} cannot be taken up again. "
+                    f"{problem.hint}"
+                )
 
     async def start_listener(
         self, services: anyio.abc.TaskGroup, found: PendingLogin | None = None
@@ -544,21 +554,14 @@ class LoginAttempt:
             # A listener was offered and not taken: the gateway has no extensions, so no long polls.
             first_wait=self.options.pace if self.listener is not None and not start.loopback else 0.0,
         )
+        # Register the state before the browser can possibly reach the listener.
+        waiter = await self.expect_callback(start)
         async with anyio.create_task_group() as race:
             self._racers = race
             self._race = race.cancel_scope
-            # Register the state before the browser can possibly reach the listener.
-            if self.resumed is not None:
-                # Taken up from an interrupted login: its gateway sends the browser to that login's
-                # listener, which this one is when it could take its port; else the poller alone
-                # finishes it.  Enter opens the browser.
-                old = self.resumed.listener
-                if self.listener is not None and old is not None and self.listener.serves(old):
-                    self._waiter = self.listener.expect(start.state, self.rack)
-                    race.start_soon(self.serve_callback, self._waiter)
-            elif self.listener is not None and start.loopback:
-                self._waiter = self.listener.expect(start.state, self.rack)
-                race.start_soon(self.serve_callback, self._waiter)
+            if waiter is not None:
+                self._waiter = waiter
+                race.start_soon(self.serve_callback, waiter)
             self.show_sign_in(start, services)
             self.say_once("waiting", Waiting(self.rack, "browser"))
             race.start_soon(self.remind)
@@ -567,6 +570,40 @@ class LoginAttempt:
             race.start_soon(self.poll)
         assert self._outcome is not None
         return self._outcome
+
+    async def expect_callback(self, start: LoginStart) -> CallbackWaiterLike | None:
+        """Have the listener wait for this login's browser, when the gateway will send it there.
+
+        A state another login of the command (a multi-rack login shares one listener) already waits
+        on is this rack's gateway's fault, or a hostile one's: the browser's answer could not be told
+        apart, so this rack fails (its pending record deleted) and the other goes on.
+        """
+        if self.listener is None:
+            return None
+        if self.resumed is not None:
+            # Taken up from an interrupted login: its gateway sends the browser to that login's
+            # listener, which this one is when it could take its port; else the poller alone
+            # finishes it.  Enter opens the browser.
+            old = self.resumed.listener
+            if old is None or not self.listener.serves(old):
+                return None
+        elif not start.loopback:
+            return None
+        try:
+            waiter = self.listener.expect(start.state, self.rack)
+        except ValueError as exc:
+            from rgw.login.listener import StateTaken
+
+            await self.end_pending()
+            other = exc.rack if isinstance(exc, StateTaken) else "another rack"
+            raise GatewayError(
+                f"the gateway of rack {self.rack} handed out the login state that rack {other}'s login already "
+                f"waits on; {self.rack}'s login is refused (the browser's answer could not be told apart)",
+                hint=f"A gateway never repeats another's login state: check {self.rack}'s URL "
+                "(rack-gateway racks) and tell its administrator.",
+            ) from None
+        self._expected = True
+        return waiter
 
     def show_sign_in(self, start: LoginStart, services: anyio.abc.TaskGroup) -> None:
         """The sign-in URL goes to the walk's tab, a browser of its own, or the user's eyes."""

@@ -28,7 +28,7 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import SplitResult, parse_qs, quote, urlsplit
 
 import anyio
 import anyio.abc
@@ -42,7 +42,7 @@ from rgw.text import find_secret, printable
 if TYPE_CHECKING:
     from rgw.login.walk import LoginWalk
 
-__all__ = ["CallbackListener", "CallbackWaiter"]
+__all__ = ["CallbackListener", "CallbackWaiter", "StateTaken"]
 
 _REASONS = {
     200: b"OK",
@@ -79,6 +79,14 @@ class _Reply:
     policy: str = _POLICY
     #: Called once the answer has been sent (or sending it failed).
     after_send: Callable[[], None] | None = None
+
+
+class StateTaken(ValueError):
+    """``expect``: another login (of rack ``rack``) already waits on this state."""
+
+    def __init__(self, rack: str) -> None:
+        super().__init__("this state is already expected")
+        self.rack = rack
 
 
 class CallbackWaiter:
@@ -202,7 +210,7 @@ class CallbackListener:
         if not state:
             raise ValueError("state must not be empty")
         if state in self._waiters:
-            raise ValueError("this state is already expected")
+            raise StateTaken(self._waiters[state].rack)
         waiter = CallbackWaiter(state, rack)
         self._waiters[state] = waiter
         return waiter
@@ -403,10 +411,10 @@ async def serve_listener(tg: anyio.abc.TaskGroup, *, port: int = 0, previous: Se
     """
     if not port:
         parsed = [urlsplit(uri) for uri in previous]
-        ports = [p.port for p in parsed if p.port]
+        ports = [p for p in map(_port_of, parsed) if p]
         if ports:
             old = ports[0]
-            listener = CallbackListener(port=old, aliases=[p.path for p in parsed if p.port == old])
+            listener = CallbackListener(port=old, aliases=[p.path for p in parsed if _port_of(p) == old])
             try:
                 await tg.start(listener.serve)
             except OSError:
@@ -416,6 +424,15 @@ async def serve_listener(tg: anyio.abc.TaskGroup, *, port: int = 0, previous: Se
     listener = CallbackListener(port=port)
     await tg.start(listener.serve)
     return listener
+
+
+def _port_of(uri: SplitResult) -> int | None:
+    """A previous listener's port, None when there is none or it is not one (a planted ``:99999``)."""
+    try:
+        port = uri.port
+    except ValueError:
+        return None
+    return port if port is not None and 0 < port <= 65535 else None
 
 
 def _socket_listeners(

@@ -4,8 +4,9 @@
 limit, all sharing one loopback listener (one unguessable path, each login told apart by its state).
 Every rack ends with a ``RackLoginResult``; a failure of one never cancels or undoes another, and a
 session is saved the moment its own login completes.  ``login_one`` first takes the rack's
-cross-process login lock (``RackLoginLock``): when another process holds it, this one waits and then
-uses the session that process stored instead of opening a second browser flow.
+cross-process login lock (``RackLoginLock``): when another process holds it for the same gateway
+URL, this one waits and then uses the session that process stored instead of opening a second
+browser flow; for another URL, it waits for that login to end and then logs in itself.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from rgw.config import ConfigData, ConfigStore
 from rgw.deadline import until
 from rgw.errors import LoginTimeout, RgwError
 from rgw.login.browser import BrowserLauncher, can_open
-from rgw.login.coalesce import RackLoginLock
+from rgw.login.coalesce import RackLoginLock, same_gateway
 from rgw.login.events import (
     BrowserUnavailable,
     CoalescedWait,
@@ -134,13 +135,15 @@ class LoginCoordinator:
     async def _login_one(
         self, request: LoginRequest, listener: ListenerLike | None, walk: LoginWalk | None, before: RackConfig | None
     ) -> RackLoginResult:
-        lock = RackLoginLock(self.store.directory, request.rack)
+        lock = RackLoginLock(self.store.directory, request.rack, request.url)
         await self.store.ensure_directory()
+        await self.store.check_lock_file()  # now, not after the user signed in for a session it cannot save
         if not lock.try_acquire():
             coalesced = await self._wait_for_other(request, lock, before.token if before else None, walk)
             if coalesced is not None:
                 return coalesced
         try:
+            await lock.publish()  # which gateway URL: a waiter takes over only a login to the same one
 
             async def publish(start: LoginStart) -> None:
                 await lock.publish(start.auth_url)
@@ -173,19 +176,25 @@ class LoginCoordinator:
     async def _wait_for_other(
         self, request: LoginRequest, lock: RackLoginLock, old_token: str | None, walk: LoginWalk | None
     ) -> RackLoginResult | None:
-        """Wait for the process holding the rack's login; its session, or None to log in ourselves."""
+        """Wait for the process holding the rack's login; its session, or None to log in ourselves.
+
+        Its session is taken only when it logs in to this gateway URL (its holder record says so, and
+        the config says so when it is done); its sign-in URL is shown only then.
+        """
         announced = False
         waited = 0.0
         with until(self.options.ends_at()) as scope:
             while not lock.try_acquire():
-                pid, url = await lock.holder()
-                url = _fit_for_browser(url, request)  # written by another process: checked like any sign-in URL
+                pid, gateway, url = await lock.holder()
+                other = gateway if gateway is not None and not same_gateway(gateway, request.url) else None
+                # Written by another process: shown only for this gateway, checked like any sign-in URL.
+                url = _fit_for_browser(url, request) if same_gateway(gateway, request.url) else None
                 if waited == 0.0:
                     holder = f"process {pid}" if pid else "another process"
-                    trace.debug("lock: the login to %s is held by %s; waiting for its session", request.rack, holder)
-                if not announced and (url is not None or waited >= 2.0):
-                    self.emit(CoalescedWait(request.rack, pid, url))
-                    if walk is not None:
+                    trace.debug("lock: the login to %s is held by %s; waiting for it", request.rack, holder)
+                if not announced and (url is not None or other is not None or waited >= 2.0):
+                    self.emit(CoalescedWait(request.rack, pid, url, other_url=other))
+                    if walk is not None and other is None:
                         walk.elsewhere(request.rack, url)
                     announced = True
                 await anyio.sleep(_LOCK_POLL)
@@ -195,7 +204,7 @@ class LoginCoordinator:
         if scope.cancelled_caught:
             raise LoginTimeout(f"login to {request.rack} timed out waiting for another rack-gateway login to finish")
         after = (await self.store.read(tokens=[request.rack])).rack(request.rack)  # the other's session
-        if after is not None and after.token and after.token != old_token:
+        if after is not None and after.token and after.token != old_token and same_gateway(after.url, request.url):
             await lock.release()
             self.emit(LoggedIn(request.rack, after.email or ""))
             return RackLoginResult(request.rack, request.url, email=after.email, coalesced=True)

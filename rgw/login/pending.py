@@ -7,6 +7,9 @@ file (0600, opened without following symlinks, written under its ``flock``: ``rg
 holds the state and the code verifier (secrets: they never reach an event, a log or the terminal),
 the sign-in URL, the wall-clock time the login started and the loopback listener the gateway was
 given (a later login listens there again when it can, so the browser the gateway sends back finds it).
+The record is read back as untrusted: a planted one (a listener on port 99999, a hard link, a
+directory in its place) is ignored or refused, never a traceback, and what is not ours to delete is
+left as it is.
 
 A record is used only for its own rack *and* URL, and only while it is younger than
 ``RESUME_MAX_AGE`` (10 minutes, the default ``--timeout``: a login the user left longer than that is
@@ -26,8 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from rgw import aio
+from rgw.locks import UnsafeFile, check_private
 from rgw.models import LoginStart, stamp_within
 from rgw.shared import update_json_file
 from rgw.text import is_token
@@ -37,6 +42,17 @@ RESUME_MAX_AGE = 600.0
 #: A loopback listener's URI as ``CallbackListener.uri`` makes it.
 LISTENER_URI = re.compile(r"http://127\.0\.0\.1:[1-9][0-9]{0,4}/[A-Za-z0-9_-]{16,64}")
 _FORMAT = 1
+
+
+def listener_uri(uri: object) -> str | None:
+    """``uri`` when it is a loopback listener's URI as ``CallbackListener.uri`` makes it, else None."""
+    if not isinstance(uri, str) or not LISTENER_URI.fullmatch(uri):
+        return None
+    try:
+        port = urlsplit(uri).port
+    except ValueError:
+        return None  # past 65535
+    return uri if port is not None and 0 < port <= 65535 else None
 
 
 @dataclass(frozen=True)
@@ -76,7 +92,7 @@ class PendingLogins:
 
         ``listener``: the loopback URI the gateway took (a later login listens there again if it can).
         """
-        listener = listener if start.loopback and listener and LISTENER_URI.fullmatch(listener) else None
+        listener = listener_uri(listener) if start.loopback else None
         pending = PendingLogin(self.rack, self.url, start, self.clock(), listener)
         record = {
             "format": _FORMAT,
@@ -126,14 +142,15 @@ class PendingLogins:
         if started is None:
             return None  # stale, from the future (a clock that jumped back), or not a time: start afresh
         start = LoginStart(auth_url, state, verifier, loopback=record.get("loopback") is True)
-        listener = record.get("listener")
-        if not (start.loopback and isinstance(listener, str) and LISTENER_URI.fullmatch(listener)):
-            listener = None
+        listener = listener_uri(record.get("listener")) if start.loopback else None
         return PendingLogin(self.rack, self.url, start, started, listener)
 
     async def delete(self) -> None:
+        """Delete the record; anything else in its place (refused when read) is left as it is."""
+
         def unlink() -> None:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(FileNotFoundError, UnsafeFile):
+                check_private(self.path, os.lstat(self.path))
                 os.unlink(self.path)
 
         await aio.call(unlink)
