@@ -28,7 +28,7 @@ from . import api, pages
 from .core import Gateway
 from .login import BrowserOutcome, LoginPageError, valid_loopback_uri
 from .mfa import MfaError
-from .oidc_routes import begin, oidc_auth_url, oidc_sign_in
+from .oidc_routes import begin, oidc_auth_url, oidc_exchange_for_cli, oidc_sign_in
 from .ratelimit import LOGIN
 from .settings import GatewaySettings
 from .web import (
@@ -46,12 +46,18 @@ from .web import (
     split_inline_mfa,
 )
 
+#: Where a deployed gateway's `POST /auth/cli/mfa` sends its caller on success (its web UI's page).
+CLI_MFA_SUCCESS = "/app/cli/auth/success"
+
 
 def _outcome(outcome: BrowserOutcome) -> Response:
     if outcome.location is not None:
         return RedirectResponse(outcome.location, 302)
     if outcome.page == "error":
-        return HTMLResponse(pages.error_page(outcome.text, outcome.context, cli_told=outcome.cli_told), outcome.status)
+        return HTMLResponse(
+            pages.error_page(outcome.text, outcome.context, cli_told=outcome.cli_told, note=outcome.note),
+            outcome.status,
+        )
     return HTMLResponse(pages.done_page(outcome.context), outcome.status)
 
 
@@ -264,11 +270,13 @@ async def cli_mfa(request: Request) -> Response:
 
 
 async def _deployed_cli_mfa(request: Request) -> Response:
-    """`POST /auth/cli/mfa` as the Go server parses and answers it (`CLILoginMFASubmit`).
+    """`POST /auth/cli/mfa` as the Go server parses and answers it (`CLILoginMFASubmit`), in its order.
 
     Every field must be a string (an assertion sent as a JSON object is `invalid_request`), the
-    method defaults to totp, and any refused verification, the attempt limit and a lock included,
-    is `400 invalid_code`.
+    method defaults to totp.  No cookie: the state is the credential.  A code the callback stored and
+    the browser's `GET /auth/cli/mfa` has not exchanged yet is exchanged by this request (the browser's
+    page then fails with `session_incomplete`).  Any refused verification, the attempt limit and a
+    lock included, is `400 invalid_code`.
     """
     try:
         body = await read_json(request)
@@ -283,13 +291,23 @@ async def _deployed_cli_mfa(request: Request) -> Response:
         return json_error(400, "state_required")
     if method == "totp" and not fields["code"].strip():
         return json_error(400, "code_required")
+    gw = gateway_of(request)
     try:
-        gateway_of(request).login.mfa(
-            state, method, fields["code"], fields["session_data"], fields["assertion_response"]
-        )
+        step = gw.login.cli_mfa_step(state)
+        if step.verified:
+            return JSONResponse({"redirect": CLI_MFA_SUCCESS})
+        if step.exchange_code is not None:
+            if gw.oidc is not None:
+                await oidc_exchange_for_cli(gw, request, state, step)
+            elif step.email is not None:
+                gw.login.cli_identified(state, step.email)
+            else:
+                gw.login.cli_exchange_failed(state)
+                raise MfaError("exchange_failed")
+        gw.login.cli_mfa_verify(state, method, fields["code"], fields["session_data"], fields["assertion_response"])
     except MfaError as exc:
-        return json_error(400, "invalid_code" if exc.verification_failed else exc.code)
-    return JSONResponse({"redirect": base_url(request) + "/auth/done"})
+        return json_error(400, "invalid_code") if exc.verification_failed else json_error(exc.status, exc.code)
+    return JSONResponse({"redirect": CLI_MFA_SUCCESS})
 
 
 @endpoint

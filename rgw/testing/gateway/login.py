@@ -38,6 +38,10 @@ ENROLL_TEXT = "You must set up multi-factor authentication before you can contin
 UNAUTHORIZED_TEXT = "User not authorized for this gateway."
 CANCELLED_TEXT = "consent cancelled"
 LOOPBACK_HOSTS = ("127.0.0.1", "[::1]", "localhost")
+EXCHANGE_TAKEN_NOTE = (
+    "A code sent from the terminal signed this login in before this page could: finish the sign-in in the"
+    " terminal, where <code>rack-gateway login</code> is waiting."
+)
 
 
 class LoginPageError(Exception):
@@ -62,6 +66,20 @@ class BrowserOutcome:
     status: int = 200
     context: LoginContext | None = None
     cli_told: bool = True
+    #: What the error page says after the text (None: what `cli_told` implies).
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class CliMfaStep:
+    """`LoginFlow.cli_mfa_step`'s answer: verified already, or a code this request must exchange."""
+
+    verified: bool = False
+    #: The code stored by the callback, taken from the browser: exchange it (None: no exchange to do).
+    exchange_code: str | None = None
+    code_verifier: str = ""
+    #: Who signed in at the built-in sign-in page (the code stands for this user).
+    email: str | None = None
 
 
 def valid_loopback_uri(uri: Any) -> bool:
@@ -101,6 +119,9 @@ class LoginFlow:
         self._redeemed: dict[str, tuple[float, str, dict[str, Any]]] = {}
         self._completed: dict[str, float] = {}
         self._received: set[str] = set()  # states whose callback brought the code (deployed mode)
+        # Deployed mode: who exchanged a login's code, "browser" (GET /auth/cli/mfa) or "cli" (POST
+        # /auth/cli/mfa took it first: the browser's page then fails), "cli-failed" (that exchange failed).
+        self._exchanged: dict[str, str] = {}
 
     @property
     def ext(self) -> bool:
@@ -227,6 +248,8 @@ class LoginFlow:
         """`GET /auth/cli/mfa` with a provider: the kept code (once), or where the login is instead."""
         with self._lock:
             st = self._require(state)
+            if self._exchanged.get(state, "browser") != "browser":
+                return self._exchange_taken(st)
             if state in self._received and st.stage == "browser" and st.code:
                 self._received.discard(state)
                 self._store.put_state(replace(st, code=None))
@@ -253,10 +276,23 @@ class LoginFlow:
         """`GET /api/v1/auth/cli/mfa?state=`: sign in with a received code, or say where the login is."""
         with self._lock:
             st = self._require(state)
+            if self._exchanged.get(state, "browser") != "browser":
+                return self._exchange_taken(st)
             if state in self._received and st.stage == "browser" and st.email is not None:
                 self._received.discard(state)
                 return self._signed_in(replace(st, code=None), st.email)
             return self._where(st)
+
+    def _exchange_taken(self, st: LoginState) -> BrowserOutcome:
+        """The browser's `GET /auth/cli/mfa` after a `POST /auth/cli/mfa` exchanged the code first."""
+        return BrowserOutcome(
+            page="error",
+            text="session_incomplete",
+            status=400,
+            context=self.context(st),
+            cli_told=False,
+            note=EXCHANGE_TAKEN_NOTE,
+        )
 
     def _where(self, st: LoginState) -> BrowserOutcome:
         """A browser back at a login past sign-in: done, the MFA page, or an error page."""
@@ -282,6 +318,8 @@ class LoginFlow:
         st = replace(st, email=email)
         if not self._settings.domain_allowed(email, hosted_domain):
             return self._fail(st, f"email domain not allowed: {email}")
+        if not self.ext:
+            self._exchanged.setdefault(st.state, "browser")  # who signed in is known from now on
         user = self._store.user(email)
         if user is None:
             return self._fail(st, UNAUTHORIZED_TEXT)
@@ -333,6 +371,79 @@ class LoginFlow:
             else:
                 raise MfaError("invalid_method")
             return self._verify(st, mfa_verified_at=self._settings.clock())
+
+    # MFA at login, the deployed handler (`POST /auth/cli/mfa` without extensions)
+    def cli_mfa_step(self, state: str) -> CliMfaStep:
+        """Where the login `state` stands for a deployed `POST /auth/cli/mfa`, up to the exchange.
+
+        Raises `session_expired` (unknown state) or `session_incomplete` (no code stored: the browser's
+        sign-in has not reached the callback; nothing changes).  A code stored and not yet exchanged is
+        taken from the browser here: the caller exchanges it (`cli_identified` / `cli_exchange_failed`).
+        """
+        with self._lock:
+            st = self._store.state(state) if state else None
+            if st is None:
+                raise MfaError("session_expired")
+            if st.stage == "verified":
+                return CliMfaStep(verified=True)
+            if state in self._received and st.stage == "browser":
+                self._received.discard(state)
+                self._exchanged[state] = "cli"
+                code = st.code or ""
+                if code:
+                    self._store.put_state(replace(st, code=None))
+                return CliMfaStep(exchange_code=code, code_verifier=st.code_verifier, email=st.email)
+            if st.stage == "browser" and state not in self._exchanged:
+                raise MfaError("session_incomplete")
+            return CliMfaStep()
+
+    def cli_identified(self, state: str, email: str, hosted_domain: str | None = None) -> None:
+        """The exchange `cli_mfa_step` took gave `email`: the domain check, then the user may verify MFA.
+
+        A refused domain is a failed exchange.  Unlike the browser's sign-in nothing else moves on:
+        a user without MFA stays signed in but unverified (the browser's page is gone).
+        """
+        with self._lock:
+            st = self._store.state(state)
+            if st is None:
+                raise MfaError("session_expired")
+            email = email.strip().lower()
+            if not self._settings.domain_allowed(email, hosted_domain):
+                self._exchanged[state] = "cli-failed"
+                raise MfaError("exchange_failed")
+            if st.stage != "browser":
+                return
+            stage = "mfa" if self._store.user(email) is not None and self._mfa.enrolled(email) else "browser"
+            self._store.put_state(replace(st, email=email, stage=stage))
+            if stage == "mfa":
+                self._notify(state)
+
+    def cli_exchange_failed(self, state: str) -> None:
+        """The exchange `cli_mfa_step` took failed: the code is spent, later requests fail the same way."""
+        with self._lock:
+            self._exchanged[state] = "cli-failed"
+
+    def cli_mfa_verify(self, state: str, method: str, code: str, session_data: str, assertion: str) -> None:
+        """After the exchange: the user check (`401 user_not_authorized`), the method, the code."""
+        with self._lock:
+            st = self._store.state(state)
+            if st is None:
+                raise MfaError("session_expired")
+            if st.stage == "verified":
+                return
+            if self._exchanged.get(state) == "cli-failed":
+                raise MfaError("exchange_failed")
+            if st.email is None:
+                raise MfaError("session_incomplete")  # an exchange still under way
+            if self._store.user(st.email) is None:
+                raise MfaError("user_not_authorized", status=401)
+            if method == "totp":
+                self._mfa.verify_code(st.email, code)
+            elif method == "webauthn":
+                self._mfa.assertion_verify(st.email, session_data, assertion)
+            else:
+                raise MfaError("invalid_method")
+            self._verify(st, mfa_verified_at=self._settings.clock())
 
     def webauthn_start(self, state: str, base_url: str) -> dict[str, Any]:
         st = self._store.state(state) if state else None
@@ -415,6 +526,8 @@ class LoginFlow:
             "enrollment_required": False,
         }
         self._store.delete_state(st.state)
+        self._received.discard(st.state)
+        self._exchanged.pop(st.state, None)
         if self.ext:
             self._redeemed[st.state] = (now, st.code_verifier, answer)
         return 200, answer

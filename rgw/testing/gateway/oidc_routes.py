@@ -22,7 +22,8 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from .login import CANCELLED_TEXT, BrowserOutcome, LoginPageError
+from .login import CANCELLED_TEXT, BrowserOutcome, CliMfaStep, LoginPageError
+from .mfa import MfaError
 from .web import base_url, json_error
 
 if TYPE_CHECKING:
@@ -149,3 +150,21 @@ async def oidc_sign_in(
     except SignInFailed as exc:
         return gw.login.sign_in_failed(state, f"{FAILED_PREFIX}{exc.text}")
     return gw.login.identified(state, identity.email, identity.hosted_domain)
+
+
+async def oidc_exchange_for_cli(gw: Gateway, request: Request, state: str, step: CliMfaStep) -> None:
+    """Deployed `POST /auth/cli/mfa` before the browser's next step: this request exchanges the code
+    (`exchange_failed` when the provider refuses it or its identity is refused)."""
+    from .oidc import SignInFailed
+
+    client = gw.oidc
+    assert client is not None
+    assert step.exchange_code is not None
+    try:
+        identity = await client.identify(
+            state=state, code=step.exchange_code, code_verifier=step.code_verifier, redirect_uri=redirect_uri(request)
+        )
+    except SignInFailed:
+        gw.login.cli_exchange_failed(state)
+        raise MfaError("exchange_failed") from None
+    gw.login.cli_identified(state, identity.email, identity.hosted_domain)

@@ -115,9 +115,19 @@ def done_page(ctx: LoginContext | None, rack: str | None = None) -> str:
     return _page("Logged in", body, ctx, rack)
 
 
-def error_page(text: str, ctx: LoginContext | None = None, *, cli_told: bool = True, rack: str | None = None) -> str:
-    """A failed sign-in; `cli_told`: the CLI hears of the failure (False: a deployed gateway's CLI waits on)."""
-    if ctx is None:
+def error_page(
+    text: str,
+    ctx: LoginContext | None = None,
+    *,
+    cli_told: bool = True,
+    rack: str | None = None,
+    note: str | None = None,
+) -> str:
+    """A failed sign-in; `cli_told`: the CLI hears of the failure (False: a deployed gateway's CLI waits on);
+    `note` (HTML, trusted): what to do next, instead of what `cli_told` implies."""
+    if note is not None:
+        after = note
+    elif ctx is None:
         after = "Start again from your terminal with <code>rack-gateway login</code>."
     elif cli_told:
         after = "<code>rack-gateway login</code> in your terminal has stopped with this error."
