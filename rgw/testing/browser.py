@@ -3,10 +3,12 @@
 `await browser.open(auth_url)` fetches the sign-in page, optionally waits `delay` seconds, posts the
 form as `email` with `action` (`allow` or `cancel`), then follows every redirect by hand (at most 10)
 exactly as a browser would, loopback redirects to the CLI included.  On the browser MFA page it posts
-a TOTP code from `totp_secret` when one is given.  Opened on a multi-rack login's one-tab page it
-follows that walk's hops from rack to rack (signing in at each), then signs in at the links the page
-opens in new tabs.  It uses httpx and anyio only, so it runs under both anyio backends, and can stand
-in for the CLI's browser launcher.
+a TOTP code from `totp_secret` when one is given; with `stop_at_mfa` (or no `totp_secret`) it stops
+there, the page loaded: on a deployed-mode gateway its own `GET /auth/cli/mfa` has exchanged the code
+by then, so a code the CLI sends afterwards cannot take the exchange from it.  Opened on a
+multi-rack login's one-tab page it follows that walk's hops from rack to rack (signing in at each),
+then signs in at the links the page opens in new tabs.  It uses httpx and anyio only, so it runs
+under both anyio backends, and can stand in for the CLI's browser launcher.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ class ScriptedBrowser:
         mfa_gate: Callable[[], Awaitable[object]] | None = None,
         follow_links: bool = True,
         walk_timeout: float = 120.0,
+        stop_at_mfa: bool = False,
+        on_mfa_page: Callable[[str], object] | None = None,
     ) -> None:
         self.email = email
         #: On a one-tab page, sign in at the links it opens in new tabs too (as a user clicking them).
@@ -88,6 +92,14 @@ class ScriptedBrowser:
         #: Awaited on the MFA page before the code is posted: lets a test hold the browser back
         #: (e.g. until the terminal is prompting too), to play a user who finishes MFA there later.
         self.mfa_gate = mfa_gate
+        #: Stop on the gateway's MFA page and post no code, even with a `totp_secret` (the user will
+        #: type the code in the terminal); `open` returns once the page has loaded.
+        self.stop_at_mfa = stop_at_mfa
+        #: Called with the MFA page's URL each time the browser has loaded one (before any code is
+        #: posted): lets a test set an event and type the code in the terminal only then.
+        self.on_mfa_page = on_mfa_page
+        #: The URL of every MFA page the browser loaded, in order.
+        self.mfa_pages: list[str] = []
         self.action = action
         self.totp_secret = totp_secret
         self.timeout = timeout
@@ -162,7 +174,11 @@ class ScriptedBrowser:
         response = await self._post(client, urljoin(str(response.url), action), fields)
         response = await self._follow(client, response)
         mfa_form = _find_form(response.text, "/auth/mfa") if response.status_code < 500 else None
-        if mfa_form is not None and self.totp_secret:
+        if mfa_form is not None:
+            self.mfa_pages.append(str(response.url))
+            if self.on_mfa_page is not None:
+                self.on_mfa_page(str(response.url))
+        if mfa_form is not None and self.totp_secret and not self.stop_at_mfa:
             if self.mfa_gate is not None:
                 await self.mfa_gate()
             action, fields = mfa_form
