@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import pexpect
 import pyotp
+import pytest
 from selenium.webdriver.common.by import By
 
 from rgw.testing import GatewaySettings, RunningGateway, running_gateway
@@ -336,3 +337,48 @@ def test_the_built_in_sign_in_page(page: Page, cli: Cli) -> None:
         code, out, err = login.finish()
         assert code == 0, err
         assert out == "Logged in as ops@example.com\n"
+
+
+@pytest.mark.xfail(reason="needs the CLI side of issue 21 (engineer M)", strict=True)
+def test_totp_typed_in_the_terminal_while_the_browser_shows_a_deployed_gateway_s_mfa_page(
+    oidc_provider: Provider, page: Page, cli: Cli
+) -> None:
+    """Issue 21: Chromium signs in at the provider and stays on the deployed-mode gateway's MFA page
+    (its own ``GET /auth/cli/mfa`` exchanged the code); the code is typed in the CLI's pty, which
+    sends it with ``POST /auth/cli/mfa``.  The browser's page is left as it was, not broken."""
+    with oidc_gateway(oidc_provider, extensions=False, rate_limit=None) as gw:
+        secret = gw.gateway.totp_secret("mfa@example.com")
+        assert secret is not None
+        argv = cli.argv("login", "dev", gw.url, "--timeout", "60")
+        transcript = io.StringIO()
+        child = pexpect.spawn(argv[0], argv[1:], env=cli.env(), encoding="utf-8", timeout=30, dimensions=(24, 200))
+        child.logfile_read = transcript
+        try:
+            page.open(cli.inbox.next_url(HANDOFF_WAIT))
+            sign_in_at_provider(page, oidc_provider, "mfa@example.com")
+            page.wait_for_url(gw.url + "/auth/mfa?state=", "the gateway's MFA page")
+            page.screenshot("gateway-mfa-before-the-terminal")
+            assert "Signed in as mfa@example.com." in page.text
+            state = urlsplit(page.url).query.removeprefix("state=")
+            found = gw.gateway.login.state(state)
+            assert found is not None
+            assert found.stage == "mfa"  # the browser's own step signed the user in
+            gw.gateway.reset_counts()
+            child.sendline(pyotp.TOTP(secret).now())  # typed in the terminal, not in the browser
+            child.expect_exact("MFA verified", timeout=20)
+            child.expect_exact("Logged in as mfa@example.com", timeout=20)
+            child.expect(pexpect.EOF, timeout=20)
+        finally:
+            child.close(force=True)
+        assert child.exitstatus == 0, transcript.getvalue()
+        assert gw.gateway.request_count("/api/v1/auth/cli/mfa") >= 1  # the CLI sent the code
+        # The browser's page is not broken: still the MFA page, no error from a taken exchange.
+        page.screenshot("gateway-mfa-after-the-terminal")
+        assert page.url.startswith(gw.url + "/auth/mfa?state=")
+        assert "Multi-factor authentication" in page.text
+        assert "session_incomplete" not in page.text
+        assert "Sign-in failed" not in page.text
+        entry = config_of(cli)["gateways"]["dev"]
+        assert (entry["email"], entry["mfa_verified"]) == ("mfa@example.com", True)
+        assert gw.gateway.session_valid(entry["token"])
+        assert entry["token"] not in transcript.getvalue()
