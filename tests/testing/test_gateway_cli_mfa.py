@@ -225,6 +225,7 @@ def test_a_request_after_the_callback_takes_the_exchange_from_the_browser(
     page = browser.get(mfa_url)
     assert page.status_code == 400
     assert "session_incomplete" in page.text
+    assert "finish in the terminal, where <code>rack-gateway login</code> is waiting." in page.text
     assert 'action="/auth/mfa"' not in page.text
     if right:  # the login itself is verified: the CLI gets its session
         done = cli.post(COMPLETE, json=complete_body(start))

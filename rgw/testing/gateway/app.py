@@ -3,8 +3,8 @@
 Login routes live here (start, the stand-in Google sign-in page, the callback, the browser MFA page,
 `/complete` with long polling, `/auth/cli/mfa`); authenticated API routes live in `api.py`.  With an
 OpenID Connect provider configured the sign-in URL is the provider's, the built-in sign-in page is
-gone (404), and the callback (or, without extensions, `GET /auth/cli/mfa`) exchanges the provider's
-code before the login moves on.  Any
+gone (404), and the callback (or, without extensions, `GET /auth/cli/mfa`, or a `POST /auth/cli/mfa`
+that lands before it) exchanges the provider's code before the login moves on.  Any
 unexpected error becomes `500 {"error":"internal server error"}`; bad JSON is `400 invalid request`.
 The login routes (`/api/v1/auth/cli/*`, `/api/v1/auth/web/*`, and `POST /auth/mfa`, which stands in
 for the deployed web UI's `POST /api/v1/auth/cli/mfa`) share one rate-limit group, checked first.  An

@@ -39,8 +39,8 @@ UNAUTHORIZED_TEXT = "User not authorized for this gateway."
 CANCELLED_TEXT = "consent cancelled"
 LOOPBACK_HOSTS = ("127.0.0.1", "[::1]", "localhost")
 EXCHANGE_TAKEN_NOTE = (
-    "A code sent from the terminal signed this login in before this page could: finish the sign-in in the"
-    " terminal, where <code>rack-gateway login</code> is waiting."
+    "A code for this login was sent from elsewhere (normally the terminal) before this page loaded, and took"
+    " over its sign-in: finish in the terminal, where <code>rack-gateway login</code> is waiting."
 )
 
 
