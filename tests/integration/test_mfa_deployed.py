@@ -1,0 +1,227 @@
+"""MFA at login against a gateway without the ``stage`` extension (the deployed one, issue 21).
+
+The reference gateway in deployed mode; a scripted browser that signs in and stops on the gateway's
+MFA page; the CLI in-process reading a real pipe as its terminal (the one terminal reader).  A code
+typed in the terminal goes to ``POST /auth/cli/mfa``; ``--mfa-code`` goes there after each poll.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pyotp
+import pytest
+
+from rgw.cli import run
+from rgw.cli.app import App, Options
+from rgw.testing import RunningGateway, ScriptedBrowser
+
+pytestmark = pytest.mark.anyio
+
+MFA_USER = "mfa@example.com"
+
+
+class Watched(io.StringIO):
+    """stderr that a test can wait on: ``await seen(text)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = anyio.Event()
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        self.changed.set()
+        self.changed = anyio.Event()
+        return written
+
+    async def seen(self, text: str, count: int = 1) -> None:
+        with anyio.move_on_after(15):
+            while self.getvalue().count(text) < count:
+                await self.changed.wait()
+            return
+        raise AssertionError(f"{text!r} not shown within 15 s; the terminal showed:\n{self.getvalue()}")
+
+
+class GatedBrowser(ScriptedBrowser):
+    """Signs in once ``go`` is set (at once without it) and stops on the MFA page (no TOTP secret),
+    unless given one; ``at_mfa`` is set once it rests there."""
+
+    def __init__(self, *, go: anyio.Event | None = None, **kwargs: Any) -> None:
+        super().__init__(email=MFA_USER, **kwargs)
+        self.go = go
+        self.at_mfa = anyio.Event()
+
+    async def open(self, url: str) -> bool:
+        if self.go is not None:
+            await self.go.wait()
+        opened = await super().open(url)
+        self.at_mfa.set()
+        return opened
+
+
+def totp(gw: RunningGateway) -> str:
+    secret = gw.gateway.totp_secret(MFA_USER)
+    assert secret is not None
+    return pyotp.TOTP(secret).now()
+
+
+def wrong_code(gw: RunningGateway) -> str:
+    secret = gw.gateway.totp_secret(MFA_USER)
+    assert secret is not None
+    now = int(time.time())
+    valid = {pyotp.TOTP(secret).at(now + 30 * k) for k in (-2, -1, 0, 1, 2)}
+    return next(c for c in ("000000", "111111", "222222") if c not in valid)
+
+
+class Terminal:
+    """The CLI in-process with a pipe as its terminal; ``type`` writes a line into it."""
+
+    def __init__(self, tmp_path: Path, browser: ScriptedBrowser, *options: str, interactive: bool = True) -> None:
+        self.config = tmp_path / "cfg"
+        self.read_end, self.write_end = os.pipe()
+        self.stdin = open(self.read_end, closefd=False)  # noqa: SIM115 - closed by close()
+        self.err = Watched()
+        self.out = io.StringIO()
+        self.options = options
+        self.app = App(
+            options=Options(config_dir=self.config),
+            environ={},
+            stdin=self.stdin,
+            out=self.out,
+            err=self.err,
+            browser=browser,
+            interactive=interactive,
+        )
+        self.exit_code: int | None = None
+
+    def type(self, line: str) -> None:
+        os.write(self.write_end, line.encode() + b"\n")
+
+    async def login(self, gw: RunningGateway) -> None:
+        args = [*self.options, "login", "dev", gw.url, "--timeout", "60"]
+        self.exit_code = await run(args, obj=self.app)
+
+    def close(self) -> None:
+        self.stdin.close()
+        os.close(self.read_end)
+        os.close(self.write_end)
+
+    def entry(self) -> dict[str, Any]:
+        return dict(json.loads((self.config / "config.json").read_text())["gateways"]["dev"])
+
+
+@asynccontextmanager
+async def running_login(term: Terminal, gw: RunningGateway) -> AsyncIterator[anyio.Event]:
+    """The login runs while the body plays the user; ``done`` is set when it has ended."""
+    done = anyio.Event()
+    try:
+        async with anyio.create_task_group() as tg:
+
+            async def login() -> None:
+                try:
+                    await term.login(gw)
+                finally:
+                    done.set()
+
+            tg.start_soon(login)
+            yield done
+            with anyio.fail_after(30):
+                await done.wait()
+    finally:
+        term.close()
+
+
+async def test_a_code_typed_in_the_terminal_verifies_mfa(tmp_path: Path, deployed_gateway: RunningGateway) -> None:
+    gw = deployed_gateway
+    browser = GatedBrowser()
+    term = Terminal(tmp_path, browser, "--mfa-method", "totp")
+    async with running_login(term, gw):
+        await term.err.seen("Enter TOTP code")  # rgw knows the account has MFA: the prompt says so
+        await browser.at_mfa.wait()
+        term.type(totp(gw))
+    err = term.err.getvalue()
+    assert term.exit_code == 0, err
+    assert "MFA verification required." in err
+    assert "MFA verified" in err
+    assert term.out.getvalue() == f"Logged in as {MFA_USER}\n"
+    entry = term.entry()
+    assert entry["mfa_verified"] is True
+    assert gw.gateway.session_valid(entry["token"])
+
+
+async def test_a_wrong_code_then_the_right_one(tmp_path: Path, deployed_gateway: RunningGateway) -> None:
+    gw = deployed_gateway
+    browser = GatedBrowser()
+    term = Terminal(tmp_path, browser)
+    async with running_login(term, gw):
+        await browser.at_mfa.wait()
+        term.type(wrong_code(gw))
+        await term.err.seen("Wrong code")
+        term.type(totp(gw))
+    err = term.err.getvalue()
+    assert term.exit_code == 0, err
+    # Not known to have MFA: the waiting line stays as short as it was, and claims nothing.
+    assert "Waiting for the browser sign-in to finish (and for MFA there, if your account requires it)..." in err
+    assert "MFA verification required." not in err
+    assert "Wrong code (2 tries left)" in err
+    assert err.index("Wrong code") < err.index("MFA verified")
+    assert term.entry()["mfa_verified"] is True
+    ledger = json.loads((term.config / "mfa-attempts.json").read_text())
+    outcomes = sorted(entry[1] for entries in ledger.values() for entry in entries)
+    assert outcomes == [0, 1]  # each answer recorded, as the extension path does
+
+
+async def test_a_code_typed_before_the_sign_in_ends(tmp_path: Path, deployed_gateway: RunningGateway) -> None:
+    gw = deployed_gateway
+    go = anyio.Event()
+    browser = GatedBrowser(go=go)
+    term = Terminal(tmp_path, browser)
+    async with running_login(term, gw):
+        await term.err.seen("Waiting for the browser sign-in")
+        term.type(totp(gw))  # the browser has not even opened the sign-in page
+        await term.err.seen("finish signing in")
+        go.set()
+        await browser.at_mfa.wait()
+        term.type(totp(gw))
+    err = term.err.getvalue()
+    assert term.exit_code == 0, err
+    assert "MFA verified" in err
+    # Never resent on its own: one "finish signing in" and one verification.
+    assert err.count("finish signing in") == 1
+    assert term.entry()["mfa_verified"] is True
+
+
+async def test_mfa_code_without_a_terminal(tmp_path: Path, deployed_gateway: RunningGateway) -> None:
+    gw = deployed_gateway
+    browser = GatedBrowser()
+    term = Terminal(tmp_path, browser, "--mfa-code", totp(gw), interactive=False)
+    async with running_login(term, gw):
+        pass
+    err = term.err.getvalue()
+    assert term.exit_code == 0, err
+    assert "MFA verification required." in err  # --mfa-code says the account has MFA
+    assert "MFA verified" in err
+    assert term.entry()["mfa_verified"] is True
+
+
+async def test_the_browser_finishing_mfa_first(tmp_path: Path, deployed_gateway: RunningGateway) -> None:
+    gw = deployed_gateway
+    secret = gw.gateway.totp_secret(MFA_USER)
+    browser = GatedBrowser(totp_secret=secret)
+    term = Terminal(tmp_path, browser, "--mfa-method", "totp")
+    async with running_login(term, gw):
+        pass  # nothing typed
+    err = term.err.getvalue()
+    assert term.exit_code == 0, err
+    assert "Enter TOTP code" in err
+    assert "MFA verified" not in err  # verified in the browser, not here
+    assert term.out.getvalue() == f"Logged in as {MFA_USER}\n"
+    assert term.entry()["mfa_verified"] is True
