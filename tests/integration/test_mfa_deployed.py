@@ -22,7 +22,7 @@ import pytest
 
 from rgw.cli import run
 from rgw.cli.app import App, Options
-from rgw.testing import RunningGateway, ScriptedBrowser
+from rgw.testing import GatewaySettings, RunningGateway, ScriptedBrowser, running_gateway
 
 pytestmark = pytest.mark.anyio
 
@@ -225,3 +225,55 @@ async def test_the_browser_finishing_mfa_first(tmp_path: Path, deployed_gateway:
     assert "MFA verified" not in err  # verified in the browser, not here
     assert term.out.getvalue() == f"Logged in as {MFA_USER}\n"
     assert term.entry()["mfa_verified"] is True
+
+
+async def test_rgw_never_sends_a_code_of_its_own(tmp_path: Path, deployed_gateway: RunningGateway) -> None:
+    """While the browser rests on the MFA page, polls go on and not one ``/auth/cli/mfa`` comes from rgw
+    (a request of its own would take the authorization-code exchange from the browser)."""
+    gw = deployed_gateway
+    secret = gw.gateway.totp_secret(MFA_USER)
+    extra: list[int] = []
+
+    async def hold_the_mfa_page() -> None:
+        mfa_requests = gw.gateway.request_count("/api/v1/auth/cli/mfa")
+        polls = gw.gateway.request_count("/api/v1/auth/cli/complete")
+        with anyio.fail_after(15):
+            while gw.gateway.request_count("/api/v1/auth/cli/complete") < polls + 3:
+                await anyio.sleep(0.05)
+        extra.append(gw.gateway.request_count("/api/v1/auth/cli/mfa") - mfa_requests)
+
+    browser = GatedBrowser(totp_secret=secret, mfa_gate=hold_the_mfa_page)
+    term = Terminal(tmp_path, browser, "--mfa-method", "totp")
+    async with running_login(term, gw):
+        pass
+    assert term.exit_code == 0, term.err.getvalue()
+    assert extra == [0]
+
+
+async def test_a_given_code_is_not_sent_to_the_racks_of_a_multi_rack_login(tmp_path: Path) -> None:
+    """One ``--mfa-code`` for many racks would go to several gateways: on deployed gateways it goes to
+    none (MFA in the browser, as before); nothing is sent, nothing counted in the ledger."""
+    with (
+        running_gateway(GatewaySettings(extensions=False)) as one,
+        running_gateway(GatewaySettings(extensions=False)) as two,
+    ):
+        config = tmp_path / "cfg"
+        config.mkdir(mode=0o700)
+        gateways = {"a": {"url": one.url}, "b": {"url": two.url}}
+        (config / "config.json").write_text(json.dumps({"current": "a", "gateways": gateways}))
+        (config / "config.json").chmod(0o600)
+        err, out = io.StringIO(), io.StringIO()
+        app = App(
+            options=Options(config_dir=config),
+            environ={},
+            out=out,
+            err=err,
+            browser=ScriptedBrowser(email=MFA_USER),  # signs in at each rack, stops on its MFA page
+            interactive=False,
+        )
+        code = await run(["--mfa-code", "000000", "login", "--rack", "a", "--rack", "b", "--timeout", "6"], obj=app)
+        assert code == 11, err.getvalue()  # every rack failed: its sign-in was left on the MFA page
+        assert [line.split()[:2] for line in out.getvalue().splitlines()[1:]] == [["a", "failed"], ["b", "failed"]]
+        assert out.getvalue().count("timed out") == 2
+        assert "MFA verification failed" not in err.getvalue()
+        assert not (config / "mfa-attempts.json").exists()
