@@ -32,7 +32,7 @@ __all__ = [
 #: The waiting line when rgw knows the account has MFA (``Waiting.mfa``), at a gateway that does not
 #: report the MFA stage: the seed's "MFA verification required.", then where the code goes.
 MFA_WAITING = {
-    "terminal": "Enter TOTP code (here, or in the browser once signed in):",
+    "terminal": "Enter {code} (here, or in the browser once signed in):",
     "given": "The code given with --mfa-code is sent once the sign-in in the browser is done.",
     "browser": "Enter the code in the browser once signed in.",
 }
@@ -104,7 +104,8 @@ def _waiting_lines(event: ev.LoginEvent) -> str | None:
         case ev.Waiting(stage="mfa"):
             return "Waiting for MFA to be completed in the browser..."
         case ev.Waiting(mfa=mfa) if mfa in MFA_WAITING:
-            return f"{WAITING}...\nMFA verification required.\n{MFA_WAITING[mfa]}"
+            code = "backup code" if event.method == "backup_code" else "TOTP code"
+            return f"{WAITING}...\nMFA verification required.\n{MFA_WAITING[mfa].format(code=code)}"
         case ev.Waiting():
             return f"{WAITING} (and for MFA there, if your account requires it)..."
         case ev.StillWaiting(elapsed=elapsed, can_reopen=can_reopen):

@@ -63,6 +63,8 @@ class Waiting(LoginEvent):
 
     stage: str
     mfa: str = ""
+    #: ``--mfa-method`` (the code the waiting line asks for; ``totp`` when not given).
+    method: str = "totp"
 
 
 @dataclass(frozen=True)

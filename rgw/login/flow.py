@@ -91,6 +91,9 @@ class MfaSolver(Protocol):
     @property
     def expects_mfa(self) -> bool: ...
 
+    @property
+    def method(self) -> str: ...
+
 
 class PasteSource(Protocol):
     """Lines the user pastes into the terminal (None at end of input)."""
@@ -602,7 +605,10 @@ class LoginAttempt:
             self._stages = False if self.listener is not None and not start.loopback else None
             if self.flow.mfa is not None and self.flow.mfa.given_code and not start.loopback:
                 self._given = self.flow.mfa.codes(self.client, start, given=True)
-            self.say_once("waiting", Waiting(self.rack, "browser", await self.mfa_expected(start)))
+            mfa = await self.mfa_expected(start)
+            self.say_once(
+                "waiting", Waiting(self.rack, "browser", mfa, self.flow.mfa.method if self.flow.mfa else "totp")
+            )
             race.start_soon(self.remind)
             if self.flow.paste is not None:
                 race.start_soon(self.read_pasted_url, self.flow.paste)
@@ -817,7 +823,12 @@ class LoginAttempt:
                     continue
                 pasted = paste_result(line, start.state)
                 if pasted.ok is None:
-                    self.emit(PasteIgnored(self.rack, pasted.reason or "not this login's URL"))
+                    reason = pasted.reason or "not this login's URL"
+                    if self.flow.mfa is not None and self._stages is False and "state" not in line:
+                        reason = (
+                            "that is neither an MFA code (6 digits, a backup code) nor the address the browser ended on"
+                        )
+                    self.emit(PasteIgnored(self.rack, reason))
                     continue
                 self.emit(CallbackReceived(self.rack, pasted.ok, "paste"))
                 self.wake.set()  # the gateway's answer decides

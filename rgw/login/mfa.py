@@ -446,6 +446,11 @@ class LoginMfa:
         return self.settings.code is not None and self.one_rack
 
     @property
+    def method(self) -> str:
+        """The code the user is asked for: ``--mfa-method``, else a TOTP code."""
+        return self.settings.method or "totp"
+
+    @property
     def expects_mfa(self) -> bool:
         """The command line says the account has MFA (``--mfa-method`` or ``--mfa-code``)."""
         return self.settings.method is not None or self.settings.code is not None

@@ -67,10 +67,11 @@ class GatedBrowser(ScriptedBrowser):
         return opened
 
 
-def totp(gw: RunningGateway) -> str:
+def totp(gw: RunningGateway, later: int = 0) -> str:
+    """The code of the current 30 s step, or of one ``later`` steps on (the gateway takes +-1)."""
     secret = gw.gateway.totp_secret(MFA_USER)
     assert secret is not None
-    return pyotp.TOTP(secret).now()
+    return pyotp.TOTP(secret).at(int(time.time()) + 30 * later)
 
 
 def wrong_code(gw: RunningGateway) -> str:
@@ -277,3 +278,27 @@ async def test_a_given_code_is_not_sent_to_the_racks_of_a_multi_rack_login(tmp_p
         assert out.getvalue().count("timed out") == 2
         assert "MFA verification failed" not in err.getvalue()
         assert not (config / "mfa-attempts.json").exists()
+
+
+async def test_a_session_that_verified_mfa_before_makes_the_line_say_so(
+    tmp_path: Path, deployed_gateway: RunningGateway
+) -> None:
+    """No option says so, but the session this login replaces verified MFA at this gateway."""
+    gw = deployed_gateway
+    secret = gw.gateway.totp_secret(MFA_USER)
+    first = Terminal(tmp_path, GatedBrowser(totp_secret=secret))
+    async with running_login(first, gw):
+        pass
+    assert first.exit_code == 0, first.err.getvalue()
+    assert "MFA verification required." not in first.err.getvalue()  # not known yet
+    assert first.entry()["mfa_verified"] is True
+
+    browser = GatedBrowser()
+    again = Terminal(tmp_path, browser)
+    async with running_login(again, gw):
+        await again.err.seen("Enter TOTP code (here, or in the browser once signed in):")
+        await browser.at_mfa.wait()
+        again.type(totp(gw, later=1))  # the first login used this step's code
+    assert again.exit_code == 0, again.err.getvalue()
+    assert "MFA verification required." in again.err.getvalue()
+    assert "MFA verified" in again.err.getvalue()
