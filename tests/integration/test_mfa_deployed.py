@@ -22,7 +22,13 @@ import pytest
 
 from rgw.cli import run
 from rgw.cli.app import App, Options
+from rgw.client import GatewayClient
+from rgw.config import ConfigStore
+from rgw.login import events as ev
+from rgw.login.flow import LoginFlow, LoginOptions
+from rgw.login.mfa import LoginMfa, MfaSettings
 from rgw.testing import GatewaySettings, RunningGateway, ScriptedBrowser, running_gateway
+from tests.integration.flowkit import Recorder, device_on
 
 pytestmark = pytest.mark.anyio
 
@@ -302,3 +308,34 @@ async def test_a_session_that_verified_mfa_before_makes_the_line_say_so(
     assert again.exit_code == 0, again.err.getvalue()
     assert "MFA verification required." in again.err.getvalue()
     assert "MFA verified" in again.err.getvalue()
+
+
+async def test_a_given_code_is_sent_no_more_once_it_cannot_be_valid(
+    tmp_path: Path, deployed_gateway: RunningGateway
+) -> None:
+    """``--mfa-code`` (a wrong one here) goes out after each poll only for ``given_code_for`` seconds; after
+    that the browser signs in and finishes MFA itself, and the login completes: had the code been sent
+    once the sign-in was done, the gateway would have refused it and the login would have failed."""
+    gw = deployed_gateway
+    recorder = Recorder()
+
+    class AfterTheCodeExpired(ScriptedBrowser):
+        async def open(self, url: str) -> bool:
+            await recorder.first(ev.MfaCodeUnused)
+            return await super().open(url)
+
+    async with GatewayClient(gw.url) as client:
+        flow = LoginFlow(
+            client=client,
+            store=ConfigStore(tmp_path / "cfg"),
+            browser=AfterTheCodeExpired(email=MFA_USER, totp_secret=gw.gateway.totp_secret(MFA_USER)),
+            device=device_on("dev-host"),
+            emit=recorder,
+            options=LoginOptions(timeout=30, given_code_for=1.0),
+            mfa=LoginMfa("dev", settings=MfaSettings(code="000000")),
+        )
+        session = await flow.run("dev")
+    assert session.email == MFA_USER
+    assert session.mfa_verified
+    assert ev.MfaVerified not in {type(e) for e in recorder.events}  # verified in the browser
+    assert recorder.of(ev.Waiting)[0] == ev.Waiting("dev", "browser", "given")
