@@ -290,16 +290,18 @@ class LoginFlow:
 
     async def remembered_return(self, rack: str) -> str | None:
         """The origin ``rack``'s sign-in returned to at its last login (``remembered_return``)."""
-        if self._remembered is False:
-            self._remembered = (await self.store.read(tokens=())).rack(rack)
-        return remembered_return(self._remembered if isinstance(self._remembered, RackConfig) else None)
+        return remembered_return(await self._remembered_rack(rack))
 
     async def verified_mfa_before(self, rack: str) -> bool:
         """Whether ``rack``'s session this login replaces verified MFA at this gateway (its account has MFA)."""
+        before = await self._remembered_rack(rack)
+        return before is not None and before.mfa_verified is True and answered_before(before, self.client.base_url)
+
+    async def _remembered_rack(self, rack: str) -> RackConfig | None:
+        """The rack's entry as the command read it, read from the config once when it was not handed in."""
         if self._remembered is False:
             self._remembered = (await self.store.read(tokens=())).rack(rack)
-        before = self._remembered if isinstance(self._remembered, RackConfig) else None
-        return before is not None and before.mfa_verified is True and answered_before(before, self.client.base_url)
+        return self._remembered if isinstance(self._remembered, RackConfig) else None
 
     async def save(self, rack: str, session: Session, *, returns_to: str | None = None) -> str | None:
         """Store the session; returns the token it replaced at the same gateway (None if none).
@@ -774,8 +776,9 @@ class LoginAttempt:
         """A code typed while waiting: to ``/auth/cli/mfa`` of a gateway that does not report its stage.
 
         Not while it is unknown whether the gateway reports the stage (``--no-loopback``, before the
-        first poll answer), nor to one that does (its prompt comes with the MFA stage).  The answer is said; a code
-        that came too early is not resent by itself (a resend could land in the exchange's window).
+        first poll answer), nor to one that does (its prompt comes with the MFA stage).  The answer is
+        said; a code that came too early is not resent by itself (a resend could land in the window
+        where it would take the authorization-code exchange from the browser).
         """
         assert self.start is not None
         assert self.flow.mfa is not None
