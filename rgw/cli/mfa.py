@@ -92,7 +92,9 @@ def login_solver(
 
     def build(rack: str) -> LoginMfa:
         asker = RackPrompter(prompter, rack) if name_racks else prompter
-        return LoginMfa(rack, prompter=asker, settings=settings, emit=emit, ledger=ledger)
+        # With many racks a code given with --mfa-code is not sent to a deployed gateway after each poll:
+        # one code would go to several gateways (each refusal counts toward a lock-out there).
+        return LoginMfa(rack, prompter=asker, settings=settings, emit=emit, ledger=ledger, one_rack=not name_racks)
 
     return build
 

@@ -29,6 +29,15 @@ __all__ = [
 ]
 
 
+#: The waiting line when rgw knows the account has MFA (``Waiting.mfa``), at a gateway that does not
+#: report the MFA stage: the seed's "MFA verification required.", then where the code goes.
+MFA_WAITING = {
+    "terminal": "Enter {code} (here, or in the browser once signed in):",
+    "given": "The code given with --mfa-code is sent once the sign-in in the browser is done.",
+    "browser": "Enter the code in the browser once signed in.",
+}
+WAITING = "Waiting for the browser sign-in to finish"
+
 STILL_WAITING = (
     "Still waiting for the sign-in after {elapsed}. If the browser showed an error, the likely causes are: "
     "your email domain is not allowed on this gateway, or the consent page was cancelled; if it is still "
@@ -94,8 +103,11 @@ def _waiting_lines(event: ev.LoginEvent) -> str | None:
     match event:
         case ev.Waiting(stage="mfa"):
             return "Waiting for MFA to be completed in the browser..."
+        case ev.Waiting(mfa=mfa) if mfa in MFA_WAITING:
+            code = "backup code" if event.method == "backup_code" else "TOTP code"
+            return f"{WAITING}...\nMFA verification required.\n{MFA_WAITING[mfa].format(code=code)}"
         case ev.Waiting():
-            return "Waiting for the browser sign-in to finish (and for MFA there, if your account requires it)..."
+            return f"{WAITING} (and for MFA there, if your account requires it)..."
         case ev.StillWaiting(elapsed=elapsed, can_reopen=can_reopen):
             then = (
                 "Press Enter to open the browser again, or Ctrl-C to give up."
@@ -129,6 +141,19 @@ def _answer_lines(event: ev.LoginEvent) -> str | None:
             return "OAuth successful"
         case ev.MfaPrompt():
             return "MFA verification required."
+        case ev.MfaCodeRejected(attempts_left=left, typed=True):
+            tries = f"{left} {'try' if left == 1 else 'tries'} left"
+            return f"Wrong code ({tries}): type a new code here, or enter it in the browser."
+        case ev.MfaCodeEarly():
+            return (
+                "Not verified: finish signing in with Google in the browser first, then type the code again "
+                "(once its MFA page shows)."
+            )
+        case ev.MfaCodeUnused(seconds=seconds):
+            return (
+                f"The code given with --mfa-code was not taken within {seconds:.0f} s (the sign-in was not "
+                "finished in time) and is no longer sent: enter a code in the browser."
+            )
         case ev.MfaCodeRejected(message=message, attempts_left=left):
             return f"{printable(message)} ({left} {'try' if left == 1 else 'tries'} left)"
         case ev.MfaVerified():
@@ -299,8 +324,10 @@ class LiveRenderer:
             self.summary = describe(event)
         elif status is not None:
             self.status[event.rack] = status
-        if isinstance(event, ev.MfaPrompt):
-            self.paused = True
+        if isinstance(event, ev.MfaPrompt) or (
+            isinstance(event, ev.Waiting) and event.mfa == "terminal" and not self.multi
+        ):
+            self.paused = True  # the user types a code: a redrawn block would wipe what is typed
         elif isinstance(event, ev.MfaVerified | ev.LoggedIn | ev.LoginFailed):
             self.paused = False
         if isinstance(event, ev.LoggedIn | ev.LoginFailed):
@@ -319,10 +346,16 @@ class LiveRenderer:
                 return ((describe(event) or "").splitlines(), None)
             case ev.CoalescedWait():
                 return ((describe(event) or "").splitlines(), "waiting for the login in another rack-gateway process")
-            case ev.MfaCodeRejected() | ev.LoginResumed() | ev.ResumeDiscarded():
+            case ev.MfaCodeRejected() | ev.LoginResumed() | ev.ResumeDiscarded() | ev.MfaCodeEarly():
+                return ((describe(event) or "").splitlines(), None)
+            case ev.MfaCodeUnused():
                 return ((describe(event) or "").splitlines(), None)
             case ev.WalkOpening() | ev.WalkAvailable() | ev.WalkQueued() | ev.WalkProgress():
                 return ((describe(event) or "").splitlines() if not isinstance(event, ev.WalkProgress) else [], None)
+            case ev.Waiting(stage="browser", mfa=mfa) if mfa in MFA_WAITING:
+                # The seed's lines scroll above the block (a single rack's); the status stays one line.
+                lines = (describe(event) or "").splitlines()
+                return ([] if self.multi else lines[1:], "waiting for the browser sign-in (MFA required)")
             case ev.OAuthSucceeded() | ev.MfaPrompt() | ev.MfaVerified():
                 text = describe(event) or ""
                 return ([] if self.multi else [text], text)

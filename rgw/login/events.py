@@ -53,9 +53,18 @@ class BrowserUnavailable(LoginEvent):
 
 @dataclass(frozen=True)
 class Waiting(LoginEvent):
-    """Waiting for the browser sign-in (``stage`` browser) or for MFA in the browser (``mfa``)."""
+    """Waiting for the browser sign-in (``stage`` browser) or for MFA in the browser (``mfa``).
+
+    ``mfa``: what rgw knows of MFA while the sign-in goes on at a gateway that does not report its
+    stage: ``""`` nothing (the account may have MFA or not); else the account has MFA, and its code
+    may be typed in the terminal or the browser (``terminal``), is sent from ``--mfa-code``
+    (``given``), or goes in the browser (``browser``: no terminal).
+    """
 
     stage: str
+    mfa: str = ""
+    #: ``--mfa-method`` (the code the waiting line asks for; ``totp`` when not given).
+    method: str = "totp"
 
 
 @dataclass(frozen=True)
@@ -121,8 +130,25 @@ class MfaVerified(LoginEvent):
 
 @dataclass(frozen=True)
 class MfaCodeRejected(LoginEvent):
+    """The gateway refused a code; ``typed``: one typed while the login waited (a deployed gateway)."""
+
     message: str
     attempts_left: int
+    typed: bool = False
+
+
+@dataclass(frozen=True)
+class MfaCodeEarly(LoginEvent):
+    """A typed code came before the browser's sign-in ended (``session_incomplete``, or no poll
+    answered yet): nothing was verified, and it is not resent by itself."""
+
+
+@dataclass(frozen=True)
+class MfaCodeUnused(LoginEvent):
+    """``--mfa-code`` was not taken within ``seconds`` of polling (the sign-in did not finish in
+    time): it is sent no more, MFA goes on in the browser."""
+
+    seconds: float
 
 
 @dataclass(frozen=True)

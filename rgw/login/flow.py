@@ -6,8 +6,9 @@
 1. ``reach_gateway``: ``/auth/cli/start``, retried (a gateway that cannot be reached is said so);
 2. then, in one task group under one deadline, ``open_browser`` (a worker thread), ``serve_callback``
    (the loopback listener, woken by the gateway's redirect), ``poll`` (long poll or steady pace,
-   backoff on failures), ``read_pasted_url`` (on a terminal) and ``ask_for_mfa`` (when the gateway
-   reports the MFA stage) run at once;
+   backoff on failures), ``read_pasted_url`` (on a terminal: a pasted URL, or an MFA code typed
+   while a gateway that does not report its stage waits) and ``ask_for_mfa`` (when the gateway
+   reports the MFA stage) run at once; ``--mfa-code`` goes to such a gateway after each poll;
 3. ``decide`` is the one place the outcome is chosen: the first session (saved, then every other
    task cancelled and the listener closed) or terminal error.  Only the gateway can fail a login: a
    browser or a pasted URL saying "error" makes the poller ask at once, and the gateway's answer
@@ -44,7 +45,10 @@ from rgw.login.events import (
     GatewayReachable,
     LoggedIn,
     LoginResumed,
+    MfaCodeEarly,
+    MfaCodeUnused,
     MfaPrompt,
+    MfaVerified,
     OAuthSucceeded,
     PasteIgnored,
     ReplacedSessionRevoked,
@@ -55,6 +59,7 @@ from rgw.login.events import (
     Waiting,
     WalkQueued,
 )
+from rgw.login.mfa import typed_code
 from rgw.login.pending import RESUME_MAX_AGE, PendingLogin, PendingLogins
 from rgw.login.poller import LoginPoller, Wakeup
 from rgw.login.returns import RETURN_FIELD, SignInCheck, check_sign_in, remembered_return
@@ -67,10 +72,27 @@ DEFAULT_TIMEOUT = 600.0
 REVOKE_PATIENCE = 5.0
 
 
+class MfaCodes(Protocol):
+    """Sends MFA codes of a login whose gateway does not report its stage (``rgw.login.mfa.LoginCodes``)."""
+
+    async def send(self, code: str | None = None) -> str: ...
+
+
 class MfaSolver(Protocol):
     """Completes the MFA stage from the terminal; returns once the gateway accepted a code."""
 
     async def solve(self, client: GatewayClient, start: LoginStart, methods: tuple[str, ...]) -> None: ...
+
+    def codes(self, client: GatewayClient, start: LoginStart, *, given: bool) -> MfaCodes: ...
+
+    @property
+    def given_code(self) -> bool: ...
+
+    @property
+    def expects_mfa(self) -> bool: ...
+
+    @property
+    def method(self) -> str: ...
 
 
 class PasteSource(Protocol):
@@ -138,6 +160,9 @@ class LoginOptions:
     #: ``--accept-redirect HOST``: a sign-in now returning to HOST is accepted (and remembered) although
     #: the rack remembers another host.
     accept_return: str | None = None
+    #: Seconds after polling starts that ``--mfa-code`` is still sent to a gateway that does not report
+    #: its stage (after about a minute a TOTP code cannot be valid any more).
+    given_code_for: float = 60.0
     #: The whole login's deadline (an ``anyio.current_time()`` value), fixed once where the command
     #: starts (``starting_now``): every rack's login ends by it.  None: ``timeout`` from each start.
     deadline: float | None = None
@@ -265,9 +290,18 @@ class LoginFlow:
 
     async def remembered_return(self, rack: str) -> str | None:
         """The origin ``rack``'s sign-in returned to at its last login (``remembered_return``)."""
+        return remembered_return(await self._remembered_rack(rack))
+
+    async def verified_mfa_before(self, rack: str) -> bool:
+        """Whether ``rack``'s session this login replaces verified MFA at this gateway (its account has MFA)."""
+        before = await self._remembered_rack(rack)
+        return before is not None and before.mfa_verified is True and answered_before(before, self.client.base_url)
+
+    async def _remembered_rack(self, rack: str) -> RackConfig | None:
+        """The rack's entry as the command read it, read from the config once when it was not handed in."""
         if self._remembered is False:
             self._remembered = (await self.store.read(tokens=())).rack(rack)
-        return remembered_return(self._remembered if isinstance(self._remembered, RackConfig) else None)
+        return self._remembered if isinstance(self._remembered, RackConfig) else None
 
     async def save(self, rack: str, session: Session, *, returns_to: str | None = None) -> str | None:
         """Store the session; returns the token it replaced at the same gateway (None if none).
@@ -337,6 +371,12 @@ class LoginAttempt:
         self._expected = False
         self._browser_opened = False
         self._mfa_in_browser = False
+        #: Whether the gateway reports the login's stage (None: not known yet).
+        self._stages: bool | None = None
+        #: Codes typed in the terminal, and the one given with ``--mfa-code`` (until it is over).
+        self._typed: MfaCodes | None = None
+        self._given: MfaCodes | None = None
+        self._polling_since = 0.0
         self._said: set[str] = set()
         #: This rack's pending-login record (None: resuming is off).
         self.pending = (
@@ -563,7 +603,14 @@ class LoginAttempt:
                 self._waiter = waiter
                 race.start_soon(self.serve_callback, waiter)
             self.show_sign_in(start, services)
-            self.say_once("waiting", Waiting(self.rack, "browser"))
+            # A listener offered and not taken: a gateway without our extensions, which reports no stage.
+            self._stages = False if self.listener is not None and not start.loopback else None
+            if self.flow.mfa is not None and self.flow.mfa.given_code and not start.loopback:
+                self._given = self.flow.mfa.codes(self.client, start, given=True)
+            mfa = await self.mfa_expected(start)
+            self.say_once(
+                "waiting", Waiting(self.rack, "browser", mfa, self.flow.mfa.method if self.flow.mfa else "totp")
+            )
             race.start_soon(self.remind)
             if self.flow.paste is not None:
                 race.start_soon(self.read_pasted_url, self.flow.paste)
@@ -650,10 +697,26 @@ class LoginAttempt:
             reason = "--no-browser" if not self.options.open_browser else "no browser on this machine"
             self.emit(BrowserUnavailable(self.rack, start.auth_url, reason))
 
+    async def mfa_expected(self, start: LoginStart) -> str:
+        """What the waiting line says of MFA (``Waiting.mfa``): nothing unless rgw knows the account has it.
+
+        A gateway with our extensions (it took the listener) reports the MFA stage, and its prompt says
+        so then.  Known: ``--mfa-method``/``--mfa-code``, or the session this login replaces verified MFA.
+        """
+        solver = self.flow.mfa
+        if solver is None or start.loopback or self._mfa_in_browser:
+            return ""
+        if not (solver.expects_mfa or await self.flow.verified_mfa_before(self.rack)):
+            return ""
+        if self._given is not None:
+            return "given"
+        return "terminal" if self.flow.paste is not None else "browser"
+
     # -- the contenders ------------------------------------------------------------------------
 
     async def poll(self) -> None:
         assert self.poller is not None
+        self._polling_since = anyio.current_time()
         try:
             session = await self.poller.poll_until_complete(self.on_pending)
         except RgwError as exc:
@@ -663,9 +726,12 @@ class LoginAttempt:
         self.decide(session)
 
     async def on_pending(self, pending: LoginPending) -> None:
+        self._stages = pending.stage is not None
         stage = pending.stage or "browser"
         if stage != "mfa":
             self.say_once("waiting", Waiting(self.rack, stage))
+            if pending.stage is None and self._given is not None:
+                await self.send_given_code()
             return
         self.say_once("oauth", OAuthSucceeded(self.rack))
         if "mfa" in self._said:
@@ -690,13 +756,61 @@ class LoginAttempt:
         self._waiter = None
         self.wake.set()
 
+    async def send_given_code(self) -> None:
+        """``--mfa-code`` to a gateway that does not report its stage, after a poll answered pending.
+
+        Sent after each poll until the gateway takes it (or refuses it: the login fails) or it can
+        no longer be valid.  The user chose the terminal: a send that lands between the gateway's
+        callback and the browser's next step may cost the browser's MFA page, never the login.
+        """
+        assert self._given is not None
+        if anyio.current_time() - self._polling_since > self.options.given_code_for:
+            self._given = None
+            self.emit(MfaCodeUnused(self.rack, self.options.given_code_for))
+            return
+        if await self._given.send() == "verified":
+            self._given = None
+            self.mfa_verified()
+
+    async def send_typed_code(self, code: str) -> None:
+        """A code typed while waiting: to ``/auth/cli/mfa`` of a gateway that does not report its stage.
+
+        Not while it is unknown whether the gateway reports the stage (``--no-loopback``, before the
+        first poll answer), nor to one that does (its prompt comes with the MFA stage).  The answer is
+        said; a code that came too early is not resent by itself (a resend could land in the window
+        where it would take the authorization-code exchange from the browser).
+        """
+        assert self.start is not None
+        assert self.flow.mfa is not None
+        if self._stages is not False:
+            self.emit(MfaCodeEarly(self.rack))
+            return
+        if self._typed is None:
+            self._typed = self.flow.mfa.codes(self.client, self.start, given=False)
+        try:
+            answer = await self._typed.send(code)
+        except RgwError as exc:
+            self.decide(exc)
+            return
+        if answer == "verified":
+            self.mfa_verified()
+        elif answer == "incomplete":
+            self.emit(MfaCodeEarly(self.rack))
+
+    def mfa_verified(self) -> None:
+        """The gateway took a code (so the sign-in was done): say so and poll at once."""
+        self.say_once("oauth", OAuthSucceeded(self.rack))
+        self.emit(MfaVerified(self.rack))
+        self.wake.set()
+
     async def serve_callback(self, waiter: CallbackWaiterLike) -> None:
         result = await waiter.wait()
         self.emit(CallbackReceived(self.rack, result.ok, "loopback"))
         self.wake.set()  # ok or not, the gateway's answer decides (a forged "error" aborts nothing)
 
     async def read_pasted_url(self, paste: PasteSource) -> None:
-        """Lines typed while waiting: Enter opens the browser again; a pasted callback URL wakes the poller."""
+        """Lines typed while waiting: Enter opens the browser again; a pasted callback URL wakes the
+        poller; an MFA code goes to the gateway (``send_typed_code``)."""
         start = self.start
         assert start is not None
         with self._paste_scope:
@@ -706,9 +820,18 @@ class LoginAttempt:
                         self.emit(BrowserOpening(self.rack, start.auth_url))
                         self._racers.start_soon(self.open_browser)
                     continue
+                code = typed_code(line) if self.flow.mfa is not None and not self._mfa_in_browser else None
+                if code is not None:
+                    await self.send_typed_code(code)
+                    continue
                 pasted = paste_result(line, start.state)
                 if pasted.ok is None:
-                    self.emit(PasteIgnored(self.rack, pasted.reason or "not this login's URL"))
+                    reason = pasted.reason or "not this login's URL"
+                    if self.flow.mfa is not None and self._stages is False and "state" not in line:
+                        reason = (
+                            "that is neither an MFA code (6 digits, a backup code) nor the address the browser ended on"
+                        )
+                    self.emit(PasteIgnored(self.rack, reason))
                     continue
                 self.emit(CallbackReceived(self.rack, pasted.ok, "paste"))
                 self.wake.set()  # the gateway's answer decides

@@ -7,7 +7,9 @@ lock-out (5 failures in 5 minutes).  A code given up front (``--mfa-code``) is u
 without a terminal nothing is asked (``MfaError`` at once); a key that cannot be used falls back to
 the next method.  The dialog never sends anything itself: its two submitters do.
 
-- ``LoginMfa`` (the login orchestrator's ``MfaSolver``) submits to ``/auth/cli/mfa``.
+- ``LoginMfa`` (the login orchestrator's ``MfaSolver``) submits to ``/auth/cli/mfa``: the dialog's
+  answers when the gateway reports the MFA stage (our extension), else (``LoginCodes``, a deployed
+  gateway) a code typed in the terminal while the login waits, or ``--mfa-code`` after each poll.
 - ``StepUpMfa`` is the ``StepUpProvider`` of a client's step-up auth flow: it returns the inline
   MFA headers with which the flow sends the refused request again.
 
@@ -20,8 +22,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import anyio
@@ -33,6 +36,7 @@ from rgw.deadline import paused
 from rgw.errors import (
     ENROL_HINT,
     GatewayError,
+    LoginStateUnknown,
     MfaError,
     MfaFailed,
     MfaRejected,
@@ -54,6 +58,35 @@ STEP_UP_NOTICE = "Step-up MFA required for this operation."
 NO_TERMINAL_HINT = "Pass --mfa-code CODE (a TOTP or backup code), or run the command in a terminal."
 GIVEN_CODE_HINT = "Check the code (--mfa-code is used once, without prompting)."
 _LABELS = {"totp": "TOTP", "webauthn": "security key", "backup_code": "backup code"}
+#: Seconds after the login starts polling that a code given with ``--mfa-code`` is still sent: a TOTP
+#: code is accepted for its 30 s step and the one either side, so after about a minute it cannot be valid.
+GIVEN_CODE_LIFETIME = 60.0
+_MODHEX = frozenset("cbdefghijklnrtuv")
+_GROUPS = re.compile(r"[- ]")
+
+
+def typed_code(line: str) -> str | None:
+    """The MFA code a line typed in the terminal is, or None (a URL, a word, a typo).
+
+    A TOTP code (6 digits, a space allowed in the middle), a Yubikey OTP (44 modhex characters) or a
+    backup code (8 to 16 ASCII letters and digits with at least one digit, groups split by ``-`` or a
+    space).  Anything else is never sent: a line taken for a code that is not one would count as a
+    failed MFA attempt at the gateway.
+    """
+    text = line.strip()
+    if not text or len(text) > 64 or not text.isascii():
+        return None
+    compact = text.replace(" ", "")
+    if len(compact) == 6 and compact.isdigit():
+        return compact
+    if len(text) == 44 and set(text) <= _MODHEX:
+        return text
+    groups = _GROUPS.split(text)
+    joined = "".join(groups)
+    if all(g.isalnum() for g in groups) and 8 <= len(joined) <= 16 and any(c.isdigit() for c in joined):
+        return text
+    return None
+
 
 #: Fetches a WebAuthn challenge: ``{"options": {"publicKey": ...}, "session_data": ...}``.
 ChallengeSource = Callable[[], Awaitable[Mapping[str, Any]]]
@@ -276,6 +309,12 @@ class MfaDialog:
                 if not self._next_method(exc.message):
                     raise
 
+    async def typed(self, code: str) -> Credential:
+        """A code typed while the login waits (or given with ``--mfa-code``), checked against the ledger."""
+        self._method = "totp"
+        await self._check("totp")
+        return Credential("totp", code=code.strip())
+
     async def _check(self, method: str) -> None:
         if self.ledger is not None:
             await self.ledger.check(_kind(method))
@@ -361,10 +400,14 @@ class LoginMfa:
         emit: EventSink = discard,
         policy: RetryPolicy | None = None,
         ledger: Callable[[str], MfaLedger | None] | None = None,
+        one_rack: bool = True,
     ) -> None:
         self.rack = rack
         self.prompter: Prompter = prompter or NoPrompter()
         self.settings = settings or MfaSettings()
+        #: This rack is the command's only one: a code given with ``--mfa-code`` is this rack's.  With
+        #: many, one code is never sent to several gateways on a deployed gateway's login.
+        self.one_rack = one_rack
         self.emit = emit
         #: A submission that provably did not reach the gateway is retried; any other never is (the
         #: same code sent twice counts as a failure, and failures lock the account).
@@ -397,6 +440,25 @@ class LoginMfa:
         self.emit(MfaVerified(self.rack))
         await dialog.accepted()
 
+    @property
+    def given_code(self) -> bool:
+        """A code was given with ``--mfa-code`` for this rack's login."""
+        return self.settings.code is not None and self.one_rack
+
+    @property
+    def method(self) -> str:
+        """The code the user is asked for: ``--mfa-method``, else a TOTP code."""
+        return self.settings.method or "totp"
+
+    @property
+    def expects_mfa(self) -> bool:
+        """The command line says the account has MFA (``--mfa-method`` or ``--mfa-code``)."""
+        return self.settings.method is not None or self.settings.code is not None
+
+    def codes(self, client: GatewayClient, start: LoginStart, *, given: bool) -> LoginCodes:
+        """The codes of a login whose gateway does not report the MFA stage: typed, or ``--mfa-code``."""
+        return LoginCodes(self, client, start, given=given)
+
     async def _submit(self, client: GatewayClient, start: LoginStart, answer: Credential) -> None:
         fields: dict[str, Any] = (
             # The deployed gateway reads the assertion as a JSON string.
@@ -406,6 +468,53 @@ class LoginMfa:
         )
         method = "webauthn" if answer.method == "webauthn" else "totp"
         await self.policy.call(client.submit_login_mfa, start.state, method, retry_if=unprocessed, **fields)
+
+
+class LoginCodes:
+    """Codes sent to ``/auth/cli/mfa`` of a login whose gateway does not say where it stands.
+
+    A deployed gateway answers its polls "pending" until the session is issued, so the CLI cannot tell
+    when the browser reached the MFA page; and a request of its own to find out would take the
+    authorization-code exchange from the browser.  So only a code the user typed (``given`` False: up
+    to the dialog's try limit, each answer in the ledger) or gave with ``--mfa-code`` (``given``: the
+    flow sends it after each poll, refused once and it is over) is sent.  ``send`` answers
+    ``verified``, ``incomplete`` (the sign-in in the browser is not finished: nothing happened, the
+    code is not resent by itself) or ``wrong`` (tries are left); it raises ``MfaFailed`` when the
+    verification is over, and ``LoginStateUnknown`` for a login the gateway no longer knows.
+    """
+
+    def __init__(self, solver: LoginMfa, client: GatewayClient, start: LoginStart, *, given: bool) -> None:
+        self.solver = solver
+        self.client = client
+        self.start = start
+        settings = solver.settings if given else replace(solver.settings, code=None)
+        self.code = settings.code
+        self.dialog = MfaDialog(
+            prompter=NoPrompter(),
+            settings=settings,
+            origin=client.base_url,
+            on_rejected=lambda text, left: solver.emit(MfaCodeRejected(solver.rack, _sentence(text), left, typed=True)),
+            ledger=solver.ledger(client.base_url) if solver.ledger is not None else None,
+        )
+
+    async def send(self, code: str | None = None) -> str:
+        """Send ``code`` (None: the one given with ``--mfa-code``)."""
+        given = code if code is not None else self.code
+        assert given is not None
+        answer = await self.dialog.typed(given)
+        try:
+            await self.solver._submit(self.client, self.start, answer)
+        except MfaRejected as exc:
+            if exc.code == "session_incomplete":
+                return "incomplete"  # no attempt: the gateway had nothing to check the code against
+            if exc.code == "session_expired":
+                raise LoginStateUnknown(
+                    f"the gateway no longer knows this login ({exc.code}): it ended before the MFA code reached it"
+                ) from None
+            await self.dialog.rejected(exc)
+            return "wrong"
+        await self.dialog.accepted()
+        return "verified"
 
 
 class StepUpMfa:

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pexpect
@@ -54,5 +55,44 @@ def test_totp_typed_at_the_prompt(tmp_path: Path) -> None:
         assert code not in transcript.getvalue()  # typed with echo off
         entry = json.loads((config / "config.json").read_text())["gateways"]["dev"]
         assert entry["email"] == MFA_USER
+        assert entry["mfa_verified"] is True
+        assert gw.gateway.session_valid(entry["token"])
+
+
+def test_totp_typed_while_a_deployed_gateway_waits(tmp_path: Path) -> None:
+    """Issue 21: a gateway without the stage extension; the browser signs in and stays on its MFA page
+    (no TOTP secret); the code typed in the pty goes to ``/auth/cli/mfa`` and the login completes."""
+    config = tmp_path / "cfg"
+    with running_gateway(GatewaySettings(extensions=False)) as gw:
+        secret = gw.gateway.totp_secret(MFA_USER)
+        assert secret is not None
+        transcript = io.StringIO()
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "rgw", "--config", str(config), "--mfa-method", "totp", "login", "dev", gw.url, "--timeout", "60"],
+            env=child_env(),
+            encoding="utf-8",
+            timeout=60,
+            dimensions=(24, 200),
+        )
+        child.logfile_read = transcript
+        try:
+            child.expect_exact("MFA verification required.")
+            child.expect_exact("Enter TOTP code (here, or in the browser once signed in):")
+            # The browser is a separate process: until its sign-in is done the gateway answers
+            # session_incomplete, and the user types the code again, as the line asks.
+            for _ in range(60):
+                child.sendline(pyotp.TOTP(secret).now())
+                if child.expect_exact(["MFA verified", "finish signing in"]) == 0:
+                    break
+                time.sleep(0.5)  # a user reading the line, then typing again
+            else:
+                raise AssertionError("the code was never taken:\n" + transcript.getvalue())
+            child.expect_exact(f"Logged in as {MFA_USER}")
+            child.expect(pexpect.EOF)
+        finally:
+            child.close(force=True)
+        assert child.exitstatus == 0, transcript.getvalue()
+        entry = json.loads((config / "config.json").read_text())["gateways"]["dev"]
         assert entry["mfa_verified"] is True
         assert gw.gateway.session_valid(entry["token"])

@@ -6,7 +6,7 @@ import io
 import json
 import re
 
-from rgw.cli.render import JsonRenderer, LiveRenderer, TextRenderer
+from rgw.cli.render import JsonRenderer, LiveRenderer, TextRenderer, describe
 from rgw.login import events as ev
 
 URL = "https://gw.example.com/oauth/authorize?state=abc"
@@ -274,3 +274,18 @@ def test_the_live_block_says_a_coalesced_rack_waits_for_the_other_process() -> N
     render(ev.CoalescedWait("a", 4242, URL))
     block = out.getvalue().split("\x1b[J")[-1].splitlines()
     assert "a: waiting for the login in another rack-gateway process" in block[-2]
+
+
+def test_the_waiting_line_speaks_of_mfa_only_when_rgw_knows_the_account_has_it() -> None:
+    """Issue 21: as short as before when nothing is known; the seed's line, and where the code goes, when known."""
+    assert describe(ev.Waiting("prod", "browser")) == (
+        "Waiting for the browser sign-in to finish (and for MFA there, if your account requires it)..."
+    )
+    assert describe(ev.Waiting("prod", "browser", "terminal")) == (
+        "Waiting for the browser sign-in to finish...\nMFA verification required.\n"
+        "Enter TOTP code (here, or in the browser once signed in):"
+    )
+    assert (describe(ev.Waiting("prod", "browser", "terminal", "backup_code")) or "").endswith(
+        "Enter backup code (here, or in the browser once signed in):"
+    )
+    assert "--mfa-code" in (describe(ev.Waiting("prod", "browser", "given")) or "")
