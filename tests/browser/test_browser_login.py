@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 
 import pexpect
 import pyotp
-import pytest
 from selenium.webdriver.common.by import By
 
 from rgw.testing import GatewaySettings, RunningGateway, running_gateway
@@ -339,7 +338,6 @@ def test_the_built_in_sign_in_page(page: Page, cli: Cli) -> None:
         assert out == "Logged in as ops@example.com\n"
 
 
-@pytest.mark.xfail(reason="needs the CLI side of issue 21 (engineer M)", strict=True)
 def test_totp_typed_in_the_terminal_while_the_browser_shows_a_deployed_gateway_s_mfa_page(
     oidc_provider: Provider, page: Page, cli: Cli
 ) -> None:
