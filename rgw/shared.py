@@ -76,3 +76,19 @@ def update_json_file(path: Path, change: Callable[[dict[str, Any]], T], *, patie
         return result
     finally:
         lock.release()
+
+
+def warn_unusable(
+    tag: str, path: Path, exc: OSError, consequence: str, on_warning: Callable[[str], None] | None
+) -> None:
+    """Say (once per caller, on stderr and in ``-v``) that a state file cannot be used, and what follows.
+
+    The budget and the MFA ledger fall back to state of their own and count conservatively; this is
+    how they say so, so that safety state never stops protecting in silence.
+    """
+    from rgw import trace
+
+    text = f"Warning: cannot use {path} ({exc.strerror or exc}): {consequence}"
+    trace.debug("%s: %s", tag, text)  # the -v line names who gave up: "ledger", "budget"
+    if on_warning is not None:
+        on_warning(text)

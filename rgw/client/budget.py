@@ -32,7 +32,7 @@ import anyio
 
 from rgw import aio, trace
 from rgw.models import stamp_within
-from rgw.shared import once_per_text, update_json_file
+from rgw.shared import once_per_text, update_json_file, warn_unusable
 from rgw.urls import origin
 
 #: This machine's share of the deployed limit (10/s, burst 20), browser included: 7/s leaves 3/s for
@@ -215,13 +215,10 @@ class RequestBudget:
 
     def _give_up(self, path: Path, exc: OSError) -> None:
         self.unusable = True
-        text = (
-            f"Warning: cannot use {path} ({exc.strerror or exc}): requests of other rack-gateway processes "
-            "are not known, so this one paces its own at half the rate."
+        consequence = (
+            "requests of other rack-gateway processes are not known, so this one paces its own at half the rate."
         )
-        trace.debug("budget: %s", text)
-        if self.on_warning is not None:
-            self.on_warning(text)
+        warn_unusable("budget", path, exc, consequence, self.on_warning)
 
 
 class Budgets:

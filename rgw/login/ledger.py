@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rgw import aio, trace
+from rgw import aio
 from rgw.errors import MfaFailed
 from rgw.models import stamp_within
-from rgw.shared import update_json_file
+from rgw.shared import update_json_file, warn_unusable
 from rgw.urls import origin
 
 LEDGER_FILE = "mfa-attempts.json"
@@ -102,13 +102,10 @@ class MfaLedger:
 
     def _give_up(self, path: Path, exc: OSError) -> None:
         self.unusable = True
-        text = (
-            f"Warning: cannot use {path} ({exc.strerror or exc}): MFA answers other rack-gateway processes sent "
-            "are not known, so this one allows itself one MFA try."
+        consequence = (
+            "MFA answers other rack-gateway processes sent are not known, so this one allows itself one MFA try."
         )
-        trace.debug("ledger: %s", text)
-        if self.on_warning is not None:
-            self.on_warning(text)
+        warn_unusable("ledger", path, exc, consequence, self.on_warning)
 
     async def check(self, kind: str) -> None:
         """Raise ``MfaFailed`` when sending one more answer of ``kind`` now could lock the account."""
