@@ -51,7 +51,8 @@ def write_all(fd: int, content: bytes) -> None:
 Opener = Callable[[str, int], int]
 
 
-def _read_sync(path: Path, opener: Opener | None) -> bytes:
+def read_now(path: Path, opener: Opener | None = None) -> bytes:
+    """The whole of ``path``, read at once (blocking: a worker thread's or a local command's read)."""
     with open(path, "rb", opener=opener) as fh:
         return fh.read()
 
@@ -68,7 +69,7 @@ async def read_bytes(path: Path, *, opener: Opener | None = None) -> bytes:
 
         async with aiofiles.open(path, "rb", opener=opener) as fh:
             return await fh.read()
-    return await call(_read_sync, path, opener)
+    return await call(read_now, path, opener)
 
 
 async def call(function: Callable[[*Ts], T], *args: *Ts, abandon: bool = False) -> T:

@@ -428,19 +428,12 @@ def _open_for_reading(path: str, flags: int) -> int:
 
 
 def _read_target(target: Path) -> bytes | None:
-    """``target``'s content, opened and checked like every file in the config directory (a FIFO, a
-    hard link or a directory in its place is refused, never read: ``rgw.locks.open_private``)."""
+    """``target``'s content (None: no file yet), opened and checked like every file in the config
+    directory (a FIFO, a hard link or a directory in its place is refused, never read)."""
     try:
-        fd = open_private(target, os.O_RDONLY)
+        return aio.read_now(target, _open_for_reading)
     except FileNotFoundError:
         return None
-    try:
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 def _update_locked(
