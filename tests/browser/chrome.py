@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    TimeoutException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -122,7 +127,21 @@ class Page:
 
     @property
     def text(self) -> str:
-        return str(self.driver.find_element(By.TAG_NAME, "body").text)
+        """The page's text; a page replaced while it is read (Chromium: "Node ... does not belong to the
+        document") is read again, as ``wait_for`` does."""
+        found: list[str] = []
+
+        def read(driver: WebDriver) -> bool:
+            try:
+                found.append(str(driver.find_element(By.TAG_NAME, "body").text))
+            except WebDriverException as exc:
+                if "does not belong to the document" not in str(exc):
+                    raise
+                raise StaleElementReferenceException(str(exc)) from None
+            return True
+
+        self.wait_for(read, "the page's text")
+        return found[-1]
 
     def open(self, url: str, *, new_tab: bool = False) -> None:
         if new_tab:
