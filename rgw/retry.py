@@ -205,6 +205,8 @@ class _Narrowed:
         self.retry_if = retry_if
 
     def __call__(self, exc: BaseException) -> bool:
+        if not isinstance(exc, Exception):
+            return False  # cancelled (a deadline, Ctrl-C, another rack won): no failure, nothing to say
         if self.retry_if(exc):
             return True
         why = "may have reached the gateway" if is_transient(exc) else "not a transient failure"

@@ -16,7 +16,7 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -92,6 +92,8 @@ class App:
     _terminal: TerminalLines | None = field(default=None, repr=False)
     _prompter: Prompter | None = field(default=None, repr=False)
     _verbose: VerboseHandler | None = field(default=None, repr=False)
+    #: While a live block is drawn on stderr: the writer that puts a line above it (``lines_above``).
+    _above: Callable[[str], None] | None = field(default=None, repr=False)
     _link_notices: set[str] = field(default_factory=set, repr=False)
 
     # -- options ------------------------------------------------------------------------------
@@ -189,6 +191,24 @@ class App:
 
             stop_verbose(handler)
 
+    @contextlib.contextmanager
+    def lines_above(self, write: Callable[[str], None] | None) -> Iterator[None]:
+        """While a live block is drawn on stderr, every line for stderr (notices, ``-v``) goes through
+        ``write``, which puts it above the block (a line written under it would be erased by the next
+        redraw).  None: lines go to stderr as they are."""
+        if write is None:
+            yield
+            return
+        self._above = write
+        if self._verbose is not None:
+            self._verbose.write = write
+        try:
+            yield
+        finally:
+            self._above = None
+            if self._verbose is not None:
+                self._verbose.write = None
+
     def live_terminal(self, stream: TextIO) -> bool:
         """A terminal that takes cursor movement: a TTY whose ``TERM`` is not ``dumb``."""
         return _isatty(stream) and self.environ.get("TERM", "") != "dumb"
@@ -208,8 +228,11 @@ class App:
         print(line, file=self.out, flush=True)
 
     def note(self, text: str) -> None:
-        """The same on stderr (progress, notices, warnings)."""
-        print(safe_lines(text), file=self.err, flush=True)
+        """The same on stderr (progress, notices, warnings); above the live block while one is drawn."""
+        if self._above is not None:
+            self._above(safe_lines(text))
+        else:
+            print(safe_lines(text), file=self.err, flush=True)
 
     def echo_json(self, value: Any) -> None:
         print(json.dumps(value, indent=2, sort_keys=True), file=self.out, flush=True)

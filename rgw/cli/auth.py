@@ -32,10 +32,24 @@ if TYPE_CHECKING:  # the events and renderers are imported by the login command 
     from rgw.login.multi import RackLoginResult
 
 
-def make_renderer(app: App, progress: str, racks: list[str], *, qr: bool = False, url_only: bool = False) -> EventSink:
+def make_renderer(
+    app: App,
+    progress: str,
+    racks: list[str],
+    *,
+    qr: bool = False,
+    url_only: bool = False,
+    all_urls: bool = False,
+) -> EventSink:
     """JSON lines, a live block with spinners on a terminal, or plain lines (with ``--qr``, the URL's
-    QR code after it); with ``--print-url-only`` the URL alone on stdout (and JSON lines if asked)."""
-    from rgw.cli.render import JsonRenderer, LiveRenderer, QrCodes, TextRenderer, UrlOnlyRenderer
+    QR code after it); with ``--print-url-only`` the URL alone on stdout (and JSON lines if asked).
+
+    The live block shows each rack's own sign-in URL only with ``all_urls`` (``--no-browser``) or
+    when stdout is not a terminal (the output is kept); otherwise the one-tab page's URL stands for
+    the racks' links.
+    """
+    from rgw.cli.live import LiveRenderer
+    from rgw.cli.render import JsonRenderer, QrCodes, TextRenderer, UrlOnlyRenderer
 
     if url_only:
         url = UrlOnlyRenderer(app.out)
@@ -50,22 +64,25 @@ def make_renderer(app: App, progress: str, racks: list[str], *, qr: bool = False
         return both
     if progress == "json":
         return JsonRenderer(app.err)
-    codes = QrCodes(columns=lambda: terminal_columns(app)) if qr else None
+    codes = QrCodes(columns=lambda: terminal_size(app)[0], rows=lambda: terminal_size(app)[1]) if qr else None
     if app.live_terminal(app.err):
-        return LiveRenderer(app.err, racks, color=app.use_color(app.err), qr=codes)
+        full_urls = all_urls or not app.live_terminal(app.out)
+        return LiveRenderer(app.err, racks, color=app.use_color(app.err), qr=codes, full_urls=full_urls)
     return TextRenderer(app.err, prefix_racks=len(racks) > 1, qr=codes)
 
 
-def terminal_columns(app: App) -> int:
-    """The width of the terminal stderr is on; off a terminal, room for any QR code (it is not cut)."""
+def terminal_size(app: App) -> tuple[int, int | None]:
+    """Columns and rows of the terminal stderr is on; off a terminal, room for any QR code (it is
+    neither cut nor scrolled out of sight: rows None)."""
     import os
 
     if not app.live_terminal(app.err):
-        return 1000
+        return 1000, None
     try:
-        return os.get_terminal_size(app.err.fileno()).columns
+        size = os.get_terminal_size(app.err.fileno())
     except (OSError, ValueError, AttributeError):
-        return 80
+        return 80, 24
+    return size.columns, size.lines
 
 
 @click.command("login")
@@ -196,7 +213,7 @@ async def login(
         token_storage=token_storage,
         accept_return=accept_redirect,
     )
-    emit = make_renderer(app, progress, [r.rack for r in requests], qr=qr, url_only=print_url_only)
+    emit = make_renderer(app, progress, [r.rack for r in requests], qr=qr, url_only=print_url_only, all_urls=no_browser)
     results = await log_in(app, data, requests, options, emit, parallel=parallel)
     show_login_results(app, results, multi=multi, as_json=as_json, print_url_only=print_url_only)
     raise_login_failures(results, multi=multi)
@@ -233,7 +250,7 @@ async def log_in(
 ) -> list[RackLoginResult]:
     """Run the logins (at most ``parallel`` at once), the live block's spinner beside them."""
     from rgw.cli import LOGGED_IN_BEFORE_INTERRUPT
-    from rgw.cli.render import LiveRenderer
+    from rgw.cli.live import LiveRenderer
     from rgw.login.browser import NoBrowser, SystemBrowser
     from rgw.login.multi import LoginCoordinator
 
@@ -248,19 +265,22 @@ async def log_in(
         mfa=app.login_solver(emit, name_racks=len(requests) > 1),
         client_factory=app.login_client,
     )
-    async with anyio.create_task_group() as spinner:
-        if isinstance(emit, LiveRenderer):
-            spinner.start_soon(emit.animate)
-        done = LOGGED_IN_BEFORE_INTERRUPT.get()
-        if done is None:
-            done = []
+    live = emit if isinstance(emit, LiveRenderer) else None
+    done = LOGGED_IN_BEFORE_INTERRUPT.get()
+    if done is None:
+        done = []
 
-        def note(result: RackLoginResult) -> None:
-            if result.ok:
-                done.append(result.rack)
+    def note(result: RackLoginResult) -> None:
+        if result.ok:
+            done.append(result.rack)
 
-        results = await coordinator.login_all(requests, parallel=parallel, on_result=note)
-        spinner.cancel_scope.cancel()
+    # The live block owns stderr while it is drawn: notices and -v lines go above it, never under a redraw.
+    with app.lines_above(live.write_above if live is not None else None):
+        async with anyio.create_task_group() as spinner:
+            if live is not None:
+                spinner.start_soon(live.animate)
+            results = await coordinator.login_all(requests, parallel=parallel, on_result=note)
+            spinner.cancel_scope.cancel()
     return results
 
 

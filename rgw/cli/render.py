@@ -1,25 +1,24 @@
 """Turning login events into what the user sees: short progress lines, or JSON lines for scripts.
 
 Progress goes to stderr so that stdout stays clean for scripts (``Logged in as ...``, tables and
-``--json`` output go to stdout).  With many racks at once each line is prefixed with its rack.
+``--json`` output go to stdout).  With many racks at once each line is prefixed with its rack.  On a
+terminal the live block (``rgw.cli.live``) shows these lines above one status line per rack.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import TextIO
 
-from rgw.cli.style import GREEN, RED, fit, paint, retry_line, table
+from rgw.cli.style import retry_line, table
 from rgw.login import events as ev
 from rgw.text import printable
 
 __all__ = [
     "JsonRenderer",
-    "LiveRenderer",
     "QrCodes",
     "TextRenderer",
     "UrlOnlyRenderer",
@@ -70,12 +69,13 @@ def _browser_lines(event: ev.LoginEvent) -> str | None:
         case ev.BrowserUnavailable(auth_url=url):
             return f"Open this URL in your browser: {printable(url)}"
         case ev.SignInElsewhere():
-            return _elsewhere_lines(event)
+            return elsewhere_lines(event)
     return None
 
 
-def _elsewhere_lines(event: ev.SignInElsewhere) -> str:
-    """A sign-in that returns to another host than the rack's gateway: where, and how to open it."""
+def elsewhere_lines(event: ev.SignInElsewhere, *, with_url: bool = True) -> str:
+    """A sign-in that returns to another host than the rack's gateway: where, and how to open it
+    (without ``with_url``, the walk's link stands for the URL: the one-tab page's URL was shown)."""
     there, gateway, url = printable(event.returns_to), printable(event.gateway), printable(event.auth_url)
     if event.trust == "first use":
         line = (
@@ -88,7 +88,7 @@ def _elsewhere_lines(event: ev.SignInElsewhere) -> str:
     click = f"It is not opened without a click: if {there} is this rack's gateway,"
     match event.then:
         case "walk":
-            then = f"{click} sign in with its link on the one-tab page, or visit: {url}"
+            then = f"{click} sign in with its link on the one-tab page" + (f", or visit: {url}" if with_url else ".")
         case "enter":
             then = f"{click} press Enter to open it, or visit: {url}"
         case "url":
@@ -195,6 +195,14 @@ def _walk_lines(event: ev.LoginEvent) -> str | None:
     return None  # WalkQueued that returns: the tab comes to this rack's sign-in on its own
 
 
+def still_waiting_all(event: ev.StillWaiting) -> str:
+    """``StillWaiting`` said once for a multi-rack login (rather than once a rack)."""
+    return (
+        STILL_WAITING.replace("the sign-in after", "sign-ins after").format(elapsed=_duration(event.elapsed))
+        + " Racks still waiting are marked in the list below; Ctrl-C gives up."
+    )
+
+
 def clock_time(epoch: float) -> str:
     """``14:03``: a wall-clock time of day, in the local time zone."""
     return time.strftime("%H:%M", time.localtime(epoch))
@@ -217,10 +225,14 @@ def sign_in_url(event: ev.LoginEvent) -> str | None:
 
 
 class QrCodes:
-    """``login --qr``: the lines of each rack's sign-in URL as a QR code, once per rack."""
+    """``login --qr``: the lines of each rack's sign-in URL as a QR code, once per rack.
 
-    def __init__(self, columns: Callable[[], int]) -> None:
+    ``rows``: the terminal's height (None: not a terminal, nothing scrolls out of sight).
+    """
+
+    def __init__(self, columns: Callable[[], int], rows: Callable[[], int | None] = lambda: None) -> None:
         self.columns = columns
+        self.rows = rows
         self.shown: set[str] = set()
 
     def lines(self, event: ev.LoginEvent) -> list[str]:
@@ -230,7 +242,7 @@ class QrCodes:
         self.shown.add(event.rack)
         from rgw.cli.qr import qr_block
 
-        return qr_block(url, self.columns())
+        return qr_block(url, self.columns(), self.rows())
 
 
 class TextRenderer:
@@ -273,151 +285,3 @@ class JsonRenderer:
     def __call__(self, event: ev.LoginEvent) -> None:
         payload = {"event": type(event).__name__, "time": round(time.time(), 3), **asdict(event)}
         print(json.dumps(payload, default=str), file=self.stream, flush=True)
-
-
-class LiveRenderer:
-    """On a terminal: lines worth keeping scroll above a live block of one status line per rack,
-    each with a spinner and the seconds it has been waiting; a finished rack shows ``✓`` when it
-    logged in and ``✗`` when its login failed.
-
-    Worth keeping: the sign-in URL (to copy), and for a single rack the seed's lines (``OAuth
-    successful``, ``MFA verification required.``, ``MFA verified``).  While the terminal asks for an
-    MFA code the block is cleared and not redrawn, so the prompt stays intact.
-    """
-
-    FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
-
-    def __init__(
-        self,
-        stream: TextIO,
-        racks: list[str],
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        columns: Callable[[], int] | None = None,
-        color: bool = False,
-        qr: QrCodes | None = None,
-    ) -> None:
-        self.stream = stream
-        self.columns = columns or _columns
-        self.color = color
-        self.qr = qr
-        self.multi = len(racks) > 1
-        self.clock = clock
-        self.started = {rack: clock() for rack in racks}
-        self.status = dict.fromkeys(racks, "starting...")
-        self.done: set[str] = set()
-        self.failed: set[str] = set()
-        self.drawn = 0
-        self.frame = 0
-        self.paused = False
-        #: "3 of 10 racks finished": the block's first line once a rack of many finished.
-        self.summary: str | None = None
-
-    def __call__(self, event: ev.LoginEvent) -> None:
-        keep, status = self._classify(event)
-        if self.qr is not None:
-            keep = [*keep, *self.qr.lines(event)]  # scrolls above the block, whole
-        self._clear()
-        for line in keep:
-            print((f"[{printable(event.rack)}] " if self.multi and event.rack else "") + line, file=self.stream)
-        if isinstance(event, ev.WalkProgress):
-            self.summary = describe(event)
-        elif status is not None:
-            self.status[event.rack] = status
-        if isinstance(event, ev.MfaPrompt) or (
-            isinstance(event, ev.Waiting) and event.mfa == "terminal" and not self.multi
-        ):
-            self.paused = True  # the user types a code: a redrawn block would wipe what is typed
-        elif isinstance(event, ev.MfaVerified | ev.LoggedIn | ev.LoginFailed):
-            self.paused = False
-        if isinstance(event, ev.LoggedIn | ev.LoginFailed):
-            self.done.add(event.rack)
-        if isinstance(event, ev.LoginFailed):
-            self.failed.add(event.rack)
-        elif isinstance(event, ev.LoggedIn):
-            self.failed.discard(event.rack)
-        self._draw()
-
-    def _classify(self, event: ev.LoginEvent) -> tuple[list[str], str | None]:
-        match event:
-            case ev.BrowserOpening() | ev.BrowserUnavailable() | ev.StillWaiting() | ev.PasteIgnored():
-                return ((describe(event) or "").splitlines(), None)
-            case ev.SignInElsewhere():
-                return ((describe(event) or "").splitlines(), None)
-            case ev.CoalescedWait():
-                return ((describe(event) or "").splitlines(), "waiting for the login in another rack-gateway process")
-            case ev.MfaCodeRejected() | ev.LoginResumed() | ev.ResumeDiscarded() | ev.MfaCodeEarly():
-                return ((describe(event) or "").splitlines(), None)
-            case ev.MfaCodeUnused():
-                return ((describe(event) or "").splitlines(), None)
-            case ev.WalkOpening() | ev.WalkAvailable() | ev.WalkQueued() | ev.WalkProgress():
-                return ((describe(event) or "").splitlines() if not isinstance(event, ev.WalkProgress) else [], None)
-            case ev.Waiting(stage="browser", mfa=mfa) if mfa in MFA_WAITING:
-                # The seed's lines scroll above the block (a single rack's); the status stays one line.
-                lines = (describe(event) or "").splitlines()
-                return ([] if self.multi else lines[1:], "waiting for the browser sign-in (MFA required)")
-            case ev.OAuthSucceeded() | ev.MfaPrompt() | ev.MfaVerified():
-                text = describe(event) or ""
-                return ([] if self.multi else [text], text)
-            case ev.LoggedIn(email=email):
-                return ([], f"logged in as {printable(email)}")
-            case ev.LoginFailed(message=message):
-                return ([f"Error: {printable(message)}"] if self.multi else [], f"failed: {printable(message)}")
-        return ([], describe(event))
-
-    def _clear(self) -> None:
-        if self.drawn:
-            # Up to the first line of the block, then clear to the end of the screen.
-            self.stream.write(f"\x1b[{self.drawn}F\x1b[J")
-            self.drawn = 0
-
-    def _draw(self) -> None:
-        if self.paused:
-            self.stream.flush()
-            return
-        now = self.clock()
-        columns = max(20, self.columns() - 1)
-        lines = [fit(self.summary, columns)] if self.summary and self.multi else []
-        for rack, status in self.status.items():
-            if rack in self.done and not self.multi:
-                continue
-            if rack in self.done:
-                spinner = self.style("✗", RED) if rack in self.failed else self.style("✓", GREEN)
-            else:
-                spinner = self.FRAMES[self.frame % len(self.FRAMES)]
-            # The timer leads, so a narrow terminal cuts the status, never the seconds.
-            elapsed = "" if rack in self.done else f"{now - self.started[rack]:3.0f} s  "
-            text = fit((f"{printable(rack)}: " if self.multi else "") + (status or ""), columns - 2 - len(elapsed))
-            lines.append(f"{spinner} {elapsed}{text}")
-        for line in lines:  # one terminal row each, or the block could not be cleared exactly
-            self.stream.write(line + "\n")
-        self.drawn = len(lines)
-        self.stream.flush()
-
-    def style(self, text: str, code: str) -> str:
-        return paint(text, code, color=self.color)
-
-    async def animate(self, interval: float = 0.1) -> None:
-        """Redraw the block every ``interval`` seconds (spinner and elapsed time) until cancelled."""
-        import anyio
-
-        try:
-            while True:
-                await anyio.sleep(interval)
-                self.frame += 1
-                if not self.paused:
-                    self._clear()
-                    self._draw()
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        self._clear()
-        self.stream.flush()
-
-
-def _columns() -> int:
-    try:
-        return os.get_terminal_size(2).columns
-    except OSError:
-        return 80

@@ -27,6 +27,8 @@ class VerboseHandler(logging.Handler):
         self.stream = stream
         self.secrets = secrets
         self.started = time.time()  # LogRecord.created is wall-clock time
+        #: While a live block is drawn on ``stream``: the writer that puts a line above it.
+        self.write: Callable[[str], None] | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -36,8 +38,12 @@ class VerboseHandler(logging.Handler):
         for secret in sorted(self.secrets(), key=len, reverse=True):
             text = text.replace(secret, REDACTED)
         elapsed = record.created - self.started
+        line = f"[rgw {elapsed:+.3f}s] {printable(text)}"
         with contextlib.suppress(OSError, ValueError):  # stderr closed: nothing to tell
-            print(f"[rgw {elapsed:+.3f}s] {printable(text)}", file=self.stream, flush=True)
+            if self.write is not None:
+                self.write(line)
+            else:
+                print(line, file=self.stream, flush=True)
 
 
 def start_verbose(stream: TextIO, secrets: Callable[[], set[str]]) -> VerboseHandler:

@@ -254,6 +254,12 @@ class SignInElsewhere(LoginEvent):
 
 
 @dataclass(frozen=True)
+class LoginStarted(LoginEvent):
+    """A rack of a multi-rack login took one of the ``--parallel`` slots: its login begins now
+    (until then it is queued)."""
+
+
+@dataclass(frozen=True)
 class WalkProgress(LoginEvent):
     """A rack of a multi-rack login finished: ``finished`` of ``total``, ``failed`` of them failed."""
 

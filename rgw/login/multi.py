@@ -32,6 +32,7 @@ from rgw.login.events import (
     EventSink,
     LoggedIn,
     LoginFailed,
+    LoginStarted,
     WalkAvailable,
     WalkOpening,
     WalkProgress,
@@ -243,6 +244,8 @@ class LoginCoordinator:
 
             async def run(request: LoginRequest) -> None:
                 async with limiter:
+                    if len(unique) > 1:
+                        self.emit(LoginStarted(request.rack))
                     if walk is not None:
                         walk.starting(request.rack)
                     result = results[request.rack] = await self.login_one(request, listener, walk, data)

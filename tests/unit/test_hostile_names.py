@@ -20,8 +20,9 @@ from typing import Any
 import anyio
 import pytest
 
+from rgw.cli.live import LiveRenderer
 from rgw.cli.mfa import NoTerminalPrompter, RackPrompter, TerminalPrompter
-from rgw.cli.render import LiveRenderer, QrCodes, TextRenderer
+from rgw.cli.render import QrCodes, TextRenderer
 from rgw.cli.terminal import TerminalLines
 from rgw.login import events as ev
 

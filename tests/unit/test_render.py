@@ -6,7 +6,8 @@ import io
 import json
 import re
 
-from rgw.cli.render import JsonRenderer, LiveRenderer, TextRenderer, describe
+from rgw.cli.live import LiveRenderer
+from rgw.cli.render import JsonRenderer, TextRenderer, describe
 from rgw.login import events as ev
 
 URL = "https://gw.example.com/oauth/authorize?state=abc"
@@ -65,13 +66,15 @@ def test_live_renderer_keeps_urls_and_redraws_one_line_per_rack() -> None:
     text = out.getvalue()
     assert f"[a] If it does not open, visit: {URL}\n" in text
     *_, last_block, after_close = text.split("\x1b[J")
-    # The failure scrolls above the block; a failed rack is marked ✗, never with the ✓ of a login.
+    # The failure is said once, in its line (the command's table follows); a failed rack is marked
+    # ✗, never with the ✓ of a login.
     assert last_block.splitlines() == [
-        "[a] Error: email domain not allowed",
-        "✗ a: failed: email domain not allowed",
-        "✓ b: logged in as x@y.z",
-        "\x1b[2F",  # close() moves up to the block it drew ...
+        "2 of 2 racks finished, 1 failed.",
+        "✗ failed      a  email domain not allowed",
+        "✓ logged in   b  x@y.z",
+        "\x1b[3F",  # close() moves up to the block it drew ...
     ]
+    assert text.count("email domain not allowed") == 1
     assert after_close == ""  # ... and clears it
 
 
@@ -140,10 +143,11 @@ def test_a_live_terminal_gets_the_live_block_in_colour_unless_no_color() -> None
         render(ev.LoggedIn("prod", "a@b.c"))
         render(ev.LoginFailed("stg", "nope"))
         render.close()
-    assert "\x1b[32m✓\x1b[0m prod: logged in as a@b.c" in coloured.getvalue()
-    assert "\x1b[31m✗\x1b[0m stg: failed: nope" in coloured.getvalue()
-    assert "✓ prod: logged in as a@b.c" in plain.getvalue()
-    assert "\x1b[3" not in plain.getvalue()  # cursor movement, but no colour
+    assert "\x1b[32m✓\x1b[0m logged in   prod  a@b.c" in coloured.getvalue()
+    assert "\x1b[31m✗\x1b[0m failed      stg   nope" in coloured.getvalue()
+    assert "✓ logged in   prod  a@b.c" in plain.getvalue()
+    assert "\x1b[31m" not in plain.getvalue()  # cursor movement, but no colour
+    assert "\x1b[32m" not in plain.getvalue()
     assert "\x1b[0m" not in plain.getvalue()
 
 
@@ -158,12 +162,16 @@ def test_every_line_of_the_live_block_fits_80_columns() -> None:
     render(ev.Waiting(racks[1], "browser"))
     render(ev.LoginFailed(racks[2], "email domain not allowed: " + "ü" * 100))
     block = out.getvalue().split("\x1b[J")[-1]
-    scrolled, *lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in block.splitlines()]
-    assert scrolled.startswith("[dev] Error: email domain not allowed: üü")  # kept above the block, whole
+    summary, *lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in block.splitlines()]
+    assert summary == "1 of 3 racks finished, 1 failed."
     assert len(lines) == 3
     assert all(width(line) <= 80 for line in lines), [width(line) for line in lines]
-    assert lines[1].endswith("…")  # cut by columns, wide characters counted twice
-    assert lines[1].startswith("⠋   0 s  ステージング")
+    assert lines[0].endswith("…")  # cut by columns, wide characters counted twice
+    assert lines[2].endswith("…")
+    # State first, then the name (cut at 24 columns), then the detail.
+    assert lines[0].startswith("⠋ retrying    production-eu-west-1-wi…    0 s  gateway unreachable: xxx")
+    assert lines[1] == "⠋ waiting     ステージング環境の長い…     0 s"  # wide characters count twice
+    assert lines[2].startswith("✗ failed      dev                       email domain not allowed: üü")
 
 
 def test_errors_are_red_only_on_a_terminal_that_takes_colour() -> None:
@@ -256,7 +264,7 @@ def test_the_live_block_leads_with_the_walk_progress() -> None:
     assert "[]" not in text
     last_block = text.split("\x1b[J")[-1]
     assert last_block.splitlines()[0] == "1 of 2 racks finished."
-    assert last_block.splitlines()[1] == "✓ a: logged in as x@y.z"
+    assert last_block.splitlines()[1] == "✓ logged in   a  x@y.z"
     assert "" not in render.status  # the whole login's events are not a rack of the block
 
 
@@ -273,7 +281,8 @@ def test_the_live_block_says_a_coalesced_rack_waits_for_the_other_process() -> N
     render = LiveRenderer(out, ["a", "b"], clock=lambda: 100.0)
     render(ev.CoalescedWait("a", 4242, URL))
     block = out.getvalue().split("\x1b[J")[-1].splitlines()
-    assert "a: waiting for the login in another rack-gateway process" in block[-2]
+    assert block[-2] == "⠋ waiting     a    0 s  for the login in process 4242"
+    assert URL not in out.getvalue()  # its link is on the one-tab page
 
 
 def test_the_waiting_line_speaks_of_mfa_only_when_rgw_knows_the_account_has_it() -> None:
