@@ -26,7 +26,7 @@ from rgw.cli.style import GREEN, RED, fit, paint, width
 from rgw.login import events as ev
 from rgw.text import printable
 
-__all__ = ["LINK", "LiveRenderer", "rack_state"]
+__all__ = ["LINK", "LiveRenderer", "offers_link", "rack_state"]
 
 #: The detail of a rack whose sign-in is a link on the one-tab page (whose URL was printed once).
 LINK = "sign in with its link on the one-tab page"
@@ -76,7 +76,15 @@ def rack_state(event: ev.LoginEvent) -> tuple[str, str | None] | None:
             return ("logged in", printable(email))
         case ev.LoginFailed(message=message):
             return ("failed", printable(message))
+    if offers_link(event):
+        return ("waiting", LINK)
     return None
+
+
+def offers_link(event: ev.LoginEvent) -> bool:
+    """An event not named above that hands the user a rack's sign-in URL (its ``auth_url``) while
+    the one-tab page lists the rack's link: on a terminal the rack's line points to the link."""
+    return bool(event.rack) and isinstance(getattr(event, "auth_url", None), str)
 
 
 class LiveRenderer:
@@ -156,6 +164,8 @@ class LiveRenderer:
                 case ev.StillWaiting():  # said once for the whole login, not once a rack
                     first, self.said_still_waiting = not self.said_still_waiting, True
                     return [still_waiting_all(event)] if first else []
+            if rack_state(event) == ("waiting", LINK):
+                return []  # any other event offering a rack's link: its line says so
         return self._prefixed(event, self._worth_keeping(event))
 
     def _prefixed(self, event: ev.LoginEvent, lines: list[str]) -> list[str]:
@@ -176,6 +186,8 @@ class LiveRenderer:
                 return (describe(event) or "").splitlines()[1:]  # the seed's lines; the status stays one line
             case ev.OAuthSucceeded() | ev.MfaPrompt() | ev.MfaVerified() if not self.multi:
                 return [describe(event) or ""]
+        if offers_link(event):  # an event that hands the user a rack's sign-in URL: the URL to copy
+            return (describe(event) or "").splitlines()
         return []  # a failure is said in the block once (then in the command's table or Error: line)
 
     def _track(self, event: ev.LoginEvent) -> None:

@@ -286,3 +286,23 @@ def test_a_retry_that_went_through_leaves_the_racks_line() -> None:
     assert Screen(80, 24).feed(out.getvalue()).screen()[0] == (
         "⠙ waiting     x00   16 s  sign in with its link on the one-tab page"
     )
+
+
+def test_a_new_event_offering_a_racks_link_points_its_line_to_the_page() -> None:
+    """The walk may offer a hop rack's link later (its browser stalled): any rack event with an
+    ``auth_url`` the block does not know points to the page's link on a terminal."""
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class LinkOffered(ev.LoginEvent):
+        auth_url: str
+
+    now = [0.0]
+    out, render = live(["x00", "x01"], now)
+    render(ev.LoginStarted("x00"))
+    render(ev.WalkQueued("x00", GOOGLE, returns=True))
+    render(LinkOffered("x00", GOOGLE))
+    assert Screen(80, 24).feed(out.getvalue()).screen() == [
+        "⠋ waiting     x00    0 s  sign in with its link on the one-tab page",
+        "· queued      x01",
+    ]
