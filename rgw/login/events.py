@@ -268,7 +268,8 @@ EventSink = Callable[[LoginEvent], None]
 class RetryEvents:
     """A retry policy's ``on_retry`` that says each retry of a rack's login as a ``GatewayRetry``.
 
-    Failures are numbered across tries until ``reset`` (the poller resets after each answer).
+    Failures are numbered across tries until ``reset`` (the poller resets after each answer);
+    ``last`` is the latest failure (what a deadline that cuts the next try short leaves to say).
     """
 
     def __init__(self, rack: str, emit: EventSink, *, until_deadline: bool = False) -> None:
@@ -276,6 +277,7 @@ class RetryEvents:
         self.emit = emit
         self.until_deadline = until_deadline
         self.failures = 0
+        self.last: BaseException | None = None
 
     def reset(self) -> None:
         self.failures = 0
@@ -284,7 +286,7 @@ class RetryEvents:
         from rgw.retry import describe_failure, failure_kind
 
         self.failures += 1
-        error = attempt.error
+        error = self.last = attempt.error
         self.emit(
             GatewayRetry(
                 self.rack,

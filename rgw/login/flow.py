@@ -357,6 +357,8 @@ class LoginAttempt:
         self.deadline = self.options.ends_at()
         self.wake = Wakeup()
         self.start: LoginStart | None = None
+        #: The retries of ``/auth/cli/start`` (their last failure, if the deadline cuts a try short).
+        self._start_retries: RetryEvents | None = None
         self.listener: ListenerLike | None = None
         self.poller: LoginPoller | None = None
         #: The session once saved (it survives a deadline that passes while lingering).
@@ -402,6 +404,9 @@ class LoginAttempt:
             if isinstance(self._outcome, RgwError):
                 raise self._outcome  # decided before the deadline, which only cut the linger short
             await self.end_pending()  # the login ended: a later one starts afresh
+            last = self._start_retries.last if self._start_retries is not None and self.start is None else None
+            if isinstance(last, RgwError):
+                raise last  # the gateway never answered: its failure says why, not "sign-in not finished"
             raise LoginTimeout(
                 f"login to {self.rack} timed out after {self.options.timeout:g} s without a completed sign-in"
             )
@@ -549,15 +554,17 @@ class LoginAttempt:
         """``/auth/cli/start``, retried: the gateway is reachable and a login state exists.
 
         A gateway that answered before is tried until the deadline (a VPN that comes up late); one
-        never seen before only ``start_attempts`` times, then the user hears to check the URL.
+        never seen before only ``start_attempts`` times, and not again after a failure that cannot
+        heal (no such name, plain HTTP on an ``https://`` port): the user hears to check the URL.
         """
         known = await self.flow.answered_before(self.rack)
-        policy = self.flow.policy if known else self.flow.policy.with_attempts(self.options.start_attempts)
+        policy = self.flow.policy if known else self.flow.policy.for_new_gateway(self.options.start_attempts)
+        self._start_retries = RetryEvents(self.rack, self.emit, until_deadline=known)
         start = await policy.call(
             self.client.start_login,
             loopback_uri=self.listener.uri if self.listener is not None else None,
             device_name=self.flow.device.device_name,
-            on_retry=RetryEvents(self.rack, self.emit, until_deadline=known),
+            on_retry=self._start_retries,
         )
         self.sign_in = await self.check_sign_in(start)
         await self.keep_pending(start)
