@@ -186,13 +186,15 @@ class LoginResumed(LoginEvent):
     """A login an earlier ``rack-gateway login`` started (and was interrupted in) is taken up again.
 
     ``finished``: the sign-in was completed in the browser meanwhile and its session redeemed;
-    otherwise the login goes on waiting for it (``auth_url`` is where the user finishes it).
-    ``started_at`` is wall-clock (epoch) seconds.
+    otherwise the login goes on waiting for it (``auth_url`` is where the user finishes it), at
+    ``stage`` when the gateway says (``browser``, or ``mfa``: signed in with the browser, MFA still
+    needed; None: a gateway without the extension).  ``started_at`` is wall-clock (epoch) seconds.
     """
 
     started_at: float
     finished: bool
     auth_url: str
+    stage: str | None = None
 
 
 @dataclass(frozen=True)

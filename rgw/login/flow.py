@@ -392,8 +392,9 @@ class LoginAttempt:
             if self.options.resume
             else None
         )
-        #: The interrupted login this attempt took up, if any.
+        #: The interrupted login this attempt took up, if any, and where the gateway said it stands.
         self.resumed: PendingLogin | None = None
+        self.resumed_at: LoginPending | None = None
         #: Where the sign-in returns to (``check_sign_in``).
         self.sign_in = SignInCheck()
 
@@ -504,8 +505,13 @@ class LoginAttempt:
             await self.pending.delete()
             raise
         self.resumed = found
-        self.emit(LoginResumed(self.rack, found.started_at, isinstance(answer, Session), found.start.auth_url))
-        return answer if isinstance(answer, Session) else None
+        if isinstance(answer, Session):
+            self.emit(LoginResumed(self.rack, found.started_at, True, found.start.auth_url))
+            return answer
+        # The race takes up this answer before it polls (an MFA stage prompts at once).
+        self.resumed_at = answer
+        self.emit(LoginResumed(self.rack, found.started_at, False, found.start.auth_url, stage=answer.stage))
+        return None
 
     async def end_pending(self) -> None:
         """The login ended (a session, a refusal, the deadline): forget its pending record."""
@@ -600,6 +606,8 @@ class LoginAttempt:
             long_poll=self.options.long_poll,
             # A listener was offered and not taken: the gateway has no extensions, so no long polls.
             first_wait=self.options.pace if self.listener is not None and not start.loopback else 0.0,
+            # A resumed login's gateway answered already: hold the first poll while it stays there.
+            seen_stage=self.resumed_at.stage if self.resumed_at is not None else None,
         )
         # Register the state before the browser can possibly reach the listener.
         waiter = await self.expect_callback(start)
@@ -615,12 +623,16 @@ class LoginAttempt:
             if self.flow.mfa is not None and self.flow.mfa.given_code and not start.loopback:
                 self._given = self.flow.mfa.codes(self.client, start, given=True)
             mfa = await self.mfa_expected(start)
+            if self.resumed_at is not None and self.resumed_at.stage == "mfa":
+                self._said.update(("waiting", "oauth"))  # LoginResumed said the browser part is done
             self.say_once(
                 "waiting", Waiting(self.rack, "browser", mfa, self.flow.mfa.method if self.flow.mfa else "totp")
             )
             race.start_soon(self.remind)
             if self.flow.paste is not None:
                 race.start_soon(self.read_pasted_url, self.flow.paste)
+            if self.resumed_at is not None and self.resumed_at.stage is not None:
+                await self.on_pending(self.resumed_at)  # the MFA prompt, before any poll
             race.start_soon(self.poll)
         assert self._outcome is not None
         return self._outcome
