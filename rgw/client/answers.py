@@ -130,7 +130,7 @@ def unreachable(url: str, exc: BaseException) -> GatewayUnreachable:
     if lasting == "no_such_name":
         message += " (no such name)"
     elif lasting == "plain_http":
-        message += " (plain HTTP on that port)"
+        message += " (plain HTTP)"
     elif detail and cause in ("tls", "network"):
         message += f" ({detail[:200]})"
     hint = _HINTS.get(lasting or cause, f"Check your network connection. {_LINK}")

@@ -45,7 +45,7 @@ def https_to(gateway: RunningGateway) -> str:
 
 
 def plain_error(url: str) -> str:
-    return f"Error: gateway {url.removeprefix('https://')} unreachable: TLS handshake failed (plain HTTP on that port)"
+    return f"Error: gateway {url.removeprefix('https://')} unreachable: TLS handshake failed (plain HTTP)"
 
 
 def store_rack(config_dir: Path, url: str) -> Path:

@@ -235,7 +235,7 @@ def test_a_name_that_does_not_exist_and_plain_http_to_https_are_lasting_failures
         error.reason = reason
         plain = failure(error)
         assert (plain.cause, plain.lasting) == ("tls", True)
-        assert plain.message == "gateway gw.example unreachable: TLS handshake failed (plain HTTP on that port)"
+        assert plain.message == "gateway gw.example unreachable: TLS handshake failed (plain HTTP)"
         assert plain.hint == "The server speaks plain HTTP on this port: check the URL's scheme and port."
     certificate = failure(ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate has expired"))
     assert (certificate.cause, certificate.lasting) == ("tls", False)
