@@ -133,12 +133,23 @@ class GatewayUnreachable(RgwError):
         "network": "network error",
     }
 
-    def __init__(self, message: str, *, cause: str, hint: str | None = None, request_sent: bool = True) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        cause: str,
+        hint: str | None = None,
+        request_sent: bool = True,
+        lasting: bool = False,
+    ) -> None:
         super().__init__(message, hint=hint)
         self.cause = cause
         #: False only when the request provably never left this machine (the connection failed):
         #: then even a request that is not safe to repeat may be retried.
         self.request_sent = request_sent
+        #: A failure that does not heal by itself: the name does not exist (DNS said so), or the
+        #: port speaks plain HTTP to an ``https://`` URL.  ``RetryPolicy.retry_lasting`` decides.
+        self.lasting = lasting
 
     @property
     def cause_text(self) -> str:

@@ -1,7 +1,11 @@
 """Retry policy as data; ``policy.call(fn, ...)``, the one way rgw retries, runs tenacity with it.
 
 Only transient failures are retried: no HTTP answer at all (DNS, refused, reset, timeout), 429, and
-500/502/503/504.  Waits are exponential with full jitter (``uniform(0, min(cap, initial * 2**n))``),
+500/502/503/504.  Two of those do not heal by themselves (``GatewayUnreachable.lasting``: DNS says the
+name does not exist; an ``https://`` URL's port answers in plain HTTP): a policy ``for_new_gateway``
+(a URL never used before) does not retry them, the user hears at once to check the URL; a rack whose
+gateway answered before keeps retrying them (a VPN that is down makes its names vanish).
+Waits are exponential with full jitter (``uniform(0, min(cap, initial * 2**n))``),
 never below a ``Retry-After``, and never past the deadline (the enclosing cancel scope's, see
 ``rgw.deadline``): the policy stops instead of sleeping beyond it.  A 429 always backs off from a
 floor (``rate_limit_floor``, doubling up to ``rate_limit_cap``), whatever ``Retry-After`` says:
@@ -82,13 +86,17 @@ class RetryPolicy:
     #: Jitter source, replaceable for reproducible tests.
     rng: Callable[[float, float], float] = random.uniform
     sleep_enabled: bool = True
+    #: Whether failures that do not heal by themselves (``cannot_heal``) are retried.
+    retry_lasting: bool = True
 
     @classmethod
     def instant(cls, max_attempts: int | None = None) -> RetryPolicy:
         return cls(initial=0.0, cap=0.0, max_attempts=max_attempts, sleep_enabled=False)
 
-    def with_attempts(self, max_attempts: int | None) -> RetryPolicy:
-        return replace(self, max_attempts=max_attempts)
+    def for_new_gateway(self, max_attempts: int | None) -> RetryPolicy:
+        """The policy for a URL never used before: at most ``max_attempts`` tries, and none after a
+        failure that cannot heal (a typo in the name or the scheme stays a typo)."""
+        return replace(self, max_attempts=max_attempts, retry_lasting=False)
 
     def compute_wait(self, attempt: int, error: BaseException | None) -> float:
         """The wait before retry ``attempt + 1`` (``attempt`` is 1-based) after ``error``."""
@@ -147,7 +155,7 @@ class RetryPolicy:
             sleep=_sleep,
             stop=tenacity.stop_any(*limit, _StopBeforeDeadline()),
             wait=self._wait,
-            retry=tenacity.retry_if_exception(_Narrowed(retry_if)),
+            retry=tenacity.retry_if_exception(_Narrowed(retry_if, retry_lasting=self.retry_lasting)),
             before_sleep=before_sleep,
             reraise=True,
         )
@@ -155,6 +163,12 @@ class RetryPolicy:
     def _wait(self, state: tenacity.RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome is not None else None
         return self.compute_wait(state.attempt_number, error)
+
+
+def cannot_heal(exc: BaseException) -> bool:
+    """A failure no retry mends by itself (``GatewayUnreachable.lasting``): a name DNS says does not
+    exist, an ``https://`` URL's port answering in plain HTTP."""
+    return isinstance(exc, GatewayUnreachable) and exc.lasting
 
 
 def unprocessed(exc: BaseException) -> bool:
@@ -199,17 +213,23 @@ class _StopBeforeDeadline(tenacity.stop.stop_base):
 
 
 class _Narrowed:
-    """``retry_if``, saying under ``-v`` why a failure is not retried."""
+    """``retry_if`` (and the policy's ``retry_lasting``), saying under ``-v`` why a failure is not retried."""
 
-    def __init__(self, retry_if: Callable[[BaseException], bool]) -> None:
+    def __init__(self, retry_if: Callable[[BaseException], bool], *, retry_lasting: bool = True) -> None:
         self.retry_if = retry_if
+        self.retry_lasting = retry_lasting
 
     def __call__(self, exc: BaseException) -> bool:
         if not isinstance(exc, Exception):
             return False  # cancelled (a deadline, Ctrl-C, another rack won): no failure, nothing to say
-        if self.retry_if(exc):
+        if self.retry_if(exc) and (self.retry_lasting or not cannot_heal(exc)):
             return True
-        why = "may have reached the gateway" if is_transient(exc) else "not a transient failure"
+        if cannot_heal(exc) and not self.retry_lasting:
+            why = "it does not heal by itself, and this URL never answered before"
+        elif is_transient(exc):
+            why = "may have reached the gateway"
+        else:
+            why = "not a transient failure"
         trace.debug("retry: %s is not retried (%s)", describe_failure(exc), why)
         return False
 

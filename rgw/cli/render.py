@@ -166,6 +166,8 @@ def _resume_lines(event: ev.LoginEvent) -> str | None:
     match event:
         case ev.LoginResumed(started_at=started, finished=True):
             return f"Resumed the login started at {clock_time(started)}"
+        case ev.LoginResumed(started_at=started, stage="mfa"):
+            return f"Resuming the login started at {clock_time(started)}: browser sign-in done, MFA still needed."
         case ev.LoginResumed(started_at=started, auth_url=url):
             return (
                 f"Resuming the login started at {clock_time(started)}: its sign-in is not finished yet.\n"

@@ -33,19 +33,28 @@ from rgw.errors import (
 from rgw.text import MAX_TOKEN, MIN_SECRET, in_run, keep_secrets, printable, run_secrets, without_secrets
 
 
-def classify_transport_error(exc: BaseException) -> str:
-    """The cause of a transport failure: dns, refused, tls, timeout, reset or network."""
-    if isinstance(exc, httpx.TimeoutException):
-        return "timeout"
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it was raised from or during, breadth first (trio's groups opened)."""
     seen: set[int] = set()
+    found: list[BaseException] = []
     pending: list[BaseException] = [exc]
     while pending:
         current = pending.pop(0)
         if id(current) in seen:
             continue
         seen.add(id(current))
+        found.append(current)
         if isinstance(current, BaseExceptionGroup):  # trio reports every address it tried
             pending.extend(current.exceptions)
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return found
+
+
+def classify_transport_error(exc: BaseException) -> str:
+    """The cause of a transport failure: dns, refused, tls, timeout, reset or network."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    for current in _chain(exc):
         if isinstance(current, socket.gaierror):
             return "dns"
         if isinstance(current, ConnectionRefusedError):
@@ -56,7 +65,6 @@ def classify_transport_error(exc: BaseException) -> str:
             return "reset"
         if isinstance(current, TimeoutError):
             return "timeout"
-        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
     text = str(exc).lower()
     if any(
         s in text
@@ -78,23 +86,55 @@ def classify_transport_error(exc: BaseException) -> str:
     return "network"
 
 
+#: getaddrinfo's "this name does not exist" (NXDOMAIN) and "it has no address": not "try again later".
+_NO_SUCH_NAME = frozenset(
+    code for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None)) if code is not None
+)
+#: What OpenSSL says when the server's first bytes are not TLS (an HTTP answer): 3.0 and 3.2+.
+_NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE")
+
+
+def lasting_failure(exc: BaseException) -> str | None:
+    """A transport failure that does not heal by itself: ``no_such_name`` (DNS says the name does
+    not exist, as opposed to a resolver that did not answer) or ``plain_http`` (an ``https://`` URL
+    whose port answered in plain HTTP); None for everything else."""
+    for current in _chain(exc):
+        if isinstance(current, socket.gaierror):
+            return "no_such_name" if current.errno in _NO_SUCH_NAME else None
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return None
+        if isinstance(current, ssl.SSLError):
+            text = f"{current.reason or ''} {current}".upper().replace(" ", "_")
+            return "plain_http" if any(reason in text for reason in _NOT_TLS) else None
+    return None
+
+
+_LINK = "If the gateway is behind a VPN or Tailscale, check that the link is up."
+_HINTS = {
+    "dns": "Check the URL, and that your VPN or Tailscale link is up (the name did not resolve).",
+    "refused": f"Check the URL and port, and that the gateway is running. {_LINK}",
+    "tls": "The gateway's certificate could not be verified; check the URL (https://...) and your clock.",
+    "no_such_name": "Check the URL: the name does not exist (or exists only while a VPN is up).",
+    "plain_http": "The server speaks plain HTTP on this port: check the URL's scheme and port.",
+}
+
+
 def unreachable(url: str, exc: BaseException) -> GatewayUnreachable:
     cause = classify_transport_error(exc)
+    lasting = lasting_failure(exc) if cause in ("dns", "tls") else None
     # No connection was made, so no byte of the request was sent.
     sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
     host = urlsplit(url).netloc or url
     detail = redact(str(exc).strip())
     message = f"gateway {host} unreachable: {GatewayUnreachable.CAUSES[cause]}"
-    if detail and cause in ("tls", "network"):
+    if lasting == "no_such_name":
+        message += " (no such name)"
+    elif lasting == "plain_http":
+        message += " (plain HTTP)"
+    elif detail and cause in ("tls", "network"):
         message += f" ({detail[:200]})"
-    link = "If the gateway is behind a VPN or Tailscale, check that the link is up."
-    hints = {
-        "dns": "Check the URL, and that your VPN or Tailscale link is up (the name did not resolve).",
-        "refused": f"Check the URL and port, and that the gateway is running. {link}",
-        "tls": "The gateway's certificate could not be verified; check the URL (https://...) and your clock.",
-    }
-    hint = hints.get(cause, f"Check your network connection. {link}")
-    return GatewayUnreachable(message, cause=cause, hint=hint, request_sent=sent)
+    hint = _HINTS.get(lasting or cause, f"Check your network connection. {_LINK}")
+    return GatewayUnreachable(message, cause=cause, hint=hint, request_sent=sent, lasting=lasting is not None)
 
 
 def error_text(response: httpx.Response) -> tuple[str, str | None]:

@@ -186,13 +186,15 @@ class LoginResumed(LoginEvent):
     """A login an earlier ``rack-gateway login`` started (and was interrupted in) is taken up again.
 
     ``finished``: the sign-in was completed in the browser meanwhile and its session redeemed;
-    otherwise the login goes on waiting for it (``auth_url`` is where the user finishes it).
-    ``started_at`` is wall-clock (epoch) seconds.
+    otherwise the login goes on waiting for it (``auth_url`` is where the user finishes it), at
+    ``stage`` when the gateway says (``browser``, or ``mfa``: signed in with the browser, MFA still
+    needed; None: a gateway without the extension).  ``started_at`` is wall-clock (epoch) seconds.
     """
 
     started_at: float
     finished: bool
     auth_url: str
+    stage: str | None = None
 
 
 @dataclass(frozen=True)
@@ -274,7 +276,8 @@ EventSink = Callable[[LoginEvent], None]
 class RetryEvents:
     """A retry policy's ``on_retry`` that says each retry of a rack's login as a ``GatewayRetry``.
 
-    Failures are numbered across tries until ``reset`` (the poller resets after each answer).
+    Failures are numbered across tries until ``reset`` (the poller resets after each answer);
+    ``last`` is the latest failure (what a deadline that cuts the next try short leaves to say).
     """
 
     def __init__(self, rack: str, emit: EventSink, *, until_deadline: bool = False) -> None:
@@ -282,6 +285,7 @@ class RetryEvents:
         self.emit = emit
         self.until_deadline = until_deadline
         self.failures = 0
+        self.last: BaseException | None = None
 
     def reset(self) -> None:
         self.failures = 0
@@ -290,7 +294,7 @@ class RetryEvents:
         from rgw.retry import describe_failure, failure_kind
 
         self.failures += 1
-        error = attempt.error
+        error = self.last = attempt.error
         self.emit(
             GatewayRetry(
                 self.rack,

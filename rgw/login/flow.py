@@ -357,6 +357,8 @@ class LoginAttempt:
         self.deadline = self.options.ends_at()
         self.wake = Wakeup()
         self.start: LoginStart | None = None
+        #: The retries of ``/auth/cli/start`` (their last failure, if the deadline cuts a try short).
+        self._start_retries: RetryEvents | None = None
         self.listener: ListenerLike | None = None
         self.poller: LoginPoller | None = None
         #: The session once saved (it survives a deadline that passes while lingering).
@@ -390,8 +392,9 @@ class LoginAttempt:
             if self.options.resume
             else None
         )
-        #: The interrupted login this attempt took up, if any.
+        #: The interrupted login this attempt took up, if any, and where the gateway said it stands.
         self.resumed: PendingLogin | None = None
+        self.resumed_at: LoginPending | None = None
         #: Where the sign-in returns to (``check_sign_in``).
         self.sign_in = SignInCheck()
 
@@ -402,6 +405,9 @@ class LoginAttempt:
             if isinstance(self._outcome, RgwError):
                 raise self._outcome  # decided before the deadline, which only cut the linger short
             await self.end_pending()  # the login ended: a later one starts afresh
+            last = self._start_retries.last if self._start_retries is not None and self.start is None else None
+            if isinstance(last, RgwError):
+                raise last  # the gateway never answered: its failure says why, not "sign-in not finished"
             raise LoginTimeout(
                 f"login to {self.rack} timed out after {self.options.timeout:g} s without a completed sign-in"
             )
@@ -499,8 +505,13 @@ class LoginAttempt:
             await self.pending.delete()
             raise
         self.resumed = found
-        self.emit(LoginResumed(self.rack, found.started_at, isinstance(answer, Session), found.start.auth_url))
-        return answer if isinstance(answer, Session) else None
+        if isinstance(answer, Session):
+            self.emit(LoginResumed(self.rack, found.started_at, True, found.start.auth_url))
+            return answer
+        # The race takes up this answer before it polls (an MFA stage prompts at once).
+        self.resumed_at = answer
+        self.emit(LoginResumed(self.rack, found.started_at, False, found.start.auth_url, stage=answer.stage))
+        return None
 
     async def end_pending(self) -> None:
         """The login ended (a session, a refusal, the deadline): forget its pending record."""
@@ -549,15 +560,17 @@ class LoginAttempt:
         """``/auth/cli/start``, retried: the gateway is reachable and a login state exists.
 
         A gateway that answered before is tried until the deadline (a VPN that comes up late); one
-        never seen before only ``start_attempts`` times, then the user hears to check the URL.
+        never seen before only ``start_attempts`` times, and not again after a failure that cannot
+        heal (no such name, plain HTTP on an ``https://`` port): the user hears to check the URL.
         """
         known = await self.flow.answered_before(self.rack)
-        policy = self.flow.policy if known else self.flow.policy.with_attempts(self.options.start_attempts)
+        policy = self.flow.policy if known else self.flow.policy.for_new_gateway(self.options.start_attempts)
+        self._start_retries = RetryEvents(self.rack, self.emit, until_deadline=known)
         start = await policy.call(
             self.client.start_login,
             loopback_uri=self.listener.uri if self.listener is not None else None,
             device_name=self.flow.device.device_name,
-            on_retry=RetryEvents(self.rack, self.emit, until_deadline=known),
+            on_retry=self._start_retries,
         )
         self.sign_in = await self.check_sign_in(start)
         await self.keep_pending(start)
@@ -593,6 +606,8 @@ class LoginAttempt:
             long_poll=self.options.long_poll,
             # A listener was offered and not taken: the gateway has no extensions, so no long polls.
             first_wait=self.options.pace if self.listener is not None and not start.loopback else 0.0,
+            # A resumed login's gateway answered already: hold the first poll while it stays there.
+            seen_stage=self.resumed_at.stage if self.resumed_at is not None else None,
         )
         # Register the state before the browser can possibly reach the listener.
         waiter = await self.expect_callback(start)
@@ -608,12 +623,16 @@ class LoginAttempt:
             if self.flow.mfa is not None and self.flow.mfa.given_code and not start.loopback:
                 self._given = self.flow.mfa.codes(self.client, start, given=True)
             mfa = await self.mfa_expected(start)
+            if self.resumed_at is not None and self.resumed_at.stage == "mfa":
+                self._said.update(("waiting", "oauth"))  # LoginResumed said the browser part is done
             self.say_once(
                 "waiting", Waiting(self.rack, "browser", mfa, self.flow.mfa.method if self.flow.mfa else "totp")
             )
             race.start_soon(self.remind)
             if self.flow.paste is not None:
                 race.start_soon(self.read_pasted_url, self.flow.paste)
+            if self.resumed_at is not None and self.resumed_at.stage is not None:
+                await self.on_pending(self.resumed_at)  # the MFA prompt, before any poll
             race.start_soon(self.poll)
         assert self._outcome is not None
         return self._outcome

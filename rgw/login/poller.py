@@ -59,6 +59,7 @@ class LoginPoller:
         pace: float = 1.0,
         long_poll: float = 25.0,
         first_wait: float = 0.0,
+        seen_stage: str | None = None,
     ) -> None:
         self.client = client
         self.start = start
@@ -70,6 +71,8 @@ class LoginPoller:
         self.pace = pace
         self.long_poll = long_poll
         self.first_wait = first_wait
+        #: The stage the login was last seen at (a resumed login's: its first poll is held while there).
+        self.seen_stage = seen_stage
         #: Requests sent to ``/complete`` (for benchmarks and tests).
         self.requests = 0
         self.retries = RetryEvents(rack, emit)
@@ -88,7 +91,7 @@ class LoginPoller:
 
     async def poll_until_complete(self, on_pending: Callable[[LoginPending], Awaitable[None]] | None = None) -> Session:
         """Poll until the gateway returns a session; terminal answers raise ``LoginError``."""
-        last_stage: str | None = None
+        last_stage = self.seen_stage
         if self.first_wait > 0:
             # A gateway known to lack the extensions (the deployed one) is polled at a steady pace
             # and nobody signs in within a second: an immediate first poll would only spend a

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import signal
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import anyio
 import httpx
+import pexpect
+import pyotp
 import pytest
 
 from rgw.cli.render import clock_time
@@ -25,7 +28,7 @@ from rgw.login.flow import LoginFlow, LoginOptions
 from rgw.login.pending import RESUME_MAX_AGE, PendingLogins
 from rgw.models import Session
 from rgw.retry import RetryPolicy
-from rgw.testing import RunningGateway, ScriptedBrowser
+from rgw.testing import GatewaySettings, RunningGateway, ScriptedBrowser, running_gateway
 from tests.integration.flowkit import Recorder, device_on, state_of
 from tests.integration.pipes import PipeReader
 from tests.integration.procs import cli_env, spawn
@@ -302,3 +305,61 @@ async def test_a_planted_sign_in_url_is_never_shown(deployed_gateway: RunningGat
     assert all("javascript" not in repr(event) for event in recorder.events)
     assert recorder.kinds()[:2] == ["GatewayReachable", "BrowserOpening"]
     assert session.email == "developer@example.com"
+
+
+def pty_login(config: Path, url: str, browser: str, *args: str) -> tuple[pexpect.spawn, io.StringIO]:
+    """``rack-gateway [ARGS] login dev URL`` in a pseudo-terminal (80 columns), and what it shows."""
+    env = cli_env()
+    env["BROWSER"] = browser
+    env["TERM"] = "dumb"
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "rgw", "--config", str(config), *args, "login", "dev", url, "--timeout", "60"],
+        env=env,
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(24, 80),
+    )
+    transcript = io.StringIO()
+    child.logfile_read = transcript
+    return child, transcript
+
+
+def test_a_login_resumed_at_its_mfa_stage_says_so_and_prompts_before_polling_again(tmp_path: Path) -> None:
+    """The browser part was done (the tab stopped on the gateway's MFA page) when Ctrl-C came: the
+    next login says where it stands and prompts on the one unheld poll that resumed it (-v shows
+    each /complete), not after another poll (once a 25 s long poll)."""
+    config, user = tmp_path / "cfg", "mfa@example.com"
+    with running_gateway(GatewaySettings()) as gw:
+        secret = gw.gateway.totp_secret(user)
+        assert secret is not None
+        stop_at_mfa = f"{sys.executable} -m rgw.testing.scripted_browser --email {user} --stop-at-mfa %s"
+        first, _ = pty_login(config, gw.url, stop_at_mfa)
+        try:
+            first.expect_exact("Enter TOTP code:")
+            first.sendintr()
+            first.expect(pexpect.EOF)
+        finally:
+            first.close(force=True)
+        assert first.exitstatus == 130
+        started = json.loads(next(config.glob("pending-*.json")).read_text())["started_at"]
+
+        second, transcript = pty_login(config, gw.url, f"{sys.executable} -c 'raise SystemExit(3)' %s", "-v")
+        try:
+            second.expect_exact("Enter TOTP code: ")
+            shown = transcript.getvalue().replace("\r", "").splitlines()
+            code = pyotp.TOTP(secret).now()
+            second.sendline(code)
+            second.expect_exact(f"Logged in as {user}")
+            second.expect(pexpect.EOF)
+        finally:
+            second.close(force=True)
+    assert second.exitstatus == 0, transcript.getvalue()
+    assert [line for line in shown if not line.startswith("[rgw +")] == [
+        f"Resuming the login started at {clock_time(started)}: browser sign-in done, MFA still needed.",
+        "MFA verification required.",
+        "Enter TOTP code: ",
+    ]
+    polls = [line for line in shown if "/api/v1/auth/cli/complete -> " in line]
+    assert len(polls) == 1  # the resuming poll: the prompt came before any other
+    assert code not in transcript.getvalue()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 from collections.abc import Callable
 
 import httpx
 import pytest
 
 from rgw.client import GatewayClient, classify_transport_error
+from rgw.client.answers import unreachable
 from rgw.errors import AuthenticationError, GatewayError, GatewayUnreachable, LoginError, MfaRequired, PermissionDenied
 from rgw.models import DeviceInfo, LoginPending, LoginStart, Session
 from rgw.urls import normalize_url
@@ -211,6 +213,33 @@ def test_classify_transport_error() -> None:
     assert classify_transport_error(httpx.ReadTimeout("x")) == "timeout"
     assert classify_transport_error(httpx.RemoteProtocolError("Server disconnected")) == "reset"
     assert classify_transport_error(httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED]")) == "tls"
+
+
+def test_a_name_that_does_not_exist_and_plain_http_to_https_are_lasting_failures() -> None:
+    def failure(cause: BaseException) -> GatewayUnreachable:
+        exc = httpx.ConnectError(str(cause))
+        exc.__context__ = cause
+        return unreachable("https://gw.example", exc)
+
+    nxdomain = failure(socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
+    assert (nxdomain.cause, nxdomain.lasting) == ("dns", True)
+    assert nxdomain.message == "gateway gw.example unreachable: DNS lookup failed (no such name)"
+    # A resolver that did not answer (no network yet) may answer later.
+    again = failure(socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"))
+    assert (again.cause, again.lasting) == ("dns", False)
+    for reason, text in [
+        ("WRONG_VERSION_NUMBER", "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)"),
+        ("RECORD_LAYER_FAILURE", "[SSL: RECORD_LAYER_FAILURE] record layer failure (_ssl.c:1033)"),
+    ]:
+        error = ssl.SSLError(1, text)
+        error.reason = reason
+        plain = failure(error)
+        assert (plain.cause, plain.lasting) == ("tls", True)
+        assert plain.message == "gateway gw.example unreachable: TLS handshake failed (plain HTTP)"
+        assert plain.hint == "The server speaks plain HTTP on this port: check the URL's scheme and port."
+    certificate = failure(ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate has expired"))
+    assert (certificate.cause, certificate.lasting) == ("tls", False)
+    assert "certificate" in certificate.hint
 
 
 async def test_real_refused_connection() -> None:

@@ -121,6 +121,46 @@ async def test_a_stored_rack_whose_gateway_stays_down_fails_with_the_real_cause_
     assert len(recorder.of(ev.GatewayRetry)) > TRIES
 
 
+class SlowToFail(LateGateway):
+    """Refuses at once until ``slow_after``, then each try hangs (a DNS lookup the resolver takes
+    5 s to fail, say) past the login's deadline."""
+
+    def __init__(self, slow_after: float) -> None:
+        super().__init__(up_after=1000)
+        self.slow_at = anyio.current_time() + slow_after
+        self.hung = 0
+
+    async def async_handler(self, request: httpx.Request) -> httpx.Response:
+        if anyio.current_time() >= self.slow_at:
+            self.hung += 1
+            await anyio.sleep(30)
+        return self.handler(request)
+
+
+async def test_a_deadline_that_cuts_a_try_short_says_why_the_gateway_did_not_answer_not_sign_in(
+    tmp_path: Path,
+) -> None:
+    store = store_with(tmp_path, {"dev": URL})
+    gateway = SlowToFail(slow_after=20)
+    recorder = Recorder()
+    with pytest.raises(GatewayUnreachable) as info:
+        async with GatewayClient(URL, transport=httpx.MockTransport(gateway.async_handler)) as client:
+            flow = LoginFlow(
+                known_gateway=True,
+                client=client,
+                store=store,
+                browser=Quiet(),
+                device=device_on("laptop"),
+                emit=recorder,
+                policy=POLICY,
+                options=LoginOptions(timeout=30, use_loopback=False, resume=False, long_poll=0),
+            )
+            await flow.run("dev")
+    assert gateway.hung == 1  # the deadline came during that try
+    assert info.value.cause == "refused"  # the failure before it, not "the sign-in was not finished"
+    assert len(recorder.of(ev.GatewayRetry)) == gateway.refused
+
+
 async def test_a_url_never_seen_before_gives_up_after_its_tries_with_the_check_the_url_hint(tmp_path: Path) -> None:
     store = store_with(tmp_path, {"dev": "https://another.example.com"})  # same name, another gateway
     gateway = LateGateway()

@@ -6,7 +6,7 @@ import pytest
 
 from rgw.deadline import within
 from rgw.errors import GatewayError, GatewayUnreachable, LoginError
-from rgw.retry import RetryAttempt, RetryPolicy, is_transient
+from rgw.retry import RetryAttempt, RetryPolicy, cannot_heal, is_transient
 
 pytestmark = pytest.mark.anyio
 
@@ -96,3 +96,35 @@ def test_rate_limited_is_its_own_kind_of_failure() -> None:
     assert failure_kind(GatewayError("x", status=503)) == "gateway_error"
     assert failure_kind(GatewayUnreachable("x", cause="dns")) == "unreachable"
     assert describe_failure(GatewayError("x", status=503)) == "HTTP 503"
+
+
+async def test_a_policy_for_a_new_gateway_does_not_retry_what_cannot_heal_and_a_known_ones_does() -> None:
+    calls = 0
+
+    async def no_such_name() -> None:
+        nonlocal calls
+        calls += 1
+        raise GatewayUnreachable("no such name", cause="dns", lasting=True)
+
+    assert cannot_heal(GatewayUnreachable("x", cause="dns", lasting=True))
+    assert not cannot_heal(GatewayUnreachable("x", cause="dns"))
+    with pytest.raises(GatewayUnreachable):
+        await RetryPolicy.instant().for_new_gateway(10).call(no_such_name)
+    assert calls == 1
+    calls = 0
+    with pytest.raises(GatewayUnreachable):
+        await RetryPolicy.instant(max_attempts=4).call(no_such_name)
+    assert calls == 4
+
+
+async def test_a_policy_for_a_new_gateway_still_retries_a_failure_that_may_heal() -> None:
+    calls = 0
+
+    async def refused() -> None:
+        nonlocal calls
+        calls += 1
+        raise GatewayUnreachable("refused", cause="refused")
+
+    with pytest.raises(GatewayUnreachable):
+        await RetryPolicy.instant().for_new_gateway(3).call(refused)
+    assert calls == 3
