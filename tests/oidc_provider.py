@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urljoin
 
@@ -39,10 +40,15 @@ class Provider:
 
 
 @contextlib.contextmanager
-def running_provider(*, require_nonce: bool = True) -> Iterator[Provider]:
-    command = [sys.executable, "-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port", "0"]
-    if require_nonce:
-        command += ["--require-nonce", "true"]
+def running_provider(*, require_nonce: bool = True, remember: bool = False) -> Iterator[Provider]:
+    """``remember``: the provider keeps a session, and signs a browser in again without a click
+    (``tests/remembering_provider.py``)."""
+    if remember:
+        command = [sys.executable, str(Path(__file__).with_name("remembering_provider.py")), "--port", "0"]
+        command += ["--require-nonce"] if require_nonce else []
+    else:
+        command = [sys.executable, "-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port", "0"]
+        command += ["--require-nonce", "true"] if require_nonce else []
     process = subprocess.Popen(
         command,
         stdin=subprocess.DEVNULL,

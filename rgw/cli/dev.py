@@ -48,6 +48,7 @@ def _settings(
     deployed_mode: bool,
     rate_limit: bool | None = None,
     oidc: tuple[str, str, str] | None = None,
+    remember_sign_in: bool = False,
 ) -> Any:
     """Settings for the dev gateway; `rate_limit` None = the mode's default (on when deployed);
     `oidc` = (issuer, client id, client secret) of an OpenID Connect provider to sign in with."""
@@ -63,6 +64,7 @@ def _settings(
         db_path=db or ":memory:",
         allowed_domain=allowed_domain or None,
         extensions=not deployed_mode,
+        remember_sign_in=remember_sign_in,
         **extra,
     )
 
@@ -129,6 +131,12 @@ def _describe_users(gateway: Any) -> list[str]:
     default="",
     help="The gateway's client secret at the provider; prefer RGW_OIDC_CLIENT_SECRET.",
 )
+@click.option(
+    "--remember-sign-in",
+    is_flag=True,
+    help="The built-in sign-in page remembers the browser that signed in and signs it in again without a "
+    "click, as an identity provider with a session does (every dev gateway on this host shares it).",
+)
 @pass_app
 @on_event_loop
 async def dev_gateway(
@@ -142,6 +150,7 @@ async def dev_gateway(
     oidc_issuer: str | None,
     oidc_client_id: str,
     oidc_client_secret: str,
+    remember_sign_in: bool,
 ) -> None:
     """Serve the reference gateway (a stand-in for a deployed rack gateway) until Ctrl-C."""
     _require_testing()
@@ -150,7 +159,7 @@ async def dev_gateway(
     if oidc_issuer is not None:
         _require_oidc()
     oidc = (oidc_issuer, oidc_client_id, oidc_client_secret) if oidc_issuer else None
-    settings = _settings(db, allowed_domain, deployed_mode, rate_limit, oidc)
+    settings = _settings(db, allowed_domain, deployed_mode, rate_limit, oidc, remember_sign_in)
     # uvicorn serves as a task on this loop; this task then sleeps until Ctrl-C cancels it, and
     # leaving the `async with` shuts the server down.
     async with serving_gateway(settings, host=host, port=port) as gw:

@@ -187,6 +187,11 @@ def _walk_lines(event: ev.LoginEvent) -> str | None:
             )
         case ev.WalkAvailable(url=url, racks=racks):
             return f"To sign in to all {racks} racks in one browser tab on this machine, visit: {printable(url)}"
+        case ev.WalkQueued(stalled=True, auth_url=url):
+            return (
+                "The browser tab has not come back from this rack's sign-in: if it stopped, sign in with "
+                f"its link on the one-tab page, or visit: {printable(url)}"
+            )
         case ev.WalkQueued(returns=False, auth_url=url):
             return (
                 "This rack's gateway does not send the browser back: sign in with its link on the "

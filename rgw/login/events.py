@@ -228,10 +228,13 @@ class WalkQueued(LoginEvent):
     """The rack's sign-in is on the shared tab's walk; ``returns``: its gateway sends the tab back.
 
     A rack whose gateway does not (a deployed gateway) is signed in to with its link on the page.
+    ``stalled``: the tab was sent to this rack's sign-in and has not come back (it may have stopped
+    on the way): its link is offered on the page now, and its URL shown.
     """
 
     auth_url: str
     returns: bool
+    stalled: bool = False
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,11 @@ requests, connection floods) is answered with an error or simply closed, without
 without stopping the listener.  HTTP is parsed with h11; one request per connection.
 
 A multi-rack login ``attach``es its one-tab walk (``rgw.login.walk``): the listener then also serves
-the walk's page on the walk's own path, and answers a walked rack's callback with a 302 to the next
-rack's sign-in (or back to the page) instead of the rack's own page.
+the walk's page on the walk's own path, and answers a walked rack's callback, instead of the rack's
+own page, with a hop page that moves on to the next rack's sign-in (or back to the walk's page) with
+``<meta http-equiv=refresh content="0;url=...">`` (no script; its policy is the other pages'): a new
+navigation each time, never a 302, so a walk of many racks is never one chain of redirects that a
+browser cuts off (Chromium stops at 20).
 """
 
 from __future__ import annotations
@@ -334,10 +337,11 @@ class CallbackListener:
             ok = results[0] == "ok"
             waiter._deliver(CallbackResult(state=waiter.state, ok=ok, error=None if ok else error))
         if walk is not None and walked:
-            # One tab for many racks: on to the next rack's sign-in (or back to the list).
+            # One tab for many racks: on to the next rack's sign-in (or back to the list), by a page
+            # that starts a new navigation, so the racks' redirects never add up to one chain.
             location = _safe_location(await walk.after_callback(states[0]))
             if location is not None:
-                return _Reply(302, b"", waiter, location=location, after_send=walk.viewed)
+                return _Reply(200, _hop_page(location), waiter, after_send=walk.viewed)
         assert waiter is not None
         return _Reply(200, self._result_page(waiter, results[0] == "ok", error), waiter)
 
@@ -479,6 +483,20 @@ def _page(title: str, message: str, *, result: bool = False, error: str | None =
         f"<title>rack-gateway: {title}</title><style>{_STYLE}</style></head>"
         f'<body><main><p class="rack">rack-gateway</p><h1>{title}</h1>{problem}<p>{message}</p>{close}'
         "</main></body></html>\n"
+    ).encode()
+
+
+def _hop_page(location: str) -> bytes:
+    """The walk's hop: a page that moves on to ``location`` at once, without script (a new
+    navigation, where a 302 would add to the chain of redirects), with a link in case it does not."""
+    where = html.escape(location)
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="refresh" content="0;url={where}">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>rack-gateway: on to the next sign-in</title><style>{_STYLE}</style></head>"
+        '<body><main><p class="rack">rack-gateway</p><h1>On to the next sign-in</h1>'
+        f'<p>If this page stays, <a href="{where}">continue here</a>.</p></main></body></html>\n'
     ).encode()
 
 

@@ -36,6 +36,7 @@ from rgw.login.events import (
     WalkAvailable,
     WalkOpening,
     WalkProgress,
+    WalkQueued,
 )
 from rgw.login.flow import ListenerLike, LoginFlow, LoginOptions, MfaSolver, PasteSource, answered_before
 from rgw.login.pending import PendingLogins
@@ -239,8 +240,10 @@ class LoginCoordinator:
                     path="/" + secrets.token_urlsafe(16),
                     terminal=listener.terminal,
                     parallel=parallel,
+                    on_stall=lambda rack, url: self.emit(WalkQueued(rack, url, True, stalled=True)),
                 )
                 walk_url = listener.attach(walk)
+                services.start_soon(walk.watch)
 
             async def run(request: LoginRequest) -> None:
                 async with limiter:

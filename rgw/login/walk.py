@@ -3,9 +3,16 @@
 A multi-rack login opens the browser once, on a page the loopback listener serves on a path of its
 own (``LoginWalk.path``, as unguessable as the callback's).  Asking for the page gets a 302 to the
 first rack whose sign-in is ready; that rack's gateway (one with the loopback extension) sends the
-browser back to the listener when its part ends, and the listener answers that hit with a 302 to the
-next rack's sign-in, and, when none is left, back to the page.  The walk moves by plain redirects, so
-it works in any browser, without script.
+browser back to the listener when its part ends, and the listener answers that hit with a small page
+(``rgw.login.listener``'s hop page) that moves on to the next rack's sign-in, and, when none is left, back to the page,
+with ``<meta http-equiv=refresh content="0;url=...">``: it works in any browser, without script, and
+starts a new navigation, so the redirects of many racks never add up to one chain (Chromium gives up
+after 20 redirects: ERR_TOO_MANY_REDIRECTS, reached around the fifth rack when the identity provider
+signs in without a click).
+
+A hop rack the tab was sent to but has not come back from within ``STALL_WAIT`` seconds (the tab may
+have stopped on the way, or been closed) is offered with its link, in a new tab, as a rack whose
+gateway does not send the browser back is; ``watch`` tells ``on_stall`` so the terminal shows its URL.
 
 Racks whose gateway cannot send the browser back (a deployed gateway; a login taken up from an
 interrupted one; a rack another process is logging in to) are listed on the page with their sign-in
@@ -29,6 +36,7 @@ import base64
 import hashlib
 import html
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -50,6 +58,8 @@ PAGE_WAIT = 2.0
 SETTLE_WAIT = 3.0
 #: Seconds after a view of the page within which the tab counts as open (its script polls each second).
 LIVE_TAB = 5.0
+#: Seconds after the tab was sent to a hop rack's sign-in before, its callback not back, its link is offered.
+STALL_WAIT = 10.0
 
 _STATUS_LABEL = {
     "queued": "queued",
@@ -129,6 +139,10 @@ class _Entry:
         self.visited = False
         #: Its callback came back and was answered with a hop.
         self.hopped = False
+        #: When the walk last sent the tab to its sign-in.
+        self.sent_at: float | None = None
+        #: The tab did not come back from its sign-in in time: its link is offered (in a new tab).
+        self.stalled = False
 
     @property
     def finished(self) -> bool:
@@ -139,7 +153,14 @@ class _Entry:
             return "another rack-gateway process is signing in"
         if self.status == "waiting" and self.kind == "link":
             return "sign in with the link"
+        if self.status == "waiting" and self.stalled:
+            return "the tab did not come back: sign in with the link"
         return _STATUS_LABEL[self.status]
+
+    @property
+    def new_tab(self) -> bool:
+        """Its link opens in a new tab: the walk's tab does not go there by itself (any more)."""
+        return self.kind != "hop" or self.stalled
 
     def link(self) -> str | None:
         return self.auth_url if self.status == "waiting" and self.auth_url else None
@@ -174,6 +195,8 @@ class LoginWalk:
         hop_wait: float = HOP_WAIT,
         page_wait: float = PAGE_WAIT,
         settle_wait: float = SETTLE_WAIT,
+        stall_wait: float = STALL_WAIT,
+        on_stall: Callable[[str, str], object] | None = None,
         clock: Callable[[], float] = anyio.current_time,
     ) -> None:
         if not path.startswith("/") or len(path) < 16:
@@ -185,6 +208,9 @@ class LoginWalk:
         self.hop_wait = hop_wait
         self.page_wait = page_wait
         self.settle_wait = settle_wait
+        self.stall_wait = stall_wait
+        #: Told (rack, auth_url) when a hop rack's link is offered because the tab did not come back.
+        self.on_stall = on_stall
         self.clock = clock
         self._entries = [_Entry(i, rack) for i, rack in enumerate(dict.fromkeys(racks))]
         self._by_rack = {e.rack: e for e in self._entries}
@@ -214,7 +240,8 @@ class LoginWalk:
         entry.auth_url, entry.state = auth_url, state
         entry.returns_to, entry.elsewhere = returns_to, elsewhere
         entry.status = "waiting"
-        entry.visited = entry.hopped = False
+        entry.visited = entry.hopped = entry.stalled = False
+        entry.sent_at = None
         self._change()
 
     def elsewhere(self, rack: str, auth_url: str | None) -> None:
@@ -269,6 +296,22 @@ class LoginWalk:
         """Return once the page or its list has been sent with every rack finished."""
         await self._final_view.wait()
 
+    async def watch(self) -> None:
+        """Offer the link of each hop rack the tab was sent to and has not come back from within
+        ``stall_wait`` seconds (and tell ``on_stall``, once a rack); runs until cancelled."""
+        while True:
+            changed = self._changed
+            due = min((at for at in map(self._stall_due, self._entries) if at is not None), default=None)
+            now = self.clock()
+            if due is not None and due <= now:
+                for entry in self._entries:
+                    at = self._stall_due(entry)
+                    if at is not None and at <= now:
+                        self._stall(entry)
+                continue
+            with anyio.move_on_after(math.inf if due is None else due - now):
+                await changed.wait()
+
     # -- what the listener asks ---------------------------------------------------------------
 
     def owns(self, state: str) -> bool:
@@ -307,6 +350,18 @@ class LoginWalk:
 
     # -- inside -------------------------------------------------------------------------------
 
+    def _stall_due(self, entry: _Entry) -> float | None:
+        """When ``entry``'s link is to be offered (None: not while it stands as it does)."""
+        if entry.kind != "hop" or entry.status != "waiting" or entry.stalled or entry.hopped:
+            return None
+        return None if entry.sent_at is None else entry.sent_at + self.stall_wait
+
+    def _stall(self, entry: _Entry) -> None:
+        entry.stalled = True
+        self._change()
+        if self.on_stall is not None and entry.auth_url is not None:
+            self.on_stall(entry.rack, entry.auth_url)
+
     def _change(self) -> None:
         self._changed.set()
         self._changed = anyio.Event()
@@ -339,6 +394,8 @@ class LoginWalk:
                 entry = self._ready_hop()
                 if entry is not None:
                     entry.visited = True
+                    entry.sent_at = self.clock()
+                    self._change()  # the watch times its stall from now
                     return entry.auth_url
                 holders = sum(e.status in ("starting", "waiting") and e is not after for e in self._entries)
                 coming = ("queued", "starting") if after is not None and holders < self.parallel else ("starting",)
@@ -358,7 +415,7 @@ class LoginWalk:
                 "detail": _shown(e.detail),
                 "where": _shown(e.where()),
                 "url": e.link(),
-                "new_tab": e.kind != "hop",
+                "new_tab": e.new_tab,
             }
             for e in self._entries
         ]
@@ -372,7 +429,7 @@ class LoginWalk:
         rows = []
         for entry in self._entries:
             link = entry.link()
-            target = ' target="_blank" rel="noopener noreferrer"' if entry.kind != "hop" else ""
+            target = ' target="_blank" rel="noopener noreferrer"' if entry.new_tab else ""
             anchor = (
                 f'<a class="go" href="{html.escape(link)}"{target}>Sign in</a>'
                 if link

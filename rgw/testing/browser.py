@@ -1,14 +1,18 @@
 """`ScriptedBrowser`: plays the user's browser against the reference gateway's sign-in pages.
 
 `await browser.open(auth_url)` fetches the sign-in page, optionally waits `delay` seconds, posts the
-form as `email` with `action` (`allow` or `cancel`), then follows every redirect by hand (at most 10)
-exactly as a browser would, loopback redirects to the CLI included.  On the browser MFA page it posts
-a TOTP code from `totp_secret` when one is given; with `stop_at_mfa` (or no `totp_secret`) it stops
-there, the page loaded: on a deployed-mode gateway its own `GET /auth/cli/mfa` has exchanged the code
-by then, so a code the CLI sends afterwards cannot take the exchange from it.  Opened on a
-multi-rack login's one-tab page it follows that walk's hops from rack to rack (signing in at each),
-then signs in at the links the page opens in new tabs.  It uses httpx and anyio only, so it runs
-under both anyio backends, and can stand in for the CLI's browser launcher.
+form as `email` with `action` (`allow` or `cancel`), then follows every redirect by hand exactly as
+a browser would, loopback redirects to the CLI included: at most 20 in one navigation, as Chromium
+(more fail as ERR_TOO_MANY_REDIRECTS does), and a page that moves on at once with `<meta
+http-equiv="refresh" content="0;url=...">` starts a new navigation (its own 20).  A sign-in page
+that a remembered sign-in skips (the reference gateway's `remember_sign_in`) is a redirect like
+another.  On the browser MFA page it posts a TOTP code from `totp_secret` when one is given; with
+`stop_at_mfa` (or no `totp_secret`) it stops there, the page loaded: on a deployed-mode gateway its
+own `GET /auth/cli/mfa` has exchanged the code by then, so a code the CLI sends afterwards cannot
+take the exchange from it.  Opened on a multi-rack login's one-tab page it follows that walk's hops
+from rack to rack (signing in at each), then signs in at the links the page opens in new tabs.  It
+uses httpx and anyio only, so it runs under both anyio backends, and can stand in for the CLI's
+browser launcher.
 """
 
 from __future__ import annotations
@@ -25,12 +29,18 @@ import pyotp
 
 from rgw.client import default_ssl_context
 
-MAX_REDIRECTS = 10
+#: Redirects one navigation follows, at most (Chromium's limit: net::URLRequest's kMaxRedirects).
+MAX_REDIRECTS = 20
+#: Navigations that pages start at once by ``<meta http-equiv=refresh content="0;url=...">``, in a row.
+MAX_REFRESHES = 64
 #: Sign-ins one tab goes through (a multi-rack login's walk), at most.
 MAX_SIGN_INS = 64
 _WALK_PAGE = '<p class="summary" id="summary">'
 _WALK_DONE = "You can close this tab."
 _NEW_TAB_LINK = re.compile(r'<a class="go" href="([^"]*)" target="_blank"', re.I)
+# A page that moves on at once: <meta http-equiv="refresh" content="0;url=..."> (a delay other than 0,
+# or none given a URL, is a page to stay on: the one-tab page reloads itself that way).
+_REFRESH = re.compile(r'<meta\s+http-equiv="refresh"\s+content="0;\s*url=([^"]+)"', re.I)
 _FORM = re.compile(r"<form\b[^>]*\baction=\"([^\"]*)\"[^>]*>(.*?)</form>", re.S | re.I)
 _INPUT = re.compile(r"<input\b[^>]*>", re.I)
 _ATTR = re.compile(r"\b(name|value)=\"([^\"]*)\"", re.I)
@@ -203,9 +213,22 @@ class ScriptedBrowser:
         return response
 
     async def _follow(self, client: httpx.AsyncClient, response: httpx.Response) -> httpx.Response:
-        for _ in range(MAX_REDIRECTS):
+        """Follow redirects, and pages that move on at once (each a new navigation, as in a browser)."""
+        for _ in range(MAX_REFRESHES):
+            response = await self._redirects(client, response)
+            refresh = _REFRESH.search(response.text) if response.status_code == 200 else None
+            if refresh is None:
+                return response
+            response = await self._get(client, urljoin(str(response.url), unescape(refresh.group(1)).strip()))
+        raise BrowserError(f"more than {MAX_REFRESHES} pages in a row moved on by themselves")
+
+    async def _redirects(self, client: httpx.AsyncClient, response: httpx.Response) -> httpx.Response:
+        """One navigation's redirects: at most ``MAX_REDIRECTS``, then ERR_TOO_MANY_REDIRECTS."""
+        for followed in range(MAX_REDIRECTS + 1):
             location = response.headers.get("location")
             if response.status_code not in (301, 302, 303, 307, 308) or not location:
                 return response
+            if followed == MAX_REDIRECTS:
+                break
             response = await self._get(client, urljoin(str(response.url), location))
-        raise BrowserError(f"more than {MAX_REDIRECTS} redirects")
+        raise BrowserError(f"more than {MAX_REDIRECTS} redirects in one navigation (ERR_TOO_MANY_REDIRECTS)")

@@ -23,7 +23,7 @@ from selenium.webdriver.common.by import By
 from rgw.testing import GatewaySettings, RunningGateway, running_gateway
 from tests.browser.chrome import Page
 from tests.browser.conftest import Cli
-from tests.oidc_provider import Provider
+from tests.oidc_provider import Provider, running_provider
 
 HANDOFF_WAIT = 30.0
 TIMEOUT_HINT = (
@@ -250,6 +250,37 @@ def test_one_tab_walks_through_three_racks(oidc_provider: Provider, page: Page, 
             assert gw.gateway.session_valid(gateways[rack]["token"])
         assert "Opening one browser tab to sign in to 3 racks..." in err
         assert "3 of 3 racks finished." in err.splitlines()
+
+
+def test_ten_racks_in_one_tab_with_a_provider_that_signs_in_without_a_click(page: Page, cli: Cli) -> None:
+    """Issue 22: once signed in, the provider answers every rack's sign-in with a redirect at once, so
+    a walk of 302s was one chain of redirects (four a rack) and Chromium stopped it at 20 with
+    ERR_TOO_MANY_REDIRECTS around the fifth rack; the listener's hop pages start a new navigation."""
+    racks = [f"rack{i}" for i in range(10)]
+    with running_provider(remember=True) as provider, ExitStack() as stack:
+        gws = {rack: stack.enter_context(oidc_gateway(provider, rack_name=rack)) for rack in racks}
+        seed_config(cli, {rack: gw.url for rack, gw in gws.items()})
+        login = cli.start("login", "--all", "--timeout", "120")
+        walk = cli.inbox.next_url(HANDOFF_WAIT)
+        page.open(walk)
+        sign_in_at_provider(page, provider, "developer@example.com", shot="the-only-sign-in")  # the one click
+        page.wait_for_text("Logged in to all 10 racks. You can close this tab.", timeout=90)
+        page.screenshot("walk-done")
+        assert page.url == walk
+        lines = page.text.splitlines()
+        for rack in racks:
+            assert f"{rack} logged in developer@example.com" in lines
+        code, _out, err = login.finish()
+        assert code == 0, err
+        assert cli.inbox.received == [walk]  # one browser launch in all
+        gateways = config_of(cli)["gateways"]
+        for rack, gw in gws.items():
+            assert gateways[rack]["email"] == "developer@example.com"
+            assert gw.gateway.session_valid(gateways[rack]["token"])
+    # Ten codes issued, the form posted once: the other nine were sign-ins without a click.
+    assert provider.log.text().count("issued authorization code") == 10
+    assert "10 of 10 racks finished." in err.splitlines()
+    assert "has not come back" not in err
 
 
 def test_the_list_follows_a_deployed_rack_without_reloading(oidc_provider: Provider, page: Page, cli: Cli) -> None:

@@ -90,7 +90,7 @@ async def test_ten_racks_log_in_through_one_tab(cli: Cli) -> None:
         for gw in gws:  # each rack's sign-in page once, two racks a gateway
             assert len(authorize_visits(scripted, gw)) == 2
             assert gw.gateway.request_count("/api/v1/auth/cli/start") == 2
-        # The tab went page -> 10 sign-ins -> page, each hop a 302 from the listener.
+        # The tab went page -> 10 sign-ins -> page, each hop a page of the listener's that moves on.
         assert scripted.visited[0] == walk_url
         assert scripted.visited[-1] == walk_url
         # In between, only sign-in pages, sign-ins, callbacks and the listener's hops to the next sign-in.
@@ -107,6 +107,72 @@ async def test_ten_racks_log_in_through_one_tab(cli: Cli) -> None:
     assert f"If it does not open, visit: {walk_url}\n" in result.err
     assert "Opening browser for authentication" not in result.err  # no tab of its own for any rack
     assert "10 of 10 racks finished." in result.err.splitlines()
+
+
+async def test_eight_racks_signed_in_without_a_click_walk_through_one_tab_within_the_redirect_limit(
+    cli: Cli,
+) -> None:
+    """Issue 22: an identity provider that remembers the browser signs in without a click, so a walk
+    of 302s was one chain of redirects (3 a rack here) that the browser cut off at 20 (Chromium:
+    ERR_TOO_MANY_REDIRECTS), and the CLI waited for racks the tab never reached."""
+    from rgw.testing.browser import MAX_REDIRECTS
+
+    assert MAX_REDIRECTS == 20  # as Chromium
+    with gateways(4, remember_sign_in=True) as gws:
+        racks = {f"rack{i}": gws[i % 4].url for i in range(8)}
+        seed(cli, racks)
+        browser = CountingBrowser()
+        result = await cli("login", "--all", "--json", "--timeout", "60", browser=browser)
+        assert result.code == 0, result.err
+        assert [(r["rack"], r["ok"]) for r in json.loads(result.out)] == [(rack, True) for rack in racks]
+        scripted = browser.inner
+        assert scripted.sign_ins == 1  # one click: the provider remembers the browser from then on
+        for gw in gws:  # each rack's sign-in reached, two racks a gateway
+            assert len(authorize_visits(scripted, gw)) == 2
+        assert "Logged in to all 8 racks. You can close this tab." in scripted.last_page
+    assert "8 of 8 racks finished." in result.err.splitlines()
+    assert "has not come back" not in result.err
+
+
+async def test_a_rack_the_tab_does_not_come_back_from_gets_its_link_on_the_page_and_its_url_printed(
+    cli: Cli,
+) -> None:
+    """The tab stops on its way to a rack's sign-in (too many redirects, a closed tab): after a while
+    the page offers that rack's link (in a new tab) and the terminal prints its URL."""
+    from rgw.login.walk import STALL_WAIT
+
+    stalled: list[dict[str, Any]] = []
+
+    class StoppingBrowser:
+        """Goes to the first sign-in and stops there; then the user signs in with the offered link."""
+
+        async def open(self, url: str) -> bool:
+            async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
+                first = await http.get(url)
+                assert first.status_code == 302  # to a rack's sign-in: the tab stops on its way
+                with anyio.fail_after(STALL_WAIT + 30):
+                    while not stalled:
+                        rows = (await http.get(url + "/status")).json()["racks"]
+                        stalled.extend(r for r in rows if r["new_tab"] and r["url"])  # a link offered
+                        await anyio.sleep(0.2)
+            user = ScriptedBrowser(email="developer@example.com")
+            await user.open(stalled[0]["url"])  # its sign-in, then the walk goes on in that tab
+            return True
+
+    with gateways(3) as gws:
+        racks = {"a": gws[0].url, "b": gws[1].url, "c": gws[2].url}
+        seed(cli, racks)
+        result = await cli("login", "--all", "--json", "--timeout", "90", browser=StoppingBrowser())
+    assert result.code == 0, result.err
+    assert [(r["rack"], r["ok"]) for r in json.loads(result.out)] == [(rack, True) for rack in racks]
+    [row] = stalled
+    assert row["label"] == "the tab did not come back: sign in with the link"
+    rack = row["rack"]
+    assert (
+        f"[{rack}] The browser tab has not come back from this rack's sign-in: if it stopped, sign in with its "
+        f"link on the one-tab page, or visit: {row['url']}"
+    ) in result.err.splitlines()
+    assert result.err.count("has not come back") == 1
 
 
 async def test_deployed_and_extension_gateways_in_one_walk(cli: Cli) -> None:

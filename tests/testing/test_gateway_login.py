@@ -301,3 +301,36 @@ def test_ipv6_loopback() -> None:
         assert gw.url.startswith("http://[::1]:")
         with httpx.Client(base_url=gw.url) as client:
             assert client.post(START).json()["auth_url"].startswith(gw.url + "/oauth/authorize?")
+
+
+def test_a_remembered_sign_in_skips_the_page_at_every_gateway_sharing_the_secret() -> None:
+    """``remember_sign_in``: as an identity provider with a session, the built-in page signs the same
+    browser in again without a click, at any gateway of this host with the same secret."""
+    with (
+        running_gateway(GatewaySettings(remember_sign_in=True)) as first,
+        running_gateway(GatewaySettings(remember_sign_in=True, rack_name="other")) as second,
+        running_gateway(GatewaySettings(remember_sign_in=True, secret="another-secret")) as foreign,
+        running_gateway(GatewaySettings()) as forgetting,
+        httpx.Client(trust_env=False, timeout=5) as browser,
+    ):
+        one = httpx.post(first.url + START, timeout=5).json()
+        assert browser.get(one["auth_url"]).status_code == 200  # the page, the first time
+        form = {"state": one["state"], "email": "Ops@Example.com", "action": "allow"}
+        posted = browser.post(first.url + "/oauth/authorize", data=form)
+        assert posted.status_code == 302
+        assert browser.get(first.url + posted.headers["location"]).status_code == 200
+        for gw in (first, second):  # signed in before: a redirect to the callback, no page
+            start = httpx.post(gw.url + START, timeout=5).json()
+            skipped = browser.get(start["auth_url"])
+            assert skipped.status_code == 302
+            assert skipped.headers["location"].startswith("/api/v1/auth/cli/callback?code=")
+            assert browser.get(gw.url + skipped.headers["location"]).status_code == 200
+            done = httpx.post(gw.url + COMPLETE, json=complete_body(start), timeout=5).json()
+            assert done["email"] == "ops@example.com"
+        for gw in (foreign, forgetting):  # another secret, or no memory: the page, as before
+            start = httpx.post(gw.url + START, timeout=5).json()
+            assert browser.get(start["auth_url"]).status_code == 200
+        # A cookie naming another account without the gateway's signature signs nobody in.
+        browser.cookies.set("rgw_signed_in", "YWRtaW5AZXhhbXBsZS5jb20.00", domain="127.0.0.1", path="/oauth/authorize")
+        start = httpx.post(second.url + START, timeout=5).json()
+        assert browser.get(start["auth_url"]).status_code == 200

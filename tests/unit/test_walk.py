@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -28,6 +29,31 @@ A_URL = "https://gw-a.example/oauth/authorize?state=state-a&client_id=rack-gatew
 B_URL = "https://gw-b.example/oauth/authorize?state=state-b&client_id=rack-gateway"
 C_URL = "https://gw-c.example/oauth/authorize?state=state-c"
 EVIL = "https://evil.example/steal"
+
+
+_REFRESH = re.compile(r'<meta http-equiv="refresh" content="0;url=([^"]*)">')
+
+
+def hop_target(response: httpx.Response) -> str | None:
+    """Where ``response`` sends the browser: a 302's Location, or a hop page's ``meta refresh``."""
+    if response.status_code == 302:
+        return response.headers["location"]
+    found = _REFRESH.findall(response.text) if response.status_code == 200 else []
+    assert len(found) <= 1, response.text
+    return html.unescape(found[0]) if found else None
+
+
+def assert_hop_page(response: httpx.Response, location: str) -> None:
+    """A walked callback's answer: a page (never a 302, which would add to the chain of redirects)
+    that moves on to ``location`` at once, under the listener's policy, and links there too."""
+    assert response.status_code == 200
+    assert "location" not in response.headers
+    assert hop_target(response) == location
+    assert f'<a href="{html.escape(location)}">continue here</a>' in response.text
+    assert "<script" not in response.text
+    assert response.headers["content-security-policy"].startswith("default-src 'none'; style-src 'sha256-")
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["referrer-policy"] == "no-referrer"
 
 
 @dataclass
@@ -51,13 +77,18 @@ class Walked:
 
 
 @asynccontextmanager
-async def walking(racks: list[str], **kwargs: float) -> AsyncIterator[Walked]:
+async def walking(
+    racks: list[str], on_stall: Callable[[str, str], object] | None = None, **kwargs: float
+) -> AsyncIterator[Walked]:
     listener = CallbackListener(terminal="dev-box (process 42)")
     async with anyio.create_task_group() as tg:
         await tg.start(listener.serve)
         settings = {"hop_wait": 0.5, "page_wait": 0.2, "settle_wait": 0.2, **kwargs}
-        walk = LoginWalk(racks, path="/walk-path-0123456789abcdef", terminal=listener.terminal, **settings)
+        walk = LoginWalk(
+            racks, path="/walk-path-0123456789abcdef", terminal=listener.terminal, on_stall=on_stall, **settings
+        )
         page = listener.attach(walk)
+        tg.start_soon(walk.watch)
         async with httpx.AsyncClient(trust_env=False, timeout=5, follow_redirects=False) as http:
             yield Walked(listener, walk, page, http)
         tg.cancel_scope.cancel()
@@ -69,17 +100,16 @@ async def test_the_page_hops_to_the_first_ready_sign_in_then_each_callback_to_th
         first = await w.get(w.page)
         assert (first.status_code, first.headers["location"]) == (302, A_URL)
         hop = await w.get(w.callback, params={"state": "state-a", "result": "ok"})
-        assert (hop.status_code, hop.headers["location"]) == (302, B_URL)
+        assert_hop_page(hop, B_URL)
         assert wa.result is not None
         assert wa.result.ok
         last = await w.get(w.callback, params={"state": "state-b", "result": "error", "error": "denied"})
-        assert (last.status_code, last.headers["location"]) == (302, "/walk-path-0123456789abcdef")
+        assert_hop_page(last, "/walk-path-0123456789abcdef")
         assert wb.result is not None
         assert (wb.result.ok, wb.result.error) == (False, "denied")
-        for response in (first, hop, last):
-            assert response.content == b""
-            assert response.headers["cache-control"] == "no-store"
-            assert response.headers["referrer-policy"] == "no-referrer"
+        assert first.content == b""
+        assert first.headers["cache-control"] == "no-store"
+        assert first.headers["referrer-policy"] == "no-referrer"
 
 
 async def test_forged_hops_move_the_tab_nowhere_else() -> None:
@@ -102,10 +132,10 @@ async def test_forged_hops_move_the_tab_nowhere_else() -> None:
             w.callback,
             params={"state": "state-a", "result": "ok", "next": EVIL, "redirect_uri": EVIL, "url": EVIL},
         )
-        assert hop.headers["location"] == B_URL
+        assert_hop_page(hop, B_URL)
         # The same callback again (reload, back button, a replay): to the page, never onward.
         again = await w.get(w.callback, params={"state": "state-a", "result": "ok"})
-        assert again.headers["location"] == w.walk.path
+        assert_hop_page(again, w.walk.path)
         # Walk paths it does not serve, other methods, a foreign Host, a look-alike path.
         assert (await w.get(w.page + "/next", params={"url": EVIL})).status_code == 404
         assert (await w.get(w.page + "x")).status_code == 404
@@ -125,7 +155,7 @@ async def test_a_rack_whose_gateway_cannot_call_back_is_a_link_not_a_hop() -> No
         assert "sign in with the link" in page.text
         # Nor does its state move the tab: a "callback" for it gets the plain page, then none at all.
         plain = await w.get(w.callback, params={"state": "state-c", "result": "ok"})
-        assert (plain.status_code, "location" in plain.headers) == (200, False)
+        assert (plain.status_code, "location" in plain.headers, hop_target(plain)) == (200, False, None)
         w.listener.forget("state-c")
         assert (await w.get(w.callback, params={"state": "state-c", "result": "ok"})).status_code == 400
         w.offer("ext", B_URL, "state-b")
@@ -140,7 +170,7 @@ async def test_a_hop_waits_for_a_rack_still_starting() -> None:
 
         async def callback() -> None:
             response = await w.get(w.callback, params={"state": "state-a", "result": "ok"})
-            locations.append(response.headers["location"])
+            locations.append(hop_target(response) or "")
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(callback)
@@ -239,7 +269,7 @@ async def test_a_hop_does_not_wait_for_a_rack_queued_behind_racks_that_hold_ever
         waited: list[str] = []
 
         async def callback() -> None:
-            waited.append((await w.get(w.callback, params={"state": "state-a", "result": "ok"})).headers["location"])
+            waited.append(hop_target(await w.get(w.callback, params={"state": "state-a", "result": "ok"})) or "")
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(callback)
@@ -254,7 +284,7 @@ async def test_a_hop_does_not_wait_for_a_rack_queued_behind_racks_that_hold_ever
         w.offer("a", A_URL, "state-a")
         with anyio.fail_after(5):
             hop = await w.get(w.callback, params={"state": "state-a", "result": "ok"})
-        assert hop.headers["location"] == w.walk.path
+        assert_hop_page(hop, w.walk.path)
 
 
 async def test_reloading_the_page_skips_no_rack() -> None:
@@ -267,7 +297,7 @@ async def test_reloading_the_page_skips_no_rack() -> None:
         # then a again, as a's sign-in has not come back; never the list while one is open.
         assert (await w.get(w.page)).headers["location"] == B_URL
         assert (await w.get(w.page)).headers["location"] == A_URL
-        assert (await w.get(w.callback, params={"state": "state-b", "result": "ok"})).headers["location"] == A_URL
+        assert_hop_page(await w.get(w.callback, params={"state": "state-b", "result": "ok"}), A_URL)
 
 
 async def test_a_location_that_could_split_the_header_is_never_sent() -> None:
@@ -319,3 +349,63 @@ async def test_the_live_list_carries_the_same_printable_text_as_the_page() -> No
     # The same text the page shows (there HTML-escaped as well).
     assert row["detail"] in page
     assert row["rack"] in page
+
+
+async def test_a_hop_page_escapes_its_url_and_moves_on_without_script() -> None:
+    hostile = 'https://gw.example/a?x="><script>alert(1)</script>&y=<b>'
+    async with walking(["a", "b"]) as w:
+        w.offer("a", A_URL, "state-a")
+        w.offer("b", hostile, "state-b")
+        assert hop_target(await w.get(w.page)) == A_URL
+        hop = await w.get(w.callback, params={"state": "state-a", "result": "ok"})
+    assert_hop_page(hop, hostile)
+    assert "<b>" not in hop.text
+    assert hop.headers["content-type"] == "text/html; charset=utf-8"
+    assert hop.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in hop.headers["content-security-policy"]
+
+
+async def test_a_rack_the_tab_does_not_come_back_from_is_offered_with_its_link_once() -> None:
+    """The tab was sent to a's sign-in and stopped on the way (too many redirects, a closed tab):
+    after ``stall_wait`` a's link is on the page, opening a new tab, and ``on_stall`` hears of it once."""
+    told: list[tuple[str, str]] = []
+    stalled = anyio.Event()
+
+    def on_stall(rack: str, url: str) -> None:
+        told.append((rack, url))
+        stalled.set()
+
+    async with walking(["a", "b"], on_stall=on_stall, stall_wait=0.3) as w:
+        w.offer("a", A_URL, "state-a")
+        w.offer("b", B_URL, "state-b")
+        listed = json.loads((await w.get(w.page + "/status")).text)
+        assert [r["new_tab"] for r in listed["racks"]] == [False, False]
+        assert hop_target(await w.get(w.page)) == A_URL  # the tab goes to a's sign-in ...
+        with anyio.fail_after(10):
+            await stalled.wait()  # ... and does not come back
+        assert told == [("a", A_URL)]
+        a, b = json.loads((await w.get(w.page + "/status")).text)["racks"]
+        assert (a["url"], a["new_tab"], a["label"]) == (A_URL, True, "the tab did not come back: sign in with the link")
+        assert (b["url"], b["new_tab"]) == (B_URL, False)  # never sent there: the walk still goes on to it
+        # Its sign-in done in the new tab, the callback still hops that tab on (to b, not sent there yet).
+        assert_hop_page(await w.get(w.callback, params={"state": "state-a", "result": "ok"}), B_URL)
+        w.walk.finish("a", ok=True, detail="developer@example.com")
+        assert told[0] == ("a", A_URL)
+        assert ("a", A_URL) not in told[1:]  # once: b, sent there now, may be told of later
+
+
+async def test_a_rack_whose_callback_comes_back_is_never_offered_as_stalled() -> None:
+    told: list[tuple[str, str]] = []
+    async with walking(["a", "b"], on_stall=lambda rack, url: told.append((rack, url)), stall_wait=0.5) as w:
+        w.offer("a", A_URL, "state-a")
+        w.offer("b", B_URL, "state-b")
+        assert hop_target(await w.get(w.page)) == A_URL
+        assert_hop_page(await w.get(w.callback, params={"state": "state-a", "result": "ok"}), B_URL)
+        w.walk.finish("a", ok=True, detail="x")
+        assert_hop_page(await w.get(w.callback, params={"state": "state-b", "result": "ok"}), w.walk.path)
+        w.walk.finish("b", ok=True, detail="x")
+        listed = json.loads((await w.get(w.page + "/status")).text)
+        # Nothing is left to offer, however long the watch runs.
+        assert not any(w.walk._stall_due(e) for e in w.walk._entries)
+    assert told == []
+    assert [r["new_tab"] for r in listed["racks"]] == [False, False]

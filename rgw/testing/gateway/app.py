@@ -30,6 +30,7 @@ from .login import BrowserOutcome, LoginPageError, valid_loopback_uri
 from .mfa import MfaError
 from .oidc_routes import begin, oidc_auth_url, oidc_exchange_for_cli, oidc_sign_in
 from .ratelimit import LOGIN
+from .remembered import remember, remembered
 from .settings import GatewaySettings
 from .web import (
     Reply,
@@ -108,6 +109,12 @@ async def authorize_page(request: Request) -> Response:
     found = gw.login.state(state) if state else None
     if found is None:
         return _error_page(request, "invalid or expired state", 400)
+    email = remembered(request, gw.settings.secret) if gw.settings.remember_sign_in else None
+    if email is not None:  # signed in before, in this browser: no page, no click
+        try:
+            return RedirectResponse(gw.login.authorize(state, email, "allow"), 302)
+        except LoginPageError as exc:
+            return _page_error(request, exc)
     return HTMLResponse(pages.sign_in_page(state, gw.store.users(), gw.login.context(found)))
 
 
@@ -116,13 +123,16 @@ async def authorize_post(request: Request) -> Response:
     if gateway_of(request).oidc is not None:
         return not_found()
     form = await read_form(request)
+    gw = gateway_of(request)
+    action = form.get("action", "allow")
     try:
-        location = gateway_of(request).login.authorize(
-            form.get("state", ""), form.get("email", ""), form.get("action", "allow")
-        )
+        location = gw.login.authorize(form.get("state", ""), form.get("email", ""), action)
     except LoginPageError as exc:
         return _page_error(request, exc)
-    return RedirectResponse(location, 302)
+    response = RedirectResponse(location, 302)
+    if gw.settings.remember_sign_in and action != "cancel":
+        remember(response, gw.settings.secret, form.get("email", ""))
+    return response
 
 
 @endpoint

@@ -49,6 +49,9 @@ class GatewaySettings:
     idempotent_window: float = 60.0
     rate_limit: tuple[float, int] | Literal[Default.FOR_MODE] | None = Default.FOR_MODE
     clock: Callable[[], float] = field(default=time.time)
+    #: The built-in sign-in page remembers who signed in (a cookie signed with `secret`) and signs the
+    #: same browser in again without a click, as an identity provider with a session does.
+    remember_sign_in: bool = False
     #: Sign in through this OpenID Connect provider (its issuer URL) instead of the built-in page.
     oidc_issuer: str | None = None
     oidc_client_id: str = "rack-gateway"
