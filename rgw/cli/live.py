@@ -49,7 +49,7 @@ def rack_state(event: ev.LoginEvent) -> tuple[str, str | None] | None:
             return ("retrying", f"{what} (attempt {attempt}, next in {delay:.1f} s)")
         case ev.GatewayReachable():
             return ("waiting", "")
-        case ev.WalkQueued(returns=True):
+        case ev.WalkQueued(returns=True, stalled=False):
             return ("waiting", "signing in in the one browser tab")
         case ev.WalkQueued() | ev.SignInElsewhere(then="walk"):
             return ("waiting", LINK)
@@ -157,6 +157,8 @@ class LiveRenderer:
         """The lines that scroll above the block for ``event`` (a rack's, prefixed with its name)."""
         if self.multi and not self.full_urls:
             match event:
+                case ev.WalkQueued(stalled=True):  # the tab stopped on its way: its URL too, to copy
+                    return self._prefixed(event, self._worth_keeping(event))
                 case ev.WalkQueued() | ev.CoalescedWait(other_url=None):
                     return []  # its link is on the one-tab page; its line says so
                 case ev.SignInElsewhere(then="walk"):

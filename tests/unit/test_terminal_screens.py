@@ -306,3 +306,20 @@ def test_a_new_event_offering_a_racks_link_points_its_line_to_the_page() -> None
         "⠋ waiting     x00    0 s  sign in with its link on the one-tab page",
         "· queued      x01",
     ]
+
+
+def test_a_rack_the_tab_did_not_come_back_from_prints_its_url_once_and_points_its_line_to_the_page() -> None:
+    """The walk's stalled hop (#22, item 1): the one place a compact multi-rack login prints a rack's
+    own URL on a terminal, since the tab that should have carried it stopped."""
+    now = [0.0]
+    out, render = live(["x00", "x01"], now)
+    render(ev.LoginStarted("x00"))
+    render(ev.WalkQueued("x00", "https://gw.example/o?s=1", returns=True))
+    render(ev.WalkQueued("x00", "https://gw.example/o?s=1", returns=True, stalled=True))
+    screen = Screen(80, 24).feed(out.getvalue()).screen()
+    assert screen == [
+        "[x00] The browser tab has not come back from this rack's sign-in: if it stopped,",
+        " sign in with its link on the one-tab page, or visit: https://gw.example/o?s=1",
+        "⠋ waiting     x00    0 s  sign in with its link on the one-tab page",
+        "· queued      x01",
+    ]
