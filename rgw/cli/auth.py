@@ -479,7 +479,11 @@ async def test_auth(app: App, topic: str | None, as_json: bool) -> None:
     assert isinstance(user, dict)
     email = str(user.get("email") or (target.rack.email if target.rack else "") or "unknown")
     roles = user.get("roles")
-    role_text = ", ".join(str(r) for r in roles) if isinstance(roles, list) and roles else "unknown"
+    role_text = ", ".join(str(r) for r in roles) if isinstance(roles, list) and roles else None
+    if role_text is None:
+        # A deployed gateway names no role for an API token ("roles": []): the token has its own
+        # permissions, which the token listing shows.
+        role_text = "none named (an API token has its own permissions)" if target.api_token else "none"
     session = info.get("session") if isinstance(info.get("session"), dict) else {}
     assert isinstance(session, dict)
     stored = target.rack.expires_at if target.rack else None

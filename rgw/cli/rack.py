@@ -13,9 +13,8 @@ from rgw.cli.options import complete_racks, pass_app, target_options
 from rgw.cli.runner import on_event_loop
 from rgw.cli.style import table, time_left
 from rgw.config import ConfigData
-from rgw.errors import NoRackError
 from rgw.models import RackConfig, time_text
-from rgw.targets import MAX_RACK_NAME, quoted, shell_word
+from rgw.targets import unknown_rack
 from rgw.text import printable
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -82,6 +81,7 @@ async def racks(app: App, as_json: bool) -> None:
                     "email": r.email,
                     "expires_at": time_text(r.expires_at),  # out of range: unknown
                     "rejected": r.rejected,
+                    "unusable": data.rack_problem(r.name),
                 }
                 for r in entries
             ]
@@ -95,9 +95,9 @@ async def racks(app: App, as_json: bool) -> None:
         (
             "*" if r.name == current else "",
             printable(r.name, limit=40),
-            printable(r.url),
+            printable(r.url or "-"),
             printable(r.email or "-"),
-            session_state(r, now),
+            session_state(r, now, data.rack_problem(r.name)),
         )
         for r in entries
     ]
@@ -105,7 +105,9 @@ async def racks(app: App, as_json: bool) -> None:
         app.echo(line)
 
 
-def session_state(rack: RackConfig, now: datetime) -> str:
+def session_state(rack: RackConfig, now: datetime, problem: str | None = None) -> str:
+    if problem is not None:
+        return printable(f"unusable: {problem}", limit=80)
     if not rack.logged_in:
         return "logged out"
     if rack.rejected:
@@ -122,12 +124,7 @@ async def switch(app: App, name: str) -> None:
 
     def change(data: ConfigData) -> None:
         if data.rack(name) is None:
-            known = ", ".join(printable(n) for n in data.rack_names()) or "none"
-            shown = shell_word(name) if len(name) <= MAX_RACK_NAME else "<rack>"
-            raise NoRackError(
-                f"unknown rack {quoted(name)} (configured: {known})",
-                hint=f"Run: rack-gateway login {shown} <gateway-url>",
-            )
+            raise unknown_rack(name, data)
         data.current = name
 
     await app.store.update(change)

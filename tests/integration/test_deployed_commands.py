@@ -104,11 +104,12 @@ async def test_api_tokens_in_the_deployed_shapes(cli: Cli, deployed: RunningGate
     listing = await cli("api-token", "list")
     assert listing.code == 0, listing.err
     header, *rows = listing.lines
-    assert header.split() == ["ID", "NAME", "USER", "PERMISSIONS", "LAST", "USED"]
-    assert len(rows) == 1
+    assert header.split() == ["NAME", "USER", "PERMISSIONS", "LAST", "USED"]
+    assert len(rows) == 2  # the token, and its ID on a line of its own
     assert "deploy-bot" in rows[0]
     assert "role viewer" in rows[0]  # not the 300-character list
-    assert max(len(line) for line in listing.lines) < 160
+    assert rows[1].startswith("  ID ")
+    assert max(len(line) for line in listing.lines) <= 80
     full = json.loads((await cli("api-token", "list", "--json")).out)
     assert len(full[0]["permissions"]) > 3  # every permission is in --json
     unknown = await cli("api-token", "get", str(uuid.uuid4()))
