@@ -31,7 +31,9 @@ UNKNOWN = [
     [["-r", "nosuch", "apps"], ["switch", "nosuch"], ["login", "nosuch"], ["logout", "-r", "nosuch"]],
 )
 async def test_an_unknown_rack_is_said_with_the_configured_racks_by_every_command(cli: Cli, args: list[str]) -> None:
-    write(cli, {"current": "dev", "gateways": {"dev": {"url": "https://dev.example.com"}, "prod": {"url": "https://p"}}})
+    write(
+        cli, {"current": "dev", "gateways": {"dev": {"url": "https://dev.example.com"}, "prod": {"url": "https://p"}}}
+    )
     result = await cli(*args)
     assert (result.code, result.out) == (10, "")
     assert result.err.splitlines() == UNKNOWN
