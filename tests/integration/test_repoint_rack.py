@@ -48,3 +48,10 @@ async def test_a_failed_login_to_another_url_leaves_the_rack_and_its_session_alo
     assert "Revoked" not in result.err
     assert cli.config()["gateways"]["d1"] == before
     assert gateway.gateway.sessions.authenticate(before["token"]) is not None
+
+
+async def test_no_login_lock_file_stays_behind_after_logins(cli: Cli, gateway: RunningGateway) -> None:
+    for rack in ("d1", "d2", "d3"):
+        assert (await cli("login", rack, gateway.url)).code == 0
+    assert (await cli("login", "--all")).code == 0
+    assert sorted(p.name for p in cli.config_dir.glob("login-*.lock")) == []
