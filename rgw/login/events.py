@@ -187,12 +187,14 @@ class LoginResumed(LoginEvent):
 
     ``finished``: the sign-in was completed in the browser meanwhile and its session redeemed;
     otherwise the login goes on waiting for it (``auth_url`` is where the user finishes it).
-    ``started_at`` is wall-clock (epoch) seconds.
+    ``started_at`` is wall-clock (epoch) seconds.  ``can_reopen``: the browser is not opened again
+    by itself, but Enter in the terminal opens it.
     """
 
     started_at: float
     finished: bool
     auth_url: str
+    can_reopen: bool = False
 
 
 @dataclass(frozen=True)

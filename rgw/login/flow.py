@@ -499,7 +499,10 @@ class LoginAttempt:
             await self.pending.delete()
             raise
         self.resumed = found
-        self.emit(LoginResumed(self.rack, found.started_at, isinstance(answer, Session), found.start.auth_url))
+        # Waiting on it, the browser opens again only on Enter (read_pasted_url): say so.
+        reopen = self.flow.paste is not None and self.options.open_browser and can_open(self.flow.browser)
+        finished = isinstance(answer, Session)
+        self.emit(LoginResumed(self.rack, found.started_at, finished, found.start.auth_url, can_reopen=reopen))
         return answer if isinstance(answer, Session) else None
 
     async def end_pending(self) -> None:
