@@ -123,7 +123,7 @@ def usable_rack(data: ConfigData, name: str) -> RackConfig:
     problem = data.rack_problem(name)
     if problem is not None:
         raise ConfigError(
-            f"rack {quoted(name)} in the config file cannot be used: {problem}",
+            f"the config's rack {quoted(name)} cannot be used: {problem}",
             hint=f"Store a new URL with: rack-gateway login {shell_word(name)} <gateway-url>",
         )
     return rack
@@ -215,9 +215,8 @@ def no_rack_selected(data: ConfigData, *, api_token: bool) -> NoRackError:
     """No ``--rack``, no ``RACK_GATEWAY_RACK``, no current rack; with an API token, no gateway URL either."""
     if api_token and not data.rack_names():
         return NoRackError(
-            "no gateway for the API token: RACK_GATEWAY_URL is not set and no rack is stored",
-            hint="Please run: RACK_GATEWAY_URL=https://gateway.example.com rack-gateway ...   "
-            "(the API token's gateway)",
+            "RACK_GATEWAY_URL is not set: no gateway for the API token",
+            hint="Please run: RACK_GATEWAY_URL=https://gateway.example.com rack-gateway ...",
         )
     hint = "Please run: rack-gateway switch <rack>   (or set RACK_GATEWAY_RACK)"
     if api_token:
@@ -232,8 +231,8 @@ def check_token_link(url: str, insecure: bool) -> None:
     except InsecureGateway as exc:
         raise InsecureGateway(
             exc.message,
-            hint="Use https://.  If this gateway really is plain HTTP on a network you trust, opt in for this "
-            "API-token run:\n  RACK_GATEWAY_INSECURE_HTTP=1 rack-gateway ...",
+            hint="Use https://, or if this gateway really is plain HTTP on a network you trust,\n"
+            "opt in for this run: RACK_GATEWAY_INSECURE_HTTP=1 rack-gateway ...",
         ) from None
 
 
@@ -249,7 +248,7 @@ async def read_command_target(store: ConfigStore, selection: Selection) -> Targe
         if not (selection.token() and selection.env("RACK_GATEWAY_URL")):
             raise
         if store.on_warning is not None:
-            store.on_warning(f"Warning: {exc.message}; not needed for this API-token run, going on without it.")
+            store.on_warning(f"Warning: {exc.message}\n(this API-token run needs no config file: going on without it)")
         return command_target(ConfigData(), selection)
     await store.fetch_tokens(data, [selection.rack_name(data)])
     return command_target(data, selection)

@@ -232,7 +232,7 @@ async def repointed(app: App, data: ConfigData, request: LoginRequest) -> RackCo
     if old is None or not old.token:
         return None
     app.note(
-        f"Note: rack {printable(request.rack)} pointed at {old_url}; this login points it at {request.url}. "
+        f"Note: rack {printable(request.rack)} pointed at {old_url}; this login points it at {request.url}.\n"
         f"Its session at {old_url} will be revoked once this login succeeds."
     )
     return old

@@ -91,29 +91,39 @@ async def racks(app: App, as_json: bool) -> None:
         app.note("No racks configured. Please run: rack-gateway login <rack> <gateway-url>")
         return
     now = datetime.now(UTC)
+    states = [session_state(r, now, data.rack_problem(r.name)) for r in entries]
     rows = [
         (
             "*" if r.name == current else "",
             printable(r.name, limit=40),
             printable(r.url or "-"),
             printable(r.email or "-"),
-            session_state(r, now, data.rack_problem(r.name)),
+            state,
         )
-        for r in entries
+        for r, (state, _detail) in zip(entries, states, strict=True)
     ]
-    for line in table(rows, ("", "NAME", "URL", "USER", "SESSION")):
-        app.echo(line)
+    lines = table(
+        rows,
+        ("", "NAME", "URL", "USER", "SESSION"),
+        columns=app.columns(app.out),
+        shrink=((3,), (2,), (1,)),  # the user first (status shows it), then the URL, the rack's name last
+        details=[detail for _state, detail in states],
+        detail_at=4,
+    )
+    for line in lines:
+        app.echo_styled(line)
 
 
-def session_state(rack: RackConfig, now: datetime, problem: str | None = None) -> str:
+def session_state(rack: RackConfig, now: datetime, problem: str | None = None) -> tuple[str, str | None]:
+    """The SESSION cell, and what goes on a line of its own under the rack (why it cannot be used)."""
     if problem is not None:
-        return printable(f"unusable: {problem}", limit=80)
+        return "unusable", printable(problem, limit=120)
     if not rack.logged_in:
-        return "logged out"
+        return "logged out", None
     if rack.rejected:
-        return printable(f"rejected ({rack.rejected}): log in again", limit=80)
+        return "rejected", printable(f"{rack.rejected}: log in again", limit=120)
     left = time_left(rack.expires_at, now)
-    return f"logged in ({left})" if left else "logged in"
+    return (f"logged in ({left})" if left else "logged in"), None
 
 
 @click.command("switch")

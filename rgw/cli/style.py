@@ -81,7 +81,7 @@ def table(
     coloured and plain tables line up the same.  With ``columns`` (the terminal's width) the
     columns in ``shrink`` (stages of column indexes: the first stage first) are narrowed until a
     line fits; a cell cut short ends in ``…``.  ``details`` puts a row's long text on a line of its
-    own under it, starting where column ``detail_at`` starts (at column 3 when that leaves too
+    own under it, starting where column ``detail_at`` starts (at column 5 when that leaves too
     little room), cut to ``columns``.
     """
     # Measured as shown: an escaped control character takes the width of its escape.
@@ -101,7 +101,7 @@ def table(
     indent = sum(w + 2 for w in widths[:detail_at])
     room = (columns or 10_000) - indent
     if room < 24:
-        indent, room = 3, (columns or 10_000) - 3
+        indent, room = 5, (columns or 10_000) - 5
     out = [line(headers, None)]
     for index, row in enumerate(rows):
         out.append(line(row, colors[index] if colors is not None else None))

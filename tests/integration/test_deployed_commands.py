@@ -200,7 +200,7 @@ async def test_racks_shows_a_rejected_session_until_the_next_login(cli: Cli, dep
     deployed.gateway.revoke_session(entry["session_id"])
     assert (await cli("test-auth")).code == 3
     racks = await cli("racks")
-    assert "rejected (session revoked): log in again" in racks.out
+    assert "session revoked: log in again" in racks.out
     assert json.loads((await cli("racks", "--json")).out)[0]["rejected"] == "session revoked"
     await cli("login", "production")
     racks = await cli("racks")

@@ -45,12 +45,13 @@ async def test_an_entry_whose_url_is_not_text_is_listed_and_refused_for_the_same
     assert racks.lines == [
         "   NAME  URL                       USER  SESSION",
         "*  good  https://good.example.com  -     logged out",
-        "   odd   -                         -     unusable: its URL is a number, not text",
+        "   odd   -                         -     unusable",
+        "                                         its URL is a number, not text",
     ]
     listed = {r["name"]: r["unusable"] for r in json.loads((await cli("racks", "--json")).out)}
     assert listed == {"good": None, "odd": "its URL is a number, not text"}
     refused = [
-        "Error: rack 'odd' in the config file cannot be used: its URL is a number, not text",
+        "Error: the config's rack 'odd' cannot be used: its URL is a number, not text",
         "Store a new URL with: rack-gateway login odd <gateway-url>",
     ]
     for args in (["-r", "odd", "apps"], ["login", "odd"], ["login", "--rack", "odd", "--rack", "good"]):

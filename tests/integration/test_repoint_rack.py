@@ -20,10 +20,10 @@ async def test_login_to_another_url_says_so_and_revokes_the_session_on_the_old_g
         assert result.code == 0, result.err
         assert result.out == "Logged in as developer@example.com\n"
         err = result.err.splitlines()
-        assert err[0] == (
-            f"Note: rack d1 pointed at {gateway.url}; this login points it at {other.url}. "
-            f"Its session at {gateway.url} will be revoked once this login succeeds."
-        )
+        assert err[:2] == [
+            f"Note: rack d1 pointed at {gateway.url}; this login points it at {other.url}.",
+            f"Its session at {gateway.url} will be revoked once this login succeeds.",
+        ]
         assert err[-1] == f"Revoked the session rack d1 had at {gateway.url}."
         assert cli.config()["gateways"]["d1"]["url"] == other.url
     with pytest.raises(Exception, match="session revoked"):

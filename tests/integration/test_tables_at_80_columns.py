@@ -106,3 +106,27 @@ async def test_api_token_list_fits_80_columns_with_readable_times_and_whole_ids(
     stamp = (datetime.now(UTC) - timedelta(seconds=300)).strftime("%Y-%m-%d %H:%M UTC")
     assert f"Last used:   {stamp} (5 min ago)" in one.lines
     assert "Expires:     never" in one.lines
+
+
+async def test_racks_fits_80_columns_and_says_a_rejection_on_its_own_line(cli: Cli) -> None:
+    long_user = "first.middle.last-name-of-someone@engineering.example-company.com"
+    write_config(
+        cli,
+        "eu-production-west",
+        {
+            "eu-production-west": {
+                "url": "https://gateway.eu-production-west.example-company.com",
+                "token": "rgw_sess_" + "a" * 30,
+                "email": long_user,
+                "expires_at": in_days(3),
+                "session_rejected": {"reason": "session revoked", "at": "2026-12-01T00:00:00Z"},
+            },
+        },
+    )
+    result = await cli("racks", env=AT_80)
+    assert result.code == 0, result.err
+    assert result.lines == [
+        "   NAME                URL                                      USER    SESSION",
+        "*  eu-production-west  https://gateway.eu-production-west.exa…  first…  rejected",
+        "     session revoked: log in again",
+    ]

@@ -14,8 +14,8 @@ async def test_a_token_run_with_no_rack_and_no_url_names_rack_gateway_url(cli: C
     result = await cli("apps", env={"RACK_GATEWAY_API_TOKEN": "rgw_token_ci"})
     assert (result.code, result.out) == (10, "")
     assert result.err == (
-        "Error: no gateway for the API token: RACK_GATEWAY_URL is not set and no rack is stored\n"
-        "Please run: RACK_GATEWAY_URL=https://gateway.example.com rack-gateway ...   (the API token's gateway)\n"
+        "Error: RACK_GATEWAY_URL is not set: no gateway for the API token\n"
+        "Please run: RACK_GATEWAY_URL=https://gateway.example.com rack-gateway ...\n"
     )
 
 
@@ -44,8 +44,8 @@ async def test_a_token_and_url_run_goes_on_past_a_corrupt_config_file(
     result = await cli("apps", env=env)
     assert result.code == 0, result.err
     assert result.err == (
-        f"Warning: config file {path} is not valid JSON (Expecting value: line 1 column 20 (char 19)); "
-        "not needed for this API-token run, going on without it.\n"
+        f"Warning: config file {path} is not valid JSON (Expecting value: line 1 column 20 (char 19))\n"
+        "(this API-token run needs no config file: going on without it)\n"
     )
     assert path.read_text() == '{"gateways": {"a": '  # never rewritten
     alone = await cli("apps", env={"RACK_GATEWAY_API_TOKEN": token})  # no URL: the config is needed
@@ -60,8 +60,8 @@ async def test_a_plain_http_token_run_is_told_the_runs_own_opt_in_not_a_login(cl
     assert result.err == (
         "Error: refusing to send credentials in clear text to http://10.1.2.3:8080 (plain HTTP to a host that is "
         "not this machine)\n"
-        "Use https://.  If this gateway really is plain HTTP on a network you trust, opt in for this API-token run:\n"
-        "  RACK_GATEWAY_INSECURE_HTTP=1 rack-gateway ...\n"
+        "Use https://, or if this gateway really is plain HTTP on a network you trust,\n"
+        "opt in for this run: RACK_GATEWAY_INSECURE_HTTP=1 rack-gateway ...\n"
     )
 
 
