@@ -207,10 +207,10 @@ def show(app: App, results: list[RackStatus]) -> None:
 
 
 def expires_text(expires_at: str | None, now: datetime) -> str:
-    """``89d left``; a passed or unknown expiry in a word (sessions slide: the gateway decides)."""
+    """``89d left``, ``expiry unknown``; a passed expiry is ``passed`` (sessions slide: the gateway decides)."""
     left = time_left(expires_at, now)
-    if left.startswith("expiry "):
-        return left.removeprefix("expiry ").split(";")[0]
+    if left.startswith("expiry passed"):
+        return "passed"
     return left or "-"
 
 
