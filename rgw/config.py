@@ -84,11 +84,36 @@ class ConfigData:
         return sorted(gateways) if isinstance(gateways, dict) else []
 
     def rack(self, name: str) -> RackConfig | None:
+        """The rack ``name`` as stored (None: no such rack).  An entry a hand edit broke is still a
+        rack (``racks`` lists it, ``switch`` selects it), with ``rack_problem`` saying why it cannot be used."""
+        gateways = self.raw.get("gateways")
+        if not isinstance(gateways, dict) or name not in gateways:
+            return None
+        entry = gateways[name]
+        return rack_from_dict(name, entry if isinstance(entry, dict) else {})
+
+    def rack_problem(self, name: str) -> str | None:
+        """Why the stored rack ``name`` cannot be used (its entry is not an object, it has no URL, its
+        URL is not text or not a gateway URL), or None.  The one reading of an entry for every command."""
         gateways = self.raw.get("gateways")
         entry = gateways.get(name) if isinstance(gateways, dict) else None
-        if not isinstance(entry, dict):
+        if entry is None:
             return None
-        return rack_from_dict(name, entry)
+        if not isinstance(entry, dict):
+            return f"its entry is {_json_kind(entry)}, not an object"
+        url = entry.get("url")
+        if url is None or url == "":
+            return "it has no URL"
+        if not isinstance(url, str):
+            return f"its URL is {_json_kind(url)}, not text"
+        from rgw.errors import UsageError
+        from rgw.urls import normalize_url
+
+        try:
+            normalize_url(url)
+        except UsageError as exc:
+            return exc.message
+        return None
 
     def racks(self) -> list[RackConfig]:
         return [rack for name in self.rack_names() if (rack := self.rack(name)) is not None]
@@ -135,6 +160,14 @@ class ConfigData:
         for key in (*_SESSION_FIELDS, REJECTED_FIELD, secrets.STORAGE_FIELD, secrets.FINGERPRINT_FIELD):
             entry.pop(key, None)
         return True
+
+
+def _json_kind(value: object) -> str:
+    """What a JSON value is, for a message: ``a number``, ``a list`` ..."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    kinds = ((int, "a number"), (float, "a number"), (list, "a list"), (str, "text"), (dict, "an object"))
+    return next((kind for cls, kind in kinds if isinstance(value, cls)), "null")
 
 
 def rack_from_dict(name: str, entry: Mapping[str, Any]) -> RackConfig:

@@ -99,6 +99,20 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+#: How often ``try_acquire`` opens a lock file afresh that was removed while it was being locked.
+_REOPENS = 20
+
+
+def same_file(path: Path, fd: int) -> bool:
+    """Whether ``path`` (not followed) is still the file open as ``fd``."""
+    try:
+        there = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino)
+
+
 class FileLock:
     """One exclusive ``flock`` on ``path``: the only place rgw opens, locks and unlocks a file.
 
@@ -126,20 +140,30 @@ class FileLock:
         return self._fd
 
     def try_acquire(self) -> bool:
-        """Take the lock if it is free.  Raises ``FileNotFoundError`` when the directory is missing."""
+        """Take the lock if it is free.  Raises ``FileNotFoundError`` when the directory is missing.
+
+        A lock file may be removed by its holder (``release(remove=True)``): a process that opened it
+        just before finds, once it has the ``flock``, that the path no longer leads to the file it
+        locked, and opens the path afresh; a lock on a removed file guards nothing.
+        """
         if self._fd is not None:
             return True
-        fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-        return True
+        for _ in range(_REOPENS):
+            fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                current = same_file(self.path, fd)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            except BaseException:
+                os.close(fd)
+                raise
+            if current:
+                self._fd = fd
+                return True
+            os.close(fd)  # removed (and perhaps made again) since we opened it: try the path again
+        return False
 
     def acquire_within(self, patience: float) -> None:
         """Blocking: try every millisecond for ``patience`` seconds; ``OSError(EWOULDBLOCK)`` after that."""
@@ -157,11 +181,21 @@ class FileLock:
             os.ftruncate(self._fd, 0)
             os.pwrite(self._fd, record, 0)
 
-    def release(self) -> None:
+    def release(self, *, remove: bool = False) -> None:
+        """Let go of the lock; with ``remove``, delete the lock file first, while it is still held.
+
+        Removing it under the lock is what makes removal safe: only the holder ever removes it, and a
+        process that opened the old file and locks it afterwards sees it is no longer at the path
+        (``try_acquire``), so two processes never both think they hold the lock.
+        """
         fd, self._fd = self._fd, None
         if fd is None:
             return
-        if self.names_holder:
+        if remove:
+            with contextlib.suppress(OSError):
+                if same_file(self.path, fd):
+                    os.unlink(self.path)
+        elif self.names_holder:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, 0)  # nobody holds it: say nothing stale
         with contextlib.suppress(OSError):

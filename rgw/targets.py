@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rgw.config import ConfigData, ConfigStore
-from rgw.errors import ConfigError, NoRackError, NotLoggedIn, UsageError
+from rgw.errors import ConfigError, InsecureGateway, NoRackError, NotLoggedIn, UsageError
 from rgw.models import LoginRequest, RackConfig
 from rgw.text import is_plain_name, is_token, printable
 from rgw.urls import check_link, link_kind, looks_like_url, normalize_url
@@ -105,6 +105,30 @@ def stored_url(rack: RackConfig) -> str:
         ) from None
 
 
+def unknown_rack(name: str, data: ConfigData) -> NoRackError:
+    """The one way to say a rack is not in the config: which racks are, and how to add this one."""
+    known = ", ".join(printable(n, limit=40) for n in data.rack_names()) or "none"
+    return NoRackError(f"unknown rack {quoted(name)} (configured: {known})", hint=login_hint(name, None))
+
+
+def usable_rack(data: ConfigData, name: str) -> RackConfig:
+    """The stored rack ``name`` with a URL fit to use; an unknown one is ``unknown_rack``, an entry a
+    hand edit broke (not an object, no URL, a URL that is not text or not a URL) a config error
+    naming the rack, the same one ``racks`` shows beside it."""
+    rack = data.rack(name)
+    if rack is None:
+        raise unknown_rack(name, data)
+    if rack.url:
+        stored_url(rack)  # a URL that is text but not a gateway's: says so in its own words
+    problem = data.rack_problem(name)
+    if problem is not None:
+        raise ConfigError(
+            f"the config's rack {quoted(name)} cannot be used: {problem}",
+            hint=f"Store a new URL with: rack-gateway login {shell_word(name)} <gateway-url>",
+        )
+    return rack
+
+
 @dataclass(frozen=True)
 class Selection:
     """What the command line and the environment ask for."""
@@ -149,23 +173,22 @@ class Target:
 def command_target(data: ConfigData, selection: Selection) -> Target:
     """The gateway and credential of a command such as ``apps`` or ``test-auth``."""
     name = selection.rack_name(data)
-    rack = data.rack(name) if name else None
     api_token = selection.token()
     env_url = selection.env("RACK_GATEWAY_URL")
     if api_token and env_url:
-        url = normalize_url(env_url)  # the API token's gateway; a stored session stays where it is
-    elif rack is not None and rack.url:
+        # The API token's gateway; a stored session stays where it is.  The rack's entry (if any,
+        # and usable) only names the run and carries its plain-HTTP opt-in.
+        url = normalize_url(env_url)
+        rack = data.rack(name) if name and data.rack_problem(name) is None else None
+    elif name and (data.rack(name) is not None or not env_url):
+        rack = usable_rack(data, name)
         url = stored_url(rack)
     elif env_url:
         url, rack = normalize_url(env_url), None
-    elif name:
-        raise NoRackError(f"unknown rack {quoted(name)}", hint=login_hint(name, None))
     elif not data.rack_names() and not api_token:
         raise NotLoggedIn("not logged in: no rack is configured yet", hint=login_hint(None, None))
     else:
-        raise NoRackError(
-            "no rack selected", hint="Please run: rack-gateway switch <rack>   (or set RACK_GATEWAY_RACK)"
-        )
+        raise no_rack_selected(data, api_token=bool(api_token))
     if api_token is not None and not is_token(api_token):
         raise UsageError(
             "the API token has spaces, line breaks or non-ASCII characters in it",
@@ -175,7 +198,7 @@ def command_target(data: ConfigData, selection: Selection) -> Target:
     stored_opt_in = bool(rack is not None and rack.insecure_http and rack.url and stored_url(rack) == url)
     if api_token:
         insecure = stored_opt_in or selection.insecure_http()
-        check_link(url, insecure_http=insecure, rack=name)
+        check_token_link(url, insecure)
         return Target(url=url, token=api_token, rack_name=name, rack=rack, api_token=True, insecure_http=insecure)
     if rack is None or not rack.token:
         raise NotLoggedIn(f"not logged in to {printable(name or url)}", hint=login_hint(name, url))
@@ -188,9 +211,45 @@ def command_target(data: ConfigData, selection: Selection) -> Target:
     return Target(url=url, token=rack.token, rack_name=name, rack=rack, api_token=False, insecure_http=stored_opt_in)
 
 
+def no_rack_selected(data: ConfigData, *, api_token: bool) -> NoRackError:
+    """No ``--rack``, no ``RACK_GATEWAY_RACK``, no current rack; with an API token, no gateway URL either."""
+    if api_token and not data.rack_names():
+        return NoRackError(
+            "RACK_GATEWAY_URL is not set: no gateway for the API token",
+            hint="Please run: RACK_GATEWAY_URL=https://gateway.example.com rack-gateway ...",
+        )
+    hint = "Please run: rack-gateway switch <rack>   (or set RACK_GATEWAY_RACK)"
+    if api_token:
+        hint += "\nor give the API token's gateway: RACK_GATEWAY_URL=https://gateway.example.com"
+    return NoRackError("no rack selected", hint=hint)
+
+
+def check_token_link(url: str, insecure: bool) -> None:
+    """``check_link`` for an API-token run, whose opt-in to plain HTTP is the run's, not a stored rack's."""
+    try:
+        check_link(url, insecure_http=insecure)
+    except InsecureGateway as exc:
+        raise InsecureGateway(
+            exc.message,
+            hint="Use https://, or if this gateway really is plain HTTP on a network you trust,\n"
+            "opt in for this run: RACK_GATEWAY_INSECURE_HTTP=1 rack-gateway ...",
+        ) from None
+
+
 async def read_command_target(store: ConfigStore, selection: Selection) -> Target:
-    """``command_target`` over the config as it is now; of the OS keyring, only the selected rack's token."""
-    data = await store.read(tokens=())
+    """``command_target`` over the config as it is now; of the OS keyring, only the selected rack's token.
+
+    An API token with ``RACK_GATEWAY_URL`` needs no config file: one that cannot be read (corrupt,
+    another user's) is said in a warning and the run goes on without it.
+    """
+    try:
+        data = await store.read(tokens=())
+    except ConfigError as exc:
+        if not (selection.token() and selection.env("RACK_GATEWAY_URL")):
+            raise
+        if store.on_warning is not None:
+            store.on_warning(f"Warning: {exc.message}\n(this API-token run needs no config file: going on without it)")
+        return command_target(ConfigData(), selection)
     await store.fetch_tokens(data, [selection.rack_name(data)])
     return command_target(data, selection)
 
@@ -219,6 +278,8 @@ def login_target(
     rack = data.rack(name)
     if rack is not None and rack.url:
         return _login_request(name, stored_url(rack), insecure_http or bool(rack.insecure_http))
+    if rack is not None and not env_url:
+        usable_rack(data, name)  # says why its entry cannot be used
     if rack_arg and looks_like_url(rack_arg):
         raise UsageError(
             f"{quoted(rack_arg)} looks like a URL: give the rack a name first", hint=login_hint("production", rack_arg)
@@ -226,7 +287,7 @@ def login_target(
     if env_url:
         check_new_rack_name(name, data)
         return _login_request(name, env_url, insecure_http)
-    raise NoRackError(f"unknown rack {quoted(name)}", hint=login_hint(name, None))
+    raise unknown_rack(name, data)
 
 
 def login_targets(
@@ -236,9 +297,7 @@ def login_targets(
     names = data.rack_names() if all_racks else list(dict.fromkeys(racks))
     requests: list[LoginRequest] = []
     for name in names:
-        rack = data.rack(name)
-        if rack is None or not rack.url:
-            raise NoRackError(f"unknown rack {quoted(name)}", hint=login_hint(name, None))
+        rack = usable_rack(data, name)
         requests.append(_login_request(name, stored_url(rack), insecure_http or bool(rack.insecure_http)))
     return requests
 
@@ -263,7 +322,7 @@ def stored_session(data: ConfigData, selection: Selection) -> RackConfig:
     if name is None:
         raise NoRackError("no rack selected", hint="Please run: rack-gateway racks")
     if rack is None:
-        raise NoRackError(f"unknown rack {quoted(name)}", hint="Please run: rack-gateway racks")
+        raise unknown_rack(name, data)
     if not rack.token:
         raise NotLoggedIn(f"not logged in to {printable(name)}", hint=login_hint(name, rack.url))
     return rack

@@ -217,6 +217,19 @@ class App:
         """Colour only on a live terminal, and never with ``NO_COLOR`` set (https://no-color.org)."""
         return self.live_terminal(stream) and "NO_COLOR" not in self.environ
 
+    def columns(self, stream: TextIO) -> int:
+        """The width a table on ``stream`` fits: ``COLUMNS`` when set, else the terminal's, else 80
+        (a pipe gets the table a terminal would; ``--json`` is the complete answer)."""
+        given = self.environ.get("COLUMNS", "")
+        if given.isdigit() and 20 <= int(given) <= 10_000:
+            return int(given)
+        if _isatty(stream):
+            try:
+                return max(20, os.get_terminal_size(stream.fileno()).columns)
+            except (OSError, ValueError, AttributeError):
+                pass
+        return 80
+
     # -- output -----------------------------------------------------------------------------
 
     def echo(self, text: str = "") -> None:

@@ -190,13 +190,8 @@ async def login(
     multi = bool(racks) or all_racks
     check_login_flags(rack_arg, url_arg, multi, expired_only, qr, print_url_only, as_json)
     data = await app.store.read(tokens=None if expired_only else ())  # the one read before the flow's locked write
-    if multi:
-        requests = login_targets(data, racks, all_racks=all_racks, insecure_http=insecure_http)
-        if expired_only:
-            requests = await still_valid_removed(app, data, requests)
-    else:
-        rack = rack_arg if rack_arg is not None else app.options.rack
-        requests = [login_target(data, app.selection, rack, url_arg, insecure_http=insecure_http)]
+    requests = await login_requests(app, data, rack_arg, url_arg, racks, all_racks, expired_only, insecure_http)
+    moved = await repointed(app, data, requests[0]) if url_arg is not None and not multi else None
     if not requests:
         app.note("Every selected rack already has a valid session." if expired_only else "No racks to log in to.")
         if as_json:
@@ -216,7 +211,80 @@ async def login(
     emit = make_renderer(app, progress, [r.rack for r in requests], qr=qr, url_only=print_url_only, all_urls=no_browser)
     results = await log_in(app, data, requests, options, emit, parallel=parallel)
     show_login_results(app, results, multi=multi, as_json=as_json, print_url_only=print_url_only)
+    if moved is not None and results[0].ok:
+        await revoke_moved(app, moved)
     raise_login_failures(results, multi=multi)
+
+
+async def login_requests(
+    app: App,
+    data: ConfigData,
+    rack_arg: str | None,
+    url_arg: str | None,
+    racks: tuple[str, ...],
+    all_racks: bool,
+    expired_only: bool,
+    insecure_http: bool,
+) -> list[LoginRequest]:
+    """The racks this login is for: the ones named by --rack/--all (with --expired-only, those whose
+    session is missing or rejected), else the one of ``RACK [URL]`` or the selected rack."""
+    if racks or all_racks:
+        requests = login_targets(data, racks, all_racks=all_racks, insecure_http=insecure_http)
+        return await still_valid_removed(app, data, requests) if expired_only else requests
+    rack = rack_arg if rack_arg is not None else app.options.rack
+    return [login_target(data, app.selection, rack, url_arg, insecure_http=insecure_http)]
+
+
+async def repointed(app: App, data: ConfigData, request: LoginRequest) -> RackConfig | None:
+    """``login RACK URL`` for a stored rack with a session at another gateway: say so, and return
+    that rack's entry (its session is revoked on its old gateway once the new login succeeds)."""
+    old = data.rack(request.rack)
+    if old is None or not old.logged_in or data.rack_problem(request.rack) is not None:
+        return None
+    old_url = stored_url(old)
+    if old_url == request.url:
+        return None
+    await app.store.fetch_tokens(data, [request.rack])
+    old = data.rack(request.rack)
+    if old is None or not old.token:
+        return None
+    app.note(
+        f"Note: rack {printable(request.rack)} pointed at {old_url}; this login points it at {request.url}.\n"
+        f"Its session at {old_url} will be revoked once this login succeeds."
+    )
+    return old
+
+
+#: Seconds the old gateway of a re-pointed rack gets to revoke the session it held.
+REVOKE_MOVED_TIMEOUT = 10.0
+
+
+async def revoke_moved(app: App, old: RackConfig) -> None:
+    """Revoke a re-pointed rack's old session on its old gateway, as a re-login revokes the one it replaces."""
+    assert old.token is not None
+    url = stored_url(old)
+    try:
+        with within(REVOKE_MOVED_TIMEOUT):
+            async with app.command_client(
+                url, old.token, insecure_http=bool(old.insecure_http), announce_retries=False
+            ) as client:
+                await client.logout()
+            app.note(f"Revoked the session rack {printable(old.name)} had at {url}.")
+            return
+    except AuthenticationError:
+        app.note(f"The session rack {printable(old.name)} had at {url} was already invalid there.")
+        return
+    except RgwError as exc:
+        reason = exc.cause_text if isinstance(exc, GatewayUnreachable) else exc.message
+        app.note(
+            f"Warning: could not revoke the session rack {printable(old.name)} had at {url} ({printable(reason)}); "
+            "it stays valid there until it expires."
+        )
+        return
+    app.note(
+        f"Warning: {url} did not answer within {REVOKE_MOVED_TIMEOUT:g} s: the session rack "
+        f"{printable(old.name)} had there stays valid until it expires."
+    )
 
 
 def check_login_flags(
@@ -499,7 +567,11 @@ async def test_auth(app: App, topic: str | None, as_json: bool) -> None:
     assert isinstance(user, dict)
     email = str(user.get("email") or (target.rack.email if target.rack else "") or "unknown")
     roles = user.get("roles")
-    role_text = ", ".join(str(r) for r in roles) if isinstance(roles, list) and roles else "unknown"
+    role_text = ", ".join(str(r) for r in roles) if isinstance(roles, list) and roles else None
+    if role_text is None:
+        # A deployed gateway names no role for an API token ("roles": []): the token has its own
+        # permissions, which the token listing shows.
+        role_text = "none named (an API token has its own permissions)" if target.api_token else "none"
     session = info.get("session") if isinstance(info.get("session"), dict) else {}
     assert isinstance(session, dict)
     stored = target.rack.expires_at if target.rack else None

@@ -13,9 +13,8 @@ from rgw.cli.options import complete_racks, pass_app, target_options
 from rgw.cli.runner import on_event_loop
 from rgw.cli.style import table, time_left
 from rgw.config import ConfigData
-from rgw.errors import NoRackError
 from rgw.models import RackConfig, time_text
-from rgw.targets import MAX_RACK_NAME, quoted, shell_word
+from rgw.targets import unknown_rack
 from rgw.text import printable
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -82,6 +81,7 @@ async def racks(app: App, as_json: bool) -> None:
                     "email": r.email,
                     "expires_at": time_text(r.expires_at),  # out of range: unknown
                     "rejected": r.rejected,
+                    "unusable": data.rack_problem(r.name),
                 }
                 for r in entries
             ]
@@ -91,27 +91,39 @@ async def racks(app: App, as_json: bool) -> None:
         app.note("No racks configured. Please run: rack-gateway login <rack> <gateway-url>")
         return
     now = datetime.now(UTC)
+    states = [session_state(r, now, data.rack_problem(r.name)) for r in entries]
     rows = [
         (
             "*" if r.name == current else "",
             printable(r.name, limit=40),
-            printable(r.url),
+            printable(r.url or "-"),
             printable(r.email or "-"),
-            session_state(r, now),
+            state,
         )
-        for r in entries
+        for r, (state, _detail) in zip(entries, states, strict=True)
     ]
-    for line in table(rows, ("", "NAME", "URL", "USER", "SESSION")):
-        app.echo(line)
+    lines = table(
+        rows,
+        ("", "NAME", "URL", "USER", "SESSION"),
+        columns=app.columns(app.out),
+        shrink=((3,), (2,), (1,)),  # the user first (status shows it), then the URL, the rack's name last
+        details=[detail for _state, detail in states],
+        detail_at=4,
+    )
+    for line in lines:
+        app.echo_styled(line)
 
 
-def session_state(rack: RackConfig, now: datetime) -> str:
+def session_state(rack: RackConfig, now: datetime, problem: str | None = None) -> tuple[str, str | None]:
+    """The SESSION cell, and what goes on a line of its own under the rack (why it cannot be used)."""
+    if problem is not None:
+        return "unusable", printable(problem, limit=120)
     if not rack.logged_in:
-        return "logged out"
+        return "logged out", None
     if rack.rejected:
-        return printable(f"rejected ({rack.rejected}): log in again", limit=80)
+        return "rejected", printable(f"{rack.rejected}: log in again", limit=120)
     left = time_left(rack.expires_at, now)
-    return f"logged in ({left})" if left else "logged in"
+    return (f"logged in ({left})" if left else "logged in"), None
 
 
 @click.command("switch")
@@ -122,12 +134,7 @@ async def switch(app: App, name: str) -> None:
 
     def change(data: ConfigData) -> None:
         if data.rack(name) is None:
-            known = ", ".join(printable(n) for n in data.rack_names()) or "none"
-            shown = shell_word(name) if len(name) <= MAX_RACK_NAME else "<rack>"
-            raise NoRackError(
-                f"unknown rack {quoted(name)} (configured: {known})",
-                hint=f"Run: rack-gateway login {shown} <gateway-url>",
-            )
+            raise unknown_rack(name, data)
         data.current = name
 
     await app.store.update(change)

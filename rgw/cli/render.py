@@ -168,10 +168,11 @@ def _resume_lines(event: ev.LoginEvent) -> str | None:
             return f"Resumed the login started at {clock_time(started)}"
         case ev.LoginResumed(started_at=started, stage="mfa"):
             return f"Resuming the login started at {clock_time(started)}: browser sign-in done, MFA still needed."
-        case ev.LoginResumed(started_at=started, auth_url=url):
+        case ev.LoginResumed(started_at=started, auth_url=url, can_reopen=reopen):
             return (
                 f"Resuming the login started at {clock_time(started)}: its sign-in is not finished yet.\n"
                 f"Finish it in the browser, or visit: {printable(url)}"
+                + ("\nPress Enter to open the browser." if reopen else "")
             )
         case ev.ResumeDiscarded(started_at=started):
             return f"The gateway no longer knows the login started at {clock_time(started)}; starting a new one."

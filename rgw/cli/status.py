@@ -35,7 +35,7 @@ from rgw.errors import (
     RgwError,
 )
 from rgw.models import DEFAULT_PARALLEL, RackConfig, time_text
-from rgw.targets import Selection, Target, command_target, login_hint
+from rgw.targets import Selection, Target, command_target, login_hint, unknown_rack, usable_rack
 from rgw.text import printable
 
 if TYPE_CHECKING:
@@ -75,20 +75,26 @@ class RackStatus:
     def good(self) -> bool:
         return self.session in GOOD
 
-    def session_text(self) -> str:
-        label = {"mfa_required": "MFA required", "logged_out": "logged out"}.get(self.session, self.session)
-        return f"{label} ({self.detail})" if self.detail else label
+    def session_label(self) -> str:
+        return {"mfa_required": "MFA required", "logged_out": "logged out"}.get(self.session, self.session)
+
+    @property
+    def mfa_verified(self) -> bool | None:
+        """The stored ``mfa_verified``, unless the gateway says now that no MFA is enrolled: then it
+        was not verified (a gateway answers ``mfa_verified: true`` for an account without MFA)."""
+        if self.mfa_enrolled is False:
+            return False
+        return self.rack.mfa_verified if self.rack.logged_in else None
 
     def mfa_text(self) -> str:
-        if self.mfa_required and self.mfa_enrolled is False:
-            return "enrolment required"
-        if self.rack.mfa_verified is True and self.rack.logged_in:
+        """What the gateway said just now wins; what the login stored only when it said nothing."""
+        if self.mfa_enrolled is False:
+            return "enrolment required" if self.mfa_required else "not enrolled"
+        if self.mfa_verified is True:
             return "verified at login"
         if self.mfa_enrolled is True:
             return "enrolled"
-        if self.mfa_enrolled is False:
-            return "not enrolled"
-        if self.rack.mfa_verified is False and self.rack.logged_in:
+        if self.mfa_verified is False:
             return "not verified"
         return "-"
 
@@ -101,14 +107,20 @@ class RackStatus:
             "session": self.session,
             "detail": self.detail,
             "expires_at": time_text(self.expires_at),  # out of range: unknown
-            "mfa_verified": self.rack.mfa_verified,
+            "mfa": self.mfa_text(),
+            "mfa_verified": self.mfa_verified,
             "mfa_enrolled": self.mfa_enrolled,
             "mfa_required": self.mfa_required,
         }
 
 
-def stored_status(rack: RackConfig, current: bool) -> RackStatus:
+def stored_status(data: ConfigData, rack: RackConfig, current: bool) -> RackStatus:
     """What the config says, asking nobody (``--offline``, and the start of every check)."""
+    try:
+        usable_rack(data, rack.name)
+    except RgwError as exc:  # an entry a hand edit broke: said as `racks` and `-r` say it
+        problem = data.rack_problem(rack.name) or exc.message
+        return RackStatus(rack, current, "refused", printable(f"unusable: {problem}", limit=80), error=exc)
     hint = login_hint(rack.name, rack.url or None)
     if not rack.logged_in:
         return RackStatus(
@@ -141,7 +153,7 @@ async def status(app: App, offline: bool, as_json: bool, timeout: float) -> None
     if not data.rack_names():
         raise NotLoggedIn("not logged in: no rack is configured yet", hint=login_hint(None, None))
     current = app.selection.rack_name(data)
-    stored = [stored_status(rack, rack.name == current) for rack in data.racks()]
+    stored = [stored_status(data, rack, rack.name == current) for rack in data.racks()]
     results = stored if offline else await check_all(app, data, stored, timeout)
     if app.selection.token():
         app.note(
@@ -157,13 +169,15 @@ async def status(app: App, offline: bool, as_json: bool, timeout: float) -> None
             raise NoRackError(
                 "no rack selected", hint="Please run: rack-gateway switch <rack>   (or set RACK_GATEWAY_RACK)"
             )
-        raise NoRackError(f"unknown rack {current!r}", hint="Please run: rack-gateway racks")
+        raise unknown_rack(current, data)
     if not mine.good:
         assert mine.error is not None
         raise mine.error
 
 
 def show(app: App, results: list[RackStatus]) -> None:
+    """One line per rack that fits the terminal (user and rack cut short first), the session's
+    detail on a line of its own under it."""
     now = datetime.now(UTC)
     color = app.use_color(app.out)
     rows = [
@@ -171,15 +185,33 @@ def show(app: App, results: list[RackStatus]) -> None:
             "*" if r.current else "",
             printable(r.rack.name, limit=40),
             printable(r.rack.email or "-"),
-            printable(r.session_text(), limit=60),
-            (time_left(r.expires_at, now) or "-") if r.rack.logged_in else "-",
+            r.session_label(),
+            expires_text(r.expires_at, now) if r.rack.logged_in else "-",
             r.mfa_text(),
         )
         for r in results
     ]
     colors = [(None, None, None, COLORS.get(r.session), None, None) for r in results]
-    for line in table(rows, ("", "RACK", "USER", "SESSION", "EXPIRES", "MFA"), colors=colors, color=color):
+    lines = table(
+        rows,
+        ("", "RACK", "USER", "SESSION", "EXPIRES", "MFA"),
+        colors=colors,
+        color=color,
+        columns=app.columns(app.out),
+        shrink=((2,), (1,)),  # the user first, the rack name only then
+        details=[r.detail for r in results],
+        detail_at=3,
+    )
+    for line in lines:
         app.echo_styled(line)
+
+
+def expires_text(expires_at: str | None, now: datetime) -> str:
+    """``89d left``, ``expiry unknown``; a passed expiry is ``passed`` (sessions slide: the gateway decides)."""
+    left = time_left(expires_at, now)
+    if left.startswith("expiry passed"):
+        return "passed"
+    return left or "-"
 
 
 @on_event_loop
@@ -196,7 +228,7 @@ async def check_all(app: App, data: ConfigData, stored: list[RackStatus], timeou
 
     async with anyio.create_task_group() as tg:
         for index, entry in enumerate(stored):
-            if entry.rack.logged_in:
+            if entry.rack.logged_in and entry.session != "refused":
                 tg.start_soon(check_one, index)
     return results
 

@@ -9,6 +9,7 @@ permissions (the gateway is never sent ``role``).  A token record names its crea
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncclick as click
@@ -16,7 +17,7 @@ import asyncclick as click
 from rgw.cli.app import App
 from rgw.cli.options import pass_app, target_options
 from rgw.cli.runner import on_event_loop
-from rgw.cli.style import table
+from rgw.cli.style import table, when
 from rgw.errors import GatewayError, RgwError, UsageError
 from rgw.text import is_token, printable
 
@@ -42,6 +43,19 @@ def _owner(token: Mapping[str, Any]) -> str:
         if token.get(key):
             return str(token[key])
     return "-"
+
+
+def moment(value: Any) -> str:
+    """``2026-12-07 09:35 UTC (5 min ago)``: the date, and how long ago (or until) when within a week."""
+    from rgw.models import parse_time
+
+    parsed = parse_time(value)
+    if parsed is None:
+        return "-" if value in (None, "") else "unknown"
+    now = datetime.now(UTC)
+    relative = when(value, now)
+    stamp = parsed.strftime("%Y-%m-%d %H:%M UTC")
+    return stamp if relative == stamp else f"{stamp} ({relative})"
 
 
 def roles_of(catalogue: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -89,18 +103,27 @@ async def list_tokens(app: App, as_json: bool) -> None:
     if not tokens:
         app.note("No API tokens.")
         return
+    now = datetime.now(UTC)
     rows = [
         (
-            printable(_public_id(t)),
             printable(_cell(t, "name")),
             printable(_owner(t)),
             printable(summarize(t.get("permissions"), roles)),
-            printable(_cell(t, "last_used_at")),
+            when(t.get("last_used_at"), now) if t.get("last_used_at") else "never",
         )
         for t in tokens
     ]
-    for line in table(rows, ("ID", "NAME", "USER", "PERMISSIONS", "LAST USED")):
-        app.echo(line)
+    # The ID (36 characters, needed whole for get/delete) on a line of its own under its token.
+    ids = [f"  ID {printable(_public_id(t))}" for t in tokens]
+    lines = table(
+        rows,
+        ("NAME", "USER", "PERMISSIONS", "LAST USED"),
+        columns=app.columns(app.out),
+        shrink=((0, 1, 2),),
+        details=ids,
+    )
+    for line in lines:
+        app.echo_styled(line)
 
 
 @api_token.command("get")
@@ -121,9 +144,9 @@ async def get_token(app: App, public_id: str, as_json: bool) -> None:
         ("Name", _cell(token, "name")),
         ("Created by", _owner(token)),
         ("Permissions", _cell(token, "permissions")),
-        ("Created", _cell(token, "created_at")),
-        ("Last used", _cell(token, "last_used_at")),
-        ("Expires", _cell(token, "expires_at") if token.get("expires_at") else "never"),
+        ("Created", moment(token.get("created_at"))),
+        ("Last used", moment(token.get("last_used_at")) if token.get("last_used_at") else "never"),
+        ("Expires", moment(token.get("expires_at")) if token.get("expires_at") else "never"),
     ]
     for label, value in fields:
         app.echo(f"{label + ':':<13}{printable(value)}")

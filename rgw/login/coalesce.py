@@ -5,7 +5,7 @@ open a second browser flow: it waits for the first (told who holds it and the si
 uses the session the first one stored.  The per-rack lock is an ``flock`` (``rgw.locks``) on
 ``login-<hash of the rack>.lock`` beside the config file, so it dies with its process; the holder
 writes its PID, the gateway URL it logs in to and, once it has one, its sign-in URL into the lock
-file itself.
+file itself, and removes the file when its login ends (safely: see ``rgw.locks.FileLock.release``).
 
 Only a login to the same rack *at the same gateway URL* is taken over: a process logging in to
 ``prod`` at another URL (a mistyped or hostile one) is waited for, never shown or taken; when it
@@ -78,7 +78,9 @@ class RackLoginLock:
         return Holder(_pid(pid), _url(url), _url(auth_url))
 
     async def release(self) -> None:
-        self._lock.release()
+        """Let go, and remove the lock file (``FileLock.release(remove=True)``): one file per rack
+        ever logged in would otherwise stay in the config directory for good."""
+        self._lock.release(remove=True)
 
 
 def _pid(value: object) -> int | None:

@@ -189,12 +189,14 @@ class LoginResumed(LoginEvent):
     otherwise the login goes on waiting for it (``auth_url`` is where the user finishes it), at
     ``stage`` when the gateway says (``browser``, or ``mfa``: signed in with the browser, MFA still
     needed; None: a gateway without the extension).  ``started_at`` is wall-clock (epoch) seconds.
+    ``can_reopen``: the browser is not opened again by itself, but Enter in the terminal opens it.
     """
 
     started_at: float
     finished: bool
     auth_url: str
     stage: str | None = None
+    can_reopen: bool = False
 
 
 @dataclass(frozen=True)

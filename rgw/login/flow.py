@@ -510,7 +510,13 @@ class LoginAttempt:
             return answer
         # The race takes up this answer before it polls (an MFA stage prompts at once).
         self.resumed_at = answer
-        self.emit(LoginResumed(self.rack, found.started_at, False, found.start.auth_url, stage=answer.stage))
+        # Waiting on it, the browser opens again only on Enter (read_pasted_url): say so.
+        reopen = self.flow.paste is not None and self.options.open_browser and can_open(self.flow.browser)
+        self.emit(
+            LoginResumed(
+                self.rack, found.started_at, False, found.start.auth_url, stage=answer.stage, can_reopen=reopen
+            )
+        )
         return None
 
     async def end_pending(self) -> None:

@@ -126,7 +126,7 @@ async def test_unknown_and_missing_racks(cli: Cli, gateway: RunningGateway) -> N
     unknown = await cli("--rack", "ghost", "apps")
     assert unknown.code == 10
     assert unknown.err.splitlines() == [
-        "Error: unknown rack 'ghost'",
+        "Error: unknown rack 'ghost' (configured: none)",
         "Please run: rack-gateway login ghost <gateway-url>",
     ]
     url_only = await cli("login", gateway.url)
@@ -155,6 +155,7 @@ async def test_racks_json(cli: Cli) -> None:
             "email": "developer@example.com",
             "expires_at": issued,
             "rejected": None,
+            "unusable": None,
         }
     ]
     assert "token" not in result.out

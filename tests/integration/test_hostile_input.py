@@ -121,8 +121,8 @@ ESCAPES = "ev\x1b[2J\x1b]0;owned\x07il"
             "inside it",
         ),
         (["login", "r" * 5000, UNREACHABLE], 2, "Error: the rack name is longer than 100 characters"),
-        (["--rack", ESCAPES, "apps"], 10, "Error: unknown rack 'ev\\x1b[2J\\x1b]0;owned\\x07il'"),
-        (["--rack", "r" * 5000, "apps"], 10, f"Error: unknown rack '{'r' * 59}…'"),
+        (["--rack", ESCAPES, "apps"], 10, "Error: unknown rack 'ev\\x1b[2J\\x1b]0;owned\\x07il' (configured: stored)"),
+        (["--rack", "r" * 5000, "apps"], 10, f"Error: unknown rack '{'r' * 59}…' (configured: stored)"),
         (["switch", ESCAPES], 10, "Error: unknown rack 'ev\\x1b[2J\\x1b]0;owned\\x07il' (configured: stored)"),
         (["switch", "r" * 5000], 10, f"Error: unknown rack '{'r' * 59}…' (configured: stored)"),
         (

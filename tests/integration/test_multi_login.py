@@ -116,7 +116,7 @@ def test_two_logins_to_the_same_rack_coalesce(gateway: RunningGateway, tmp_path:
 #: (the racks it lists are the ones whose logins had finished by then).
 SWITCH_TOO_EARLY = re.compile(
     r"Error: unknown rack 'rack00' \(configured: (none|rack(0[1-9]|1[0-9])(, rack(0[1-9]|1[0-9]))*)\)\n"
-    r"Run: rack-gateway login rack00 <gateway-url>\n"
+    r"Please run: rack-gateway login rack00 <gateway-url>\n"
 )
 RACKS_ROW = re.compile(
     r" *(\* +)?rack\d\d +http://127\.0\.0\.1:\d+ +developer@example\.com +logged in \(\d+[dhm] left\)"
