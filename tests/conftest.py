@@ -26,3 +26,40 @@ def oidc_provider() -> Iterator[Provider]:
     """One real OpenID Connect provider (oidc-provider-mock, a subprocess on loopback) for the session."""
     with running_provider() as provider:
         yield provider
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--serial",
+        choices=("include", "exclude", "only"),
+        default="include",
+        help="tests marked serial: run them (default), leave them out (the parallel pass of tests/run.py), "
+        "or run only them (its serial pass)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "serial(reason): the test cannot share the machine with other tests (the reason says why); "
+        "tests/run.py runs it alone, after the parallel pass",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--serial exclude|only`` keeps the tests marked ``serial`` out, or only them; a ``serial`` mark
+    must say why."""
+    for item in items:
+        mark = item.get_closest_marker("serial")
+        if mark is not None and not (mark.args and isinstance(mark.args[0], str) and mark.args[0].strip()):
+            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.serial needs a reason: serial('why')")
+    choice = config.getoption("serial")
+    if choice == "include":
+        return
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        (keep if (item.get_closest_marker("serial") is not None) == (choice == "only") else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
