@@ -1,4 +1,12 @@
+"""Fixtures for every tier.  The suite runs in parallel (``tests/run.py``, pytest-xdist): a test gets
+its own directories (``tmp_path``; ``XDG_CONFIG_HOME`` too, so that a CLI run without ``--config``
+never touches a shared one), servers listen on ports the OS picks (port 0), and ``refused_url`` is
+a port that refuses connections and stays so for the whole test.  A test that cannot share the
+machine is marked ``@pytest.mark.serial("why")`` (CONTRIBUTING.md)."""
+
+import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +27,23 @@ def _no_token_in_cli_output() -> Iterator[None]:
     yield
     leaks = WATCH.take()
     assert not leaks, "a token appeared in CLI output:\n" + "\n".join(str(leak) for leak in leaks)
+
+
+@pytest.fixture(autouse=True)
+def _own_config_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``$XDG_CONFIG_HOME`` of this test alone: the default config directory is never one another test uses."""
+    home = tmp_path_factory.mktemp("xdg-config")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def refused_url() -> Iterator[str]:
+    """A loopback URL that refuses connections: its port is bound and never listened on, and held for
+    the whole test, so that no server of a test running beside this one can be given it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 @pytest.fixture(scope="session")

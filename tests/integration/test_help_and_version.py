@@ -4,9 +4,7 @@ once) and ``version`` (the client's and the current rack's gateway's, never fail
 from __future__ import annotations
 
 import json
-import socket
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -113,14 +111,6 @@ def write_config(directory: Path, racks: dict[str, dict[str, str]], current: str
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     (directory / "config.json").write_text(json.dumps({"current": current, "gateways": racks}))
     (directory / "config.json").chmod(0o600)
-
-
-@pytest.fixture
-def refused_url() -> Iterator[str]:
-    """A loopback URL that refuses connections: a socket bound, never listening, held for the test."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 async def test_version_shows_the_client_and_the_current_racks_gateway(cli: Cli, gateway: RunningGateway) -> None:
