@@ -4,6 +4,7 @@ never touches a shared one), servers listen on ports the OS picks (port 0), and 
 a port that refuses connections and stays so for the whole test.  A test that cannot share the
 machine is marked ``@pytest.mark.serial("why")`` (CONTRIBUTING.md)."""
 
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,6 +65,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A run started in the background by a non-interactive shell (`nohup ... &`, some CI runners) has
+    # SIGINT ignored, and every process it starts inherits that: the CLI and the reference gateway
+    # would never see the Ctrl-C that tests send them (each such test then waits out its timeout and
+    # leaves the process running).  A handler of our own is reset to the default in the processes we
+    # start, so they get Ctrl-C as on a terminal.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     config.addinivalue_line(
         "markers",
         "serial(reason): the test cannot share the machine with other tests (the reason says why); "
