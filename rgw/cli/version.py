@@ -15,7 +15,7 @@ from rgw import __version__
 from rgw.cli.app import App
 from rgw.cli.options import pass_app
 from rgw.cli.runner import on_event_loop
-from rgw.errors import AuthenticationError, GatewayError, GatewayUnreachable, RgwError
+from rgw.errors import AuthenticationError, RgwError
 
 #: How long ``version`` waits for the gateway, retries included.
 GATEWAY_TIMEOUT = 5.0
@@ -45,7 +45,7 @@ async def gateway_version(app: App) -> dict[str, Any]:
                 info = await client.info()
     except AuthenticationError:
         return found | {"gateway": NOT_LOGGED_IN}
-    except (GatewayUnreachable, GatewayError):
+    except RgwError:  # no answer, one that is no info, or refused before asking (plain HTTP not opted in)
         return found | {"gateway": UNREACHABLE}
     if info is None:  # the deadline passed
         return found | {"gateway": UNREACHABLE}
