@@ -3,6 +3,7 @@ processes its tests start a working Ctrl-C (tests/conftest.py)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -18,7 +19,8 @@ def test_a_started_process_gets_ctrl_c():
 
 
 def test_processes_that_tests_start_get_ctrl_c_when_the_run_has_sigint_ignored(tmp_path: Path) -> None:
-    probe = REPO / "tests" / "unit" / f"test_probe_{tmp_path.name}.py"  # under tests/: its conftest applies
+    # Under tests/, so that its conftest applies; named for this process (two Pythons' runs share a checkout).
+    probe = REPO / "tests" / "unit" / f"test_probe_{os.getpid()}_{tmp_path.name}.py"
     probe.write_text(PROBE)
     try:
         done = subprocess.run(
