@@ -27,45 +27,67 @@ if TYPE_CHECKING:
 #: them instead of saying that nothing was changed.
 LOGGED_IN_BEFORE_INTERRUPT: ContextVar[list[str] | None] = ContextVar("logged_in_before_interrupt", default=None)
 
+HELPERS, DEVELOPMENT = "Helpers", "Development (the reference gateway)"
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
-#: Every command: where it lives and its line in ``--help`` (``tests/unit/test_lazy.py`` keeps the
-#: lines equal to the commands' docstrings).  Only the module of the command that runs is imported.
+#: Every command: where it lives, its line in ``--help`` (``tests/unit/test_lazy.py`` keeps the lines
+#: equal to the commands' docstrings) and the section that lists it: the seed's commands, then the
+#: helpers, then the reference gateway's (``dev``; their old names work but are not listed).  Only
+#: the module of the command that runs is imported.
 COMMANDS = {
-    "admin": LazyCommand("rgw.cli.admin:admin", "Administrator actions on a reference gateway (needs the admin role)."),
-    "api-token": LazyCommand("rgw.cli.tokens:api_token", "Manage API tokens (list, get, create, delete)."),
-    "apps": LazyCommand("rgw.cli.rack:apps", "List the rack's apps."),
-    "completion": LazyCommand(
-        "rgw.cli.completion:completion",
-        "Print the shell completion script for bash, zsh or fish (see the README for where it goes).",
-    ),
-    "demo": LazyCommand(
-        "rgw.cli.dev:demo",
-        "Run a complete login on a built-in reference gateway: login, test-auth, apps, rack, logout.",
-    ),
-    "dev-gateway": LazyCommand(
-        "rgw.cli.dev:dev_gateway", "Serve the reference gateway (a stand-in for a deployed rack gateway) until Ctrl-C."
-    ),
     "login": LazyCommand("rgw.cli.auth:login", "Log in to a rack gateway through your browser."),
     "logout": LazyCommand(
         "rgw.cli.auth:logout", "Revoke the session on the gateway and remove it locally (the rack stays configured)."
+    ),
+    "test-auth": LazyCommand(
+        "rgw.cli.auth:test_auth", "Check that the current credentials work, and show who you are (or your MFA status)."
     ),
     "rack": LazyCommand(
         "rgw.cli.rack:rack", "Show the current rack: name, provider, status, version, gateway URL, user."
     ),
     "racks": LazyCommand("rgw.cli.rack:racks", "List configured racks (* marks the current one)."),
+    "switch": LazyCommand("rgw.cli.rack:switch", "Make RACK the current rack."),
+    "apps": LazyCommand("rgw.cli.rack:apps", "List the rack's apps."),
+    "api-token": LazyCommand("rgw.cli.tokens:api_token", "Manage API tokens (list, get, create, delete)."),
     "status": LazyCommand(
         "rgw.cli.status:status",
         "Show every rack's session: user, whether the gateway accepts it now, time left, MFA state.",
-    ),
-    "switch": LazyCommand("rgw.cli.rack:switch", "Make RACK the current rack."),
-    "test-auth": LazyCommand(
-        "rgw.cli.auth:test_auth", "Check that the current credentials work, and show who you are (or your MFA status)."
+        section=HELPERS,
     ),
     "token": LazyCommand(
-        "rgw.cli.status:token", "Print the current credential (for other tools: rack-gateway token | ...)."
+        "rgw.cli.status:token",
+        "Print the current credential (for other tools: rack-gateway token | ...).",
+        section=HELPERS,
     ),
-    "version": LazyCommand("rgw.cli.rack:version", "Print the client version."),
+    "completion": LazyCommand(
+        "rgw.cli.completion:completion",
+        "Print the shell completion script for bash, zsh or fish (see the README for where it goes).",
+        section=HELPERS,
+    ),
+    "version": LazyCommand(
+        "rgw.cli.version:version",
+        "Print the client version and the current rack's gateway version (never fails).",
+        section=HELPERS,
+    ),
+    "dev": LazyCommand(
+        "rgw.cli.development:dev",
+        "Serve the reference gateway, run its demo, its admin actions.",
+        section=DEVELOPMENT,
+    ),
+    # The old names of ``dev gateway``, ``dev demo`` and ``dev admin``: working, not listed.
+    "dev-gateway": LazyCommand(
+        "rgw.cli.dev:dev_gateway",
+        "Serve the reference gateway (a stand-in for a deployed rack gateway) until Ctrl-C.",
+        section=None,
+    ),
+    "demo": LazyCommand(
+        "rgw.cli.dev:demo",
+        "Run a complete login on a built-in reference gateway: login, test-auth, apps, rack, logout.",
+        section=None,
+    ),
+    "admin": LazyCommand(
+        "rgw.cli.admin:admin", "Administrator actions on a reference gateway (needs the admin role).", section=None
+    ),
 }
 
 

@@ -19,16 +19,17 @@ from rgw.errors import GatewayError, UsageError
 
 @contextlib.contextmanager
 def reference_only(command: str) -> Iterator[None]:
-    """A deployed gateway answers these routes 404: say that it does not offer the command."""
+    """A deployed gateway answers these routes 404: say, in one line, that it is no reference gateway."""
     try:
         yield
     except GatewayError as exc:
         if exc.status != 404:
             raise
         raise GatewayError(
-            f"this gateway does not offer '{command}' (HTTP 404): it is a command of the reference gateway",
+            f"'{command}' needs a reference gateway (rack-gateway dev gateway), and this one is not: "
+            "on a deployed gateway, use its web UI (Users and Sessions)",
             status=404,
-            hint="On a deployed rack gateway, do this in its web UI (Users and Sessions).",
+            hint="",
         ) from None
 
 

@@ -23,19 +23,21 @@ if TYPE_CHECKING:
 
 
 class LazyCommand:
-    """Where a command lives (``rgw.cli.rack:racks``) and its one-line help for the group's listing.
+    """Where a command lives (``rgw.cli.rack:racks``), its one-line help for the group's listing, the
+    listing's section it is shown in, or ``section=None``: not listed (an old name kept working).
 
     A plain class, not a dataclass: ``--version`` and ``--help`` should not pay for ``dataclasses``.
     """
 
-    __slots__ = ("help", "target")
+    __slots__ = ("help", "section", "target")
 
-    def __init__(self, target: str, help: str) -> None:
+    def __init__(self, target: str, help: str, section: str | None = "Commands") -> None:
         self.target = target
         self.help = help
+        self.section = section
 
     def __repr__(self) -> str:
-        return f"LazyCommand({self.target!r}, {self.help!r})"
+        return f"LazyCommand({self.target!r}, {self.help!r}, section={self.section!r})"
 
     def load(self) -> click.Command:
         module_name, _, attribute = self.target.partition(":")
@@ -81,25 +83,36 @@ class LazyGroup(click.Group):
             return command.get_short_help_str(limit)
         return make_default_short_help(self.lazy[name].help, limit)
 
+    def listed(self) -> dict[str, list[str]]:
+        """The listing's sections in the order of registration, each with its commands in that order."""
+        sections: dict[str, list[str]] = {}
+        for name, entry in self.lazy.items():
+            if entry.section is not None:
+                sections.setdefault(entry.section, []).append(name)
+        for name, command in self.commands.items():
+            if name not in self.lazy and not command.hidden:
+                sections.setdefault("Commands", []).append(name)
+        return sections
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """click's own listing (same layout), from the registered help lines."""
-        names = self.list_commands(ctx)
+        """click's own listing (same layout), from the registered help lines, one block per section;
+        commands registered without a section (old names) work but are not listed."""
+        sections = self.listed()
+        names = [name for listed in sections.values() for name in listed]
         if not names:
             return
         limit = formatter.width - 6 - max(len(name) for name in names)
-        rows = [(name, self.listed_help(name, limit)) for name in names]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
+        for section, listed in sections.items():
+            with formatter.section(section):
+                formatter.write_dl([(name, self.listed_help(name, limit)) for name in listed])
 
     def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
         """Command names (with their help lines) and the group's options, importing no command."""
         from asyncclick.shell_completion import CompletionItem
 
-        results = [
-            CompletionItem(name, help=self.listed_help(name, 45))
-            for name in self.list_commands(ctx)
-            if name.startswith(incomplete)
-        ]
+        listed = sorted(name for names in self.listed().values() for name in names)
+        matching = [name for name in listed if name.startswith(incomplete)]
+        results = [CompletionItem(name, help=self.listed_help(name, 45)) for name in matching]
         results.extend(click.Command.shell_complete(self, ctx, incomplete))
         return results
 

@@ -6,7 +6,8 @@ The Go CLI's global flags are cobra persistent flags: they work before or after 
 the group takes them, and ``add_global_options`` gives every command the same six (``--rack/-r``,
 ``--config``, ``--api-token``, ``--mfa-method``, ``--mfa-code``, ``-v/--verbose``).  Each hands its
 value to the run's ``App`` (``App.given``) as it is parsed, so a value after the command overrides
-one before it, and ``--help`` of every command lists them.
+one before it.  ``rack-gateway --help`` lists them once, under the group; a command's own ``--help``
+does not repeat them (hidden there, still taken) and says in one line where they are.
 
 This module is on the start-up path of every command (``rgw.cli`` imports it), so it imports the
 ``App`` only when an option is used: ``--help`` and ``--version`` never load it.
@@ -109,9 +110,15 @@ def complete_racks(ctx: click.Context, _param: click.Parameter, incomplete: str)
     return [CompletionItem(name) for name in names if name.startswith(incomplete) and is_plain_name(name)]
 
 
-def global_options() -> list[click.Option]:
-    """The global options, as new ``click.Option`` objects (one set per command, and the group's)."""
-    return [
+#: The last line of every command's ``--help``: its global options are taken, not repeated there.
+GLOBAL_EPILOG = (
+    "Global options (-r/--rack, --config, --api-token, --mfa-method, --mfa-code, -v): see rack-gateway --help."
+)
+
+
+def global_options(*, hidden: bool = False) -> list[click.Option]:
+    """The global options, as new ``click.Option`` objects (the group's, shown; one hidden set per command)."""
+    options = [
         click.Option(
             ["--rack", "-r", "global_rack"],
             metavar="RACK",
@@ -157,14 +164,20 @@ def global_options() -> list[click.Option]:
             "(RACK_GATEWAY_DEBUG=1).",
         ),
     ]
+    for option in options:
+        option.hidden = hidden
+    return options
 
 
 def add_global_options(command: click.Command) -> None:
-    """Give ``command`` (and, for a group, every subcommand) the global options it lacks."""
+    """Give ``command`` (and, for a group, every subcommand) the global options it lacks, hidden from
+    its ``--help``, which says where they are instead (``GLOBAL_EPILOG``)."""
     taken = {opt for param in command.params for opt in getattr(param, "opts", [])}
-    for option in global_options():
+    for option in global_options(hidden=True):
         if not taken.intersection(option.opts):
             command.params.append(option)
+    if not (command.epilog or "").endswith(GLOBAL_EPILOG):
+        command.epilog = f"{command.epilog}\n\n{GLOBAL_EPILOG}" if command.epilog else GLOBAL_EPILOG
     if isinstance(command, click.Group):
         for sub in command.commands.values():
             add_global_options(sub)

@@ -1,4 +1,4 @@
-"""``rack``, ``racks``, ``switch``, ``apps`` and ``version``."""
+"""``rack``, ``racks``, ``switch`` and ``apps``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Any
 
 import asyncclick as click
 
-from rgw import __version__
 from rgw.cli.app import App
 from rgw.cli.options import complete_racks, pass_app, target_options
 from rgw.cli.runner import on_event_loop
@@ -166,10 +165,4 @@ async def apps(app: App, as_json: bool) -> None:
         app.echo(line)
 
 
-@click.command("version")
-async def version() -> None:
-    """Print the client version."""
-    click.echo(f"rack-gateway {__version__} (python)")
-
-
-COMMANDS = [rack, racks, switch, apps, version]
+COMMANDS = [rack, racks, switch, apps]

@@ -60,6 +60,10 @@ def slow_put(name: str, pause: float) -> Callable[[ConfigData], None]:
     return change
 
 
+@pytest.mark.serial(
+    "its cancellations land within milliseconds of an update of the config file; beside other tests' "
+    "processes every update outlasts them, none is cancelled mid-way, and the test proves nothing"
+)
 async def test_cancelled_updates_lose_no_other_process_update(tmp_path: Path) -> None:
     config, log, stop = tmp_path / "config", tmp_path / "other.log", tmp_path / "stop"
     store = ConfigStore(config)

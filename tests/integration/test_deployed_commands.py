@@ -231,13 +231,15 @@ async def test_test_auth_on_a_fresh_machine_is_not_logged_in(cli: Cli) -> None:
     ]
 
 
-async def test_admin_commands_say_a_deployed_gateway_does_not_offer_them(cli: Cli, deployed: RunningGateway) -> None:
+@pytest.mark.parametrize("words", [("admin",), ("dev", "admin")])
+async def test_admin_commands_say_in_one_line_that_a_deployed_gateway_is_no_reference_gateway(
+    cli: Cli, deployed: RunningGateway, words: tuple[str, ...]
+) -> None:
     token = deployed.gateway.create_api_token("ops", role="admin")
     env = {"RACK_GATEWAY_API_TOKEN": token, "RACK_GATEWAY_URL": deployed.url}
-    result = await cli("admin", "revoke-sessions", "--email", "a@example.com", env=env)
+    result = await cli(*words, "revoke-sessions", "--email", "a@example.com", env=env)
     assert result.code == 6
     assert result.err.splitlines() == [
-        "Error: this gateway does not offer 'admin revoke-sessions' (HTTP 404): it is a command of the reference"
-        " gateway",
-        "On a deployed rack gateway, do this in its web UI (Users and Sessions).",
+        "Error: 'admin revoke-sessions' needs a reference gateway (rack-gateway dev gateway), and this one is not: "
+        "on a deployed gateway, use its web UI (Users and Sessions)",
     ]

@@ -8,6 +8,7 @@ from asyncclick.utils import make_default_short_help
 
 from rgw.aio import in_event_loop
 from rgw.cli import COMMANDS, cli
+from rgw.cli.development import DEV_COMMANDS
 from rgw.cli.lazy import LazyGroup
 from rgw.cli.runner import NeedsEventLoop, drive, on_event_loop
 
@@ -21,6 +22,13 @@ def test_every_registered_help_line_is_the_commands_own(name: str) -> None:
     assert COMMANDS[name].help == first_paragraph
     for limit in (45, 200):
         assert make_default_short_help(COMMANDS[name].help, limit) == command.get_short_help_str(limit)
+
+
+@pytest.mark.parametrize("name", sorted(DEV_COMMANDS))
+def test_every_dev_help_line_is_the_commands_own(name: str) -> None:
+    command = DEV_COMMANDS[name].load()
+    assert command.help is not None
+    assert DEV_COMMANDS[name].help == command.help.split("\n\n")[0].replace("\n", " ").strip()
 
 
 def test_the_group_lists_every_command_and_loads_each_once() -> None:

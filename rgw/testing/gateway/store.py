@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -153,6 +154,9 @@ class Store:
     def __init__(self, db_path: str = ":memory:") -> None:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
+        # A gateway nobody closed (a test's, a script's) closes its database when it is collected:
+        # Python 3.13 warns of every sqlite3 connection left open (ResourceWarning) at that moment.
+        weakref.finalize(self, self._db.close)
         self._db.row_factory = sqlite3.Row
         with self._lock:
             self._db.executescript(SCHEMA)
