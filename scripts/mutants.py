@@ -38,7 +38,7 @@ MODULES: dict[str, list[str]] = {
         "tests/unit/test_render.py",
         "tests/unit/test_trace.py",
     ],
-    "rgw/urls.py": ["tests/unit/test_urls.py", "tests/unit/test_fuzz_urls.py"],
+    "rgw/urls.py": ["tests/unit/test_urls.py", "tests/unit/test_sign_in_return.py", "tests/unit/test_fuzz_urls.py"],
     "rgw/retry.py": ["tests/unit/test_retry.py"],
     "rgw/client/budget.py": ["tests/unit/test_budget.py"],
     "rgw/client/answers.py": [
