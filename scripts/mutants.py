@@ -42,11 +42,12 @@ MODULES: dict[str, list[str]] = {
     "rgw/retry.py": ["tests/unit/test_retry.py"],
     "rgw/client/budget.py": ["tests/unit/test_budget.py"],
     "rgw/client/answers.py": [
+        "tests/unit/test_answers.py",
         "tests/unit/test_client.py",
         "tests/unit/test_answers_secrets.py",
         "tests/unit/test_fuzz_client.py",
     ],
-    "rgw/locks.py": ["tests/unit/test_file_defences.py", "tests/unit/test_config.py"],
+    "rgw/locks.py": ["tests/unit/test_file_defences.py", "tests/unit/test_shared.py", "tests/unit/test_config.py"],
     "rgw/shared.py": ["tests/unit/test_shared.py"],
 }
 
