@@ -47,7 +47,12 @@ MODULES: dict[str, list[str]] = {
         "tests/unit/test_answers_secrets.py",
         "tests/unit/test_fuzz_client.py",
     ],
-    "rgw/locks.py": ["tests/unit/test_file_defences.py", "tests/unit/test_shared.py", "tests/unit/test_config.py"],
+    "rgw/locks.py": [
+        "tests/unit/test_locks.py",
+        "tests/unit/test_file_defences.py",
+        "tests/unit/test_shared.py",
+        "tests/unit/test_config.py",
+    ],
     "rgw/shared.py": ["tests/unit/test_shared.py"],
 }
 
