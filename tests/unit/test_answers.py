@@ -390,3 +390,74 @@ def test_a_login_the_gateway_no_longer_knows_is_its_own_error() -> None:
 )
 def test_an_exception_s_text_loses_anything_that_may_be_a_credential(text: str, shown: str) -> None:
     assert redact(text) == shown
+
+
+def test_the_gateway_s_error_and_message_are_each_cut_to_300_characters() -> None:
+    from rgw.client.answers import error_text
+
+    error, message = error_text(answer(400, json={"error": "e" * 400, "message": "m" * 400}))
+    assert (error, message) == ("e" * 299 + "…", "m" * 299 + "…")
+    assert error_text(answer(400, text="t" * 400 + "\nsecond")) == ("t" * 300, None)
+
+
+def test_an_empty_message_is_no_message() -> None:
+    from rgw.client.answers import error_text
+
+    assert error_text(answer(400, json={"error": "bad", "message": ""})) == ("bad", None)
+
+
+@pytest.mark.parametrize(
+    ("content", "headers"),
+    [
+        (b"oops, not markup", {"Content-Type": "text/html"}),
+        (b"  \n<p>an error page</p>", {"Content-Type": "text/plain"}),
+        (b"<p>an error page</p>", {}),
+    ],
+)
+def test_an_html_page_is_never_taken_for_the_gateway_s_words(content: bytes, headers: dict[str, str]) -> None:
+    from rgw.client.answers import error_text
+
+    response = httpx.Response(500, content=content, headers=headers, request=httpx.Request("GET", URL))
+    assert error_text(response) == ("", None)
+
+
+def test_a_json_error_body_is_read_only_to_its_first_4_kib() -> None:
+    from rgw.client.answers import error_text
+
+    body = '{"error": "' + "e" * (4097 - len('{"error": ""}')) + '"}'
+    assert len(body) == 4097
+    error, _ = error_text(answer(400, text=body, headers={"Content-Type": "application/json"}))
+    assert error.startswith('{"error": "eee')  # not parsed: shown as text, cut
+
+
+def test_an_answer_without_a_content_type_is_no_usable_message() -> None:
+    response = httpx.Response(500, content=b"", request=httpx.Request("GET", URL))
+    assert "content-type" not in response.headers
+    with pytest.raises(GatewayError, match=r"^gateway error \(HTTP 500, no usable message\)$"):
+        check_response(response)
+
+
+def test_the_session_s_refusal_reason_is_cut_to_200_characters() -> None:
+    with pytest.raises(AuthenticationError) as caught:
+        check_response(answer(401, headers={"X-Error-Reason": "r" * 300}))
+    assert caught.value.reason == "r" * 199 + "…"
+
+
+@pytest.mark.anyio
+async def test_in_a_run_what_a_request_carries_becomes_a_secret_of_the_run() -> None:
+    import anyio
+
+    from rgw.client.answers import remember_sent
+    from rgw.text import run_secrets, start_run_secrets
+
+    request = httpx.Request("GET", URL, headers={"Authorization": "Bearer rgw_sess_abcdefgh"})
+    kept: list[set[str]] = []
+
+    async def inside() -> None:  # a task of its own: the run's secrets stay in its context
+        start_run_secrets(set())
+        await remember_sent(request)
+        kept.append(run_secrets())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(inside)
+    assert kept == [{"rgw_sess_abcdefgh"}]
