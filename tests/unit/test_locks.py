@@ -135,15 +135,18 @@ def test_only_a_regular_file_of_ours_with_one_link_is_opened(tmp_path: Path) -> 
     with pytest.raises(UnsafeFile) as directory:
         open_private(tmp_path / "dir", os.O_RDONLY)
     assert (directory.value.errno, directory.value.reason) == (errno.EISDIR, "is a directory")
+    assert directory.value.filename == str(tmp_path / "dir")  # the error names the file
     os.mkfifo(tmp_path / "fifo")
     with pytest.raises(UnsafeFile) as fifo:
         open_private(tmp_path / "fifo", os.O_RDONLY)
     assert (fifo.value.errno, fifo.value.reason) == (errno.EINVAL, "is not a regular file")
+    assert fifo.value.filename == str(tmp_path / "fifo")
     (tmp_path / "one").write_text("x")
     os.link(tmp_path / "one", tmp_path / "two")
     with pytest.raises(UnsafeFile) as linked:
         open_private(tmp_path / "one", os.O_RDONLY)
     assert (linked.value.errno, linked.value.reason) == (errno.EMLINK, "is one of 2 hard links to the same file")
+    assert linked.value.filename == str(tmp_path / "one")
     fd = open_private(tmp_path / "new", os.O_RDWR | os.O_CREAT)
     os.close(fd)
     assert os.stat(tmp_path / "new").st_mode & 0o777 == 0o600
@@ -157,6 +160,7 @@ def test_another_user_s_file_is_refused_with_the_chown_hint(tmp_path: Path) -> N
     with pytest.raises(UnsafeFile) as caught:
         check_private(path, other)
     assert caught.value.errno == errno.EPERM
+    assert caught.value.filename == str(path)
     assert caught.value.reason == f"belongs to another user (uid {os.getuid() + 1})"
     assert caught.value.hint == f"Remove it, or if it is yours: sudo chown {os.getuid()} {path}"
     check_private(path, info)  # ours, one link: fine
@@ -164,6 +168,7 @@ def test_another_user_s_file_is_refused_with_the_chown_hint(tmp_path: Path) -> N
 
 def test_pid_alive_takes_only_numbers_that_can_be_processes() -> None:
     assert pid_alive(os.getpid())
+    assert pid_alive(1)  # init, in any system or container
     assert not pid_alive(0)
     assert not pid_alive(-1)
     assert not pid_alive(2**31)
@@ -188,6 +193,7 @@ def test_the_holder_record_names_this_process_as_the_user_knows_it(monkeypatch: 
         ("/usr/bin/rack-gateway", "rack-gateway"),
         ("__main__.py", "rack-gateway"),
         ("-c", "rack-gateway"),
+        ("-m", "rack-gateway"),
         ("", "rack-gateway"),
         ("/x/" + "y" * 80, "y" * 64),
     ):
@@ -238,3 +244,20 @@ def test_a_holder_record_that_cannot_be_read_is_none(tmp_path: Path) -> None:
         assert read_holder(tmp_path / "lock") is None
     (tmp_path / "lock").write_bytes(b'{"pid": 5, "pad": "' + b"p" * 5000 + b'"}')
     assert read_holder(tmp_path / "lock") is None  # only the first 4 KiB are read
+
+
+def test_acquire_within_waits_for_a_lock_released_meanwhile(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "state.json"
+    held = FileLock(path, names_holder=False)
+    assert held.try_acquire()
+    releaser = threading.Timer(0.05, held.release)
+    releaser.start()
+    waiting = FileLock(path, names_holder=False)
+    try:
+        waiting.acquire_within(30.0)  # returns as soon as the holder lets go
+        assert waiting.held
+    finally:
+        releaser.join()
+        waiting.release()
