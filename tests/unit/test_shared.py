@@ -106,3 +106,47 @@ def test_once_per_text_says_each_text_once() -> None:
         say(text)
     assert heard == ["a", "b", "c"]
     once_per_text(None)("nobody listens")  # no callback: nothing to do, no error
+
+
+def test_a_number_that_is_not_finite_is_read_as_null_and_never_written_back(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    path.write_text('{"nan": NaN, "inf": Infinity, "minus": -Infinity, "huge": 1e999, "ok": 1.5}')
+    seen = update_json_file(path, dict)
+    assert seen == {"nan": None, "inf": None, "minus": None, "huge": None, "ok": 1.5}
+
+    def refuse(name: str) -> object:
+        raise AssertionError(f"{name} written back")
+
+    assert json.loads(path.read_text(), parse_constant=refuse) == seen
+
+
+def test_the_file_is_written_with_its_keys_sorted(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    update_json_file(path, lambda data: data.update({"b": 1, "a": {"z": 1, "y": 2}}))
+    assert path.read_text() == '{"a": {"y": 2, "z": 1}, "b": 1}'
+
+
+def test_an_unusable_state_file_is_said_with_its_path_reason_and_consequence_and_in_verbose(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from rgw.shared import warn_unusable
+
+    caplog.set_level(logging.DEBUG, logger="rgw")
+    heard: list[str] = []
+    path = tmp_path / "ledger.json"
+    warn_unusable(
+        "ledger", path, OSError(errno.ELOOP, "Too many levels of symbolic links"), "counting alone.", heard.append
+    )
+    warn_unusable("budget", path, OSError("held too long"), "pacing alone.", heard.append)
+    warn_unusable("budget", path, OSError("nobody listens"), "fine.", None)
+    assert heard == [
+        f"Warning: cannot use {path} (Too many levels of symbolic links): counting alone.",
+        f"Warning: cannot use {path} (held too long): pacing alone.",
+    ]
+    assert [r.getMessage() for r in caplog.records if r.name == "rgw"] == [
+        f"ledger: {heard[0]}",
+        f"budget: {heard[1]}",
+        f"budget: Warning: cannot use {path} (nobody listens): fine.",
+    ]
