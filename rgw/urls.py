@@ -188,7 +188,7 @@ def origin_host(url: str) -> str:
 
 def host_matches(accepted: str, where: str) -> bool:
     """Whether the user's ``accepted`` (a host, ``host:port``, or a URL) names the origin ``where``."""
-    text = accepted.strip().lower().rstrip("/")
+    text = accepted.strip()  # case and a path make no difference: urlsplit and origin drop both
     if not text:
         return False
     if "://" in text:

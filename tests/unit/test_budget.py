@@ -253,3 +253,127 @@ async def test_a_wait_longer_than_a_few_seconds_is_said(tmp_path: Path) -> None:
     (tmp_path / BUDGET_FILE).write_text(json.dumps({key: {"tat": time.time() + LONG_WAIT / 2}}))
     assert 0 < await budget.acquire() <= LONG_WAIT
     assert len(heard) == 1  # a short wait is not worth a line
+
+
+def test_a_budget_needs_a_positive_rate_and_a_burst_of_one_at_least() -> None:
+    for rate, burst in ((0.0, 1), (-1.0, 1), (1.0, 0)):
+        with pytest.raises(ValueError, match=r"^a request budget needs a positive rate and a burst of at least 1$"):
+            RequestBudget(URL, None, rate=rate, burst=burst)
+    assert RequestBudget(URL, None, rate=0.1, burst=1).schedule.burst == 1
+
+
+def test_a_limited_route_is_known_with_a_trailing_slash_too_and_only_by_its_exact_name() -> None:
+    from rgw.client.budget import slots_for
+
+    assert limited_route("post", "/api/v1/api-tokens/")
+    assert not limited_route("POST", "/api/v1/api-tokensX")
+    assert slots_for("POST", "/api/v1/auth/cli/start/") == 3
+    assert slots_for("POST", "/api/v1/auth/cli/startX") == 1
+
+
+async def test_the_budget_counts_the_slots_taken_and_the_seconds_waited(tmp_path: Path) -> None:
+    budget = RequestBudget(URL, tmp_path, rate=10.0, burst=1)
+    assert (budget.taken, budget.waited) == (0, 0.0)
+    first = await budget.reserve(slots=3)
+    second = await budget.reserve()
+    third = await budget.reserve(priority=True)
+    assert first.delay == 0.0
+    assert 0.25 < second.delay <= 0.3  # behind the three slots of the first
+    assert third.delay == 0.0  # a person waits on it: no queue
+    assert budget.taken == 5
+    assert budget.waited == second.delay
+
+
+async def test_a_429_pause_starts_after_the_queue_already_scheduled(tmp_path: Path) -> None:
+    budget = RequestBudget(URL, tmp_path, rate=10.0, burst=1)
+    for _ in range(30):  # three seconds of requests already queued
+        await budget.reserve()
+    await budget.penalize(0.5)  # a shorter pause than the queue: nothing is brought forward
+    assert 2.9 < (await budget.reserve()).delay <= 3.0
+
+
+async def test_a_429_pauses_for_its_seconds_plus_the_burst_s_intervals(tmp_path: Path) -> None:
+    budget = RequestBudget(URL, tmp_path, rate=10.0, burst=5)
+    await budget.penalize(2.0)
+    # Pushed to now + 5 x 0.1 s + 2 s; the next request then goes a burst early, one interval in.
+    assert 2.0 < (await budget.reserve()).delay <= 2.1
+
+
+async def test_without_a_config_directory_the_process_paces_at_the_full_rate(tmp_path: Path) -> None:
+    budget = RequestBudget(URL, tmp_path / "nope", rate=1.0, burst=1)
+    assert (await budget.reserve()).delay == 0.0
+    assert 0.9 < (await budget.reserve()).delay <= 1.0
+    assert not budget.unusable
+
+
+async def test_the_budget_file_keeps_each_time_to_a_tenth_of_a_millisecond(tmp_path: Path) -> None:
+    await RequestBudget(URL, tmp_path).reserve()
+    tat = json.loads((tmp_path / BUDGET_FILE).read_text())[origin(URL)]["tat"]
+    assert round(tat, 4) == tat
+    assert len(repr(tat).split(".")[1]) <= 4
+
+
+@pytest.mark.parametrize(
+    "anyio_backend", [pytest.param(("trio", {"clock": MockClock(autojump_threshold=0)}), id="trio")]
+)
+async def test_under_verbose_each_wait_for_a_slot_and_each_429_pause_is_told(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="rgw")
+    heard: list[str] = []
+    budget = RequestBudget(URL, None, rate=2.0, burst=1, on_wait=heard.append)
+    assert await budget.acquire() == 0.0  # no wait: nothing said
+    waited = await budget.acquire()
+    assert 0.45 < waited <= 0.5
+    await budget.penalize(1.5)
+    lines = [r.getMessage() for r in caplog.records if r.name == "rgw"]
+    assert lines == [
+        f"budget: waiting {waited:.2f} s for a request slot of https://gw.example.com:443",
+        "budget: https://gw.example.com:443 answered 429; every process pauses its requests for 1.5 s",
+    ]
+    assert heard == []  # half a second is not a long wait
+
+
+@pytest.mark.parametrize(
+    "anyio_backend", [pytest.param(("trio", {"clock": MockClock(autojump_threshold=0)}), id="trio")]
+)
+async def test_acquire_takes_one_slot_unless_told_and_a_wait_of_exactly_long_wait_is_not_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rgw.client.budget import LONG_WAIT, Slot
+
+    heard: list[str] = []
+    budget = RequestBudget(URL, None, rate=1.0, burst=1, on_wait=heard.append)
+    await budget.acquire()
+    assert budget.taken == 1
+    await budget.acquire(slots=3)
+    assert budget.taken == 4
+    assert await budget.acquire(priority=True) == 0.0
+    asked: list[tuple[bool, int]] = []
+
+    async def exactly_long(*, priority: bool = False, slots: int = 1) -> Slot:
+        asked.append((priority, slots))
+        return Slot(LONG_WAIT)
+
+    monkeypatch.setattr(budget, "reserve", exactly_long)
+    assert await budget.acquire() == LONG_WAIT
+    assert heard == []
+    assert asked == [(False, 1)]
+
+
+async def test_an_unusable_budget_file_is_told_under_verbose_as_the_budget_s(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="rgw")
+    heard: list[str] = []
+    (tmp_path / BUDGET_FILE).mkdir()
+    await RequestBudget(URL, tmp_path, on_warning=heard.append).reserve()
+    consequence = "requests of other rack-gateway processes are not known, so this one paces its own at half the rate."
+    assert len(heard) == 1
+    assert heard[0].startswith(f"Warning: cannot use {tmp_path / BUDGET_FILE} (")
+    assert heard[0].endswith(f"): {consequence}")
+    assert [r.getMessage() for r in caplog.records if r.name == "rgw"] == [f"budget: {heard[0]}"]

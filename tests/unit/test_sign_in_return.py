@@ -8,6 +8,7 @@ never a hop, and shows every sign-in's host; the terminal says where such a sign
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -140,3 +141,48 @@ def test_the_terminal_says_where_the_sign_in_returns_and_how_to_open_it() -> Non
     assert hostile is not None
     assert "\x1b" not in hostile
     assert "\u202e" not in hostile
+
+
+@pytest.mark.parametrize(
+    ("auth_url", "message"),
+    [
+        ("https://idp/a?redirect_uri=javascript:alert(1)", "its redirect_uri is not an absolute web URL"),
+        ("https://idp/a?redirect_uri=https:///cb", "its redirect_uri is not an absolute web URL"),
+        ("https://idp/a?redirect_uri=ftp://gw.example.com/cb", "its redirect_uri is not an absolute web URL"),
+        (
+            "https://idp/a?redirect_uri=https://user@gw.example.com/cb",
+            "its redirect_uri has a user name or password in it",
+        ),
+        (
+            "https://idp/a?redirect_uri=https://:pw@gw.example.com/cb",
+            "its redirect_uri has a user name or password in it",
+        ),
+        ("https://idp/a?redirect_uri=https://gw.example.com:99999/cb", "its redirect_uri is not a URL"),
+        (
+            "https://idp/a?redirect_uri=https://a/cb&redirect_uri=https://b/cb",
+            "it names several redirect_uri that disagree",
+        ),
+    ],
+)
+def test_a_refused_redirect_uri_says_why(auth_url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        sign_in_return(auth_url)
+
+
+@pytest.mark.parametrize(
+    ("accepted", "where", "matches"),
+    [
+        ("https://gw.example.com:99999", "https://gw.example.com:443", False),
+        ("gw.example.com", "https://gw.example.com.:443", True),  # a redirect_uri whose host ends in a dot
+        ("gw.example.com/", "https://gw.example.com:443", True),
+        (" HTTPS://GW.Example.com/ ", "https://gw.example.com:443", True),
+    ],
+)
+def test_accept_redirect_takes_a_host_as_a_user_writes_it(accepted: str, where: str, matches: bool) -> None:
+    assert host_matches(accepted, where) is matches
+
+
+def test_a_host_is_shown_without_http_s_default_port_and_without_a_port_out_of_range() -> None:
+    assert origin_host("http://gw.example.com:80") == "gw.example.com"
+    assert origin_host("http://gw.example.com:443") == "gw.example.com:443"
+    assert origin_host("https://gw.example.com:99999") == "gw.example.com"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -217,3 +218,119 @@ def test_origin_is_scheme_host_and_port_with_the_default_filled_in() -> None:
     assert origin("https://gw.example.com") != origin("http://gw.example.com:443")
     with pytest.raises(ValueError, match="out of range"):
         origin("https://gw.example.com:99999")
+
+
+EXAMPLE = "Example: rack-gateway login production https://gateway.example.com"
+
+
+@pytest.mark.parametrize(
+    ("url", "message", "hint"),
+    [
+        ("  ", "the gateway URL is empty", EXAMPLE),
+        ("https://" + "a" * 3000, "the gateway URL is longer than 2048 characters", EXAMPLE),
+        (
+            "https://gw.exa mple.com",
+            "not a gateway URL: 'https://gw.exa mple.com' (spaces or control characters)",
+            EXAMPLE,
+        ),
+        ("ftp://gw.example.com", "not a gateway URL: 'ftp://gw.example.com'", EXAMPLE),
+        (
+            "https://gw.example.com/?next=evil",
+            "not a gateway URL: 'https://gw.example.com/?next=evil' (it has a query or fragment)",
+            EXAMPLE,
+        ),
+        (
+            "http://user:pass@gw.example.com",
+            "the gateway URL has a user name or password in it",
+            "Give the URL without 'user:password@': the gateway signs you in through the browser.",
+        ),
+    ],
+)
+def test_a_refused_gateway_url_says_why_and_how_to_give_one(url: str, message: str, hint: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        normalize_url(url)
+    assert (caught.value.message, caught.value.hint) == (message, hint)
+
+
+def test_a_gateway_url_with_a_bad_port_is_refused_with_the_example() -> None:
+    with pytest.raises(UsageError) as caught:
+        normalize_url("http://gw:99999")
+    assert caught.value.message.startswith("not a gateway URL: 'http://gw:99999' (")
+    assert caught.value.hint == EXAMPLE
+
+
+def test_a_gateway_url_of_exactly_the_longest_length_is_taken() -> None:
+    from rgw.urls import MAX_URL
+
+    url = "https://gw.example.com/" + "p" * (MAX_URL - len("https://gw.example.com/"))
+    assert len(url) == MAX_URL == 2048
+    assert normalize_url(url) == url
+
+
+def test_plain_http_refusal_names_the_rack_or_a_placeholder_in_the_command_to_opt_in() -> None:
+    with pytest.raises(InsecureGateway) as caught:
+        check_link("http://10.1.2.3")
+    assert caught.value.message == (
+        "refusing to send credentials in clear text to http://10.1.2.3 (plain HTTP to a host that is not this machine)"
+    )
+    assert caught.value.hint == (
+        "Use https://.  If this gateway really is plain HTTP on a network you trust, opt in:\n"
+        "  rack-gateway login <rack> http://10.1.2.3 --insecure-http\n"
+        "(stored for that rack), or for one API-token run: RACK_GATEWAY_INSECURE_HTTP=1"
+    )
+    with pytest.raises(InsecureGateway) as quoted:
+        check_link("http://10.1.2.3", rack="my rack")
+    assert "  rack-gateway login 'my rack' http://10.1.2.3 --insecure-http\n" in (quoted.value.hint or "")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("--remote-debugging-port=9222", "not a URL a browser should open"),
+        ("https://idp.example.com/\x1b[2J", "not a URL a browser should open"),
+        ("https://idp.example.com/\u202eevil", "not a URL a browser should open"),
+        ("https://idp.example.com/" + "p" * 8169, "not a URL a browser should open"),  # 8193 characters
+        ("-https://idp.example.com", "not a URL a browser should open"),
+        ("-", "not a URL a browser should open"),
+        ("https://[::1/", "not a URL a browser should open"),
+        ("/oauth/authorize", "not an absolute web URL"),
+        ("https://u@idp.example.com/", "not an absolute web URL"),
+        ("https://:p@idp.example.com/", "not an absolute web URL"),
+        ("http://evil.example.com/x", "a plain-HTTP sign-in URL to another machine"),
+        ("ftp://idp.example.com/x", "a ftp URL, not https"),
+        ("//idp.example.com/x", "a relative URL, not https"),
+    ],
+)
+def test_a_sign_in_url_kept_from_the_browser_says_why(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        browser_url(url, gateway="https://gw")
+
+
+def test_a_sign_in_url_of_the_longest_length_goes_to_the_browser() -> None:
+    url = "https://idp.example.com/" + "p" * 8168
+    assert len(url) == 8192
+    assert browser_url(url, gateway="https://gw") == url
+
+
+def test_a_plain_http_sign_in_url_needs_the_opt_in_given_explicitly() -> None:
+    with pytest.raises(ValueError, match="plain-HTTP"):
+        browser_url("http://10.1.2.3/oauth", gateway="http://10.1.2.3")
+
+
+@pytest.mark.parametrize(
+    ("text", "url_like"),
+    [
+        ("https://gw.example.com", True),
+        ("gw://x", True),
+        ("localhost:8080", True),
+        ("127.0.0.1", True),
+        ("gw.example.com/login", True),
+        ("gw.example.com", False),  # a dotted rack name
+        ("racks/prod", False),
+        ("production", False),
+    ],
+)
+def test_a_rack_argument_that_looks_like_a_url_is_told_apart_from_a_rack_name(text: str, url_like: bool) -> None:
+    from rgw.urls import looks_like_url
+
+    assert looks_like_url(text) is url_like
