@@ -48,6 +48,7 @@ MODULES: dict[str, list[str]] = {
     ],
     "rgw/locks.py": ["tests/unit/test_file_defences.py", "tests/unit/test_config.py"],
     "rgw/shared.py": ["tests/unit/test_shared.py"],
+    "rgw/login/ledger.py": ["tests/unit/test_ledger.py", "tests/unit/test_fuzz_times.py"],
 }
 
 
