@@ -56,6 +56,8 @@ MODULES: dict[str, list[str]] = {
         "tests/unit/test_fuzz_times.py",
     ],
     "rgw/login/poller.py": ["tests/unit/test_poller.py"],
+    "rgw/login/walk.py": ["tests/unit/test_walk.py", "tests/unit/test_fuzz_walk.py"],
+    "rgw/client/transport.py": ["tests/unit/test_transport.py"],
 }
 
 
