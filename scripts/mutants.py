@@ -54,6 +54,16 @@ MODULES: dict[str, list[str]] = {
         "tests/unit/test_config.py",
     ],
     "rgw/shared.py": ["tests/unit/test_shared.py"],
+    "rgw/login/ledger.py": ["tests/unit/test_ledger.py", "tests/unit/test_fuzz_times.py"],
+    "rgw/login/pending.py": [
+        "tests/unit/test_pending.py",
+        "tests/unit/test_file_defences.py",
+        "tests/unit/test_fuzz_files.py",
+        "tests/unit/test_fuzz_times.py",
+    ],
+    "rgw/login/poller.py": ["tests/unit/test_poller.py"],
+    "rgw/login/walk.py": ["tests/unit/test_walk.py", "tests/unit/test_fuzz_walk.py"],
+    "rgw/client/transport.py": ["tests/unit/test_transport.py"],
 }
 
 

@@ -35,14 +35,12 @@ class Wakeup:
 
     async def wait(self, timeout: float) -> bool:  # noqa: ASYNC109 - a pacing interval, not a deadline
         """Wait up to ``timeout``; True when woken.  Each wake is consumed once."""
-        woken = False
         with anyio.move_on_after(timeout):
             await self._event.wait()
-            woken = True
-        if self._event.is_set():
-            self._event = anyio.Event()
-            woken = True
-        return woken
+        if not self._event.is_set():
+            return False
+        self._event = anyio.Event()
+        return True
 
 
 class LoginPoller:
@@ -64,8 +62,6 @@ class LoginPoller:
         self.client = client
         self.start = start
         self.device = device
-        self.rack = rack
-        self.emit = emit
         self.policy = policy
         self.wake = wake or Wakeup()
         self.pace = pace

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -171,3 +173,108 @@ async def test_a_ledger_file_nested_too_deep_or_too_long_is_empty_not_fatal(tmp_
     (tmp_path / LEDGER_FILE).write_text(content)
     await MfaLedger(URL, tmp_path).check("code")
     assert _strict((tmp_path / LEDGER_FILE).read_text()) == {}
+
+
+# -- issue 24: what the user is told, and what the file keeps
+
+
+def _utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%H:%M:%S UTC")
+
+
+@pytest.fixture
+def new_york(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A local time zone other than UTC: the waits the user is told are in UTC whatever it is."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("new_york")
+async def test_the_wait_before_a_fifth_failure_ends_when_the_oldest_counted_failure_leaves_the_window(
+    tmp_path: Path,
+) -> None:
+    now = time.time()
+    stamps = [now - 40, now - 10, now - 30, now - 20]  # the oldest of the 4 is what the fifth waits for
+    (tmp_path / LEDGER_FILE).write_text(json.dumps({ORIGIN: [[s, 0, "code"] for s in stamps]}))
+    with pytest.raises(MfaFailed) as info:
+        await MfaLedger(URL, tmp_path, user="dev@example.com").check("code")
+    assert str(info.value) == (
+        "not sending another MFA code: 4 failed MFA attempts at this gateway in the last 5 minutes, "
+        "and a 5th locks your account until an administrator unlocks it"
+    )
+    assert info.value.hint == f"Wait until {_utc(now - 40 + 300)}, then try again."
+    # With 5 failures known (another process sent one more), it is the second oldest that must leave.
+    (tmp_path / LEDGER_FILE).write_text(json.dumps({ORIGIN: [[s, 0, "code"] for s in [*stamps, now - 5]]}))
+    with pytest.raises(MfaFailed) as info:
+        await MfaLedger(URL, tmp_path).check("code")
+    assert info.value.hint == f"Wait until {_utc(now - 30 + 300)}, then try again."
+
+
+@pytest.mark.usefixtures("new_york")
+async def test_the_wait_before_a_sixth_answer_of_a_kind_ends_when_the_fifth_newest_leaves_the_window(
+    tmp_path: Path,
+) -> None:
+    now = time.time()
+    stamps = [now - 50, now - 60, now - 10, now - 30, now - 20, now - 40]
+    entries = [[s, 1, "webauthn"] for s in stamps] + [[now - 5, 1, "code"]]
+    (tmp_path / LEDGER_FILE).write_text(json.dumps({f"{ORIGIN} dev@example.com": entries}))
+    ledger = MfaLedger(URL, tmp_path, user="dev@example.com")
+    await ledger.check("code")  # one code sent: another kind's count
+    with pytest.raises(MfaFailed) as info:
+        await ledger.check("webauthn")
+    assert str(info.value) == (
+        "not sending another MFA code: the gateway accepts 5 MFA attempts per 5 minutes "
+        "and would refuse this one (and count it as a failure)"
+    )
+    assert info.value.hint == f"Wait until {_utc(now - 50 + 300)}, then try again."
+
+
+async def test_an_unusable_ledger_refuses_a_second_failure_saying_why(tmp_path: Path) -> None:
+    (tmp_path / LEDGER_FILE).mkdir()
+    heard: list[str] = []
+    ledger = MfaLedger(URL, tmp_path, on_warning=heard.append)
+    await ledger.check("code")
+    await ledger.record("code", False)
+    with pytest.raises(MfaFailed) as info:
+        await ledger.check("code")
+    assert str(info.value) == (
+        "not sending another MFA code: the MFA attempts of other processes cannot be counted "
+        f"({LEDGER_FILE} is unusable), so one failed try is all this one allows"
+    )
+    assert heard[0].endswith(
+        ": MFA answers other rack-gateway processes sent are not known, so this one allows itself one MFA try."
+    )
+
+
+async def test_an_answer_is_counted_when_the_file_becomes_unusable_between_check_and_record(tmp_path: Path) -> None:
+    heard: list[str] = []
+    ledger = MfaLedger(URL, tmp_path, on_warning=heard.append)
+    await ledger.check("code")  # the file was usable then
+    (tmp_path / LEDGER_FILE).unlink()
+    (tmp_path / LEDGER_FILE).mkdir()
+    await ledger.record("code", False)
+    assert ledger.unusable
+    assert len(heard) == 1
+    with pytest.raises(MfaFailed, match="one failed try is all this one allows"):
+        await ledger.check("code")
+
+
+async def test_webauthn_answers_in_the_file_are_counted_by_their_kind(tmp_path: Path) -> None:
+    now = time.time()
+    (tmp_path / LEDGER_FILE).write_text(json.dumps({ORIGIN: [[now - 10, 1, "webauthn"]] * 5}))
+    ledger = MfaLedger(URL, tmp_path)
+    await ledger.check("code")
+    with pytest.raises(MfaFailed, match="accepts 5 MFA attempts"):
+        await ledger.check("webauthn")
+
+
+async def test_the_ledger_file_keeps_each_answer_s_time_to_the_millisecond(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = round(time.time()) + 0.123456789  # kept as 0.123: neither 0.1235 nor a whole second
+    monkeypatch.setattr(time, "time", lambda: now)
+    await MfaLedger(URL, tmp_path).record("code", True)
+    assert json.loads((tmp_path / LEDGER_FILE).read_text()) == {ORIGIN: [[round(now, 3), 1, "code"]]}

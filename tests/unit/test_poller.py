@@ -213,3 +213,100 @@ async def test_poll_once_is_retried_and_never_held() -> None:
     assert answer == LoginPending(stage="browser", mfa_methods=())
     assert len(gateway.times) == 2
     assert all("wait" not in body for body in gateway.bodies)
+
+
+# -- issue 24: the defaults, the held stage, the hot-loop guard, the deadline's last second, wakes
+
+
+@virtual_time
+async def test_by_default_pending_is_asked_to_be_held_25_seconds_and_polled_once_a_second() -> None:
+    # A gateway that holds each poll half a second but reports no stage (no long polling): the pace.
+    gateway = Gateway([PENDING, PENDING, SESSION], hold=lambda wait: 0.5)
+    client = GatewayClient(URL, transport=httpx.MockTransport(gateway.handler))
+    with within(100):
+        await LoginPoller(
+            client, START, device_on("laptop"), rack="dev", emit=Recorder(), policy=POLICY
+        ).poll_until_complete()
+    assert [b["wait"] for b in gateway.bodies] == [25, 25, 25]
+    assert gateway.times == [0.0, 1.0, 2.0]
+
+
+@virtual_time
+async def test_a_resumed_login_s_first_poll_is_held_at_the_stage_it_was_last_seen_at() -> None:
+    gateway = Gateway([pending("mfa"), SESSION], hold=lambda wait: 5.0)
+    with within(60):
+        await poller(gateway, long_poll=25, seen_stage="mfa").poll_until_complete()
+    assert [b["stage"] for b in gateway.bodies] == ["mfa", "mfa"]
+    assert gateway.times == [0.0, 5.0]  # held 5 s at the same stage: asked again at once
+
+
+@virtual_time
+async def test_a_stage_answered_at_once_is_asked_again_at_once_only_when_it_changed() -> None:
+    gateway = Gateway([pending("browser"), pending("browser"), pending("mfa"), SESSION])
+    with within(60):
+        await poller(gateway, long_poll=25, pace=1.0).poll_until_complete()
+    # Not held and the stage unchanged: the hot-loop guard keeps the pace.
+    assert gateway.times == [0.0, 0.0, 1.0, 1.0]
+
+
+@virtual_time
+async def test_a_poll_held_exactly_the_minimum_counts_as_held() -> None:
+    gateway = Gateway([pending("browser"), SESSION], hold=lambda wait: 0.05)
+    with within(60):
+        await poller(gateway, long_poll=25, pace=1.0, seen_stage="browser").poll_until_complete()
+    assert gateway.times == [0.0, 0.05]
+
+
+@virtual_time
+async def test_without_long_polling_the_pace_is_kept_even_when_the_stage_changes() -> None:
+    gateway = Gateway([pending("browser"), pending("mfa"), SESSION])
+    await poller(gateway, long_poll=0, pace=1.0).poll_until_complete()
+    assert gateway.times == [0.0, 1.0, 2.0]
+    assert all("wait" not in body for body in gateway.bodies)
+
+
+@virtual_time
+async def test_a_long_poll_shorter_than_a_second_is_still_asked_for_and_held() -> None:
+    gateway = Gateway([pending("browser"), pending("browser"), SESSION], hold=lambda wait: wait)
+    with within(60):
+        await poller(gateway, long_poll=0.5, pace=1.0).poll_until_complete()
+    assert [b["wait"] for b in gateway.bodies] == [0.5, 0.5, 0.5]
+    assert gateway.times == [0.0, 0.5, 1.0]
+
+
+@virtual_time
+async def test_in_the_deadline_s_last_second_the_gateway_is_not_asked_to_hold() -> None:
+    gateway = Gateway([pending("browser"), SESSION], hold=lambda wait: wait)
+    with within(1.5):
+        await poller(gateway, long_poll=25).poll_until_complete()
+    assert gateway.bodies[0]["wait"] == 0.5
+    assert "wait" not in gateway.bodies[1]  # 1 s left: nothing to hold for
+
+
+@virtual_time
+async def test_a_wake_before_the_first_poll_cuts_the_first_pace_short_when_there_is_no_first_wait() -> None:
+    gateway = Gateway([PENDING, SESSION])
+    wake = Wakeup()
+    wake.set()
+    await poller(gateway, pace=1.0, wake=wake).poll_until_complete()
+    assert gateway.times == [0.0, 0.0]
+
+
+@both_backends
+async def test_retry_events_name_the_poller_s_rack() -> None:
+    gateway = Gateway([UNAVAILABLE, SESSION])
+    recorder = Recorder()
+    await poller(gateway, recorder, policy=RetryPolicy.instant()).poll_until_complete()
+    assert [e.rack for e in recorder.of(ev.GatewayRetry)] == ["dev"]
+
+
+@virtual_time
+async def test_a_wakeup_says_whether_it_was_woken_and_each_wake_is_consumed_once() -> None:
+    wake = Wakeup()
+    started = anyio.current_time()
+    assert await wake.wait(1.0) is False
+    assert anyio.current_time() - started == 1.0
+    wake.set()
+    assert await wake.wait(1.0) is True
+    assert anyio.current_time() - started == 1.0  # at once
+    assert await wake.wait(1.0) is False
