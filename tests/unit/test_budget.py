@@ -100,7 +100,7 @@ async def test_penalize_pushes_every_process_back(tmp_path: Path) -> None:
 
 async def test_without_a_config_directory_the_schedule_stays_in_the_process(tmp_path: Path) -> None:
     missing = tmp_path / "nope"
-    budget = RequestBudget(URL, missing, rate=1.0, burst=1)
+    budget = RequestBudget(URL, missing, rate=0.05, burst=1)  # 20 s apart: paced, however loaded the machine
     assert (await budget.reserve()).delay == 0.0
     assert (await budget.reserve()).delay > 0.9
     assert not missing.exists()
@@ -110,7 +110,7 @@ async def test_a_symlinked_budget_file_is_not_followed(tmp_path: Path) -> None:
     victim = tmp_path / "victim"
     victim.write_text("precious")
     (tmp_path / BUDGET_FILE).symlink_to(victim)
-    budget = RequestBudget(URL, tmp_path, rate=1.0, burst=1)
+    budget = RequestBudget(URL, tmp_path, rate=0.05, burst=1)
     assert (await budget.reserve()).delay == 0.0
     assert (await budget.reserve()).delay > 0.9  # fell back to this process's own schedule
     assert victim.read_text() == "precious"
@@ -212,7 +212,7 @@ def _strict(text: str) -> object:
 async def test_a_schedule_that_is_not_a_time_is_dropped_and_pacing_goes_on(tmp_path: Path, tat: str) -> None:
     key = origin(URL)
     (tmp_path / BUDGET_FILE).write_text(f'{{"{key}": {{"tat": {tat}}}, "https://other:443": {{"tat": {tat}}}}}')
-    budget = RequestBudget(URL, tmp_path, rate=1.0, burst=1)
+    budget = RequestBudget(URL, tmp_path, rate=0.05, burst=1)
     assert (await budget.reserve()).delay == 0.0
     assert (await budget.reserve()).delay > 0.9  # paced: not switched off
     data = _strict((tmp_path / BUDGET_FILE).read_text())
