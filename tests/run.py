@@ -10,7 +10,7 @@ A pass that selects no test (exit code 5) is not a failure unless neither pass s
 code is the first failing pass's.  ``--workers 0`` runs the first pass without xdist too.  The first
 pass hands tests out by work stealing (``--dist worksteal``): a process done early takes tests queued
 for another, so one slow test file does not hold the end of the run.  ``--only parallel|serial`` runs
-one of the passes (``.ci/run`` runs two Pythons' parallel passes at once, then their serial passes).
+one of the passes (a pass that then selects no test is no failure).
 """
 
 from __future__ import annotations
