@@ -72,9 +72,10 @@ def test_every_command_takes_the_global_options() -> None:
 
 
 async def test_global_options_after_the_command(cli: Cli, deployed: RunningGateway, tmp_path: object) -> None:
-    secret = await admin_with_mfa(cli, deployed)
+    await admin_with_mfa(cli, deployed)
+    fresh = deployed.gateway.unused_totp_code(ADMIN)
     created = await cli(
-        "api-token", "create", "--name", "ci", "--role", "viewer", "--output", "json", "--mfa-code", code(secret, 1)
+        "api-token", "create", "--name", "ci", "--role", "viewer", "--output", "json", "--mfa-code", fresh
     )
     assert created.code == 0, created.err
     assert json.loads(created.out)["name"] == "ci"
@@ -93,10 +94,9 @@ async def test_global_options_after_the_command(cli: Cli, deployed: RunningGatew
 
 
 async def test_api_tokens_in_the_deployed_shapes(cli: Cli, deployed: RunningGateway) -> None:
-    secret = await admin_with_mfa(cli, deployed)
-    created = await cli(
-        "api-token", "create", "--name", "deploy-bot", "--role", "viewer", "--mfa-code", code(secret, 1)
-    )
+    await admin_with_mfa(cli, deployed)
+    fresh = deployed.gateway.unused_totp_code(ADMIN)
+    created = await cli("api-token", "create", "--name", "deploy-bot", "--role", "viewer", "--mfa-code", fresh)
     assert created.code == 0, created.err
     lines = created.out.splitlines()
     assert lines[0].startswith("Created API token deploy-bot (")
@@ -117,7 +117,7 @@ async def test_api_tokens_in_the_deployed_shapes(cli: Cli, deployed: RunningGate
     assert unknown.err.startswith("Error: no API token '")
     bogus = await cli("api-token", "get", "not-a-uuid")
     assert bogus.code == 12
-    gone = await cli("api-token", "delete", str(uuid.uuid4()), "--mfa-code", code(secret, -1))
+    gone = await cli("api-token", "delete", str(uuid.uuid4()), "--mfa-code", deployed.gateway.unused_totp_code(ADMIN))
     assert gone.code == 12
 
 

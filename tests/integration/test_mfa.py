@@ -345,7 +345,7 @@ async def admin_session(mcli: MfaCli) -> str:
     session that verified MFA at login.  The login spends the previous step's code, so the current
     and the next step stay free for the step-ups that follow (each step is accepted once)."""
     secret = mcli.gw.gateway.enroll_totp(ADMIN)
-    result = await mcli.login("--mfa-code", totp(secret, later=-1), email=ADMIN)
+    result = await mcli.login("--mfa-code", mcli.gw.gateway.unused_totp_code(ADMIN), email=ADMIN)
     assert result.code == 0, result.err
     assert mcli.entry()["mfa_verified"] is True
     return secret
@@ -360,8 +360,8 @@ async def create_token(mcli: MfaCli, *extra: str, **kwargs: Any) -> CliResult:
 
 
 async def test_step_up_with_totp(mcli: MfaCli) -> None:
-    secret = await admin_session(mcli)
-    code = totp(secret)
+    await admin_session(mcli)
+    code = mcli.gw.gateway.unused_totp_code(ADMIN)
     prompter = ScriptedPrompter([code])
     result = await create_token(mcli, prompter=prompter)
     assert result.code == 0, result.err
@@ -371,7 +371,7 @@ async def test_step_up_with_totp(mcli: MfaCli) -> None:
     assert code not in result.err
 
     # API tokens are "always" MFA: a verification opens no window, the next one asks again
-    again = ScriptedPrompter([totp(secret, later=1)])
+    again = ScriptedPrompter([lambda: mcli.gw.gateway.unused_totp_code(ADMIN)])
     result = await create_token(mcli, prompter=again)
     assert result.code == 0, result.err
     assert again.prompts == [("Enter TOTP code:", True)]
@@ -562,7 +562,8 @@ async def test_parallel_logins_name_the_rack_in_each_question(mcli: MfaCli) -> N
     )
     secret = mcli.gw.gateway.totp_secret(MFA_USER)
     assert secret is not None
-    prompter = ScriptedPrompter(answers=[totp(secret), totp(secret, later=1)])
+    fresh = mcli.gw.gateway.unused_totp_code
+    prompter = ScriptedPrompter(answers=[lambda: fresh(MFA_USER), lambda: fresh(MFA_USER)])
     # Without the loopback listener there is no one-tab walk: each rack's browser stops on its MFA page
     # while the terminal asks (with the walk, MFA is done in the tab: see test_one_tab).
     result = await mcli("login", "--all", "--timeout", "60", "--no-loopback", prompter=prompter)

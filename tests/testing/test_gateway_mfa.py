@@ -55,6 +55,23 @@ def test_totp_code_is_single_use(gw: RunningGateway, client: httpx.Client, clock
     assert send_code(client, second["state"], totp_at(secret, clock, 30)).status_code == 200
 
 
+def test_unused_totp_code_gives_each_step_the_gateway_takes_once_then_says_none_is_left(
+    gw: RunningGateway, client: httpx.Client, clock: FakeClock
+) -> None:
+    secret = gw.gateway.totp_secret(MFA_USER)
+    assert secret is not None
+    taken = []
+    for _ in range(3):  # the next step, this one, the last: each accepted once
+        code = gw.gateway.unused_totp_code(MFA_USER)
+        assert send_code(client, mfa_start(gw, client)["state"], code).status_code == 200
+        taken.append(code)
+    assert taken == [totp_at(secret, clock, 30), totp_at(secret, clock), totp_at(secret, clock, -30)]
+    with pytest.raises(LookupError):
+        gw.gateway.unused_totp_code(MFA_USER)
+    clock.advance(30)  # a new step: the next one is free again
+    assert gw.gateway.unused_totp_code(MFA_USER) == totp_at(secret, clock, 30)
+
+
 def test_totp_window(gw: RunningGateway, client: httpx.Client, clock: FakeClock) -> None:
     secret = gw.gateway.totp_secret(MFA_USER)
     assert secret is not None

@@ -167,6 +167,11 @@ class Gateway:
     def enroll_totp(self, email: str) -> str:
         return self.mfa.enroll_totp(self._known(email))
 
+    def unused_totp_code(self, email: str) -> str:
+        """A TOTP code of ``email`` that this gateway accepts now (a time step it has not taken yet):
+        for tests that type several codes within a minute."""
+        return self.mfa.unused_totp_code(self._known(email))
+
     def totp_secret(self, email: str) -> str | None:
         return self.mfa.totp_secret(email.strip().lower())
 

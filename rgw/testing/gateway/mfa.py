@@ -123,6 +123,20 @@ class MfaService:
             self._store.add_mfa_method(email, "totp", "Authenticator app", self._now(), secret=secret)
         return secret
 
+    def unused_totp_code(self, email: str) -> str:
+        """A code of ``email``'s TOTP secret that this gateway takes now: of the next time step, else
+        of this one, else of the last, whichever it has not accepted yet (each step is taken once).
+        The next step first, so that a step that ends before the code is checked does not matter."""
+        secret = self.totp_secret(email)
+        if secret is None:
+            raise LookupError(f"{email} has no TOTP method")
+        step = int(self._now() // TOTP_STEP)
+        used = {row[0] for row in self._store.rows("SELECT step FROM used_totp_steps WHERE email = ?", (email,))}
+        for counter in (step + 1, step, step - 1):
+            if counter not in used:
+                return str(pyotp.TOTP(secret).generate_otp(counter))
+        raise LookupError(f"every TOTP step this gateway takes now was used by {email}")
+
     def totp_secret(self, email: str) -> str | None:
         for method in self._store.mfa_methods(email):
             if method.type == "totp":
