@@ -128,6 +128,8 @@ async def test_a_policy_for_a_new_gateway_still_retries_a_failure_that_may_heal(
     with pytest.raises(GatewayUnreachable):
         await RetryPolicy.instant().for_new_gateway(3).call(refused)
     assert calls == 3
+
+
 def _records(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "rgw"]
 
