@@ -86,7 +86,9 @@ async def test_keyring_calls_of_login_all_and_racks(
     cli: Cli, gateway: RunningGateway, counting: CountingKeyring
 ) -> None:
     seed(cli, gateway.url)
-    result = await cli("login", "--all")
+    # One rack at a time: the probe sees the config lock held by anyone, and with racks in parallel
+    # another rack's task may hold it (writing its session) while this one's keyring call runs.
+    result = await cli("login", "--all", "--parallel", "1")
     assert result.code == 0, result.err
     first = counting.total()
     # Twenty new sessions go to the keyring: one set each, nothing else (no session to fetch yet).
@@ -96,7 +98,7 @@ async def test_keyring_calls_of_login_all_and_racks(
     assert all("token" not in entry and entry["token_storage"] == "keyring" for entry in entries.values())
 
     counting.calls.clear()
-    result = await cli("login", "--all")  # again: each old session is fetched once (to revoke it)
+    result = await cli("login", "--all", "--parallel", "1")  # again: each old session is fetched once (to revoke it)
     assert result.code == 0, result.err
     again = counting.total()
     assert counting.calls == Counter(get=RACKS, set=RACKS), counting.calls

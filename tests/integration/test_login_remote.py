@@ -42,7 +42,9 @@ def test_the_qr_lines_are_the_code_of_the_url() -> None:
     assert len({len(line) for line in lines}) == 1
 
 
-async def test_login_qr_prints_the_url_once_then_its_code(cli: Cli, gateway: RunningGateway) -> None:
+async def test_login_qr_prints_the_url_then_its_code_then_the_url_again(cli: Cli, gateway: RunningGateway) -> None:
+    """The URL before the code and after it (#22, item 6): a code taller than the terminal scrolls
+    its header away, and the URL under it stays in view."""
     result = await cli("login", "dev", gateway.url, "--qr", "--timeout", "60")
     assert result.code == 0, result.err
     assert result.out == f"Logged in as {DEV}\n"
@@ -50,10 +52,11 @@ async def test_login_qr_prints_the_url_once_then_its_code(cli: Cli, gateway: Run
     visit = next(i for i, line in enumerate(lines) if line.startswith("If it does not open, visit: "))
     url = lines[visit].removeprefix("If it does not open, visit: ")
     assert url.startswith(f"{gateway.url}/oauth/authorize?state=")
-    assert result.err.count(url) == 1
+    assert result.err.count(url) == 2
     assert lines[visit + 1] == CAPTION
     code = qr_lines(url)
     assert lines[visit + 2 : visit + 2 + len(code)] == code
+    assert lines[visit + 2 + len(code)] == f"Sign-in URL: {url}"
     assert decode_rows(code) == [list(row) for row in segno.make_qr(url, error="l").matrix]
 
 
