@@ -54,6 +54,19 @@ MODULES: dict[str, list[str]] = {
         "tests/unit/test_config.py",
     ],
     "rgw/shared.py": ["tests/unit/test_shared.py"],
+    "rgw/targets.py": [
+        "tests/unit/test_targets.py",
+        "tests/unit/test_urls.py",
+        "tests/unit/test_mfa.py",
+        "tests/unit/test_secrets.py",
+    ],
+    "rgw/secrets.py": ["tests/unit/test_secrets.py", "tests/unit/test_config.py"],
+    "rgw/config.py": [
+        "tests/unit/test_config.py",
+        "tests/unit/test_file_defences.py",
+        "tests/unit/test_fuzz_config.py",
+        "tests/unit/test_secrets.py",
+    ],
 }
 
 

@@ -233,3 +233,18 @@ def test_a_keyring_that_failed_once_is_not_asked_again_in_that_run() -> None:
     finally:
         keyring.set_keyring(previous)
     assert backend.calls == 2
+
+
+async def test_a_command_and_logout_fetch_only_the_selected_rack_s_token(tmp_path: Path) -> None:
+    from rgw.targets import Selection, read_command_target, read_stored_session
+
+    store, keyring, _ = make_store(tmp_path)
+    await store.update(login("a", "tok-a"))
+    await store.update(login("b", "tok-b"))
+    for read in (read_command_target, read_stored_session):
+        later, keyring2, _ = make_store(tmp_path)  # another command
+        keyring2.items = keyring.items
+        await read(later, Selection(rack="b"))  # type: ignore[operator]
+        assert keyring2.calls == Counter(get=1)
+        data = await later.read(tokens=())
+        assert {r.name: r.token for r in data.racks()} == {"a": None, "b": "tok-b"}
