@@ -64,6 +64,19 @@ MODULES: dict[str, list[str]] = {
     "rgw/login/poller.py": ["tests/unit/test_poller.py"],
     "rgw/login/walk.py": ["tests/unit/test_walk.py", "tests/unit/test_fuzz_walk.py"],
     "rgw/client/transport.py": ["tests/unit/test_transport.py"],
+    "rgw/targets.py": [
+        "tests/unit/test_targets.py",
+        "tests/unit/test_urls.py",
+        "tests/unit/test_mfa.py",
+        "tests/unit/test_secrets.py",
+    ],
+    "rgw/secrets.py": ["tests/unit/test_secrets.py", "tests/unit/test_config.py"],
+    "rgw/config.py": [
+        "tests/unit/test_config.py",
+        "tests/unit/test_file_defences.py",
+        "tests/unit/test_fuzz_config.py",
+        "tests/unit/test_secrets.py",
+    ],
 }
 
 

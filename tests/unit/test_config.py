@@ -136,3 +136,67 @@ def test_default_config_dir_precedence(tmp_path: Path) -> None:
     assert default_config_dir({"GATEWAY_CLI_CONFIG_DIR": str(tmp_path)}) == tmp_path
     assert default_config_dir({"XDG_CONFIG_HOME": "/x"}) == Path("/x/rack-gateway")
     assert default_config_dir({}) == Path(os.path.expanduser("~/.config/rack-gateway"))
+
+
+def test_a_rejection_is_remembered_only_for_the_session_that_was_rejected() -> None:
+    data = ConfigData()
+    data.put_rack(RackConfig(name="a", url="https://a", token="tok-2"))
+    assert data.mark_rejected("a", "tok-1", "session expired", "t") is False  # another process logged in since
+    assert "session_rejected" not in data.raw["gateways"]["a"]
+    assert data.mark_rejected("nope", "tok-2", "session expired", "t") is False
+    assert data.mark_rejected("a", "tok-2", "session expired", "2026-01-01T00:00:00Z") is True
+    assert data.raw["gateways"]["a"]["session_rejected"] == {"reason": "session expired", "at": "2026-01-01T00:00:00Z"}
+
+
+def test_clear_session_forgets_the_session_keeps_the_rack_and_says_whether_there_was_one() -> None:
+    data = ConfigData(raw={"gateways": {"odd": "text"}})
+    data.put_rack(RackConfig(name="a", url="https://a", token="t", email="e@x", session_id=3, extra={"kept": 1}))
+    data.raw["gateways"]["a"].update(session_rejected={"reason": "r"}, token_storage="keyring", token_sha256="f")
+    assert data.clear_session("a") is True
+    assert data.raw["gateways"]["a"] == {"url": "https://a", "kept": 1}
+    assert data.clear_session("nope") is False
+    assert data.clear_session("odd") is False
+    assert data.raw["gateways"]["odd"] == "text"
+
+
+async def test_a_config_others_can_read_is_warned_about_and_made_0600_by_the_next_write(tmp_path: Path) -> None:
+    tmp_path.chmod(0o700)
+    heard: list[str] = []
+    store = ConfigStore(tmp_path, on_warning=heard.append)
+    await store.update(lambda data: data.put_rack(RackConfig(name="a", url="https://a")))
+    store.path.chmod(0o644)
+    await store.update(lambda data: data.put_rack(RackConfig(name="b", url="https://b")))
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    assert heard == [
+        f"Warning: {store.path} can be read by other users (mode 644); it holds your session tokens. "
+        f"Please run: chmod 600 {store.path}"
+    ]
+
+
+async def test_the_lock_is_retried_after_2_ms_doubling_up_to_50_ms_until_the_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rgw import aio
+    from rgw.locks import FileLock
+
+    clock = [100.0]
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock[0] += seconds
+
+    store = ConfigStore(tmp_path, lock_timeout=0.2)
+    await store.update(lambda data: None)
+    monkeypatch.setattr(aio, "now", lambda: clock[0])
+    monkeypatch.setattr(aio, "sleep", sleep)
+    held = FileLock(store.lock_path)
+    assert held.try_acquire()
+    try:
+        with pytest.raises(ConfigLockTimeout) as info:
+            await store.update(lambda data: None)
+    finally:
+        held.release()
+    assert waits == pytest.approx([0.002, 0.004, 0.008, 0.016, 0.032, 0.05, 0.05, 0.05])
+    assert "(waited 0.2 s)" in info.value.message
+    assert info.value.hint == "Wait for that rack-gateway process to finish, or stop it."

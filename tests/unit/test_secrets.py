@@ -233,3 +233,137 @@ def test_a_keyring_that_failed_once_is_not_asked_again_in_that_run() -> None:
     finally:
         keyring.set_keyring(previous)
     assert backend.calls == 2
+
+
+async def test_a_command_and_logout_fetch_only_the_selected_rack_s_token(tmp_path: Path) -> None:
+    from rgw.targets import Selection, read_command_target, read_stored_session
+
+    store, keyring, _ = make_store(tmp_path)
+    await store.update(login("a", "tok-a"))
+    await store.update(login("b", "tok-b"))
+    for read in (read_command_target, read_stored_session):
+        later, keyring2, _ = make_store(tmp_path)  # another command
+        keyring2.items = keyring.items
+        await read(later, Selection(rack="b"))  # type: ignore[operator]
+        assert keyring2.calls == Counter(get=1)
+        data = await later.read(tokens=())
+        assert {r.name: r.token for r in data.racks()} == {"a": None, "b": "tok-b"}
+
+
+class MemoryBackend(keyring.backend.KeyringBackend):
+    """An OS keyring in memory, behind the real ``keyring`` package; notes the thread each call runs in."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: dict[tuple[str, str], str] = {}
+        self.threads: list[tuple[str, bool]] = []
+        self.release: Any = None  # a threading.Event a get waits for, when set
+
+    def get_password(self, service: str, username: str) -> str | None:
+        import threading
+
+        self.threads.append((threading.current_thread().name, threading.current_thread().daemon))
+        if self.release is not None:
+            self.release.wait()
+        return self.items.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.items[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        if (service, username) not in self.items:
+            raise keyring.errors.PasswordDeleteError("not found")
+        del self.items[(service, username)]
+
+
+@pytest.fixture
+def memory_keyring() -> Any:
+    backend, previous = MemoryBackend(), keyring.get_keyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
+def test_a_session_is_kept_under_the_service_rack_gateway_as_rack_and_url(memory_keyring: MemoryBackend) -> None:
+    ring = secrets.Keyring()
+    ring.set("prod", URL, "tok-1")
+    assert memory_keyring.items == {("rack-gateway", f"prod {URL}"): "tok-1"}
+    assert ring.get("prod", URL) == "tok-1"
+    assert ring.get("prod", "https://other.example.com") is None
+    assert memory_keyring.threads == [("rgw-keyring", True)] * 2  # never keeps the process alive
+    ring.delete("prod", URL)
+    assert memory_keyring.items == {}
+    ring.delete("prod", URL)  # already gone: nothing to remove, no failure
+
+
+def test_a_keyring_item_that_is_not_a_token_is_no_session(memory_keyring: MemoryBackend) -> None:
+    memory_keyring.items[("rack-gateway", f"prod {URL}")] = "tok 1\n"
+    assert secrets.Keyring().get("prod", URL) is None
+
+
+def test_a_keyring_that_does_not_answer_in_time_is_unavailable(memory_keyring: MemoryBackend) -> None:
+    import threading
+
+    memory_keyring.release = threading.Event()
+    try:
+        with pytest.raises(KeyringUnavailable, match=r"^the OS keyring did not answer within 0\.05 s$"):
+            secrets.Keyring(timeout=0.05).get("prod", URL)
+    finally:
+        memory_keyring.release.set()
+
+
+def test_without_the_keyring_package_the_keyring_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "keyring", None)
+    with pytest.raises(KeyringUnavailable) as info:
+        secrets.Keyring().get("prod", URL)
+    assert str(info.value) == "the keyring package is not installed (pip install 'rgw[keyring]')"
+
+
+def test_a_fingerprint_is_the_first_16_hex_digits_of_the_token_s_sha256() -> None:
+    import hashlib
+
+    assert fingerprint("tok-1") == hashlib.sha256(b"tok-1").hexdigest()[:16]
+
+
+async def test_a_keyring_that_fails_when_fetching_is_told_once_with_what_it_costs(tmp_path: Path) -> None:
+    store, keyring, _ = make_store(tmp_path)
+    await store.update(login("a", "tok-a"))
+    await store.update(login("b", "tok-b"))
+    later, broken, heard = make_store(tmp_path, broken=True)
+    broken.items = keyring.items
+    data = await later.read()
+    assert heard == ["Warning: the OS keyring failed (NoKeyringError): sessions kept there cannot be used now."]
+    assert broken.calls == Counter(get=1)
+    assert [r.token for r in data.racks()] == [None, None]
+
+
+async def test_a_rack_kept_in_the_file_does_not_stop_the_next_from_getting_its_keyring_token(tmp_path: Path) -> None:
+    b = {"url": URL, STORAGE_FIELD: KEYRING, FINGERPRINT_FIELD: fingerprint("tok-b")}
+    raw = {STORAGE_FIELD: KEYRING, "gateways": {"a": {"url": URL, "token": "tok-a"}, "b": b}}
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    (tmp_path / "config.json").chmod(0o600)
+    store, keyring, _ = make_store(tmp_path)
+    keyring.items = {("b", URL): "tok-b"}
+    data = await store.read()
+    assert {r.name: r.token for r in data.racks()} == {"a": "tok-a", "b": "tok-b"}
+
+
+async def test_deleting_stale_items_skips_a_newer_session_and_goes_on_with_the_next(tmp_path: Path) -> None:
+    _, keyring, _ = make_store(tmp_path)
+    keyring.items = {("a", URL): "tok-new", ("b", URL): "tok-b"}
+    secrets.forget([("a", URL, fingerprint("tok-old")), ("b", URL, fingerprint("tok-b"))], keyring, [])
+    assert keyring.items == {("a", URL): "tok-new"}
+
+
+async def test_a_keyring_that_fails_when_deleting_says_which_item_to_remove_by_hand(tmp_path: Path) -> None:
+    _, broken, _ = make_store(tmp_path, broken=True)
+    warnings: list[str] = []
+    secrets.forget([("prod", URL, None), ("b", URL, None)], broken, warnings)
+    assert warnings == [
+        f"Warning: the OS keyring failed (NoKeyringError); remove the item 'prod {URL}' of 'rack-gateway' by hand."
+    ]
+    assert broken.calls == Counter(get=1)
