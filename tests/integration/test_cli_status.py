@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +14,7 @@ from rgw.cli import run
 from rgw.cli.app import App, Options
 from rgw.testing import RunningGateway
 from tests.integration.conftest import Cli
+from tests.ports import refused_url
 
 pytestmark = pytest.mark.anyio
 
@@ -24,10 +24,7 @@ ADMIN = "admin@example.com"
 
 def closed_port_url() -> str:
     """A loopback URL nothing listens on (connection refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return refused_url()  # held bound: no server of a test beside this one is given its port
 
 
 def issue(gw: RunningGateway, email: str) -> tuple[str, int]:

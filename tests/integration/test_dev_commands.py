@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -15,6 +14,7 @@ import pytest
 
 from tests.integration.pipes import PipeReader
 from tests.oidc_provider import Provider
+from tests.ports import refused_port
 
 
 def clean_env() -> dict[str, str]:
@@ -156,9 +156,7 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def test_dev_gateway_with_an_unreachable_provider_says_so_at_start() -> None:
-    with socket.socket() as sock:  # a port nothing listens on once this closes
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = refused_port()
     result = subprocess.run(
         [sys.executable, "-m", "rgw", "dev-gateway", "--port", "0", "--oidc-issuer", f"http://127.0.0.1:{port}"],
         capture_output=True,

@@ -17,6 +17,7 @@ from rgw.models import Session
 from rgw.retry import RetryPolicy
 from rgw.testing import RunningGateway, ScriptedBrowser
 from tests.integration.flowkit import Recorder, device_on, state_of
+from tests.ports import refused_port
 
 pytestmark = pytest.mark.anyio
 
@@ -298,11 +299,7 @@ async def test_cancellation_leaves_config_untouched_and_closes_the_listener(
 
 
 async def test_unreachable_gateway_is_reported_before_any_browser(tmp_path: Path) -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = refused_port()
     recorder = Recorder()
     store = ConfigStore(tmp_path / "config")
     async with GatewayClient(f"http://127.0.0.1:{port}") as client:

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -22,14 +21,13 @@ from rgw.testing import RunningGateway
 from tests.integration.conftest import Cli
 from tests.integration.pipes import PipeReader
 from tests.integration.procs import spawn
+from tests.ports import refused_url
 
 pytestmark = pytest.mark.anyio
 
 
 def dead_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
+    return refused_url()  # held bound: no server of a test beside this one is given its port
 
 
 def seed_racks(cli: Cli, racks: dict[str, str]) -> None:

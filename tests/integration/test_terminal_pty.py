@@ -10,13 +10,13 @@ import io
 import json
 import os
 import re
-import socket
 import sys
 from pathlib import Path
 
 import pexpect
 
 from rgw.testing import GatewaySettings, running_gateway
+from tests.ports import refused_url
 from tests.screen import Screen
 
 
@@ -30,9 +30,7 @@ def child_env() -> dict[str, str]:
 
 
 def dead_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
+    return refused_url()  # held bound: no server of a test beside this one is given its port
 
 
 def seed(config: Path, racks: dict[str, str]) -> None:
